@@ -1,0 +1,420 @@
+//! Rust mirror of `include/smctrace_event.h`: the event records the recorder's
+//! BPF programs emit and a chunk stores verbatim.
+//!
+//! The C header is the one declaration; these types copy it field for field
+//! (`#[repr(C)]`, no implicit padding, so they are `bytemuck::Pod`). The test
+//! `tests/c_layout.rs` compiles the header and checks every size and offset.
+//! Records are parsed with [`EventRef::parse`], which never panics and skips
+//! kinds it does not know.
+
+use bytemuck::{Pod, Zeroable};
+
+/// `ST_EVENT_ABI` in the C header.
+pub const EVENT_ABI: u32 = 1;
+pub const COMM_LEN: usize = 16;
+pub const IBNAME_LEN: usize = 16;
+pub const PAYLOAD_MAX: usize = 256;
+
+/// `enum st_kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u16)]
+pub enum EventKind {
+    Connect = 1,
+    ConnInfo = 2,
+    Clc = 3,
+    Fallback = 4,
+    Close = 5,
+    LinkDown = 6,
+    SendMsg = 16,
+    TxCopy = 17,
+    TxStart = 18,
+    RdmaWrite = 19,
+    CdcSend = 20,
+    CdcTxDone = 21,
+    CdcRecv = 32,
+    RxAction = 33,
+    RxWake = 34,
+    RecvMsg = 35,
+    Payload = 48,
+}
+
+impl EventKind {
+    pub const ALL: [EventKind; 17] = [
+        EventKind::Connect,
+        EventKind::ConnInfo,
+        EventKind::Clc,
+        EventKind::Fallback,
+        EventKind::Close,
+        EventKind::LinkDown,
+        EventKind::SendMsg,
+        EventKind::TxCopy,
+        EventKind::TxStart,
+        EventKind::RdmaWrite,
+        EventKind::CdcSend,
+        EventKind::CdcTxDone,
+        EventKind::CdcRecv,
+        EventKind::RxAction,
+        EventKind::RxWake,
+        EventKind::RecvMsg,
+        EventKind::Payload,
+    ];
+
+    pub fn from_u16(v: u16) -> Option<EventKind> {
+        EventKind::ALL.iter().copied().find(|k| *k as u16 == v)
+    }
+
+    /// Size of the fixed part of a record of this kind (header included).
+    pub fn fixed_len(self) -> usize {
+        use std::mem::size_of;
+        match self {
+            EventKind::Connect => size_of::<Connect>(),
+            EventKind::ConnInfo => size_of::<ConnInfo>(),
+            EventKind::Clc => size_of::<Clc>(),
+            EventKind::Fallback => size_of::<Fallback>(),
+            EventKind::Close => size_of::<Close>(),
+            EventKind::LinkDown => size_of::<LinkDown>(),
+            EventKind::SendMsg => size_of::<SendMsg>(),
+            EventKind::TxCopy => size_of::<TxCopy>(),
+            EventKind::TxStart => size_of::<TxStart>(),
+            EventKind::RdmaWrite => size_of::<RdmaWrite>(),
+            EventKind::CdcSend | EventKind::CdcRecv => size_of::<Cdc>(),
+            EventKind::CdcTxDone => size_of::<CdcTxDone>(),
+            EventKind::RxAction => size_of::<RxAction>(),
+            EventKind::RxWake => size_of::<RxWake>(),
+            EventKind::RecvMsg => size_of::<RecvMsg>(),
+            EventKind::Payload => size_of::<Payload>(),
+        }
+    }
+
+    /// Short stable name, used in reports, CSV and `smc-record probes`.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventKind::Connect => "connect",
+            EventKind::ConnInfo => "conn_info",
+            EventKind::Clc => "clc",
+            EventKind::Fallback => "fallback",
+            EventKind::Close => "close",
+            EventKind::LinkDown => "link_down",
+            EventKind::SendMsg => "sendmsg",
+            EventKind::TxCopy => "tx_copy",
+            EventKind::TxStart => "tx_start",
+            EventKind::RdmaWrite => "rdma_write",
+            EventKind::CdcSend => "cdc_send",
+            EventKind::CdcTxDone => "cdc_tx_done",
+            EventKind::CdcRecv => "cdc_recv",
+            EventKind::RxAction => "rx_action",
+            EventKind::RxWake => "rx_wake",
+            EventKind::RecvMsg => "recvmsg",
+            EventKind::Payload => "payload",
+        }
+    }
+}
+
+/// `ST_F_TRUNCATED`
+pub const F_TRUNCATED: u16 = 0x0001;
+pub const ROLE_CLIENT: u8 = 1;
+pub const ROLE_SERVER: u8 = 2;
+pub const MODE_UNKNOWN: u8 = 0;
+pub const MODE_SMCR: u8 = 1;
+pub const MODE_SMCD: u8 = 2;
+pub const MODE_FALLBACK: u8 = 3;
+pub const DIR_TX: u8 = 1;
+pub const DIR_RX: u8 = 2;
+pub const TX_PATH_SENDMSG: u8 = 1;
+pub const TX_PATH_PENDING: u8 = 2;
+pub const TX_PATH_WORK: u8 = 3;
+pub const CDC_F_SMCD: u8 = 0x01;
+
+/// `struct st_hdr`
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct Hdr {
+    pub kind: u16,
+    pub len: u16,
+    pub cpu: u16,
+    pub flags: u16,
+    pub ts_ns: u64,
+    pub pid: u32,
+    pub tid: u32,
+}
+
+/// `struct st_curs`
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct Curs {
+    pub count: u32,
+    pub wrap: u16,
+    pub _pad: u16,
+}
+
+/// `struct st_endpoint`
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+#[repr(C)]
+pub struct Endpoint {
+    pub addr: [u8; 16],
+    pub port: u16,
+    pub _pad: [u16; 3],
+}
+
+macro_rules! record {
+    ($(#[$m:meta])* $name:ident { $($(#[$fm:meta])* $f:ident : $t:ty),* $(,)? }) => {
+        $(#[$m])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Pod, Zeroable)]
+        #[repr(C)]
+        pub struct $name {
+            pub hdr: Hdr,
+            $($(#[$fm])* pub $f: $t,)*
+        }
+    };
+}
+
+record!(/// `struct st_connect`
+Connect { sock: u64, netns: u64, dst: Endpoint, family: u16, _pad: [u16; 3], comm: [u8; COMM_LEN] });
+
+record!(/// `struct st_conn_info`
+ConnInfo {
+    sock: u64, netns: u64, local: Endpoint, remote: Endpoint,
+    family: u16, role: u8, mode: u8, rc: i32,
+    fallback_rsn: u32, peer_diagnosis: u32,
+    local_token: u32, peer_token: u32,
+    peer_dmb_token: u64, local_dmb_token: u64,
+    sndbuf_len: u32, rmb_len: u32, peer_rmbe_size: u32, qpn: u32, peer_qpn: u32,
+    link_id: u8, smc_version: u8, _pad: u16,
+    lgr: u64, ibname: [u8; IBNAME_LEN], comm: [u8; COMM_LEN],
+});
+
+record!(/// `struct st_clc`
+Clc { sock: u64, dir: u8, clc_type: u8, length: u16, version: u8, path: u8, _pad: u16, rc: i32, decline_diag: u32 });
+
+record!(/// `struct st_fallback`
+Fallback { sock: u64, reason: u32, peer_diagnosis: u32 });
+
+record!(/// `struct st_close`
+Close { sock: u64, state: u8, killed: u8, _pad: [u16; 3] });
+
+record!(/// `struct st_link_down`
+LinkDown { lgr: u64, link_id: u8, state: u8, _pad: [u16; 3], ibname: [u8; IBNAME_LEN] });
+
+record!(/// `struct st_sendmsg`
+SendMsg { sock: u64, enter_ns: u64, len: u64, ret: i64 });
+
+record!(/// `struct st_tx_copy`
+TxCopy { sock: u64, enter_ns: u64, prep_before: Curs, prep_after: Curs, sndbuf_len: u32, sndbuf_space: i32, ret: i64 });
+
+record!(/// `struct st_tx_start`
+TxStart { sock: u64, path: u8, _pad: [u8; 7] });
+
+record!(/// `struct st_rdma_write`
+RdmaWrite {
+    sock: u64, enter_ns: u64, prod_before: Curs, prod_after: Curs, sent_after: Curs,
+    peer_rmbe_size: u32, rc: i32, ism_len: u32, ism_offset: u32,
+});
+
+record!(/// `struct st_cdc` (both `CdcSend` and `CdcRecv`)
+Cdc {
+    sock: u64, seqno: u16, prod_flags: u8, conn_state_flags: u8, token: u32,
+    prod: Curs, cons: Curs, rc: i32, cdc_flags: u8, _pad: [u8; 3],
+});
+
+record!(/// `struct st_cdc_tx_done`
+CdcTxDone { sock: u64, seqno: u16, _pad: u16, wc_status: u32, prod: Curs });
+
+record!(/// `struct st_rx_action`
+RxAction {
+    sock: u64, enter_ns: u64, prod_before: Curs, prod_after: Curs, peer_cons: Curs,
+    seqno: u16, prod_flags: u8, conn_state_flags: u8, bytes_to_rcv: i32, rmb_len: u32, _pad: u32,
+});
+
+record!(/// `struct st_rx_wake`
+RxWake { sock: u64 });
+
+record!(/// `struct st_recvmsg`
+RecvMsg {
+    sock: u64, enter_ns: u64, cons_before: Curs, cons_after: Curs,
+    len: u64, ret: i64, flags: u32, rmb_len: u32,
+});
+
+record!(/// `struct st_payload`; `captured` data bytes follow, padded to 8.
+Payload { sock: u64, prep_before: Curs, captured: u32, msg_len: u32 });
+
+/// One decoded record. Fixed parts are copied out (records are small and the
+/// chunk buffer need not be aligned); a payload's bytes borrow the chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EventRef<'a> {
+    Connect(Connect),
+    ConnInfo(ConnInfo),
+    Clc(Clc),
+    Fallback(Fallback),
+    Close(Close),
+    LinkDown(LinkDown),
+    SendMsg(SendMsg),
+    TxCopy(TxCopy),
+    TxStart(TxStart),
+    RdmaWrite(RdmaWrite),
+    CdcSend(Cdc),
+    CdcTxDone(CdcTxDone),
+    CdcRecv(Cdc),
+    RxAction(RxAction),
+    RxWake(RxWake),
+    RecvMsg(RecvMsg),
+    Payload(Payload, &'a [u8]),
+    /// A kind this build does not know: skipped by its length, counted by readers.
+    Unknown(Hdr),
+}
+
+/// Why a record could not be parsed. The stream cannot be resynchronised
+/// after one of these: the caller stops decoding the chunk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RecordError {
+    /// Fewer bytes left than a header.
+    ShortHeader { have: usize },
+    /// `hdr.len` is smaller than a header, not a multiple of 8, or runs past the buffer.
+    BadLength { len: u16, have: usize },
+    /// `hdr.len` is smaller than the fixed body of a known kind.
+    ShortBody { kind: u16, len: u16, need: usize },
+}
+
+impl std::fmt::Display for RecordError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RecordError::ShortHeader { have } => write!(f, "{have} bytes left, fewer than a 24-byte record header"),
+            RecordError::BadLength { len, have } => write!(f, "record length {len} is invalid ({have} bytes left)"),
+            RecordError::ShortBody { kind, len, need } => {
+                write!(f, "record of kind {kind} has length {len}, its fixed part needs {need}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+pub const HDR_LEN: usize = std::mem::size_of::<Hdr>();
+
+impl<'a> EventRef<'a> {
+    /// Parse the record at the start of `buf`; returns it and its length.
+    pub fn parse(buf: &'a [u8]) -> Result<(EventRef<'a>, usize), RecordError> {
+        if buf.len() < HDR_LEN {
+            return Err(RecordError::ShortHeader { have: buf.len() });
+        }
+        let hdr: Hdr = bytemuck::pod_read_unaligned(&buf[..HDR_LEN]);
+        let len = hdr.len as usize;
+        if len < HDR_LEN || len % 8 != 0 || len > buf.len() {
+            return Err(RecordError::BadLength { len: hdr.len, have: buf.len() });
+        }
+        let rec = &buf[..len];
+        let Some(kind) = EventKind::from_u16(hdr.kind) else {
+            return Ok((EventRef::Unknown(hdr), len));
+        };
+        let need = kind.fixed_len();
+        if len < need {
+            return Err(RecordError::ShortBody { kind: hdr.kind, len: hdr.len, need });
+        }
+        fn get<T: Pod>(rec: &[u8]) -> T {
+            bytemuck::pod_read_unaligned(&rec[..std::mem::size_of::<T>()])
+        }
+        let ev = match kind {
+            EventKind::Connect => EventRef::Connect(get(rec)),
+            EventKind::ConnInfo => EventRef::ConnInfo(get(rec)),
+            EventKind::Clc => EventRef::Clc(get(rec)),
+            EventKind::Fallback => EventRef::Fallback(get(rec)),
+            EventKind::Close => EventRef::Close(get(rec)),
+            EventKind::LinkDown => EventRef::LinkDown(get(rec)),
+            EventKind::SendMsg => EventRef::SendMsg(get(rec)),
+            EventKind::TxCopy => EventRef::TxCopy(get(rec)),
+            EventKind::TxStart => EventRef::TxStart(get(rec)),
+            EventKind::RdmaWrite => EventRef::RdmaWrite(get(rec)),
+            EventKind::CdcSend => EventRef::CdcSend(get(rec)),
+            EventKind::CdcTxDone => EventRef::CdcTxDone(get(rec)),
+            EventKind::CdcRecv => EventRef::CdcRecv(get(rec)),
+            EventKind::RxAction => EventRef::RxAction(get(rec)),
+            EventKind::RxWake => EventRef::RxWake(get(rec)),
+            EventKind::RecvMsg => EventRef::RecvMsg(get(rec)),
+            EventKind::Payload => {
+                let p: Payload = get(rec);
+                let avail = len - need;
+                let n = (p.captured as usize).min(avail);
+                EventRef::Payload(p, &rec[need..need + n])
+            }
+        };
+        Ok((ev, len))
+    }
+
+    /// The common header of the record.
+    pub fn hdr(&self) -> &Hdr {
+        match self {
+            EventRef::Connect(e) => &e.hdr,
+            EventRef::ConnInfo(e) => &e.hdr,
+            EventRef::Clc(e) => &e.hdr,
+            EventRef::Fallback(e) => &e.hdr,
+            EventRef::Close(e) => &e.hdr,
+            EventRef::LinkDown(e) => &e.hdr,
+            EventRef::SendMsg(e) => &e.hdr,
+            EventRef::TxCopy(e) => &e.hdr,
+            EventRef::TxStart(e) => &e.hdr,
+            EventRef::RdmaWrite(e) => &e.hdr,
+            EventRef::CdcSend(e) | EventRef::CdcRecv(e) => &e.hdr,
+            EventRef::CdcTxDone(e) => &e.hdr,
+            EventRef::RxAction(e) => &e.hdr,
+            EventRef::RxWake(e) => &e.hdr,
+            EventRef::RecvMsg(e) => &e.hdr,
+            EventRef::Payload(e, _) => &e.hdr,
+            EventRef::Unknown(h) => h,
+        }
+    }
+}
+
+/// Iterate over the records of a decompressed chunk. Stops at the first
+/// malformed record and yields its error once.
+pub fn records(buf: &[u8]) -> Records<'_> {
+    Records { buf, off: 0, failed: false }
+}
+
+pub struct Records<'a> {
+    buf: &'a [u8],
+    off: usize,
+    failed: bool,
+}
+
+impl<'a> Records<'a> {
+    /// Byte offset of the next record inside the chunk.
+    pub fn offset(&self) -> usize {
+        self.off
+    }
+}
+
+impl<'a> Iterator for Records<'a> {
+    type Item = Result<EventRef<'a>, RecordError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.failed || self.off >= self.buf.len() {
+            return None;
+        }
+        match EventRef::parse(&self.buf[self.off..]) {
+            Ok((ev, len)) => {
+                self.off += len;
+                Some(Ok(ev))
+            }
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// Turn a fixed-size record into bytes (used by writers of synthetic streams and tests).
+pub fn as_bytes<T: Pod>(rec: &T) -> &[u8] {
+    bytemuck::bytes_of(rec)
+}
+
+/// Text of a NUL-padded C string field (comm, ibname).
+pub fn c_str(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+/// Absolute stream offset of a cursor in a ring of `ring_len` bytes, given the
+/// wrap count already unwrapped past u16 by the caller (`wrap_epochs` * 65536).
+pub fn curs_offset(c: Curs, ring_len: u32, wrap_epochs: u64) -> u64 {
+    (wrap_epochs * 65536 + c.wrap as u64) * ring_len as u64 + c.count as u64
+}
