@@ -1,0 +1,254 @@
+//! `smcctl`: the command line of `smc-netlink` — configure UEIDs and the PNET table, and
+//! show SMC statistics, fallback reasons, link groups and sockets (like smc-tools'
+//! `smcd`/`smcr`/`smc_pnet`/`smcss`, which Debian does not ship). `--json` output is
+//! documented in docs/tools.md.
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use smc_netlink as smc;
+
+#[derive(Parser)]
+#[command(name = "smcctl", version, about = "Configure and inspect the Linux SMC stack via netlink")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Args)]
+struct Json {
+    /// Print one JSON document instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// User-defined EIDs (needed for SMC-Rv2/SMC-Dv2; both peers need a common one).
+    Ueid {
+        #[command(subcommand)]
+        cmd: UeidCmd,
+    },
+    /// The PNET table (ties netdevs and RDMA ports together; needed for SMC-R over rxe on 6.1).
+    Pnet {
+        #[command(subcommand)]
+        cmd: PnetCmd,
+    },
+    /// SMC statistics of this network namespace (GET_STATS), flattened.
+    Stats(Json),
+    /// Fallback-to-TCP reason counters (GET_FBACK_STATS).
+    Fallback(Json),
+    /// SMC-R link groups and their links.
+    Lgr(Json),
+    /// SMC sockets (smc_diag), like smcss.
+    Diag(Json),
+    /// SMC system information (version, hostname, SEID).
+    Info(Json),
+}
+
+#[derive(Subcommand)]
+enum UeidCmd {
+    /// Add a UEID (upper-cased, blank-padded to 32 bytes; A-Z 0-9 . -).
+    Add { name: String },
+    /// Remove a UEID.
+    Del { name: String },
+    /// List the UEIDs.
+    List(Json),
+    /// Remove all UEIDs.
+    Flush,
+}
+
+#[derive(Subcommand)]
+enum PnetCmd {
+    /// Add a PNET table entry for a network device or an RDMA device port.
+    Add {
+        /// PNET ID (1-16 letters/digits, upper-cased).
+        pnetid: String,
+        /// Network interface to tie to PNETID.
+        #[arg(long, conflicts_with_all = ["ibdev", "ibport"], required_unless_present = "ibdev")]
+        netdev: Option<String>,
+        /// RDMA device to tie to PNETID (with --ibport).
+        #[arg(long, requires = "ibport")]
+        ibdev: Option<String>,
+        /// Port of --ibdev (1 or 2).
+        #[arg(long)]
+        ibport: Option<u8>,
+    },
+    /// Delete every entry of a PNET ID.
+    Del { pnetid: String },
+    /// List the PNET table.
+    List(Json),
+    /// Empty the PNET table.
+    Flush,
+}
+
+fn json<T: Serialize>(v: &T) -> Result<(), smc::Error> {
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| smc::Error::InvalidArgument(format!("cannot encode JSON: {e}")))?;
+    println!("{s}");
+    Ok(())
+}
+
+fn run(cli: Cli) -> Result<(), smc::Error> {
+    match cli.cmd {
+        Cmd::Ueid { cmd } => match cmd {
+            UeidCmd::Add { name } => smc::add_ueid(&name),
+            UeidCmd::Del { name } => smc::del_ueid(&name),
+            UeidCmd::Flush => smc::flush_ueids(),
+            UeidCmd::List(j) => {
+                let l = smc::list_ueids()?;
+                if j.json {
+                    return json(&l);
+                }
+                for u in l {
+                    println!("{u}");
+                }
+                Ok(())
+            }
+        },
+        Cmd::Pnet { cmd } => match cmd {
+            PnetCmd::Add { pnetid, netdev: Some(dev), .. } => smc::pnet_add_netdev(&pnetid, &dev),
+            PnetCmd::Add { pnetid, ibdev: Some(ib), ibport: Some(port), .. } => smc::pnet_add_ib(&pnetid, &ib, port),
+            PnetCmd::Add { .. } => Err(smc::Error::InvalidArgument("pnet add: give --netdev IF or --ibdev DEV --ibport N".into())),
+            PnetCmd::Del { pnetid } => smc::pnet_del(&pnetid),
+            PnetCmd::Flush => smc::pnet_flush(),
+            PnetCmd::List(j) => {
+                let l = smc::pnet_list()?;
+                if j.json {
+                    return json(&l);
+                }
+                println!("{:<16} {:<16} {:<16} {}", "PNETID", "NETDEV", "IBDEV", "IBPORT");
+                for e in l {
+                    println!("{:<16} {:<16} {:<16} {}", e.pnetid, e.netdev, e.ibdev, e.ibport);
+                }
+                Ok(())
+            }
+        },
+        Cmd::Stats(j) => {
+            let s = smc::stats()?;
+            if j.json {
+                let m: serde_json::Map<String, serde_json::Value> =
+                    s.counters.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+                return json(&m);
+            }
+            for (k, v) in &s.counters {
+                println!("{k:<40} {v}");
+            }
+            Ok(())
+        }
+        Cmd::Fallback(j) => {
+            let f = smc::fallback_stats()?;
+            if j.json {
+                return json(&f);
+            }
+            println!("server fallbacks: {}   client fallbacks: {}", f.server_total, f.client_total);
+            if !f.reasons.is_empty() {
+                println!("{:<6} {:<10} {:<12} {}", "SIDE", "CODE", "REASON", "COUNT");
+            }
+            for r in &f.reasons {
+                println!(
+                    "{:<6} 0x{:08x} {:<12} {}",
+                    if r.server { "server" } else { "client" },
+                    r.code,
+                    smc::fallback_reason_name(r.code),
+                    r.count
+                );
+            }
+            Ok(())
+        }
+        Cmd::Lgr(j) => {
+            let (lgrs, links) = smc::links()?;
+            if j.json {
+                #[derive(Serialize)]
+                struct Out {
+                    link_groups: Vec<smc::LinkGroup>,
+                    links: Vec<smc::Link>,
+                }
+                return json(&Out { link_groups: lgrs, links });
+            }
+            println!("{:<10} {:<5} {:<7} {:<6} {:<16} {}", "LG-ID", "ROLE", "TYPE", "CONNS", "PNETID", "VLAN");
+            for g in &lgrs {
+                println!(
+                    "{:<10} {:<5} {:<7} {:<6} {:<16} {}",
+                    format!("{:08x}", g.id), g.role_name(), g.type_name(), g.conns, g.pnetid, g.vlan_id
+                );
+                for l in links.iter().filter(|l| l.lgr_id == g.id) {
+                    println!(
+                        "  link {:<3} {:<10} {}:{:<2} {:<10} conns {:<4} {}  gid {} peer {}",
+                        l.link_id, l.state_name(), l.ibdev, l.ibport, l.netdev, l.conns,
+                        format_args!("uid {:08x}/{:08x}", l.link_uid, l.peer_link_uid), l.gid, l.peer_gid
+                    );
+                }
+            }
+            Ok(())
+        }
+        Cmd::Diag(j) => {
+            let socks = smc::diag_sockets()?;
+            if j.json {
+                return json(&socks);
+            }
+            println!(
+                "{:<8} {:<10} {:<28} {:<28} {:<5} {:<10} {}",
+                "INODE", "STATE", "LOCAL", "PEER", "MODE", "TOKEN", "DETAIL"
+            );
+            for s in &socks {
+                let detail = match (&s.fallback, &s.conn, &s.lgr) {
+                    (Some(f), _, _) if s.mode == smc::diag::SMC_DIAG_MODE_FALLBACK_TCP => format!(
+                        "fallback 0x{:08x} {} peer 0x{:08x}",
+                        f.reason, smc::fallback_reason_name(f.reason), f.peer_diagnosis
+                    ),
+                    (_, Some(c), l) => format!(
+                        "sndbuf {} rmb {} peer_rmb {}{}",
+                        c.sndbuf_size, c.rmbe_size, c.peer_rmbe_size,
+                        l.as_ref().map(|l| format!(" {}:{}", l.ibname, l.ibport)).unwrap_or_default()
+                    ),
+                    _ => String::new(),
+                };
+                println!(
+                    "{:<8} {:<10} {:<28} {:<28} {:<5} {:<10} {}",
+                    s.inode,
+                    s.state_name(),
+                    sockaddr(&s.local, s.local_port),
+                    sockaddr(&s.remote, s.remote_port),
+                    s.mode_name(),
+                    s.conn.as_ref().map(|c| format!("{:08x}", c.token)).unwrap_or_else(|| "-".into()),
+                    detail
+                );
+            }
+            Ok(())
+        }
+        Cmd::Info(j) => {
+            let i = smc::sys_info()?;
+            if j.json {
+                return json(&i);
+            }
+            println!("SMC version:      {}.{}", i.smc_version, i.smc_release);
+            println!("ISM v2 capable:   {}", i.ism_v2_capable);
+            if let Some(r) = i.smcr_v2_capable {
+                println!("SMC-Rv2 capable:  {r}");
+            }
+            println!("local host:       {}", i.local_host);
+            println!("SEID:             {}", if i.seid.is_empty() { "-" } else { &i.seid });
+            Ok(())
+        }
+    }
+}
+
+fn sockaddr(ip: &std::net::IpAddr, port: u16) -> String {
+    match ip {
+        std::net::IpAddr::V4(a) => format!("{a}:{port}"),
+        std::net::IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("smcctl: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
