@@ -1,0 +1,295 @@
+//! Writes a `.smctrace` file through a shared memory map that grows in
+//! preallocated extents, so appending a chunk is a memcpy and a killed
+//! recorder leaves everything it appended in the page cache.
+//!
+//! Crash behaviour (see SPEC.md, "Crash recovery"): a chunk's body is copied
+//! before its header, so a process killed mid-append leaves either a whole
+//! chunk or zeros; extents are reserved with `posix_fallocate`, so a full disk
+//! is an error from [`Writer::append`] rather than a SIGBUS on a page fault.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::io::AsRawFd;
+use std::path::{Path, PathBuf};
+
+use memmap2::MmapMut;
+
+use crate::chunk::{self, EncodedChunk};
+use crate::error::FormatError;
+use crate::layout::{
+    self, FileHeader, Footer, CHUNK_F_ZSTD, CHUNK_TRAILER, FILE_HEADER_LEN, MAX_METADATA_LEN, MAX_TRAILER_RAW,
+    VERSION_MAJOR, VERSION_MINOR,
+};
+use crate::meta::{ChunkIndexEntry, Metadata, Snapshot, Trailer};
+
+/// How [`Writer::create`] treats its path and grows the file.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Replace an existing regular file (never a symlink). Default: refuse.
+    pub overwrite: bool,
+    /// Growth step of the file and its mapping, in bytes (rounded up to 64 KiB).
+    pub extent_bytes: u64,
+    /// zstd level of the trailer.
+    pub trailer_zstd_level: i32,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions { overwrite: false, extent_bytes: 8 << 20, trailer_zstd_level: 3 }
+    }
+}
+
+/// What the recorder knows only at the end.
+#[derive(Clone, Debug, Default)]
+pub struct TrailerInput {
+    pub probe_hits: Vec<(String, u64)>,
+    pub lost_per_cpu: Vec<u64>,
+    pub end_monotonic_ns: u64,
+    pub end_snapshot: Option<Snapshot>,
+}
+
+/// Result of a clean close.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteSummary {
+    pub path: PathBuf,
+    /// Final file length.
+    pub bytes: u64,
+    /// Event chunks written.
+    pub chunks: u64,
+    pub events: u64,
+}
+
+pub struct Writer {
+    path: PathBuf,
+    file: File,
+    map: Option<MmapMut>,
+    cap: u64,
+    off: u64,
+    extent: u64,
+    trailer_level: i32,
+    index: Vec<ChunkIndexEntry>,
+    events: u64,
+    finished: bool,
+}
+
+impl std::fmt::Debug for Writer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writer").field("path", &self.path).field("off", &self.off).field("cap", &self.cap).finish()
+    }
+}
+
+impl Writer {
+    /// Create the file (mode 0600, never through a symlink, never over an
+    /// existing file unless `opts.overwrite`) and write header + metadata.
+    pub fn create(path: &Path, meta: &Metadata, opts: WriterOptions) -> Result<Writer, FormatError> {
+        let refused = |reason: String| FormatError::OutputRefused { path: path.to_path_buf(), reason };
+        if let Ok(st) = std::fs::symlink_metadata(path) {
+            if st.file_type().is_symlink() {
+                return Err(refused("it is a symbolic link".into()));
+            }
+            if !opts.overwrite {
+                return Err(refused("it already exists (ask to overwrite explicitly)".into()));
+            }
+            if !st.file_type().is_file() {
+                return Err(refused("it exists and is not a regular file".into()));
+            }
+        }
+        let mut oo = OpenOptions::new();
+        oo.read(true).write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        if opts.overwrite {
+            oo.create(true).truncate(true);
+        } else {
+            oo.create_new(true);
+        }
+        let file = oo.open(path).map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => refused("it is a symbolic link".into()),
+            Some(libc::EEXIST) => refused("it already exists (ask to overwrite explicitly)".into()),
+            _ => FormatError::Io { path: path.to_path_buf(), op: "create", offset: None, source: e },
+        })?;
+        // An overwritten file keeps its old mode otherwise.
+        if unsafe { libc::fchmod(file.as_raw_fd(), 0o600) } != 0 {
+            return Err(FormatError::Io {
+                path: path.to_path_buf(),
+                op: "chmod 0600",
+                offset: None,
+                source: std::io::Error::last_os_error(),
+            });
+        }
+
+        let meta_bytes = rkyv::to_bytes::<rkyv::rancor::Error>(meta)
+            .map_err(|e| FormatError::InvalidInput { reason: format!("metadata cannot be archived: {e}") })?;
+        if meta_bytes.len() > MAX_METADATA_LEN {
+            return Err(FormatError::InvalidInput {
+                reason: format!("metadata is {} bytes, more than the {} byte limit", meta_bytes.len(), MAX_METADATA_LEN),
+            });
+        }
+        let header_len = FILE_HEADER_LEN + layout::pad8(meta_bytes.len());
+        let header = FileHeader {
+            major: VERSION_MAJOR,
+            minor: VERSION_MINOR,
+            header_len: header_len as u32,
+            meta_len: meta_bytes.len() as u32,
+            meta_crc: crc32c::crc32c(&meta_bytes),
+            flags: 0,
+        };
+        let extent = opts.extent_bytes.max(1).div_ceil(64 << 10) * (64 << 10);
+        let mut w = Writer {
+            path: path.to_path_buf(),
+            file,
+            map: None,
+            cap: 0,
+            off: 0,
+            extent,
+            trailer_level: opts.trailer_zstd_level,
+            index: Vec::new(),
+            events: 0,
+            finished: false,
+        };
+        w.put(FILE_HEADER_LEN, &meta_bytes)?;
+        w.put(0, &header.encode())?;
+        w.off = header_len as u64;
+        Ok(w)
+    }
+
+    /// Append one encoded event chunk.
+    pub fn append(&mut self, chunk: &EncodedChunk) -> Result<(), FormatError> {
+        let offset = self.off;
+        let b = chunk.as_bytes();
+        // Body first, header last: a process killed in between leaves zeros
+        // where the header goes, which readers take as the end of the data.
+        self.put(layout::CHUNK_HEADER_LEN, &b[layout::CHUNK_HEADER_LEN..])?;
+        self.put(0, &b[..layout::CHUNK_HEADER_LEN])?;
+        self.off += b.len() as u64;
+        self.index.push(ChunkIndexEntry {
+            offset,
+            seq: chunk.seq(),
+            event_count: chunk.event_count(),
+            first_ts: chunk.first_ts(),
+            last_ts: chunk.last_ts(),
+        });
+        self.events += chunk.event_count() as u64;
+        Ok(())
+    }
+
+    /// File length so far (header, metadata and appended chunks).
+    pub fn bytes_written(&self) -> u64 {
+        self.off
+    }
+
+    /// Event chunks appended so far.
+    pub fn chunks_written(&self) -> u64 {
+        self.index.len() as u64
+    }
+
+    /// Events in the chunks appended so far.
+    pub fn events_written(&self) -> u64 {
+        self.events
+    }
+
+    /// Ask the kernel to write dirty pages back now (msync MS_ASYNC): bounds
+    /// what a host crash can lose without blocking the caller.
+    pub fn flush_async(&self) -> Result<(), FormatError> {
+        if let Some(m) = &self.map {
+            m.flush_async().map_err(|e| self.io("msync", None, e))?;
+        }
+        Ok(())
+    }
+
+    /// Write the trailer and footer, truncate to the real length, fsync.
+    pub fn finish(mut self, input: TrailerInput) -> Result<WriteSummary, FormatError> {
+        let trailer = Trailer {
+            chunk_index: std::mem::take(&mut self.index),
+            probe_hits: input.probe_hits,
+            lost_per_cpu: input.lost_per_cpu,
+            end_monotonic_ns: input.end_monotonic_ns,
+            end_snapshot: input.end_snapshot,
+            clean_close: true,
+            total_events: self.events,
+        };
+        let chunks = trailer.chunk_index.len() as u64;
+        let raw = rkyv::to_bytes::<rkyv::rancor::Error>(&trailer)
+            .map_err(|e| FormatError::InvalidInput { reason: format!("trailer cannot be archived: {e}") })?;
+        if raw.len() > MAX_TRAILER_RAW {
+            return Err(FormatError::InvalidInput {
+                reason: format!("trailer is {} bytes, more than the {} byte limit", raw.len(), MAX_TRAILER_RAW),
+            });
+        }
+        let body = zstd::bulk::compress(&raw, self.trailer_level)
+            .map_err(|e| FormatError::InvalidInput { reason: format!("trailer compression failed: {e}") })?;
+        let first = trailer.chunk_index.first().map(|c| c.first_ts).unwrap_or(0);
+        let last = trailer.chunk_index.iter().map(|c| c.last_ts).max().unwrap_or(0);
+        let tc = chunk::build(CHUNK_TRAILER, CHUNK_F_ZSTD, chunks, 0, first, last, raw.len() as u32, body);
+        let trailer_offset = self.off;
+        let tb = tc.as_bytes();
+        self.put(layout::CHUNK_HEADER_LEN, &tb[layout::CHUNK_HEADER_LEN..])?;
+        self.put(0, &tb[..layout::CHUNK_HEADER_LEN])?;
+        self.off += tb.len() as u64;
+        let footer = Footer { trailer_offset, trailer_len: tb.len() as u64 };
+        self.put(0, &footer.encode())?;
+        self.off += layout::FOOTER_LEN as u64;
+
+        if let Some(m) = self.map.take() {
+            m.flush().map_err(|e| self.io("msync", None, e))?;
+        }
+        self.file.set_len(self.off).map_err(|e| self.io("truncate", Some(self.off), e))?;
+        self.file.sync_all().map_err(|e| self.io("fsync", None, e))?;
+        if let Some(dir) = self.path.parent() {
+            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            if let Ok(d) = File::open(dir) {
+                let _ = d.sync_all();
+            }
+        }
+        self.finished = true;
+        Ok(WriteSummary { path: self.path.clone(), bytes: self.off, chunks, events: self.events })
+    }
+
+    fn io(&self, op: &'static str, offset: Option<u64>, source: std::io::Error) -> FormatError {
+        FormatError::Io { path: self.path.clone(), op, offset, source }
+    }
+
+    /// Copy `data` to file offset `self.off + at`, growing the file first.
+    fn put(&mut self, at: usize, data: &[u8]) -> Result<(), FormatError> {
+        let start = self.off + at as u64;
+        let end = start + data.len() as u64;
+        if end > self.cap {
+            self.grow(end)?;
+        }
+        let map = self.map.as_mut().expect("mapped after grow");
+        map[start as usize..end as usize].copy_from_slice(data);
+        Ok(())
+    }
+
+    fn grow(&mut self, need: u64) -> Result<(), FormatError> {
+        let new_cap = (self.cap + self.extent).max(need.div_ceil(self.extent) * self.extent);
+        let fd = self.file.as_raw_fd();
+        let rc = unsafe { libc::posix_fallocate(fd, self.cap as libc::off_t, (new_cap - self.cap) as libc::off_t) };
+        match rc {
+            0 => {}
+            libc::EOPNOTSUPP | libc::EINVAL => {
+                // File systems without fallocate: a sparse extension.
+                self.file.set_len(new_cap).map_err(|e| self.io("extend file", Some(new_cap), e))?;
+            }
+            e => {
+                return Err(self.io("reserve space (posix_fallocate)", Some(self.cap), std::io::Error::from_raw_os_error(e)))
+            }
+        }
+        self.map = None;
+        let map = unsafe { MmapMut::map_mut(&self.file) }.map_err(|e| self.io("mmap", None, e))?;
+        self.map = Some(map);
+        self.cap = new_cap;
+        Ok(())
+    }
+}
+
+impl Drop for Writer {
+    /// A writer dropped without [`Writer::finish`] (error path) cuts the
+    /// file to what it wrote; readers then recover it as "not closed cleanly".
+    fn drop(&mut self) {
+        if !self.finished {
+            if let Some(m) = self.map.take() {
+                let _ = m.flush();
+            }
+            let _ = self.file.set_len(self.off);
+        }
+    }
+}
