@@ -1,1 +1,2 @@
+mod offsets;
 fn main() {}
