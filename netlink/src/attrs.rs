@@ -90,6 +90,19 @@ impl Builder {
     pub fn u8(self, kind: u16, v: u8) -> Builder {
         self.bytes(kind, &[v])
     }
+    /// A nested attribute, flagged NLA_F_NESTED as the kernel's `nla_nest_start` does.
+    #[cfg(test)]
+    pub fn nested(self, kind: u16, inner: Vec<u8>) -> Builder {
+        self.bytes(kind | netlink_packet_core::NLA_F_NESTED, &inner)
+    }
+    #[cfg(test)]
+    pub fn u32(self, kind: u16, v: u32) -> Builder {
+        self.bytes(kind, &v.to_ne_bytes())
+    }
+    #[cfg(test)]
+    pub fn u64(self, kind: u16, v: u64) -> Builder {
+        self.bytes(kind, &v.to_ne_bytes())
+    }
     pub fn build(self) -> Vec<u8> {
         let nlas = self.nlas.as_slice();
         let mut buf = vec![0u8; nlas.buffer_len()];

@@ -326,3 +326,132 @@ pub fn diag_sockets() -> Result<Vec<DiagSock>> {
         Err(e) => Err(Error::from_errno(op, e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::attrs::Builder;
+
+    /// A smc_diag_msg as the kernel lays it out for an IPv4 SMC-R socket.
+    fn header(mode: u8) -> Vec<u8> {
+        let mut b = vec![0u8; DIAG_MSG_LEN];
+        b[0] = AF_SMC;
+        b[1] = 1; // SMC_ACTIVE
+        b[2] = mode;
+        b[4..6].copy_from_slice(&5000u16.to_be_bytes());
+        b[6..8].copy_from_slice(&40000u16.to_be_bytes());
+        b[8..12].copy_from_slice(&[10, 0, 0, 1]);
+        b[24..28].copy_from_slice(&[10, 0, 0, 2]);
+        b[40..44].copy_from_slice(&2u32.to_ne_bytes());
+        b[44..48].copy_from_slice(&0xdeadu32.to_ne_bytes());
+        b[48..52].copy_from_slice(&0x1u32.to_ne_bytes());
+        b[52..56].copy_from_slice(&1000u32.to_ne_bytes());
+        b[56..64].copy_from_slice(&123456u64.to_ne_bytes());
+        b
+    }
+
+    fn conninfo() -> Vec<u8> {
+        let mut c = vec![0u8; CONNINFO_LEN];
+        c[0..4].copy_from_slice(&0x0000_0401u32.to_ne_bytes());
+        c[4..8].copy_from_slice(&65536u32.to_ne_bytes());
+        c[8..12].copy_from_slice(&65536u32.to_ne_bytes());
+        c[12..16].copy_from_slice(&32768u32.to_ne_bytes());
+        // rx_prod {reserved, wrap 3, count 100}
+        c[18..20].copy_from_slice(&3u16.to_ne_bytes());
+        c[20..24].copy_from_slice(&100u32.to_ne_bytes());
+        c[50] = 0x80;
+        // tx_fin {wrap 1, count 4096}
+        c[70..72].copy_from_slice(&1u16.to_ne_bytes());
+        c[72..76].copy_from_slice(&4096u32.to_ne_bytes());
+        c
+    }
+
+    fn lgrinfo() -> Vec<u8> {
+        let mut l = vec![0u8; LGRINFO_LEN];
+        l[0] = 1;
+        l[1..5].copy_from_slice(b"rxe0");
+        l[65] = 1;
+        l[66..70].copy_from_slice(b"fe80");
+        l[146] = 0;
+        l
+    }
+
+    #[test]
+    fn request_is_52_bytes_af_smc_all_extensions() {
+        let r = encode_request();
+        assert_eq!(r.len(), 52);
+        assert_eq!(r[0], 43);
+        assert_eq!(r[3], 0xff);
+    }
+
+    #[test]
+    fn decodes_smcr_socket_with_extensions() {
+        let mut body = header(SMC_DIAG_MODE_SMCR);
+        body.extend(
+            Builder::new()
+                .bytes(SMC_DIAG_CONNINFO, &conninfo())
+                .bytes(SMC_DIAG_LGRINFO, &lgrinfo())
+                .u8(SMC_DIAG_SHUTDOWN, 0)
+                .bytes(SMC_DIAG_FALLBACK, &[0; 8])
+                .build(),
+        );
+        let s = decode_sock(&body).unwrap();
+        assert_eq!(s.family, libc::AF_INET as u16);
+        assert_eq!(s.state_name(), "ACTIVE");
+        assert_eq!(s.mode_name(), "SMCR");
+        assert_eq!(s.event_mode(), 1);
+        assert_eq!(s.local, "10.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(s.local_port, 5000);
+        assert_eq!(s.remote, "10.0.0.2".parse::<IpAddr>().unwrap());
+        assert_eq!(s.remote_port, 40000);
+        assert_eq!(s.ifindex, 2);
+        assert_eq!(s.cookie, 0x1_0000_dead);
+        assert_eq!(s.uid, 1000);
+        assert_eq!(s.inode, 123456);
+        let c = s.conn.unwrap();
+        assert_eq!(c.token, 0x401);
+        assert_eq!(c.peer_rmbe_size, 32768);
+        assert_eq!(c.rx_prod, Cursor { wrap: 3, count: 100 });
+        assert_eq!(c.tx_prod_flags, 0x80);
+        assert_eq!(c.tx_fin, Cursor { wrap: 1, count: 4096 });
+        let l = s.lgr.unwrap();
+        assert_eq!((l.link_id, l.ibname.as_str(), l.ibport, l.gid.as_str()), (1, "rxe0", 1, "fe80"));
+        assert_eq!(s.fallback, Some(FallbackInfo { reason: 0, peer_diagnosis: 0 }));
+    }
+
+    #[test]
+    fn decodes_fallback_socket() {
+        let mut body = header(SMC_DIAG_MODE_FALLBACK_TCP);
+        let mut fb = 0x0303_0008u32.to_ne_bytes().to_vec();
+        fb.extend(0x0303_0008u32.to_ne_bytes());
+        body.extend(Builder::new().bytes(SMC_DIAG_FALLBACK, &fb).build());
+        let s = decode_sock(&body).unwrap();
+        assert_eq!(s.mode_name(), "TCP");
+        assert_eq!(s.event_mode(), 3);
+        assert_eq!(s.fallback.unwrap().reason, 0x0303_0008);
+        assert!(s.conn.is_none());
+    }
+
+    #[test]
+    fn ipv6_addresses_are_recognized() {
+        let mut body = header(SMC_DIAG_MODE_SMCR);
+        let a: Ipv6Addr = "fd00::1".parse().unwrap();
+        body[8..24].copy_from_slice(&a.octets());
+        let s = decode_sock(&body).unwrap();
+        assert_eq!(s.family, libc::AF_INET6 as u16);
+        assert_eq!(s.local, IpAddr::V6(a));
+    }
+
+    #[test]
+    fn truncated_structures_are_errors_not_panics() {
+        let mut body = header(SMC_DIAG_MODE_SMCR);
+        body.extend(Builder::new().bytes(SMC_DIAG_CONNINFO, &conninfo()[..40]).build());
+        assert!(decode_sock(&body).unwrap_err().contains("need 76 bytes"));
+        for cut in 0..DIAG_MSG_LEN {
+            assert!(decode_sock(&header(0)[..cut]).is_err());
+        }
+        let mut body = header(SMC_DIAG_MODE_SMCR);
+        body.extend(Builder::new().bytes(SMC_DIAG_FALLBACK, &[1, 2, 3]).build());
+        assert!(decode_sock(&body).is_err());
+    }
+}

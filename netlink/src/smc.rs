@@ -625,3 +625,155 @@ pub fn fallback_reason_name(code: u32) -> &'static str {
         _ => "?",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(cmd: u8, attrs: Vec<u8>) -> RawGenl {
+        RawGenl { cmd, version: 1, attrs }
+    }
+
+    #[test]
+    fn ueid_is_uppercased_blank_padded_and_nul_terminated() {
+        let e = encode_ueid("smc-lab.1").unwrap();
+        assert_eq!(e.len(), 33);
+        assert_eq!(&e[..9], b"SMC-LAB.1");
+        assert!(e[9..32].iter().all(|&c| c == b' '));
+        assert_eq!(e[32], 0);
+        assert!(encode_ueid("").is_err());
+        assert!(encode_ueid("A_B").is_err());
+        assert!(encode_ueid(&"A".repeat(33)).is_err());
+        assert!(encode_ueid(&"A".repeat(32)).is_ok());
+        // The request carries exactly one 33-byte SMC_NLA_EID_TABLE_ENTRY.
+        let a = ueid_attrs("x").unwrap();
+        let p = attrs::parse(&a).unwrap();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].kind, EID_TABLE_ENTRY);
+        assert_eq!(p[0].value.len(), 33);
+    }
+
+    #[test]
+    fn ueid_dump_entries_are_trimmed() {
+        let m = msg(CMD_DUMP_UEID, Builder::new().bytes(EID_TABLE_ENTRY, &encode_ueid("SMCLAB").unwrap()).build());
+        assert_eq!(decode_ueids(&m).unwrap(), vec!["SMCLAB".to_string()]);
+    }
+
+    #[test]
+    fn pnet_request_and_dump() {
+        assert!(check_pnetid("net-1").is_err());
+        assert_eq!(check_pnetid("net1").unwrap(), "NET1");
+        let m = msg(
+            PNETID_GET,
+            Builder::new()
+                .string(PNETID_NAME, "NET1")
+                .string(PNETID_ETHNAME, "eth0")
+                .string(PNETID_IBNAME, "rxe0")
+                .u8(PNETID_IBPORT, 1)
+                .build(),
+        );
+        assert_eq!(
+            decode_pnet(&m).unwrap(),
+            PnetEntry { pnetid: "NET1".into(), netdev: "eth0".into(), ibdev: "rxe0".into(), ibport: 1 }
+        );
+    }
+
+    #[test]
+    fn stats_are_flattened_with_documented_names() {
+        let pload = Builder::new().u64(0, 0).u64(1, 5).u64(9, 2).build();
+        let rmb = Builder::new().u64(4, 3).u64(6, 1).build();
+        let smcr = Builder::new()
+            .nested(3, pload)
+            .nested(5, rmb)
+            .u64(8, 11)
+            .u64(17, 123456)
+            .u64(16, 654321)
+            .u64(42, 9) // an attribute a future kernel adds
+            .build();
+        let smcd = Builder::new().u64(19, 0).build();
+        let nest = Builder::new().nested(1, smcd).nested(2, smcr).u64(3, 4).u64(4, 0).build();
+        let m = msg(CMD_GET_STATS, Builder::new().nested(GEN_STATS, nest).build());
+        let a = top_nest(&m, GEN_STATS, "t").unwrap().unwrap();
+        let s = decode_stats(&a).unwrap();
+        assert_eq!(s.get("smcd.tx_cnt"), Some(0));
+        assert_eq!(s.get("smcr.tx_pload.8k"), Some(5));
+        assert_eq!(s.get("smcr.tx_pload.gt_1024k"), Some(2));
+        assert_eq!(s.get("smcr.tx_rmb.buf_full_cnt"), Some(3));
+        assert_eq!(s.get("smcr.tx_rmb.alloc_cnt"), Some(1));
+        assert_eq!(s.get("smcr.clnt_v2_succ_cnt"), Some(11));
+        assert_eq!(s.get("smcr.tx_bytes"), Some(123456));
+        assert_eq!(s.get("smcr.rx_bytes"), Some(654321));
+        assert_eq!(s.get("smcr.attr42"), Some(9));
+        assert_eq!(s.get("clnt_hs_err_cnt"), Some(4));
+        assert_eq!(s.get("srv_hs_err_cnt"), Some(0));
+        assert!(s.counters.iter().all(|(n, _)| !n.contains("attr0")), "pad attributes must be skipped");
+    }
+
+    #[test]
+    fn fallback_dump_collects_reasons_and_totals() {
+        let first = Builder::new()
+            .u8(FBACK_TYPE, 1)
+            .u64(FBACK_SRV_CNT, 3)
+            .u64(FBACK_CLNT_CNT, 1)
+            .u32(FBACK_RSN_CODE, 0x0303_0008)
+            .bytes(FBACK_RSN_CNT, &3u16.to_ne_bytes())
+            .build();
+        let second = Builder::new()
+            .u8(FBACK_TYPE, 0)
+            .u32(FBACK_RSN_CODE, 0x0500_0000)
+            .bytes(FBACK_RSN_CNT, &1u16.to_ne_bytes())
+            .build();
+        let msgs = vec![
+            msg(CMD_GET_FBACK_STATS, Builder::new().nested(GEN_FBACK_STATS, first).build()),
+            msg(CMD_GET_FBACK_STATS, Builder::new().nested(GEN_FBACK_STATS, second).build()),
+        ];
+        let f = decode_fallbacks(&msgs, "t").unwrap();
+        assert_eq!(f.server_total, 3);
+        assert_eq!(f.client_total, 1);
+        assert_eq!(
+            f.reasons,
+            vec![
+                Fallback { code: 0x0303_0008, count: 3, server: true },
+                Fallback { code: 0x0500_0000, count: 1, server: false }
+            ]
+        );
+        assert_eq!(fallback_reason_name(0x0303_0008), "NOUEID");
+    }
+
+    #[test]
+    fn link_dump_assigns_links_to_the_preceding_group() {
+        let lgr = |id: u32| {
+            msg(CMD_GET_LINK_SMCR, Builder::new().nested(GEN_LGR_SMCR, Builder::new()
+                .u32(LGR_R_ID, id).u32(LGR_R_CONNS_NUM, 2).u8(LGR_R_ROLE, 1).u8(LGR_R_TYPE, 1)
+                .u8(LGR_R_VLAN_ID, 0).string(LGR_R_PNETID, "").build()).build())
+        };
+        let link = |lid: u8| {
+            msg(CMD_GET_LINK_SMCR, Builder::new().nested(GEN_LINK_SMCR, Builder::new()
+                .u8(LINK_ID, lid).u32(LINK_STATE, 3).u32(LINK_CONN_CNT, 2).u8(LINK_IB_PORT, 1)
+                .u32(LINK_NET_DEV, 0).string(LINK_IB_DEV, "rxe0").u32(LINK_UID, 0xaabbccdd)
+                .u32(LINK_PEER_UID, 0x11223344).string(LINK_GID, "fe80:0000").string(LINK_PEER_GID, "fe80:0001")
+                .build()).build())
+        };
+        let (g, l) = decode_lgr_dump(&[lgr(0x100), link(1), lgr(0x200), link(7), link(8)], "t").unwrap();
+        assert_eq!(g.len(), 2);
+        assert_eq!(g[0].id, 0x100);
+        assert_eq!(g[0].role_name(), "SERV");
+        assert_eq!(l.len(), 3);
+        assert_eq!((l[0].lgr_id, l[0].link_id), (0x100, 1));
+        assert_eq!((l[2].lgr_id, l[2].link_id), (0x200, 8));
+        assert_eq!(l[1].ibdev, "rxe0");
+        assert_eq!(l[1].state_name(), "ACTIVE");
+        assert_eq!(l[1].peer_gid, "fe80:0001");
+        assert_eq!(l[1].link_uid, 0xaabbccdd);
+    }
+
+    #[test]
+    fn sys_info_decodes_optional_fields() {
+        let n = Builder::new().u8(SYS_VER, 2).u8(SYS_REL, 1).u8(SYS_IS_ISM_V2, 0).string(SYS_LOCAL_HOST, "guest-a").build();
+        let m = msg(CMD_GET_SYS_INFO, Builder::new().nested(GEN_SYS_INFO, n).build());
+        let i = decode_sys_info(&top_nest(&m, GEN_SYS_INFO, "t").unwrap().unwrap());
+        assert_eq!(i.smc_version, 2);
+        assert_eq!(i.smcr_v2_capable, None);
+        assert_eq!(i.local_host, "guest-a");
+    }
+}
