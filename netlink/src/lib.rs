@@ -8,7 +8,8 @@
 //!   [`flush_ueids`], [`sys_info`], [`stats`], [`fallback_stats`], [`link_groups`], [`links`];
 //! - generic netlink family `SMC_PNETID`: [`pnet_add_netdev`], [`pnet_add_ib`], [`pnet_list`],
 //!   [`pnet_del`], [`pnet_flush`];
-//! - `NETLINK_SOCK_DIAG` with family AF_SMC (smc_diag): [`diag_sockets`].
+//! - `NETLINK_SOCK_DIAG` with family AF_SMC (smc_diag): [`diag_sockets`];
+//! - [`snapshot`]: all of the above that a recording stores, as `smctrace_format::meta::Snapshot`.
 //!
 //! What it is not: a tracer. These interfaces only give counters and samples, no timing.
 //! Every call opens its own socket, so the functions are independent and thread-safe.
@@ -19,9 +20,11 @@ pub mod diag;
 mod error;
 mod nl;
 pub mod smc;
+mod snapshot;
 
 pub use diag::{diag_sockets, ConnInfo, Cursor, DiagSock, DmbInfo, FallbackInfo, LgrInfo};
 pub use error::{Error, Result};
+pub use snapshot::{link_snapshot, monotonic_ns, snapshot, sock_snapshot};
 pub use smc::{
     add_ueid, del_ueid, fallback_reason_name, fallback_stats, flush_ueids, link_groups, links,
     list_ueids, pnet_add_ib, pnet_add_netdev, pnet_del, pnet_flush, pnet_list, stats, sys_info,
