@@ -11,6 +11,7 @@ pub mod event;
 pub mod layout;
 pub mod meta;
 pub mod reader;
+pub mod synth;
 pub mod writer;
 
 pub use chunk::{encode_chunk, ChunkBuilder, ChunkInfo, DecodedChunk, EncodedChunk};
