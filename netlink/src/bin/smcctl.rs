@@ -118,7 +118,7 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 if j.json {
                     return json(&l);
                 }
-                println!("{:<16} {:<16} {:<16} {}", "PNETID", "NETDEV", "IBDEV", "IBPORT");
+                println!("{:<16} {:<16} {:<16} IBPORT", "PNETID", "NETDEV", "IBDEV");
                 for e in l {
                     println!("{:<16} {:<16} {:<16} {}", e.pnetid, e.netdev, e.ibdev, e.ibport);
                 }
@@ -144,7 +144,7 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
             }
             println!("server fallbacks: {}   client fallbacks: {}", f.server_total, f.client_total);
             if !f.reasons.is_empty() {
-                println!("{:<6} {:<10} {:<12} {}", "SIDE", "CODE", "REASON", "COUNT");
+                println!("{:<6} {:<10} {:<12} COUNT", "SIDE", "CODE", "REASON");
             }
             for r in &f.reasons {
                 println!(
@@ -167,7 +167,7 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 }
                 return json(&Out { link_groups: lgrs, links });
             }
-            println!("{:<10} {:<5} {:<7} {:<6} {:<16} {}", "LG-ID", "ROLE", "TYPE", "CONNS", "PNETID", "VLAN");
+            println!("{:<10} {:<5} {:<7} {:<6} {:<16} VLAN", "LG-ID", "ROLE", "TYPE", "CONNS", "PNETID");
             for g in &lgrs {
                 println!(
                     "{:<10} {:<5} {:<7} {:<6} {:<16} {}",
@@ -189,8 +189,8 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 return json(&socks);
             }
             println!(
-                "{:<8} {:<10} {:<28} {:<28} {:<5} {:<10} {}",
-                "INODE", "STATE", "LOCAL", "PEER", "MODE", "TOKEN", "DETAIL"
+                "{:<8} {:<10} {:<28} {:<28} {:<5} {:<10} DETAIL",
+                "INODE", "STATE", "LOCAL", "PEER", "MODE", "TOKEN"
             );
             for s in &socks {
                 let detail = match (&s.fallback, &s.conn, &s.lgr) {
