@@ -1,0 +1,610 @@
+//! From the sides of every recording to the analysis: pair sockets into
+//! connections (tokens, QP numbers, mirrored 4-tuples; never sock ids across
+//! recordings), estimate each recording's clock offset from paired CDCs
+//! (two-way bracketing as in NTP), and join each sender half of a message with
+//! the receiver points that carried its last byte, giving its full timeline.
+
+use std::collections::HashMap;
+
+use crate::model::{gap, Addr, Mode, Recording, RecordingStats, Role, Side, TxMsg};
+
+/// Facts about one input recording.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RecordingMeta {
+    pub path: String,
+    pub host: String,
+    pub boot_id: String,
+    pub kernel_release: String,
+    pub stats: RecordingStats,
+    #[serde(skip)]
+    pub snapshot_sockets: Vec<SnapshotSock>,
+}
+
+/// A socket listed in the recording's start snapshot (smc_diag), used to
+/// name connections whose handshake predates the recording.
+#[derive(Clone, Debug)]
+pub struct SnapshotSock {
+    pub local: Addr,
+    pub remote: Addr,
+    pub mode: Mode,
+    pub local_token: u32,
+    pub sndbuf_len: u32,
+    pub rmb_len: u32,
+    pub peer_rmbe_size: u32,
+    pub fallback_rsn: u32,
+}
+
+/// Offset of a recording's clock from the reference recording (number 0):
+/// `t_reference = t_recording - offset_ns`.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClockEstimate {
+    pub recording: usize,
+    /// "reference", "same_host" (equal boot id), "cdc_bracketing" or "unknown".
+    pub method: &'static str,
+    pub offset_ns: Option<i64>,
+    pub uncertainty_ns: Option<u64>,
+    /// CDC pairs used, reference -> this recording and back.
+    pub pairs_to: u64,
+    pub pairs_from: u64,
+    /// Smallest apparent one-way delays (ns), reference -> this and back.
+    pub min_delay_to_ns: Option<i64>,
+    pub min_delay_from_ns: Option<i64>,
+}
+
+/// A connection: one SMC socket pair, with the sides recorded of it.
+#[derive(Clone, Debug)]
+pub struct Connection {
+    pub id: u32,
+    /// Indices into [`Analysis::sides`]; the client first when known.
+    pub sides: Vec<usize>,
+}
+
+/// Direction of a message inside its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Dir {
+    /// From the connection's first side (the client when known) to the other.
+    Forward,
+    Backward,
+}
+
+/// What kind of message this is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MsgKind {
+    /// Bytes of one user send followed through the SMC data path.
+    Smc,
+    /// A send on a connection that fell back to TCP: only `send_call` exists.
+    Fallback,
+    /// Seen only at the receiver (peer not recorded): one CDC's worth of data.
+    RxOnly,
+}
+
+/// Time points of a message, in the reference clock (ns).
+pub const POINTS: [&str; 11] = [
+    "send_enter",
+    "copy_enter",
+    "copy_done",
+    "post_enter",
+    "post_done",
+    "cdc_send",
+    "cdc_tx_done",
+    "cdc_recv",
+    "rx_done",
+    "delivered",
+    "send_return",
+];
+pub mod pt {
+    pub const SEND_ENTER: usize = 0;
+    pub const COPY_ENTER: usize = 1;
+    pub const COPY_DONE: usize = 2;
+    pub const POST_ENTER: usize = 3;
+    pub const POST_DONE: usize = 4;
+    pub const CDC_SEND: usize = 5;
+    pub const CDC_TX_DONE: usize = 6;
+    pub const CDC_RECV: usize = 7;
+    pub const RX_DONE: usize = 8;
+    pub const DELIVERED: usize = 9;
+    pub const SEND_RETURN: usize = 10;
+}
+
+/// A stage: a named interval between two points.
+pub struct StageDef {
+    pub name: &'static str,
+    pub from: usize,
+    pub to: usize,
+    /// Part of the chain that tiles `e2e` (used to find the blocking stage).
+    pub chain: bool,
+    /// Needs both hosts' clocks (sender and receiver points).
+    pub cross_host: bool,
+}
+
+/// Every stage, in path order. See docs/analyzer.md for the definitions.
+pub const STAGES: [StageDef; 10] = [
+    StageDef { name: "send_call", from: pt::SEND_ENTER, to: pt::SEND_RETURN, chain: false, cross_host: false },
+    StageDef { name: "send_lock", from: pt::SEND_ENTER, to: pt::COPY_ENTER, chain: true, cross_host: false },
+    StageDef { name: "copy", from: pt::COPY_ENTER, to: pt::COPY_DONE, chain: true, cross_host: false },
+    StageDef { name: "post", from: pt::COPY_DONE, to: pt::POST_DONE, chain: true, cross_host: false },
+    StageDef { name: "cdc_send", from: pt::POST_DONE, to: pt::CDC_SEND, chain: true, cross_host: false },
+    StageDef { name: "cdc_complete", from: pt::CDC_SEND, to: pt::CDC_TX_DONE, chain: false, cross_host: false },
+    StageDef { name: "wire", from: pt::CDC_SEND, to: pt::CDC_RECV, chain: true, cross_host: true },
+    StageDef { name: "rx_process", from: pt::CDC_RECV, to: pt::RX_DONE, chain: true, cross_host: false },
+    StageDef { name: "app_wait", from: pt::RX_DONE, to: pt::DELIVERED, chain: true, cross_host: false },
+    StageDef { name: "e2e", from: pt::SEND_ENTER, to: pt::DELIVERED, chain: false, cross_host: true },
+];
+
+/// Index of the `e2e` stage in [`STAGES`].
+pub const E2E: usize = 9;
+
+/// One message with its whole timeline.
+#[derive(Clone, Debug)]
+pub struct Message {
+    pub conn: usize,
+    pub dir: Dir,
+    pub kind: MsgKind,
+    pub sender: Option<usize>,
+    pub receiver: Option<usize>,
+    /// Stream offsets `[start, end)` of the message in its direction.
+    pub start: u64,
+    pub end: u64,
+    pub len: u64,
+    pub pid: u32,
+    pub points: [Option<i64>; 11],
+    pub stages: [Option<i64>; 10],
+    pub gaps: u32,
+    pub cdc_seqno: Option<u16>,
+}
+
+impl Message {
+    /// Incomplete: a stage it should have is missing or not trustworthy
+    /// (a peer that was not recorded does not make it incomplete).
+    pub fn incomplete(&self) -> bool {
+        self.gaps & !gap::NO_PEER != 0
+    }
+
+    /// The latency used to rank messages: e2e when known, else the span of
+    /// the points this side saw.
+    pub fn latency(&self) -> i64 {
+        if let Some(e) = self.stages[E2E] {
+            return e;
+        }
+        let known = self.points.iter().flatten();
+        match (known.clone().min(), known.max()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0,
+        }
+    }
+
+    /// The chain stage that took longest, with its share of the chain sum.
+    pub fn blocking_stage(&self) -> Option<(&'static str, i64)> {
+        STAGES
+            .iter()
+            .zip(self.stages.iter())
+            .filter(|(d, v)| d.chain && v.is_some())
+            .map(|(d, v)| (d.name, v.unwrap_or(0)))
+            .max_by_key(|(_, v)| *v)
+    }
+
+    /// First known point (reference clock).
+    pub fn first_point(&self) -> Option<i64> {
+        self.points.iter().flatten().min().copied()
+    }
+}
+
+/// Everything the outputs need.
+#[derive(Debug)]
+pub struct Analysis {
+    pub recordings: Vec<RecordingMeta>,
+    pub sides: Vec<Side>,
+    pub conns: Vec<Connection>,
+    /// Connection index of every side.
+    pub side_conn: Vec<usize>,
+    pub clocks: Vec<ClockEstimate>,
+    pub messages: Vec<Message>,
+    /// Earliest event of the reference timeline (ns), the zero of relative times.
+    pub t0: i64,
+}
+
+impl Analysis {
+    /// Clock offset of a recording, if known.
+    pub fn offset(&self, rec: usize) -> Option<i64> {
+        self.clocks.get(rec).and_then(|c| c.offset_ns)
+    }
+}
+
+/// Build the analysis from finished recordings (the first is the reference clock).
+pub fn analyze(inputs: Vec<(RecordingMeta, Recording)>) -> Analysis {
+    let mut recordings = Vec::new();
+    let mut sides: Vec<Side> = Vec::new();
+    for (meta, rec) in inputs {
+        let mut meta = meta;
+        meta.stats = rec.stats;
+        sides.extend(rec.sides);
+        recordings.push(meta);
+    }
+    apply_snapshots(&recordings, &mut sides);
+    let (conns, side_conn) = pair(&sides);
+    let clocks = estimate_clocks(&recordings, &sides, &conns);
+    let mut a = Analysis { recordings, sides, conns, side_conn, clocks, messages: Vec::new(), t0: 0 };
+    a.t0 = (0..a.recordings.len())
+        .filter_map(|r| {
+            let off = a.offset(r)?;
+            a.recordings[r].stats.first_ts.map(|f| f as i64 - off)
+        })
+        .min()
+        .unwrap_or(0);
+    a.messages = join_messages(&a);
+    a
+}
+
+/// Name sides without CONN_INFO from the start snapshot (matched by token).
+fn apply_snapshots(recs: &[RecordingMeta], sides: &mut [Side]) {
+    for s in sides.iter_mut() {
+        if s.info.is_some() {
+            continue;
+        }
+        let Some(tok) = s.local_token else { continue };
+        let Some(snap) = recs[s.rec].snapshot_sockets.iter().find(|x| x.local_token == tok) else { continue };
+        if s.mode == Mode::Unknown {
+            s.mode = snap.mode;
+        }
+        if s.tx.sndbuf_len == 0 {
+            s.tx.sndbuf_len = snap.sndbuf_len;
+        }
+        if s.rx.rmb_len == 0 {
+            s.rx.rmb_len = snap.rmb_len;
+        }
+        s.connect_dst.get_or_insert(snap.remote.clone());
+        s.snapshot_local = Some(snap.local.clone());
+    }
+}
+
+fn endpoints(s: &Side) -> Option<(&Addr, &Addr)> {
+    if let Some(i) = &s.info {
+        return Some((&i.local, &i.remote));
+    }
+    match (&s.snapshot_local, &s.connect_dst) {
+        (Some(l), Some(r)) => Some((l, r)),
+        _ => None,
+    }
+}
+
+/// Pair sides into connections.
+fn pair(sides: &[Side]) -> (Vec<Connection>, Vec<usize>) {
+    let mut by_token: HashMap<u32, Vec<usize>> = HashMap::new();
+    let mut by_dmb: HashMap<u64, Vec<usize>> = HashMap::new();
+    let mut by_tuple: HashMap<(Addr, Addr), Vec<usize>> = HashMap::new();
+    for (i, s) in sides.iter().enumerate() {
+        if let Some(t) = s.local_token {
+            by_token.entry(t).or_default().push(i);
+        }
+        if let Some(inf) = &s.info {
+            if inf.local_dmb_token != 0 {
+                by_dmb.entry(inf.local_dmb_token).or_default().push(i);
+            }
+        }
+        if let Some((l, r)) = endpoints(s) {
+            by_tuple.entry((l.clone(), r.clone())).or_default().push(i);
+        }
+    }
+    let consistent = |x: &Side, y: &Side| -> bool {
+        if let (Some(a), Some(b)) = (x.local_token, y.peer_token) {
+            if a != b {
+                return false;
+            }
+        }
+        if let (Some((xl, xr)), Some((yl, yr))) = (endpoints(x), endpoints(y)) {
+            if xl != yr || xr != yl {
+                return false;
+            }
+        }
+        if let (Some(a), Some(b)) = (&x.info, &y.info) {
+            if a.qpn != 0 && b.peer_qpn != 0 && a.qpn != b.peer_qpn {
+                return false;
+            }
+        }
+        true
+    };
+    let mut peer: Vec<Option<usize>> = vec![None; sides.len()];
+    for (i, x) in sides.iter().enumerate() {
+        if peer[i].is_some() {
+            continue;
+        }
+        let mut cands: Vec<usize> = Vec::new();
+        if let Some(t) = x.peer_token {
+            cands.extend(by_token.get(&t).into_iter().flatten());
+        }
+        if let Some(inf) = &x.info {
+            if inf.peer_dmb_token != 0 {
+                cands.extend(by_dmb.get(&inf.peer_dmb_token).into_iter().flatten());
+            }
+        }
+        if let Some((l, r)) = endpoints(x) {
+            cands.extend(by_tuple.get(&(r.clone(), l.clone())).into_iter().flatten());
+        }
+        // Same token, different lifetimes: prefer the candidate closest in time.
+        let best = cands
+            .into_iter()
+            .filter(|&j| j != i && peer[j].is_none())
+            .filter(|&j| !(sides[j].rec == x.rec && sides[j].sock == x.sock))
+            .filter(|&j| consistent(x, &sides[j]) && consistent(&sides[j], x))
+            .min_by_key(|&j| sides[j].first_ts.abs_diff(x.first_ts) / 1_000_000 + if sides[j].rec == x.rec { 0 } else { 1 });
+        if let Some(j) = best {
+            peer[i] = Some(j);
+            peer[j] = Some(i);
+        }
+    }
+    let mut conns = Vec::new();
+    let mut side_conn = vec![usize::MAX; sides.len()];
+    for i in 0..sides.len() {
+        if side_conn[i] != usize::MAX {
+            continue;
+        }
+        let mut members = vec![i];
+        if let Some(j) = peer[i] {
+            members.push(j);
+        }
+        members.sort_by_key(|&k| (sides[k].role != Role::Client, sides[k].role == Role::Unknown, sides[k].first_ts));
+        for &k in &members {
+            side_conn[k] = conns.len();
+        }
+        conns.push(Connection { id: conns.len() as u32 + 1, sides: members });
+    }
+    (conns, side_conn)
+}
+
+type CdcKey = (u16, u16, u32, u16, u32);
+
+/// Minimum of (receive - send) over CDCs sent by `tx` and received by `rx`.
+fn min_delay(tx: &Side, rx: &Side) -> (Option<i64>, u64) {
+    let mut sent: HashMap<CdcKey, Vec<u64>> = HashMap::new();
+    for c in &tx.tx.cdcs {
+        sent.entry((c.seqno, c.prod.wrap, c.prod.count, c.cons.wrap, c.cons.count)).or_default().push(c.ts);
+    }
+    let mut recv: Vec<_> = rx.rx.cdcs.clone();
+    recv.sort_by_key(|c| c.ts);
+    let mut seen: HashMap<CdcKey, usize> = HashMap::new();
+    let mut best: Option<i64> = None;
+    let mut n = 0;
+    for c in recv {
+        let k = (c.seqno, c.prod.wrap, c.prod.count, c.cons.wrap, c.cons.count);
+        let idx = seen.entry(k).or_insert(0);
+        if let Some(t) = sent.get(&k).and_then(|v| v.get(*idx)) {
+            let d = c.ts as i64 - *t as i64;
+            best = Some(best.map_or(d, |b| b.min(d)));
+            n += 1;
+        }
+        *idx += 1;
+    }
+    (best, n)
+}
+
+fn estimate_clocks(recs: &[RecordingMeta], sides: &[Side], conns: &[Connection]) -> Vec<ClockEstimate> {
+    let mut out = Vec::new();
+    for r in 0..recs.len() {
+        let mut e = ClockEstimate {
+            recording: r,
+            method: "unknown",
+            offset_ns: None,
+            uncertainty_ns: None,
+            pairs_to: 0,
+            pairs_from: 0,
+            min_delay_to_ns: None,
+            min_delay_from_ns: None,
+        };
+        if r == 0 {
+            e.method = "reference";
+            e.offset_ns = Some(0);
+            e.uncertainty_ns = Some(0);
+            out.push(e);
+            continue;
+        }
+        if !recs[r].boot_id.is_empty() && recs[r].boot_id == recs[0].boot_id {
+            e.method = "same_host";
+            e.offset_ns = Some(0);
+            e.uncertainty_ns = Some(0);
+            out.push(e);
+            continue;
+        }
+        let (mut to, mut from): (Option<i64>, Option<i64>) = (None, None);
+        for c in conns {
+            for &x in &c.sides {
+                for &y in &c.sides {
+                    if sides[x].rec == 0 && sides[y].rec == r {
+                        let (d, n) = min_delay(&sides[x], &sides[y]);
+                        e.pairs_to += n;
+                        if let Some(d) = d {
+                            to = Some(to.map_or(d, |b: i64| b.min(d)));
+                        }
+                        let (d, n) = min_delay(&sides[y], &sides[x]);
+                        e.pairs_from += n;
+                        if let Some(d) = d {
+                            from = Some(from.map_or(d, |b: i64| b.min(d)));
+                        }
+                    }
+                }
+            }
+        }
+        e.min_delay_to_ns = to;
+        e.min_delay_from_ns = from;
+        // to = offset + delay_to, from = -offset + delay_from, delays >= 0:
+        // offset lies in [-from, to]; take the middle, half the width is the
+        // uncertainty (half the smallest round trip).
+        if let (Some(t), Some(f)) = (to, from) {
+            e.method = "cdc_bracketing";
+            e.offset_ns = Some(((t as i128 - f as i128) / 2) as i64);
+            e.uncertainty_ns = Some(((t as i128 + f as i128).max(0) / 2) as u64);
+        }
+        out.push(e);
+    }
+    out
+}
+
+fn join_messages(a: &Analysis) -> Vec<Message> {
+    let mut out = Vec::new();
+    for (si, s) in a.sides.iter().enumerate() {
+        let ci = a.side_conn[si];
+        let conn = &a.conns[ci];
+        let dir = if conn.sides.first() == Some(&si) { Dir::Forward } else { Dir::Backward };
+        let peer = conn.sides.iter().copied().find(|&k| k != si);
+        for m in &s.tx.done {
+            out.push(join_one(a, ci, dir, si, peer, m));
+        }
+        // Receive-only view when the sending side is not recorded.
+        let peer_sends = peer.is_some_and(|p| !a.sides[p].tx.done.is_empty() || !a.sides[p].tx.cdcs.is_empty());
+        if !peer_sends {
+            let rdir = if dir == Dir::Forward { Dir::Backward } else { Dir::Forward };
+            rx_only(a, ci, rdir, si, &mut out);
+        }
+    }
+    out.sort_by_key(|m| (m.first_point(), m.conn));
+    out
+}
+
+fn conv(t: Option<u64>, off: Option<i64>) -> Option<i64> {
+    Some(t? as i64 - off?)
+}
+
+fn fill_stages(m: &mut Message, same_clock: bool) {
+    for (k, d) in STAGES.iter().enumerate() {
+        if d.cross_host && !same_clock {
+            continue;
+        }
+        if let (Some(f), Some(t)) = (m.points[d.from], m.points[d.to]) {
+            m.stages[k] = Some(t - f);
+        }
+    }
+}
+
+fn join_one(a: &Analysis, ci: usize, dir: Dir, si: usize, peer: Option<usize>, t: &TxMsg) -> Message {
+    let s = &a.sides[si];
+    let off_s = a.offset(s.rec);
+    // Points of the sending host: its own clock is enough for its own
+    // durations, so keep them even when the offset is unknown (offset 0).
+    let own = off_s.unwrap_or(0);
+    let mut m = Message {
+        conn: ci,
+        dir,
+        kind: if t.ranged { MsgKind::Smc } else if s.mode == Mode::Fallback { MsgKind::Fallback } else { MsgKind::Smc },
+        sender: Some(si),
+        receiver: peer,
+        start: t.start,
+        end: t.end,
+        len: if t.ranged { t.end - t.start } else { t.send_rc.max(0) as u64 },
+        pid: t.pid,
+        points: [None; 11],
+        stages: [None; 10],
+        gaps: t.gaps,
+        cdc_seqno: t.cdc_send.map(|_| t.cdc_seqno),
+    };
+    let copy_done = match (t.copy_ret, t.post_enter, t.copy_enter) {
+        (Some(r), Some(p), Some(c)) if p >= c && p < r => Some(p),
+        (r, _, _) => r,
+    };
+    let p = &mut m.points;
+    p[pt::SEND_ENTER] = conv(t.send_enter, Some(own));
+    p[pt::SEND_RETURN] = conv(t.send_ret, Some(own));
+    p[pt::COPY_ENTER] = conv(t.copy_enter, Some(own));
+    p[pt::COPY_DONE] = conv(copy_done, Some(own));
+    p[pt::POST_ENTER] = conv(t.post_enter, Some(own));
+    p[pt::POST_DONE] = conv(t.post_ret, Some(own));
+    p[pt::CDC_SEND] = conv(t.cdc_send, Some(own));
+    p[pt::CDC_TX_DONE] = conv(t.cdc_tx_done, Some(own));
+    if m.kind == MsgKind::Fallback {
+        fill_stages(&mut m, true);
+        return m;
+    }
+    if t.send_enter.is_none() {
+        m.gaps |= gap::NO_SENDMSG;
+    }
+    if !t.ranged {
+        fill_stages(&mut m, true);
+        return m;
+    }
+    if t.post_ret.is_none() {
+        m.gaps |= gap::NO_RDMA_WRITE;
+    }
+    if t.cdc_send.is_none() {
+        m.gaps |= gap::NO_CDC_SEND;
+    }
+    if s.mode != Mode::SmcD && t.cdc_tx_done.is_none() {
+        m.gaps |= gap::NO_CDC_TX_DONE;
+    }
+    let Some(pi) = peer else {
+        m.gaps |= gap::NO_PEER;
+        fill_stages(&mut m, false);
+        return m;
+    };
+    let r = &a.sides[pi];
+    let off_r = a.offset(r.rec);
+    let same_clock = r.rec == s.rec || (off_s.is_some() && off_r.is_some());
+    if !same_clock {
+        m.gaps |= gap::CLOCK_UNKNOWN;
+    }
+    // The receiver's points in the reference clock (or in its own clock,
+    // for receiver-local durations, when the offset is unknown).
+    let roff = if r.rec == s.rec { Some(own) } else { off_r.or(Some(0)) };
+    let end = t.end;
+    let k = r.rx.cdcs.partition_point(|c| c.prod_abs < end);
+    match r.rx.cdcs.get(k) {
+        Some(c) if t.cdc_send.is_some() && (c.prod_abs != t.cdc_prod || (s.mode != Mode::SmcD && c.seqno != t.cdc_seqno)) => {
+            m.gaps |= gap::CDC_MISMATCH;
+        }
+        Some(c) => m.points[pt::CDC_RECV] = conv(Some(c.ts), roff),
+        None => m.gaps |= gap::NO_CDC_RECV,
+    }
+    let k = r.rx.actions.partition_point(|x| x.a_abs < end);
+    match r.rx.actions.get(k) {
+        Some(x) if x.b_abs < end => m.points[pt::RX_DONE] = conv(Some(x.ts), roff),
+        _ => m.gaps |= gap::NO_RX_ACTION,
+    }
+    let k = r.rx.recvs.partition_point(|x| x.a_abs < end);
+    match r.rx.recvs.get(k) {
+        Some(x) if x.b_abs < end && x.ret > 0 => m.points[pt::DELIVERED] = conv(Some(x.ts), roff),
+        _ => m.gaps |= gap::NO_RECVMSG,
+    }
+    fill_stages(&mut m, same_clock);
+    m
+}
+
+/// Messages seen only by the receiver: one per rx_action that advanced prod.
+fn rx_only(a: &Analysis, ci: usize, dir: Dir, si: usize, out: &mut Vec<Message>) {
+    let s = &a.sides[si];
+    let off = Some(a.offset(s.rec).unwrap_or(0));
+    for x in &s.rx.actions {
+        if x.a_abs <= x.b_abs {
+            continue;
+        }
+        let end = x.a_abs;
+        let mut m = Message {
+            conn: ci,
+            dir,
+            kind: MsgKind::RxOnly,
+            sender: None,
+            receiver: Some(si),
+            start: x.b_abs,
+            end,
+            len: end - x.b_abs,
+            pid: s.pid,
+            points: [None; 11],
+            stages: [None; 10],
+            gaps: gap::NO_PEER,
+            cdc_seqno: Some(x.seqno),
+        };
+        let k = s.rx.cdcs.partition_point(|c| c.prod_abs < end);
+        match s.rx.cdcs.get(k) {
+            Some(c) if c.prod_abs == end && (s.mode == Mode::SmcD || c.seqno == x.seqno) => {
+                m.points[pt::CDC_RECV] = conv(Some(c.ts), off)
+            }
+            _ => m.gaps |= gap::NO_CDC_RECV,
+        }
+        m.points[pt::RX_DONE] = conv(Some(x.ts), off);
+        let k = s.rx.recvs.partition_point(|r| r.a_abs < end);
+        match s.rx.recvs.get(k) {
+            Some(r) if r.b_abs < end && r.ret > 0 => m.points[pt::DELIVERED] = conv(Some(r.ts), off),
+            _ => m.gaps |= gap::NO_RECVMSG,
+        }
+        fill_stages(&mut m, false);
+        out.push(m);
+    }
+}

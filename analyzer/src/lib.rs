@@ -1,0 +1,12 @@
+//! smc-analyze: offline replay of `.smctrace` recordings into connections,
+//! messages and stage latencies, and the reports an operator reads when an
+//! SMC connection is slow. Reads recordings only through `smctrace-format`.
+//!
+//! Data flow: events ([`model`]) -> connections, clock offsets and complete
+//! messages ([`join`]) -> statistics ([`stats`]) -> outputs ([`report`], [`export`]).
+
+pub mod decline;
+pub mod duration;
+pub mod model;
+pub mod join;
+pub mod synth;

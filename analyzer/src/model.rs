@@ -1,0 +1,1154 @@
+//! One recording's event stream turned into per-socket state: the *sides* of
+//! connections (identity, handshake, close), the sender halves of messages
+//! (one user send followed by stream offset through copy, RDMA write, CDC send
+//! and CDC completion) and the receiver-side points (CDC arrivals, rx
+//! processing, user receives) that `join` later matches to messages.
+//!
+//! Events arrive in recording order, which is not time order across CPUs:
+//! [`RecordingBuilder::push`] keeps a bounded reorder window and processes
+//! events sorted by timestamp. Raw events are never kept beyond that window;
+//! what stays is one compact record per message and per receive-side point.
+//!
+//! Cursors are unwrapped to absolute stream offsets (ring turns · ring size +
+//! count), so a byte is "the same byte" in the sender's send buffer, in the
+//! peer RMBE and in the receiver's RMB (SMC-INTERNALS §2.6).
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+
+use smctrace_format::event::{self, Curs, EventRef};
+
+/// Default reorder window: events whose timestamps are this much older than
+/// the newest one seen are processed. Per-CPU batches of the recorder are far
+/// shorter than this.
+pub const DEFAULT_REORDER_WINDOW_NS: u64 = 200_000_000;
+/// Hard cap of the reorder buffer (events), so memory stays bounded even if
+/// timestamps jump.
+pub const REORDER_CAP: usize = 1 << 20;
+/// Unresolved CDC receptions kept per unknown token before the oldest are dropped.
+const PENDING_RX_CAP: usize = 4096;
+
+/// Turns a (wrap, count) cursor of a ring into an absolute stream offset,
+/// choosing the u16 wrap epoch closest to the previous value, so it survives
+/// both the u16 overflow of `wrap` and mildly reordered events.
+#[derive(Clone, Debug, Default)]
+pub struct Unwrapper {
+    last: Option<u64>,
+}
+
+impl Unwrapper {
+    /// Absolute offset of `c` in a ring of `ring` bytes (`None` if the ring size is unknown).
+    pub fn unwrap(&mut self, c: Curs, ring: u32) -> Option<u64> {
+        if ring == 0 {
+            return None;
+        }
+        let ring = ring as u64;
+        let span = 65536 * ring;
+        let v = c.wrap as u64 * ring + c.count as u64;
+        let abs = match self.last {
+            None => v,
+            Some(last) => {
+                let base = last - last % span;
+                let mut best = base + v;
+                for cand in [base.checked_sub(span).map(|b| b + v), Some(base + span + v)].into_iter().flatten() {
+                    if cand.abs_diff(last) < best.abs_diff(last) {
+                        best = cand;
+                    }
+                }
+                best
+            }
+        };
+        self.last = Some(self.last.map_or(abs, |l| l.max(abs)));
+        Some(abs)
+    }
+}
+
+/// Role of a socket in its connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Client,
+    Server,
+    Unknown,
+}
+
+/// Transport of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Mode {
+    #[serde(rename = "SMC-R")]
+    SmcR,
+    #[serde(rename = "SMC-D")]
+    SmcD,
+    Fallback,
+    Unknown,
+}
+
+impl Mode {
+    pub fn from_u8(m: u8) -> Mode {
+        match m {
+            event::MODE_SMCR => Mode::SmcR,
+            event::MODE_SMCD => Mode::SmcD,
+            event::MODE_FALLBACK => Mode::Fallback,
+            _ => Mode::Unknown,
+        }
+    }
+    pub fn label(self) -> &'static str {
+        match self {
+            Mode::SmcR => "SMC-R",
+            Mode::SmcD => "SMC-D",
+            Mode::Fallback => "fallback",
+            Mode::Unknown => "unknown",
+        }
+    }
+}
+
+/// An IP endpoint (address text and port).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Addr {
+    pub ip: String,
+    pub port: u16,
+}
+
+impl Addr {
+    pub fn from_endpoint(ep: &event::Endpoint, family: u16) -> Addr {
+        let ip = if family == 10 {
+            std::net::Ipv6Addr::from(ep.addr).to_string()
+        } else {
+            std::net::Ipv4Addr::new(ep.addr[0], ep.addr[1], ep.addr[2], ep.addr[3]).to_string()
+        };
+        Addr { ip, port: ep.port }
+    }
+}
+
+impl std::fmt::Display for Addr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.ip.contains(':') {
+            write!(f, "[{}]:{}", self.ip, self.port)
+        } else {
+            write!(f, "{}:{}", self.ip, self.port)
+        }
+    }
+}
+
+/// What CONN_INFO said when the handshake finished.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HandshakeInfo {
+    pub ts: u64,
+    pub rc: i32,
+    pub local: Addr,
+    pub remote: Addr,
+    pub local_token: u32,
+    pub peer_token: u32,
+    pub local_dmb_token: u64,
+    pub peer_dmb_token: u64,
+    pub sndbuf_len: u32,
+    pub rmb_len: u32,
+    pub peer_rmbe_size: u32,
+    pub qpn: u32,
+    pub peer_qpn: u32,
+    pub link_id: u8,
+    pub smc_version: u8,
+    pub lgr: u64,
+    pub ibname: String,
+}
+
+/// One CLC message sent or received.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ClcEvent {
+    pub ts: u64,
+    pub dir: &'static str,
+    pub clc_type: &'static str,
+    pub path: String,
+    pub version: u8,
+    pub rc: i32,
+    pub decline_diag: u32,
+}
+
+/// Why a message is incomplete (bit set). Names are part of the JSON/CSV output.
+pub mod gap {
+    pub const NO_SENDMSG: u32 = 1 << 0;
+    pub const NO_TX_COPY: u32 = 1 << 1;
+    pub const NO_RDMA_WRITE: u32 = 1 << 2;
+    pub const NO_CDC_SEND: u32 = 1 << 3;
+    pub const NO_CDC_TX_DONE: u32 = 1 << 4;
+    pub const CDC_SEQ_GAP: u32 = 1 << 5;
+    pub const NO_CDC_RECV: u32 = 1 << 6;
+    pub const NO_RX_ACTION: u32 = 1 << 7;
+    pub const NO_RECVMSG: u32 = 1 << 8;
+    pub const NO_PEER: u32 = 1 << 9;
+    pub const CLOCK_UNKNOWN: u32 = 1 << 10;
+    pub const RING_UNKNOWN: u32 = 1 << 11;
+    pub const TX_ERROR: u32 = 1 << 12;
+    pub const LOSSY_SMCD: u32 = 1 << 13;
+    pub const CDC_MISMATCH: u32 = 1 << 14;
+
+    pub const NAMES: [(u32, &str); 15] = [
+        (NO_SENDMSG, "no_sendmsg"),
+        (NO_TX_COPY, "no_tx_copy"),
+        (NO_RDMA_WRITE, "no_rdma_write"),
+        (NO_CDC_SEND, "no_cdc_send"),
+        (NO_CDC_TX_DONE, "no_cdc_tx_done"),
+        (CDC_SEQ_GAP, "cdc_seqno_gap"),
+        (NO_CDC_RECV, "no_cdc_recv"),
+        (NO_RX_ACTION, "no_rx_action"),
+        (NO_RECVMSG, "no_recvmsg"),
+        (NO_PEER, "peer_not_recorded"),
+        (CLOCK_UNKNOWN, "clock_offset_unknown"),
+        (RING_UNKNOWN, "ring_size_unknown"),
+        (TX_ERROR, "tx_error"),
+        (LOSSY_SMCD, "smcd_with_lost_events"),
+        (CDC_MISMATCH, "cdc_mismatch"),
+    ];
+
+    /// Names of the bits set in `flags`.
+    pub fn names(flags: u32) -> Vec<&'static str> {
+        NAMES.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| *n).collect()
+    }
+}
+
+/// The sender half of a message: everything the sending host saw.
+#[derive(Clone, Debug, Default)]
+pub struct TxMsg {
+    /// Absolute stream offsets: bytes `[start, end)` of this direction's stream.
+    pub start: u64,
+    pub end: u64,
+    pub tid: u32,
+    pub pid: u32,
+    pub send_enter: Option<u64>,
+    pub send_ret: Option<u64>,
+    pub send_rc: i64,
+    pub copy_enter: Option<u64>,
+    pub copy_ret: Option<u64>,
+    pub post_enter: Option<u64>,
+    pub post_ret: Option<u64>,
+    pub cdc_send: Option<u64>,
+    pub cdc_seqno: u16,
+    pub cdc_prod: u64,
+    pub cdc_tx_done: Option<u64>,
+    pub gaps: u32,
+    /// Has a stream range (false for fallback sends and sends whose copy was lost).
+    pub ranged: bool,
+}
+
+impl TxMsg {
+    fn apply_write(&mut self, w: &Write) {
+        if w.after > w.before && self.post_ret.is_none() && self.end > w.before && self.end <= w.after {
+            self.post_enter = Some(w.enter);
+            self.post_ret = Some(w.ret);
+            if w.rc < 0 {
+                self.gaps |= gap::TX_ERROR;
+            }
+        }
+    }
+
+    /// The first CDC (in time) whose producer cursor covers the last byte.
+    fn apply_cdc(&mut self, c: &SentCdc) {
+        if self.end <= c.prod && self.cdc_tx_done.is_none() && self.cdc_send.is_none_or(|t| c.ts < t) {
+            self.cdc_send = Some(c.ts);
+            self.cdc_seqno = c.seqno;
+            self.cdc_prod = c.prod;
+            if c.seq_gap && self.end > c.low {
+                self.gaps |= gap::CDC_SEQ_GAP;
+            } else {
+                self.gaps &= !gap::CDC_SEQ_GAP;
+            }
+            if c.rc < 0 {
+                self.gaps |= gap::TX_ERROR;
+            }
+        }
+    }
+
+    /// The sender half is over: SMC-R after the CDC's send completion, SMC-D at the CDC.
+    fn finished(&self, smcd: bool) -> bool {
+        if smcd {
+            self.cdc_send.is_some()
+        } else {
+            self.cdc_tx_done.is_some() || self.gaps & gap::NO_CDC_TX_DONE != 0
+        }
+    }
+}
+
+/// A user send not yet matched with its copy.
+#[derive(Clone, Copy, Debug)]
+struct OpenSend {
+    tid: u32,
+    pid: u32,
+    enter: u64,
+    ret: u64,
+    rc: i64,
+}
+
+impl OpenSend {
+    /// A message with only its send call: a fallback send (the bytes went
+    /// to TCP) or an SMC send whose copy event is missing.
+    fn into_msg(self, mode: Mode) -> TxMsg {
+        TxMsg {
+            tid: self.tid,
+            pid: self.pid,
+            send_enter: Some(self.enter),
+            send_ret: Some(self.ret),
+            send_rc: self.rc,
+            gaps: if mode == Mode::Fallback { 0 } else { gap::NO_TX_COPY },
+            ..TxMsg::default()
+        }
+    }
+}
+
+/// An RDMA write / ISM move, in absolute stream offsets.
+#[derive(Clone, Copy, Debug)]
+struct Write {
+    before: u64,
+    after: u64,
+    enter: u64,
+    ret: u64,
+    rc: i32,
+}
+
+/// A CDC sent, in absolute stream offsets.
+#[derive(Clone, Copy, Debug)]
+struct SentCdc {
+    ts: u64,
+    seqno: u16,
+    prod: u64,
+    /// prod of the previous CDC seen.
+    low: u64,
+    seq_gap: bool,
+    rc: i32,
+}
+
+/// A CDC send completion.
+#[derive(Clone, Copy, Debug)]
+struct Done {
+    seqno: u16,
+    ts: u64,
+    status: u32,
+    cdc_ts: u64,
+}
+
+/// History kept per socket to match events that arrive before the message
+/// they belong to (bounded: older entries can no longer be the first match).
+const HISTORY: usize = 512;
+
+fn push_bounded<T>(q: &mut VecDeque<T>, v: T) {
+    if q.len() >= HISTORY {
+        q.pop_front();
+    }
+    q.push_back(v);
+}
+
+/// A CDC as handed to the device (sender side), kept for clock estimation.
+#[derive(Clone, Copy, Debug)]
+pub struct CdcPoint {
+    pub ts: u64,
+    pub seqno: u16,
+    pub prod: Curs,
+    pub cons: Curs,
+}
+
+/// A CDC arrival (receiver side).
+#[derive(Clone, Copy, Debug)]
+pub struct RxCdc {
+    pub ts: u64,
+    pub seqno: u16,
+    pub prod: Curs,
+    pub cons: Curs,
+    pub prod_abs: u64,
+}
+
+/// One run of smc_cdc_msg_recv_action.
+#[derive(Clone, Copy, Debug)]
+pub struct RxAct {
+    pub enter: u64,
+    pub ts: u64,
+    pub before: Curs,
+    pub after: Curs,
+    pub seqno: u16,
+    pub b_abs: u64,
+    pub a_abs: u64,
+}
+
+/// One user receive (smc_rx_recvmsg).
+#[derive(Clone, Copy, Debug)]
+pub struct Recv {
+    pub enter: u64,
+    pub ts: u64,
+    pub before: Curs,
+    pub after: Curs,
+    pub ret: i64,
+    pub pid: u32,
+    pub b_abs: u64,
+    pub a_abs: u64,
+}
+
+/// Sender state of one socket.
+#[derive(Debug, Default)]
+pub struct TxState {
+    prep: Unwrapper,
+    prod: Unwrapper,
+    pub sndbuf_len: u32,
+    pub peer_rmbe_size: u32,
+    inflight: VecDeque<TxMsg>,
+    pub done: Vec<TxMsg>,
+    pub cdcs: Vec<CdcPoint>,
+    open_sends: VecDeque<OpenSend>,
+    writes: VecDeque<Write>,
+    cdc_hist: VecDeque<SentCdc>,
+    done_hist: VecDeque<Done>,
+    orphan_done: VecDeque<Done>,
+    last_cdc: Option<(u16, u64)>,
+    pub bytes: u64,
+    pub sends: u64,
+}
+
+/// Receiver state of one socket.
+#[derive(Debug, Default)]
+pub struct RxState {
+    pub rmb_len: u32,
+    pub cdcs: Vec<RxCdc>,
+    pub actions: Vec<RxAct>,
+    pub recvs: Vec<Recv>,
+    pub bytes: u64,
+    pub recv_calls: u64,
+    pub wakeups: u64,
+}
+
+/// One socket of a connection as one recording saw it.
+#[derive(Debug)]
+pub struct Side {
+    pub rec: usize,
+    pub sock: u64,
+    pub pid: u32,
+    pub comm: String,
+    pub netns: u64,
+    pub role: Role,
+    pub mode: Mode,
+    pub connect_ts: Option<u64>,
+    pub connect_dst: Option<Addr>,
+    /// Local address from the start snapshot, for sides without CONN_INFO.
+    pub snapshot_local: Option<Addr>,
+    pub info: Option<HandshakeInfo>,
+    pub clc: Vec<ClcEvent>,
+    pub fallback: Option<(u64, u32, u32)>,
+    pub close: Option<(u64, u8, u8)>,
+    pub local_token: Option<u32>,
+    pub peer_token: Option<u32>,
+    pub first_ts: u64,
+    pub last_ts: u64,
+    pub first_data_ts: Option<u64>,
+    pub events: u64,
+    pub tx: TxState,
+    pub rx: RxState,
+}
+
+impl Side {
+    fn new(rec: usize, sock: u64, ts: u64) -> Side {
+        Side {
+            rec,
+            sock,
+            pid: 0,
+            comm: String::new(),
+            netns: 0,
+            role: Role::Unknown,
+            mode: Mode::Unknown,
+            connect_ts: None,
+            connect_dst: None,
+            snapshot_local: None,
+            info: None,
+            clc: Vec::new(),
+            fallback: None,
+            close: None,
+            local_token: None,
+            peer_token: None,
+            first_ts: ts,
+            last_ts: ts,
+            first_data_ts: None,
+            events: 0,
+            tx: TxState::default(),
+            rx: RxState::default(),
+        }
+    }
+
+    fn is_smcd(&self) -> bool {
+        self.mode == Mode::SmcD
+    }
+}
+
+/// Counters and facts of one recording, for the report summary.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct RecordingStats {
+    pub events: u64,
+    pub unknown_kinds: u64,
+    pub late_events: u64,
+    pub payload_records: u64,
+    pub link_down: u64,
+    pub unresolved_cdc_recv: u64,
+    pub first_ts: Option<u64>,
+    pub last_ts: Option<u64>,
+    /// Events the kernel could not deliver (trailer), plus events lost to unreadable chunks.
+    pub lost_events: u64,
+}
+
+/// The result of one recording: its sockets and counters.
+#[derive(Debug)]
+pub struct Recording {
+    pub stats: RecordingStats,
+    pub sides: Vec<Side>,
+}
+
+#[derive(Debug)]
+struct Queued {
+    ts: u64,
+    seq: u64,
+    ev: EventRef<'static>,
+}
+impl PartialEq for Queued {
+    fn eq(&self, o: &Self) -> bool {
+        (self.ts, self.seq) == (o.ts, o.seq)
+    }
+}
+impl Eq for Queued {}
+impl PartialOrd for Queued {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Queued {
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        (self.ts, self.seq).cmp(&(o.ts, o.seq))
+    }
+}
+
+/// Streams one recording's events into a [`Recording`].
+pub struct RecordingBuilder {
+    rec: usize,
+    window: u64,
+    heap: BinaryHeap<Reverse<Queued>>,
+    seq: u64,
+    max_ts: u64,
+    released_ts: u64,
+    sides: Vec<Side>,
+    by_sock: HashMap<u64, usize>,
+    by_token: HashMap<u32, usize>,
+    pending_rx: HashMap<u32, VecDeque<RxCdc>>,
+    stats: RecordingStats,
+}
+
+fn owned(ev: &EventRef<'_>) -> EventRef<'static> {
+    match *ev {
+        EventRef::Connect(e) => EventRef::Connect(e),
+        EventRef::ConnInfo(e) => EventRef::ConnInfo(e),
+        EventRef::Clc(e) => EventRef::Clc(e),
+        EventRef::Fallback(e) => EventRef::Fallback(e),
+        EventRef::Close(e) => EventRef::Close(e),
+        EventRef::LinkDown(e) => EventRef::LinkDown(e),
+        EventRef::SendMsg(e) => EventRef::SendMsg(e),
+        EventRef::TxCopy(e) => EventRef::TxCopy(e),
+        EventRef::TxStart(e) => EventRef::TxStart(e),
+        EventRef::RdmaWrite(e) => EventRef::RdmaWrite(e),
+        EventRef::CdcSend(e) => EventRef::CdcSend(e),
+        EventRef::CdcTxDone(e) => EventRef::CdcTxDone(e),
+        EventRef::CdcRecv(e) => EventRef::CdcRecv(e),
+        EventRef::RxAction(e) => EventRef::RxAction(e),
+        EventRef::RxWake(e) => EventRef::RxWake(e),
+        EventRef::RecvMsg(e) => EventRef::RecvMsg(e),
+        EventRef::Payload(p, _) => EventRef::Payload(p, &[]),
+        EventRef::Unknown(h) => EventRef::Unknown(h),
+    }
+}
+
+impl RecordingBuilder {
+    /// A builder for recording number `rec` with a reorder window of `window_ns`.
+    pub fn new(rec: usize, window_ns: u64) -> RecordingBuilder {
+        RecordingBuilder {
+            rec,
+            window: window_ns,
+            heap: BinaryHeap::new(),
+            seq: 0,
+            max_ts: 0,
+            released_ts: 0,
+            sides: Vec::new(),
+            by_sock: HashMap::new(),
+            by_token: HashMap::new(),
+            pending_rx: HashMap::new(),
+            stats: RecordingStats::default(),
+        }
+    }
+
+    /// Feed one event (in recording order).
+    pub fn push(&mut self, ev: &EventRef<'_>) {
+        let ts = ev.hdr().ts_ns;
+        // Span events (emitted at return) sort by their start so a send is
+        // seen before the copy inside it and a copy before the posts inside it.
+        let key = match ev {
+            EventRef::SendMsg(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            EventRef::TxCopy(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            EventRef::RdmaWrite(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            EventRef::RxAction(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            EventRef::RecvMsg(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            _ => ts,
+        };
+        self.stats.events += 1;
+        self.stats.first_ts = Some(self.stats.first_ts.map_or(ts, |f| f.min(ts)));
+        self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |l| l.max(ts)));
+        self.max_ts = self.max_ts.max(ts);
+        self.seq += 1;
+        self.heap.push(Reverse(Queued { ts: key, seq: self.seq, ev: owned(ev) }));
+        while let Some(Reverse(top)) = self.heap.peek() {
+            if top.ts.saturating_add(self.window) < self.max_ts || self.heap.len() > REORDER_CAP {
+                let Reverse(q) = self.heap.pop().expect("peeked");
+                self.process(q);
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Account events lost before they reached the file (trailer counts, bad chunks).
+    pub fn add_lost(&mut self, n: u64) {
+        self.stats.lost_events += n;
+    }
+
+    fn process(&mut self, q: Queued) {
+        if q.ts < self.released_ts {
+            self.stats.late_events += 1;
+        }
+        self.released_ts = self.released_ts.max(q.ts);
+        self.apply(&q.ev);
+    }
+
+    fn side(&mut self, sock: u64, ts: u64) -> usize {
+        if let Some(&i) = self.by_sock.get(&sock) {
+            let s = &mut self.sides[i];
+            s.first_ts = s.first_ts.min(ts);
+            s.last_ts = s.last_ts.max(ts);
+            s.events += 1;
+            return i;
+        }
+        let i = self.sides.len();
+        let mut s = Side::new(self.rec, sock, ts);
+        s.events = 1;
+        self.sides.push(s);
+        self.by_sock.insert(sock, i);
+        i
+    }
+
+    /// A new connection on a socket address seen before (the kernel reuses
+    /// freed smc_sock memory, so the keyed sock id repeats): start a new side.
+    fn fresh_side(&mut self, sock: u64, ts: u64) -> usize {
+        let i = self.sides.len();
+        let mut s = Side::new(self.rec, sock, ts);
+        s.events = 1;
+        self.sides.push(s);
+        self.by_sock.insert(sock, i);
+        i
+    }
+
+    fn map_token(&mut self, token: u32, idx: usize) {
+        if token == 0 {
+            return;
+        }
+        self.by_token.insert(token, idx);
+        self.sides[idx].local_token = Some(token);
+        if let Some(pend) = self.pending_rx.remove(&token) {
+            self.sides[idx].rx.cdcs.extend(pend);
+        }
+    }
+
+    fn apply(&mut self, ev: &EventRef<'static>) {
+        let h = *ev.hdr();
+        match *ev {
+            EventRef::Connect(e) => {
+                let i = match self.by_sock.get(&e.sock) {
+                    Some(&i) if self.sides[i].connect_ts.is_some() || self.sides[i].info.is_some() || self.sides[i].close.is_some() => {
+                        self.fresh_side(e.sock, h.ts_ns)
+                    }
+                    _ => self.side(e.sock, h.ts_ns),
+                };
+                let s = &mut self.sides[i];
+                s.connect_ts = Some(h.ts_ns);
+                s.connect_dst = Some(Addr::from_endpoint(&e.dst, e.family));
+                s.comm = event::c_str(&e.comm);
+                s.pid = h.pid;
+                s.netns = e.netns;
+                s.role = Role::Client;
+            }
+            EventRef::ConnInfo(e) => {
+                let i = match self.by_sock.get(&e.sock) {
+                    Some(&i) if self.sides[i].info.is_some() || self.sides[i].close.is_some() => {
+                        self.fresh_side(e.sock, h.ts_ns)
+                    }
+                    _ => self.side(e.sock, h.ts_ns),
+                };
+                let s = &mut self.sides[i];
+                s.role = match e.role {
+                    event::ROLE_CLIENT => Role::Client,
+                    event::ROLE_SERVER => Role::Server,
+                    _ => s.role,
+                };
+                s.mode = Mode::from_u8(e.mode);
+                if s.comm.is_empty() || e.role == event::ROLE_SERVER {
+                    s.comm = event::c_str(&e.comm);
+                    s.pid = h.pid;
+                }
+                s.netns = e.netns;
+                if e.fallback_rsn != 0 && s.fallback.is_none() {
+                    s.fallback = Some((h.ts_ns, e.fallback_rsn, e.peer_diagnosis));
+                }
+                if e.peer_token != 0 {
+                    s.peer_token = Some(e.peer_token);
+                }
+                if e.sndbuf_len != 0 {
+                    s.tx.sndbuf_len = e.sndbuf_len;
+                }
+                if e.peer_rmbe_size != 0 {
+                    s.tx.peer_rmbe_size = e.peer_rmbe_size;
+                }
+                if e.rmb_len != 0 {
+                    s.rx.rmb_len = e.rmb_len;
+                }
+                s.info = Some(HandshakeInfo {
+                    ts: h.ts_ns,
+                    rc: e.rc,
+                    local: Addr::from_endpoint(&e.local, e.family),
+                    remote: Addr::from_endpoint(&e.remote, e.family),
+                    local_token: e.local_token,
+                    peer_token: e.peer_token,
+                    local_dmb_token: e.local_dmb_token,
+                    peer_dmb_token: e.peer_dmb_token,
+                    sndbuf_len: e.sndbuf_len,
+                    rmb_len: e.rmb_len,
+                    peer_rmbe_size: e.peer_rmbe_size,
+                    qpn: e.qpn,
+                    peer_qpn: e.peer_qpn,
+                    link_id: e.link_id,
+                    smc_version: e.smc_version,
+                    lgr: e.lgr,
+                    ibname: event::c_str(&e.ibname),
+                });
+                if e.mode != event::MODE_SMCD {
+                    self.map_token(e.local_token, i);
+                }
+            }
+            EventRef::Clc(e) => {
+                let i = self.side(e.sock, h.ts_ns);
+                let path = if e.path == 0 { String::new() } else { (e.path as char).to_string() };
+                self.sides[i].clc.push(ClcEvent {
+                    ts: h.ts_ns,
+                    dir: if e.dir == event::DIR_TX { "tx" } else { "rx" },
+                    clc_type: match e.clc_type {
+                        1 => "proposal",
+                        2 => "accept",
+                        3 => "confirm",
+                        4 => "decline",
+                        _ => "unknown",
+                    },
+                    path,
+                    version: e.version,
+                    rc: e.rc,
+                    decline_diag: e.decline_diag,
+                });
+            }
+            EventRef::Fallback(e) => {
+                let i = self.side(e.sock, h.ts_ns);
+                let s = &mut self.sides[i];
+                s.fallback = Some((h.ts_ns, e.reason, e.peer_diagnosis));
+                s.mode = Mode::Fallback;
+            }
+            EventRef::Close(e) => {
+                let i = self.side(e.sock, h.ts_ns);
+                self.sides[i].close = Some((h.ts_ns, e.state, e.killed));
+            }
+            EventRef::LinkDown(_) => self.stats.link_down += 1,
+            EventRef::SendMsg(e) => self.on_sendmsg(h, e),
+            EventRef::TxCopy(e) => self.on_tx_copy(h, e),
+            EventRef::TxStart(e) => {
+                self.side(e.sock, h.ts_ns);
+            }
+            EventRef::RdmaWrite(e) => self.on_rdma_write(h, e),
+            EventRef::CdcSend(e) => self.on_cdc_send(h, e),
+            EventRef::CdcTxDone(e) => self.on_tx_done(h, e),
+            EventRef::CdcRecv(e) => self.on_cdc_recv(h, e),
+            EventRef::RxAction(e) => self.on_rx_action(h, e),
+            EventRef::RxWake(e) => {
+                let i = self.side(e.sock, h.ts_ns);
+                self.sides[i].rx.wakeups += 1;
+            }
+            EventRef::RecvMsg(e) => {
+                let i = self.side(e.sock, h.ts_ns);
+                let s = &mut self.sides[i];
+                if e.rmb_len != 0 {
+                    s.rx.rmb_len = e.rmb_len;
+                }
+                if s.pid == 0 {
+                    s.pid = h.pid;
+                }
+                s.rx.recv_calls += 1;
+                if e.ret > 0 {
+                    s.rx.bytes += e.ret as u64;
+                    s.first_data_ts.get_or_insert(h.ts_ns);
+                }
+                s.rx.recvs.push(Recv {
+                    enter: e.enter_ns,
+                    ts: h.ts_ns,
+                    before: e.cons_before,
+                    after: e.cons_after,
+                    ret: e.ret,
+                    pid: h.pid,
+                    b_abs: 0,
+                    a_abs: 0,
+                });
+            }
+            EventRef::Payload(..) => self.stats.payload_records += 1,
+            EventRef::Unknown(_) => self.stats.unknown_kinds += 1,
+        }
+    }
+
+    fn on_tx_copy(&mut self, h: event::Hdr, e: event::TxCopy) {
+        let window = self.window;
+        let i = self.side(e.sock, h.ts_ns);
+        let s = &mut self.sides[i];
+        if e.sndbuf_len != 0 {
+            s.tx.sndbuf_len = e.sndbuf_len;
+        }
+        let ring = s.tx.sndbuf_len;
+        let (Some(b), Some(a)) = (s.tx.prep.unwrap(e.prep_before, ring), s.tx.prep.unwrap(e.prep_after, ring)) else {
+            return;
+        };
+        if a <= b {
+            return; // nothing copied (error or zero-length send)
+        }
+        s.first_data_ts.get_or_insert(h.ts_ns);
+        let mut m = TxMsg {
+            start: b,
+            end: a,
+            tid: h.tid,
+            pid: h.pid,
+            copy_enter: Some(e.enter_ns),
+            copy_ret: Some(h.ts_ns),
+            ranged: true,
+            ..TxMsg::default()
+        };
+        if let Some(k) = s.tx.open_sends.iter().position(|o| {
+            o.tid == h.tid && o.enter <= e.enter_ns && o.ret >= h.ts_ns
+        }) {
+            let o = s.tx.open_sends.remove(k).expect("position");
+            m.send_enter = Some(o.enter);
+            m.send_ret = Some(o.ret);
+            m.send_rc = o.rc;
+        }
+        // Writes, CDCs and completions already seen (a long copy returns after
+        // the posts made inside it) apply to the new message too.
+        for w in s.tx.writes.iter() {
+            m.apply_write(w);
+        }
+        for c in s.tx.cdc_hist.iter() {
+            m.apply_cdc(c);
+        }
+        if let Some(d) = s.tx.done_hist.iter().find(|d| Some(d.cdc_ts) == m.cdc_send && d.seqno == m.cdc_seqno) {
+            m.cdc_tx_done = Some(d.ts);
+            if d.status != 0 {
+                m.gaps |= gap::TX_ERROR;
+            }
+        }
+        s.tx.inflight.push_back(m);
+        let smcd = s.is_smcd();
+        Self::retire(&mut s.tx, |m| m.finished(smcd));
+        let _ = window;
+    }
+
+    fn on_sendmsg(&mut self, h: event::Hdr, e: event::SendMsg) {
+        let window = self.window;
+        let i = self.side(e.sock, h.ts_ns);
+        let s = &mut self.sides[i];
+        if s.pid == 0 || s.role != Role::Server {
+            s.pid = h.pid;
+        }
+        s.tx.sends += 1;
+        if e.ret > 0 {
+            s.tx.bytes += e.ret as u64;
+        }
+        // Sends older than the reorder window that never met their copy.
+        let horizon = e.enter_ns.saturating_sub(window);
+        while s.tx.open_sends.front().is_some_and(|o| o.ret < horizon) {
+            let o = s.tx.open_sends.pop_front().expect("front");
+            s.tx.done.push(o.into_msg(s.mode));
+        }
+        let matches = |m: &TxMsg| {
+            m.send_enter.is_none()
+                && m.tid == h.tid
+                && m.copy_enter.is_some_and(|c| c >= e.enter_ns)
+                && m.copy_ret.is_some_and(|c| c <= h.ts_ns)
+        };
+        let n = s.tx.done.len();
+        let found = match s.tx.inflight.iter_mut().rev().find(|m| matches(m)) {
+            Some(m) => Some(m),
+            None => s.tx.done[n.saturating_sub(256)..].iter_mut().rev().find(|m| matches(m)),
+        };
+        match found {
+            Some(m) => {
+                m.send_enter = Some(e.enter_ns);
+                m.send_ret = Some(h.ts_ns);
+                m.send_rc = e.ret;
+            }
+            None if e.ret > 0 => {
+                let o = OpenSend { tid: h.tid, pid: h.pid, enter: e.enter_ns, ret: h.ts_ns, rc: e.ret };
+                if s.mode == Mode::Fallback {
+                    s.tx.done.push(o.into_msg(s.mode));
+                } else {
+                    s.tx.open_sends.push_back(o);
+                }
+            }
+            None => {}
+        }
+    }
+
+    fn on_rdma_write(&mut self, h: event::Hdr, e: event::RdmaWrite) {
+        let i = self.side(e.sock, h.ts_ns);
+        let s = &mut self.sides[i];
+        if e.peer_rmbe_size != 0 {
+            s.tx.peer_rmbe_size = e.peer_rmbe_size;
+        }
+        let ring = s.tx.peer_rmbe_size;
+        let (Some(b), Some(a)) = (s.tx.prod.unwrap(e.prod_before, ring), s.tx.prod.unwrap(e.prod_after, ring)) else {
+            return;
+        };
+        let w = Write { before: b, after: a, enter: e.enter_ns, ret: h.ts_ns, rc: e.rc };
+        for m in s.tx.inflight.iter_mut() {
+            m.apply_write(&w);
+        }
+        push_bounded(&mut s.tx.writes, w);
+    }
+
+    fn on_cdc_send(&mut self, h: event::Hdr, e: event::Cdc) {
+        let i = self.side(e.sock, h.ts_ns);
+        let s = &mut self.sides[i];
+        let smcd = e.cdc_flags & event::CDC_F_SMCD != 0;
+        if smcd {
+            s.mode = Mode::SmcD;
+        } else if s.mode == Mode::Unknown {
+            s.mode = Mode::SmcR;
+        }
+        if !smcd && e.token != 0 && s.peer_token.is_none() {
+            s.peer_token = Some(e.token);
+        }
+        s.tx.cdcs.push(CdcPoint { ts: h.ts_ns, seqno: e.seqno, prod: e.prod, cons: e.cons });
+        let Some(p) = s.tx.prod.unwrap(e.prod, s.tx.peer_rmbe_size) else {
+            for m in s.tx.inflight.iter_mut() {
+                m.gaps |= gap::RING_UNKNOWN;
+            }
+            return;
+        };
+        // A seqno jump means a CDC of this connection is missing from the
+        // recording: a message ending after the previous CDC's prod may have
+        // left in the missing one, so its CDC time is not trusted.
+        let seq_gap = match s.tx.last_cdc {
+            Some((seq, _)) if !smcd => e.seqno != seq.wrapping_add(1),
+            _ => false,
+        };
+        let low = s.tx.last_cdc.map_or(0, |(_, prod)| prod);
+        let c = SentCdc { ts: h.ts_ns, seqno: e.seqno, prod: p, low, seq_gap, rc: e.rc };
+        for m in s.tx.inflight.iter_mut() {
+            m.apply_cdc(&c);
+        }
+        if let Some(k) = s.tx.orphan_done.iter().position(|d| d.seqno == e.seqno && d.ts >= h.ts_ns) {
+            let d = s.tx.orphan_done.remove(k).expect("position");
+            let mut d = d;
+            d.cdc_ts = h.ts_ns;
+            Self::apply_done(&mut s.tx, d);
+        }
+        push_bounded(&mut s.tx.cdc_hist, c);
+        s.tx.last_cdc = Some((e.seqno, p.max(low)));
+        Self::retire(&mut s.tx, |m| m.finished(smcd));
+    }
+
+    fn on_tx_done(&mut self, h: event::Hdr, e: event::CdcTxDone) {
+        let i = self.side(e.sock, h.ts_ns);
+        let s = &mut self.sides[i];
+        // The CDC this completion belongs to: the latest one sent with this seqno.
+        let cdc_ts = s.tx.cdc_hist.iter().rev().find(|c| c.seqno == e.seqno && c.ts <= h.ts_ns).map(|c| c.ts);
+        let d = Done { seqno: e.seqno, ts: h.ts_ns, status: e.wc_status, cdc_ts: cdc_ts.unwrap_or(0) };
+        if cdc_ts.is_none() {
+            // Completion processed before its CDC (reordered): keep it a while.
+            push_bounded(&mut s.tx.orphan_done, d);
+            return;
+        }
+        Self::apply_done(&mut s.tx, d);
+        let smcd = s.is_smcd();
+        Self::retire(&mut s.tx, |m| m.finished(smcd));
+    }
+
+    fn apply_done(tx: &mut TxState, d: Done) {
+        for m in tx.inflight.iter_mut() {
+            if m.cdc_tx_done.is_none() && m.cdc_seqno == d.seqno && m.cdc_send == Some(d.cdc_ts) {
+                m.cdc_tx_done = Some(d.ts);
+                if d.status != 0 {
+                    m.gaps |= gap::TX_ERROR;
+                }
+            }
+        }
+        // Send completions arrive in posting order on the QP: messages of
+        // earlier CDCs still waiting lost their completion event.
+        for m in tx.inflight.iter_mut() {
+            if m.cdc_tx_done.is_none() && m.cdc_send.is_some_and(|t| t < d.cdc_ts) {
+                m.gaps |= gap::NO_CDC_TX_DONE;
+            }
+        }
+        push_bounded(&mut tx.done_hist, d);
+    }
+
+    /// Move finished sender halves out of the in-flight list.
+    fn retire(tx: &mut TxState, done: impl Fn(&TxMsg) -> bool) {
+        if !tx.inflight.iter().any(&done) {
+            return;
+        }
+        let mut keep = VecDeque::with_capacity(tx.inflight.len());
+        for m in tx.inflight.drain(..) {
+            if done(&m) {
+                tx.done.push(m);
+            } else {
+                keep.push_back(m);
+            }
+        }
+        tx.inflight = keep;
+    }
+
+    fn on_cdc_recv(&mut self, h: event::Hdr, e: event::Cdc) {
+        let rx = RxCdc { ts: h.ts_ns, seqno: e.seqno, prod: e.prod, cons: e.cons, prod_abs: 0 };
+        let idx = if e.sock != 0 {
+            Some(self.side(e.sock, h.ts_ns))
+        } else {
+            self.by_token.get(&e.token).copied()
+        };
+        match idx {
+            Some(i) => {
+                let s = &mut self.sides[i];
+                if e.sock == 0 {
+                    s.last_ts = s.last_ts.max(h.ts_ns);
+                    s.events += 1;
+                }
+                if e.cdc_flags & event::CDC_F_SMCD != 0 {
+                    s.mode = Mode::SmcD;
+                }
+                s.rx.cdcs.push(rx);
+            }
+            None => {
+                let q = self.pending_rx.entry(e.token).or_default();
+                if q.len() >= PENDING_RX_CAP {
+                    q.pop_front();
+                    self.stats.unresolved_cdc_recv += 1;
+                }
+                q.push_back(rx);
+            }
+        }
+    }
+
+    fn on_rx_action(&mut self, h: event::Hdr, e: event::RxAction) {
+        let i = self.side(e.sock, h.ts_ns);
+        if self.sides[i].local_token.is_none() && !self.sides[i].is_smcd() {
+            // Learn the token of a connection whose CONN_INFO is not in the
+            // recording: the CDC just received with this seqno, not yet owned.
+            let best = self
+                .pending_rx
+                .iter()
+                .filter_map(|(tok, q)| {
+                    q.iter()
+                        .filter(|c| c.seqno == e.seqno && c.ts <= h.ts_ns)
+                        .map(|c| c.ts)
+                        .max()
+                        .map(|t| (t, *tok))
+                })
+                .max();
+            if let Some((_, tok)) = best {
+                self.map_token(tok, i);
+            }
+        }
+        let s = &mut self.sides[i];
+        if e.rmb_len != 0 {
+            s.rx.rmb_len = e.rmb_len;
+        }
+        s.rx.actions.push(RxAct {
+            enter: e.enter_ns,
+            ts: h.ts_ns,
+            before: e.prod_before,
+            after: e.prod_after,
+            seqno: e.seqno,
+            b_abs: 0,
+            a_abs: 0,
+        });
+    }
+
+    /// Drain the reorder window and settle every socket.
+    pub fn finish(mut self) -> Recording {
+        while let Some(Reverse(q)) = self.heap.pop() {
+            self.process(q);
+        }
+        for q in self.pending_rx.values() {
+            self.stats.unresolved_cdc_recv += q.len() as u64;
+        }
+        let lossy = self.stats.lost_events > 0;
+        for s in &mut self.sides {
+            let smcd = s.is_smcd();
+            while let Some(o) = s.tx.open_sends.pop_front() {
+                s.tx.done.push(o.into_msg(s.mode));
+            }
+            let pending: Vec<TxMsg> = s.tx.inflight.drain(..).collect();
+            s.tx.done.extend(pending);
+            for m in &mut s.tx.done {
+                if m.ranged && lossy && smcd {
+                    m.gaps |= gap::LOSSY_SMCD;
+                }
+            }
+            s.tx.done.sort_by_key(|m| (m.ranged, m.start, m.send_enter));
+            settle_rx(&mut s.rx);
+        }
+        Recording { stats: self.stats, sides: self.sides }
+    }
+}
+
+/// Sort the receive-side points by time and give them absolute offsets.
+fn settle_rx(rx: &mut RxState) {
+    let ring = rx.rmb_len;
+    rx.cdcs.sort_by_key(|c| c.ts);
+    rx.actions.sort_by_key(|a| a.ts);
+    rx.recvs.sort_by_key(|r| r.ts);
+    let mut u = Unwrapper::default();
+    for c in &mut rx.cdcs {
+        c.prod_abs = u.unwrap(c.prod, ring).unwrap_or(0);
+    }
+    let mut u = Unwrapper::default();
+    for a in &mut rx.actions {
+        a.b_abs = u.unwrap(a.before, ring).unwrap_or(0);
+        a.a_abs = u.unwrap(a.after, ring).unwrap_or(0);
+    }
+    let mut u = Unwrapper::default();
+    for r in &mut rx.recvs {
+        r.b_abs = u.unwrap(r.before, ring).unwrap_or(0);
+        r.a_abs = u.unwrap(r.after, ring).unwrap_or(0);
+    }
+    // Lookups search by offset; keep arrival order among equal offsets.
+    rx.cdcs.sort_by_key(|c| c.prod_abs);
+    rx.actions.sort_by_key(|a| a.a_abs);
+    rx.recvs.sort_by_key(|r| r.a_abs);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn c(wrap: u16, count: u32) -> Curs {
+        Curs { count, wrap, _pad: 0 }
+    }
+
+    #[test]
+    fn unwrap_follows_ring_turns_and_u16_overflow() {
+        let mut u = Unwrapper::default();
+        assert_eq!(u.unwrap(c(65534, 100), 1000), Some(65534 * 1000 + 100));
+        assert_eq!(u.unwrap(c(65535, 999), 1000), Some(65535 * 1000 + 999));
+        // wrap overflowed from 65535 to 0: one epoch later
+        assert_eq!(u.unwrap(c(0, 5), 1000), Some(65536 * 1000 + 5));
+        // a late event from before the overflow stays in the old epoch
+        assert_eq!(u.unwrap(c(65535, 10), 1000), Some(65535 * 1000 + 10));
+        assert_eq!(u.unwrap(c(1, 0), 0), None);
+    }
+}
