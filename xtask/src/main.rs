@@ -1,1 +1,259 @@
-fn main() {}
+//! `cargo xtask`: the project's automation that is not a product, today the QEMU lab.
+//!
+//! The lab boots Debian's own kernels in two TCG guests linked by soft-RoCE (rdma_rxe), so
+//! that SMC-R really runs between them on a machine whose kernel has no SMC at all.
+//! `lab run SCENARIO` is the end-to-end test of the project (CI runs every scenario);
+//! `lab exec` is how the other parts try their binaries in real kernels. See docs/lab.md.
+
+mod host;
+mod initramfs;
+mod kernel;
+mod scenario;
+mod vm;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use host::say;
+use kernel::Series;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser, Debug)]
+#[command(name = "cargo xtask", about = "smctrace project automation", version)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Top,
+}
+
+#[derive(Subcommand, Debug)]
+enum Top {
+    /// The QEMU lab: real SMC-R between two guests running Debian's own kernels.
+    #[command(subcommand)]
+    Lab(LabCmd),
+}
+
+#[derive(Args, Debug, Clone)]
+struct Common {
+    /// Kernel series the guests boot (Debian packages; see docs/lab.md).
+    #[arg(long, value_enum, default_value = "6.12")]
+    kernel: Series,
+    /// Host directory shared read-write with both guests as /out (default: a new
+    /// target/lab/<name>-<time> directory). Serial logs and outputs are kept there.
+    #[arg(long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// Seconds after boot at which each guest's watchdog ends it (the host kills QEMU 20 s
+    /// later if it is still there).
+    #[arg(long, value_name = "SECS", default_value_t = 180)]
+    timeout: u64,
+    /// Memory of each guest in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 1024)]
+    memory: u32,
+}
+
+#[derive(Subcommand, Debug)]
+enum LabCmd {
+    /// Run one scenario and check its assertions; exit 0 only if they all hold.
+    ///
+    /// Scenarios: pingpong (SMC-R ping-pong of small messages), bulk (SMC-R stream of 1 MiB
+    /// writes), shortconn (many short SMC-R connections), fallback (the server has no UEID,
+    /// so connections fall back to TCP with the decoded reason). The workspace binaries they
+    /// use (smcctl, smc-load, and smc-record with --record) are built first.
+    Run {
+        /// pingpong | bulk | shortconn | fallback
+        scenario: String,
+        #[command(flatten)]
+        common: Common,
+        /// Record both guests with smc-record during the workload, into
+        /// <out>/<scenario>-<a|b>.smctrace.
+        #[arg(long)]
+        record: bool,
+        /// Do not run `cargo build` for the binaries the scenario uses.
+        #[arg(long)]
+        no_build: bool,
+    },
+    /// Boot guest A (client role, 10.77.0.1) and, with --b, guest B (server role, 10.77.0.2),
+    /// do the standard SMC-R setup and run shell commands in them.
+    ///
+    /// The guests see the host's root filesystem read-only at its usual paths (so
+    /// /work/main/target/debug/smcctl runs as it is), the --out DIR read-write at /out, and
+    /// have SMCTRACE_ROLE=a|b, SMCTRACE_PEER (the other guest's address), SMCTRACE_OUT=/out,
+    /// SMCTRACE_KERNEL (uname -r) and SMCTRACE_READY_FILE in their environment.
+    /// B's commands start first; A's start once B is ready: B created $SMCTRACE_READY_FILE,
+    /// or B has a listening TCP socket (AF_SMC listeners count), or B's commands ended, or
+    /// 15 s passed. B's commands are stopped (SIGTERM) 5 s after A's ended. Each guest's
+    /// output is printed with an `[A] `/`[B] ` prefix; the exit status is non-zero if the
+    /// commands of either guest (their last command, as sh runs them) failed.
+    Exec {
+        #[command(flatten)]
+        common: Common,
+        /// Skip the SMC setup (modules, rxe0, UEID, PNET); the network is set up anyway.
+        #[arg(long)]
+        no_smc_setup: bool,
+        /// Shell commands run by /bin/sh in guest A.
+        #[arg(long = "a", value_name = "SHELL CMDS")]
+        a: String,
+        /// Shell commands run by /bin/sh in guest B (without it, only guest A boots).
+        #[arg(long = "b", value_name = "SHELL CMDS")]
+        b: Option<String>,
+    },
+    /// Download and unpack a lab kernel into the cache without booting anything.
+    Fetch {
+        #[arg(long, value_enum, default_value = "6.12")]
+        kernel: Series,
+    },
+}
+
+fn main() {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("lab: error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<i32> {
+    let Top::Lab(cmd) = cli.cmd;
+    match cmd {
+        LabCmd::Fetch { kernel } => {
+            prepare_host()?;
+            let k = kernel::ensure(kernel)?;
+            say(&format!("{} {} (kernel {}) ready in {}", k.package, k.version, k.kver, k.dir.display()));
+            Ok(0)
+        }
+        LabCmd::Exec { common, no_smc_setup, a, b } => {
+            prepare_host()?;
+            let k = kernel::ensure(common.kernel)?;
+            let out = out_dir(common.out.as_deref(), "exec")?;
+            let smcctl = smcctl_path();
+            if !no_smc_setup {
+                if !smcctl.exists() {
+                    bail!(
+                        "{} not found: the SMC setup registers the UEID with it; build it with \
+                         `cargo build -p smc-netlink`, or pass --no-smc-setup",
+                        smcctl.display()
+                    );
+                }
+                if !k.series.rxe_works_stock() {
+                    say("note: SMC-R over rdma_rxe on 6.1 needs the rxe fix module (not yet built): \
+                         AF_SMC connections will hang or fall back");
+                }
+            }
+            let spec = vm::Spec {
+                kernel: k.clone(),
+                out: out.clone(),
+                a_cmds: a,
+                b_cmds: b,
+                smc_setup: !no_smc_setup,
+                timeout: Duration::from_secs(common.timeout),
+                smcctl,
+                extra_modules: Vec::new(),
+                memory_mb: common.memory,
+                echo: true,
+            };
+            say(&format!("kernel {} ({} {}), output in {}", k.kver, k.package, k.version, out.display()));
+            let o = vm::run(&spec)?;
+            for g in o.guests() {
+                say(&g.describe());
+            }
+            say(&format!("boot-to-result {:.1} s", o.wall.as_secs_f64()));
+            if !o.ok() {
+                let failed: Vec<String> = o.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
+                eprintln!("lab: exec failed: {} (serial logs kept: {})", failed.join("; "), o.serial_logs());
+                return Ok(1);
+            }
+            Ok(0)
+        }
+        LabCmd::Run { scenario, common, record, no_build } => {
+            let sc = scenario::Scenario::parse(&scenario)?;
+            prepare_host()?;
+            let k = kernel::ensure(common.kernel)?;
+            if !no_build {
+                let mut pkgs = vec!["smc-netlink", "smc-load"];
+                if record {
+                    pkgs.push("smc-record");
+                }
+                host::cargo_build(&pkgs)?;
+            }
+            let out = out_dir(common.out.as_deref(), sc.name())?;
+            let opts = scenario::Options {
+                record,
+                timeout: Duration::from_secs(common.timeout),
+                memory_mb: common.memory,
+                smcctl: smcctl_path(),
+            };
+            scenario::run(sc, &k, &out, &opts)
+        }
+    }
+}
+
+fn smcctl_path() -> PathBuf {
+    std::env::var_os("SMCTRACE_LAB_SMCCTL").map(PathBuf::from).unwrap_or_else(|| host::debug_bin("smcctl"))
+}
+
+/// Root, packages, and the mount point the guests bind their kernel's modules on.
+fn prepare_host() -> Result<()> {
+    if !host::is_root() {
+        bail!("the lab needs root (apt-get, and QEMU exporting / read-only over 9p)");
+    }
+    host::ensure_packages()?;
+    // The guests see the host's /usr read-only and bind their modules over /lib/modules,
+    // which must therefore exist on the host (it does on any Debian with a kernel).
+    if !Path::new("/lib/modules").is_dir() {
+        say("creating /lib/modules on the host (the guests bind their kernel's modules there)");
+        std::fs::create_dir_all("/lib/modules").context("creating /lib/modules")?;
+    }
+    Ok(())
+}
+
+/// The run's output directory, absolute, created.
+fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf> {
+    let dir = match given {
+        Some(d) => d.to_path_buf(),
+        None => {
+            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+            host::target_dir().join("lab").join(format!("{name}-{secs}"))
+        }
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn exec_arguments_parse() {
+        let cli = Cli::try_parse_from([
+            "xtask", "lab", "exec", "--kernel", "6.1", "--out", "/tmp/x", "--no-smc-setup", "--a", "uname -r", "--b", "true",
+        ])
+        .unwrap();
+        let Top::Lab(LabCmd::Exec { common, no_smc_setup, a, b }) = cli.cmd else { panic!("not exec") };
+        assert_eq!(common.kernel, Series::V6_1);
+        assert_eq!(common.out.as_deref(), Some(Path::new("/tmp/x")));
+        assert!(no_smc_setup);
+        assert_eq!(a, "uname -r");
+        assert_eq!(b.as_deref(), Some("true"));
+        assert!(Cli::try_parse_from(["xtask", "lab", "exec", "--b", "true"]).is_err(), "--a is required");
+        assert!(Cli::try_parse_from(["xtask", "lab", "exec", "--kernel", "5.10", "--a", "x"]).is_err());
+    }
+
+    #[test]
+    fn run_arguments_parse() {
+        let cli = Cli::try_parse_from(["xtask", "lab", "run", "bulk", "--record"]).unwrap();
+        let Top::Lab(LabCmd::Run { scenario, common, record, no_build }) = cli.cmd else { panic!("not run") };
+        assert_eq!(scenario, "bulk");
+        assert_eq!(common.kernel, Series::V6_12);
+        assert!(record && !no_build);
+    }
+}

@@ -1,0 +1,309 @@
+//! Debian kernels for the lab guests: pick the package, download it, unpack it once.
+//!
+//! The lab runs Debian's own kernels, unmodified, so what it proves holds for what operators
+//! run. `--kernel 6.12` is bookworm-security's 6.12 backport
+//! (`linux-image-6.12.*+deb12-amd64-unsigned`, same config as trixie's 6.12 and published
+//! together with matching headers and source, so no extra apt source is needed);
+//! `--kernel 6.1` is bookworm's `linux-image-6.1.0-*-amd64-unsigned`.
+//!
+//! A kernel is cached under `$SMCTRACE_LAB_CACHE` (default `/var/cache/smctrace-lab`) in a
+//! directory named after the exact package and version, holding:
+//! - `vmlinux`: the uncompressed ELF taken out of the bzImage, booted through its PVH entry
+//!   (saves the in-guest decompression, seconds under TCG);
+//! - `lib/modules/<kver>/`: the package's modules with a `modules.dep` made by `depmod -b`;
+//! - `stage1/`: the decompressed modules stage 1 needs for 9p, and their load order;
+//! - `kver`, `package`: what it is.
+//!
+//! It is built in a temporary directory and renamed into place, so an interrupted download
+//! never leaves a half cache behind.
+
+use crate::host::{run_checked, say};
+use crate::initramfs::{load_order, read_module};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Kernel series the lab knows how to boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Series {
+    #[value(name = "6.12")]
+    V6_12,
+    #[value(name = "6.1")]
+    V6_1,
+}
+
+impl Series {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Series::V6_12 => "6.12",
+            Series::V6_1 => "6.1",
+        }
+    }
+
+    /// Does this kernel's SMC-R need PNET entries (no UEID-only SMC-Rv2 discovery)?
+    pub fn needs_pnet(self) -> bool {
+        self == Series::V6_1
+    }
+
+    /// Does Debian's rdma_rxe work with SMC-R on this kernel without the fix module?
+    pub fn rxe_works_stock(self) -> bool {
+        self == Series::V6_12
+    }
+}
+
+/// Modules stage 1 must load to mount the host over 9p (those built in are skipped).
+pub const STAGE1_MODULES: &[&str] = &["virtio_pci", "9pnet_virtio", "9p"];
+
+/// Does `name` (an apt package name) belong to `series`' flavour of choice?
+pub fn package_matches(series: Series, name: &str) -> bool {
+    match series {
+        Series::V6_12 => name
+            .strip_prefix("linux-image-6.12.")
+            .and_then(|r| r.strip_suffix("+deb12-amd64-unsigned"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        Series::V6_1 => name
+            .strip_prefix("linux-image-6.1.0-")
+            .and_then(|r| r.strip_suffix("-amd64-unsigned"))
+            .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+    }
+}
+
+/// The newest matching package of a list of apt package names (numeric order of the ABI or
+/// patch number, so `6.12.107` beats `6.12.99`).
+pub fn newest_package<'a>(series: Series, names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+    let key = |n: &str| -> u64 {
+        let digits: String = match series {
+            Series::V6_12 => n.trim_start_matches("linux-image-6.12.").chars().take_while(char::is_ascii_digit).collect(),
+            Series::V6_1 => n.trim_start_matches("linux-image-6.1.0-").chars().take_while(char::is_ascii_digit).collect(),
+        };
+        digits.parse().unwrap_or(0)
+    };
+    names.into_iter().filter(|n| package_matches(series, n)).max_by_key(|n| key(n)).map(str::to_string)
+}
+
+fn apt_candidates(series: Series) -> Result<Option<String>> {
+    let prefix = match series {
+        Series::V6_12 => "linux-image-6.12.",
+        Series::V6_1 => "linux-image-6.1.0-",
+    };
+    let out = Command::new("apt-cache").args(["pkgnames", prefix]).output().context("running apt-cache pkgnames")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    Ok(newest_package(series, text.lines()))
+}
+
+fn apt_version(package: &str) -> Result<String> {
+    let out = Command::new("apt-cache")
+        .args(["show", "--no-all-versions", package])
+        .output()
+        .context("running apt-cache show")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.strip_prefix("Version: "))
+        .map(|v| v.trim().to_string())
+        .with_context(|| format!("apt-cache show {package} gave no Version"))
+}
+
+/// A kernel ready to boot.
+#[derive(Debug, Clone)]
+pub struct Kernel {
+    pub series: Series,
+    pub package: String,
+    pub version: String,
+    pub kver: String,
+    pub dir: PathBuf,
+}
+
+impl Kernel {
+    pub fn vmlinux(&self) -> PathBuf {
+        self.dir.join("vmlinux")
+    }
+    /// Host path of the directory to bind over the guest's /lib/modules.
+    pub fn modules_root(&self) -> PathBuf {
+        self.dir.join("lib/modules")
+    }
+    pub fn stage1_dir(&self) -> PathBuf {
+        self.dir.join("stage1")
+    }
+}
+
+pub fn cache_root() -> PathBuf {
+    std::env::var_os("SMCTRACE_LAB_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/var/cache/smctrace-lab"))
+}
+
+/// Find (or download and unpack) the newest kernel package of `series`.
+pub fn ensure(series: Series) -> Result<Kernel> {
+    let root = cache_root();
+    let mut package = apt_candidates(series)?;
+    if package.is_none() {
+        say("apt has no lists for the lab kernels yet: running apt-get update");
+        run_checked(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+        package = apt_candidates(series)?;
+    }
+    let package = package.with_context(|| {
+        format!("apt knows no kernel package for {} (looked for {})", series.as_str(), match series {
+            Series::V6_12 => "linux-image-6.12.*+deb12-amd64-unsigned in bookworm-security",
+            Series::V6_1 => "linux-image-6.1.0-*-amd64-unsigned in bookworm",
+        })
+    })?;
+    let version = apt_version(&package)?;
+    let dir = root.join(format!("{package}_{version}"));
+    if !dir.join("kver").exists() {
+        say(&format!("downloading and unpacking {package} {version} into {}", dir.display()));
+        build_cache(&package, &dir).with_context(|| format!("preparing {package} {version}"))?;
+    }
+    let kver = std::fs::read_to_string(dir.join("kver"))
+        .with_context(|| format!("reading {}", dir.join("kver").display()))?
+        .trim()
+        .to_string();
+    Ok(Kernel { series, package, version, kver, dir })
+}
+
+fn build_cache(package: &str, dir: &Path) -> Result<()> {
+    let parent = dir.parent().context("cache dir has no parent")?;
+    std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+    let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), dir.file_name().unwrap_or_default().to_string_lossy()));
+    let _ = std::fs::remove_dir_all(&tmp);
+    std::fs::create_dir_all(tmp.join("deb"))?;
+    let result = (|| -> Result<()> {
+        run_checked(Command::new("apt-get").args(["download", "-q", package]).current_dir(tmp.join("deb")), "apt-get download")?;
+        let deb = std::fs::read_dir(tmp.join("deb"))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|e| e == "deb"))
+            .context("apt-get download left no .deb")?;
+        let x = tmp.join("x");
+        run_checked(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x), "dpkg-deb -x")?;
+        let vmlinuz = std::fs::read_dir(x.join("boot"))?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+            .context("the package has no boot/vmlinuz-*")?;
+        let kver = vmlinuz.file_name().unwrap_or_default().to_string_lossy().trim_start_matches("vmlinuz-").to_string();
+        let out = tmp.join("out");
+        std::fs::create_dir_all(out.join("lib/modules"))?;
+        let image = std::fs::read(&vmlinuz)?;
+        std::fs::write(out.join("vmlinux"), extract_vmlinux(&image)?)?;
+        let moddir = [x.join("lib/modules").join(&kver), x.join("usr/lib/modules").join(&kver)]
+            .into_iter()
+            .find(|p| p.is_dir())
+            .context("the package has no lib/modules/<kver>")?;
+        std::fs::rename(&moddir, out.join("lib/modules").join(&kver))?;
+        for f in std::fs::read_dir(x.join("boot"))? {
+            let f = f?.path();
+            if f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("config-")) {
+                std::fs::copy(&f, out.join("config"))?;
+            }
+        }
+        run_checked(Command::new("depmod").arg("-b").arg(&out).arg(&kver), "depmod")?;
+        // Stage 1 modules, decompressed, with their load order.
+        let mods = out.join("lib/modules").join(&kver);
+        let dep = std::fs::read_to_string(mods.join("modules.dep"))?;
+        let builtin = std::fs::read_to_string(mods.join("modules.builtin")).unwrap_or_default();
+        let order = load_order(&dep, &builtin, STAGE1_MODULES)?;
+        std::fs::create_dir_all(out.join("stage1"))?;
+        let mut names = String::new();
+        for file in &order {
+            let name = crate::initramfs::module_name(file);
+            std::fs::write(out.join("stage1").join(format!("{name}.ko")), read_module(&mods.join(file))?)?;
+            names.push_str(&name);
+            names.push('\n');
+        }
+        std::fs::write(out.join("stage1/order"), names)?;
+        std::fs::write(out.join("package"), format!("{package}\n"))?;
+        std::fs::write(out.join("kver"), format!("{kver}\n"))?;
+        let _ = std::fs::remove_dir_all(dir);
+        std::fs::rename(&out, dir).with_context(|| format!("moving the unpacked kernel to {}", dir.display()))?;
+        Ok(())
+    })();
+    let _ = std::fs::remove_dir_all(&tmp);
+    result
+}
+
+/// The compressed payload of a bzImage: its format and bytes (without the 4-byte size
+/// trailer the kernel's build appends).
+pub fn bzimage_payload(image: &[u8]) -> Result<(&'static str, &[u8])> {
+    if image.len() < 0x250 || &image[0x202..0x206] != b"HdrS" {
+        bail!("not a bzImage (no HdrS boot header)");
+    }
+    let setup_sects = match image[0x1f1] {
+        0 => 4,
+        n => n as usize,
+    };
+    let pm = (setup_sects + 1) * 512;
+    let off = u32::from_le_bytes(image[0x248..0x24c].try_into()?) as usize;
+    let len = u32::from_le_bytes(image[0x24c..0x250].try_into()?) as usize;
+    let payload = image.get(pm + off..pm + off + len).context("bzImage payload out of bounds")?;
+    let kind = match payload {
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => "zstd",
+        [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => "xz",
+        [0x1f, 0x8b, ..] => "gzip",
+        _ => bail!("unknown bzImage payload compression"),
+    };
+    Ok((kind, &payload[..payload.len().saturating_sub(4)]))
+}
+
+/// Decompress the ELF `vmlinux` out of a bzImage with the host's zstd/xz/gzip.
+pub fn extract_vmlinux(image: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let (kind, payload) = bzimage_payload(image)?;
+    let mut child = Command::new(kind)
+        .args(["-dc", "-q"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("running {kind} to decompress the kernel"))?;
+    let mut stdin = child.stdin.take().context("no stdin")?;
+    let payload = payload.to_vec();
+    let writer = std::thread::spawn(move || stdin.write_all(&payload));
+    let out = child.wait_with_output()?;
+    // xz and gzip may complain about the trailing padding; the ELF check below decides.
+    let _ = writer.join();
+    if out.stdout.get(..4) != Some(b"\x7fELF") {
+        bail!("decompressing the kernel with {kind} gave no ELF: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(out.stdout)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn picks_the_newest_matching_package() {
+        let names = [
+            "linux-image-6.12.99+deb12-amd64-unsigned",
+            "linux-image-6.12.107+deb12-amd64-unsigned",
+            "linux-image-6.12.107+deb12-amd64-dbg",
+            "linux-image-6.12.107+deb12-cloud-amd64-unsigned",
+            "linux-image-6.12.107+deb12-rt-amd64-unsigned",
+        ];
+        assert_eq!(newest_package(Series::V6_12, names).as_deref(), Some("linux-image-6.12.107+deb12-amd64-unsigned"));
+        let names = ["linux-image-6.1.0-9-amd64-unsigned", "linux-image-6.1.0-56-amd64-unsigned", "linux-image-6.1.0-56-cloud-amd64-unsigned"];
+        assert_eq!(newest_package(Series::V6_1, names).as_deref(), Some("linux-image-6.1.0-56-amd64-unsigned"));
+        assert_eq!(newest_package(Series::V6_1, ["linux-image-6.1.0-56-amd64"]), None);
+    }
+
+    fn fake_bzimage(payload: &[u8]) -> Vec<u8> {
+        let mut img = vec![0u8; 5 * 512];
+        img[0x1f1] = 4;
+        img[0x202..0x206].copy_from_slice(b"HdrS");
+        img[0x248..0x24c].copy_from_slice(&16u32.to_le_bytes());
+        img[0x24c..0x250].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+        img.extend_from_slice(&[0u8; 16]);
+        img.extend_from_slice(payload);
+        img
+    }
+
+    #[test]
+    fn finds_the_payload_and_drops_the_size_trailer() {
+        let img = fake_bzimage(&[0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3, 9, 9, 9, 9]);
+        let (kind, p) = bzimage_payload(&img).unwrap();
+        assert_eq!(kind, "zstd");
+        assert_eq!(p, &[0x28, 0xb5, 0x2f, 0xfd, 1, 2, 3]);
+        assert!(bzimage_payload(&fake_bzimage(b"garbage!")).is_err());
+        assert!(bzimage_payload(b"short").is_err());
+    }
+}

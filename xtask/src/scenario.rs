@@ -1,0 +1,459 @@
+//! The lab's scenarios: a workload between the two guests and the assertions that prove
+//! what it must prove (SMC-R really used, or the expected fallback), checked on the files
+//! the guests leave in the run's output directory.
+//!
+//! Each scenario is two shell scripts (B = server, A = client) built from the workspace's
+//! own tools at their host paths: `smc-load` for the workload, `smcctl` for the kernel's
+//! evidence (smc_diag sockets sampled while the workload runs, netlink SMC statistics and
+//! fallback counters after it), optionally wrapped by `smc-record` (`--record`).
+//! Files written to `/out` (the host's `--out DIR`):
+//! `a-load.json` (smc-load's report), `a-diag-<i>.json` (smc_diag samples),
+//! `<a|b>-stats.json`, `<a|b>-fallback.json`, and with --record `<scenario>-<a|b>.smctrace`.
+
+use crate::host::{debug_bin, say};
+use crate::kernel::Kernel;
+use crate::vm::{self, sh_quote, Outcome, LAB_UEID};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// TCP port of the scenario's server in guest B.
+const PORT: u16 = 5000;
+/// Connections made by `shortconn`.
+const SHORTCONN_COUNT: u64 = 50;
+/// Messages of `pingpong` (64 bytes each).
+const PINGPONG_COUNT: u64 = 2000;
+/// Seconds `bulk` streams 1 MiB writes.
+const BULK_SECS: u64 = 3;
+/// smc_diag mode values (`SMC_DIAG_MODE_*`).
+const MODE_SMCR: u64 = 0;
+const MODE_FALLBACK_TCP: u64 = 1;
+/// The fallback the `fallback` scenario expects on the client: the server has no UEID in
+/// common, so SMC-Rv2 has no usable device/EID and it declines (CLC decline from the peer).
+pub const EXPECTED_FALLBACK: &[u32] = &[0x0303_0000, 0x0303_0008, 0x0303_0007];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scenario {
+    Pingpong,
+    Bulk,
+    Shortconn,
+    Fallback,
+}
+
+pub struct Options {
+    pub record: bool,
+    pub timeout: Duration,
+    pub memory_mb: u32,
+    pub smcctl: PathBuf,
+}
+
+impl Scenario {
+    pub const ALL: [Scenario; 4] = [Scenario::Pingpong, Scenario::Bulk, Scenario::Shortconn, Scenario::Fallback];
+
+    pub fn parse(s: &str) -> Result<Scenario> {
+        Scenario::ALL
+            .into_iter()
+            .find(|sc| sc.name() == s)
+            .with_context(|| format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback)"))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Scenario::Pingpong => "pingpong",
+            Scenario::Bulk => "bulk",
+            Scenario::Shortconn => "shortconn",
+            Scenario::Fallback => "fallback",
+        }
+    }
+
+    /// Connections the client makes.
+    fn connections(self) -> u64 {
+        match self {
+            Scenario::Shortconn => SHORTCONN_COUNT,
+            _ => 1,
+        }
+    }
+
+    fn client_args(self) -> String {
+        match self {
+            Scenario::Pingpong | Scenario::Fallback => format!("--mode pingpong --count {PINGPONG_COUNT} --size 64"),
+            Scenario::Bulk => format!("--mode bulk --duration {BULK_SECS} --size 1048576"),
+            Scenario::Shortconn => format!("--mode shortconn --count {SHORTCONN_COUNT} --size 64"),
+        }
+    }
+}
+
+/// Paths of the workspace binaries the scripts call.
+pub struct Tools {
+    pub smcctl: PathBuf,
+    pub load: PathBuf,
+    pub record: PathBuf,
+}
+
+fn record_start(tools: &Tools, scenario: Scenario, role: &str) -> String {
+    format!(
+        "{rec} record --output /out/{sc}-{role}.smctrace --ready-file /tmp/rec.ready -q &\n\
+         rec=$!\n\
+         n=0\n\
+         while [ ! -e /tmp/rec.ready ]; do\n\
+         \x20 kill -0 $rec 2>/dev/null || {{ echo \"smc-record exited before it was ready\"; exit 90; }}\n\
+         \x20 n=$((n + 1)); [ $n -le 600 ] || {{ echo \"smc-record not ready after 60 s\"; kill -KILL $rec; exit 91; }}\n\
+         \x20 sleep 0.1\n\
+         done\n",
+        rec = sh_quote(&tools.record.display().to_string()),
+        sc = scenario.name(),
+    )
+}
+
+const RECORD_STOP: &str = "kill -INT $rec\n\
+     if wait $rec; then :; else rc=$?; echo \"smc-record exited with status $rc\"; exit 92; fi\n";
+
+/// Guest B's script: the server, then the evidence.
+pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
+    let smcctl = sh_quote(&tools.smcctl.display().to_string());
+    let load = sh_quote(&tools.load.display().to_string());
+    let mut s = String::from("set -e\n");
+    if scenario == Scenario::Fallback {
+        // The server side refuses SMC-Rv2: no UEID in common with the client.
+        s += &format!("{smcctl} ueid del {LAB_UEID}\n");
+    }
+    if record {
+        s += &record_start(tools, scenario, "b");
+    }
+    s += &format!("{load} server --listen 0.0.0.0:{PORT} --exit-after {}\n", scenario.connections());
+    if record {
+        s += RECORD_STOP;
+    }
+    s += &format!("{smcctl} stats --json > /out/b-stats.json\n{smcctl} fallback --json > /out/b-fallback.json\n");
+    s
+}
+
+/// Guest A's script: the client with smc_diag sampled while it runs, then the evidence.
+pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
+    let smcctl = sh_quote(&tools.smcctl.display().to_string());
+    let load = sh_quote(&tools.load.display().to_string());
+    let mut s = String::from("set -e\n");
+    if record {
+        s += &record_start(tools, scenario, "a");
+    }
+    s += &format!(
+        "{load} client --connect \"$SMCTRACE_PEER:{PORT}\" {} --json > /out/a-load.json &\n\
+         load=$!\n\
+         i=0\n\
+         while kill -0 $load 2>/dev/null && [ $i -lt 30 ]; do\n\
+         \x20 {smcctl} diag --json > /out/a-diag-$i.json || true\n\
+         \x20 i=$((i + 1)); sleep 0.2\n\
+         done\n\
+         if wait $load; then :; else rc=$?; echo \"smc-load client failed with status $rc\"; exit $rc; fi\n",
+        scenario.client_args()
+    );
+    if record {
+        s += RECORD_STOP;
+    }
+    s += &format!(
+        "{smcctl} stats --json > /out/a-stats.json\n{smcctl} fallback --json > /out/a-fallback.json\n\
+         cat /out/a-load.json\n"
+    );
+    s
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{} missing", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
+}
+
+fn num(v: &Value, key: &str) -> u64 {
+    v.get(key).and_then(Value::as_u64).unwrap_or(0)
+}
+
+/// Successful SMC-R handshakes counted by `smcctl stats --json` on one side.
+pub fn smcr_successes(stats: &Value, client: bool) -> u64 {
+    let side = if client { "clnt" } else { "srv" };
+    num(stats, &format!("smcr.{side}_v1_succ_cnt")) + num(stats, &format!("smcr.{side}_v2_succ_cnt"))
+}
+
+/// Fallbacks counted by `smcctl fallback --json` (both sides).
+pub fn fallback_total(fb: &Value) -> u64 {
+    num(fb, "server_total") + num(fb, "client_total")
+}
+
+/// Reason codes with a non-zero count in `smcctl fallback --json`.
+pub fn fallback_reasons(fb: &Value) -> Vec<u32> {
+    fb.get("reasons")
+        .and_then(Value::as_array)
+        .map(|rs| {
+            rs.iter()
+                .filter(|r| num(r, "count") > 0)
+                .filter_map(|r| r.get("code").and_then(Value::as_u64).map(|c| c as u32))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The sockets of all diag samples whose peer is the scenario's server.
+pub fn diag_server_sockets(samples: &[Value]) -> Vec<&Value> {
+    samples
+        .iter()
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter(|s| num(s, "remote_port") == PORT as u64)
+        .collect()
+}
+
+fn diag_samples(out: &Path) -> Vec<Value> {
+    let mut v = Vec::new();
+    for i in 0..30 {
+        if let Ok(j) = read_json(&out.join(format!("a-diag-{i}.json"))) {
+            v.push(j);
+        }
+    }
+    v
+}
+
+/// Check a finished run; the error names the first failed assertion.
+pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>> {
+    let mut proven = Vec::new();
+    let load = read_json(&out.join("a-load.json"))?;
+    let count = num(&load, "count");
+    if count == 0 {
+        bail!("assertion failed: smc-load client did no work (count 0 in a-load.json)");
+    }
+    if scenario == Scenario::Shortconn && num(&load, "connects") < SHORTCONN_COUNT {
+        bail!("assertion failed: {} of {SHORTCONN_COUNT} short connections completed", num(&load, "connects"));
+    }
+    let a_stats = read_json(&out.join("a-stats.json"))?;
+    let b_stats = read_json(&out.join("b-stats.json"))?;
+    let a_fb = read_json(&out.join("a-fallback.json"))?;
+    let b_fb = read_json(&out.join("b-fallback.json"))?;
+    let samples = diag_samples(out);
+    let socks = diag_server_sockets(&samples);
+    let want = scenario.connections();
+    if scenario == Scenario::Fallback {
+        let (a, b) = (smcr_successes(&a_stats, true), smcr_successes(&b_stats, false));
+        if a + b != 0 {
+            bail!("assertion failed: SMC-R handshakes succeeded (A {a}, B {b}) although B has no UEID");
+        }
+        let reasons = fallback_reasons(&a_fb);
+        if num(&a_fb, "client_total") == 0 || !reasons.iter().any(|r| EXPECTED_FALLBACK.contains(r)) {
+            bail!(
+                "assertion failed: client fallback with reason in {} expected, netlink says {} fallbacks, reasons {}",
+                hexes(EXPECTED_FALLBACK),
+                num(&a_fb, "client_total"),
+                hexes(&reasons)
+            );
+        }
+        proven.push(format!("client fell back to TCP, reasons {} (netlink)", hexes(&reasons)));
+        let fell: Vec<&&Value> = socks.iter().filter(|s| num(s, "mode") == MODE_FALLBACK_TCP).collect();
+        if fell.is_empty() {
+            bail!("assertion failed: no smc_diag sample shows the client socket in fallback mode ({} samples)", samples.len());
+        }
+        let r = fell[0].get("fallback").map(|f| num(f, "reason") as u32).unwrap_or(0);
+        if !EXPECTED_FALLBACK.contains(&r) {
+            bail!("assertion failed: smc_diag fallback reason {r:#010x}, expected one of {}", hexes(EXPECTED_FALLBACK));
+        }
+        proven.push(format!("smc_diag: live socket mode TCP (fallback), reason {r:#010x}"));
+        return Ok(proven);
+    }
+    let (a, b) = (smcr_successes(&a_stats, true), smcr_successes(&b_stats, false));
+    if a < want || b < want {
+        bail!("assertion failed: {want} SMC-R connection(s) expected, netlink stats count A {a} client, B {b} server");
+    }
+    proven.push(format!("SMC-R handshakes: A {a} client, B {b} server (netlink stats)"));
+    let (fa, fb) = (fallback_total(&a_fb), fallback_total(&b_fb));
+    if fa != 0 || fb != 0 {
+        bail!(
+            "assertion failed: TCP fallback must be 0, netlink counts A {fa} (reasons {}), B {fb} (reasons {})",
+            hexes(&fallback_reasons(&a_fb)),
+            hexes(&fallback_reasons(&b_fb))
+        );
+    }
+    proven.push("TCP fallbacks: 0 on both sides (netlink)".to_string());
+    if scenario != Scenario::Shortconn {
+        if !socks.iter().any(|s| num(s, "mode") == MODE_SMCR) {
+            bail!(
+                "assertion failed: no smc_diag sample ({} taken) shows the client socket in mode SMCR",
+                samples.len()
+            );
+        }
+        proven.push("smc_diag: live client socket in mode SMCR".to_string());
+    }
+    if record {
+        for role in ["a", "b"] {
+            let p = out.join(format!("{}-{role}.smctrace", scenario.name()));
+            let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
+            if len == 0 {
+                bail!("assertion failed: recording {} missing or empty", p.display());
+            }
+            proven.push(format!("recording {} ({len} bytes)", p.display()));
+        }
+    }
+    Ok(proven)
+}
+
+fn hexes(codes: &[u32]) -> String {
+    if codes.is_empty() {
+        return "none".into();
+    }
+    codes.iter().map(|c| format!("{c:#010x}")).collect::<Vec<_>>().join(",")
+}
+
+/// The one-line summary of smc-load's report.
+fn load_summary(load: &Value) -> String {
+    let f = |k: &str| load.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+    format!(
+        "{} {}: count {}, RTT p50 {:.0} us p99 {:.0} us, {:.1} MB/s, {:.0} msgs/s",
+        load.get("mode").and_then(Value::as_str).unwrap_or("?"),
+        load.get("proto").and_then(Value::as_str).unwrap_or("?"),
+        num(load, "count"),
+        f("rtt_p50_us"),
+        f("rtt_p99_us"),
+        f("mbytes_per_s"),
+        f("msgs_per_s"),
+    )
+}
+
+/// Run `scenario` on `kernel`, check it, and return the process exit code.
+pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
+    if scenario != Scenario::Fallback && !kernel.series.rxe_works_stock() {
+        bail!(
+            "{} on {}: SMC-R over Debian 6.1's rdma_rxe needs the rxe fix module (not yet built); \
+             only `fallback` runs on 6.1",
+            scenario.name(),
+            kernel.series.as_str()
+        );
+    }
+    let tools = Tools { smcctl: opts.smcctl.clone(), load: debug_bin("smc-load"), record: debug_bin("smc-record") };
+    for (name, p) in [("smcctl", &tools.smcctl), ("smc-load", &tools.load)] {
+        if !p.exists() {
+            bail!("{name} not found at {} (build it, or drop --no-build)", p.display());
+        }
+    }
+    if opts.record && !tools.record.exists() {
+        bail!("--record needs {}, which is not built (is the recorder there yet? cargo build -p smc-record)", tools.record.display());
+    }
+    // Old evidence in a reused --out DIR must not pass for this run's.
+    for e in std::fs::read_dir(out)?.flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        if (n.starts_with("a-") || n.starts_with("b-")) && n.ends_with(".json") || n.ends_with(".smctrace") {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+    let spec = vm::Spec {
+        kernel: kernel.clone(),
+        out: out.to_path_buf(),
+        a_cmds: a_script(scenario, &tools, opts.record),
+        b_cmds: Some(b_script(scenario, &tools, opts.record)),
+        smc_setup: true,
+        timeout: opts.timeout,
+        smcctl: tools.smcctl.clone(),
+        extra_modules: Vec::new(),
+        memory_mb: opts.memory_mb,
+        echo: true,
+    };
+    say(&format!(
+        "scenario {} on kernel {} ({} {}), output in {}",
+        scenario.name(),
+        kernel.kver,
+        kernel.package,
+        kernel.version,
+        out.display()
+    ));
+    let o: Outcome = vm::run(&spec)?;
+    let wall = o.wall.as_secs_f64();
+    if !o.ok() {
+        let failed: Vec<String> = o.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
+        eprintln!(
+            "lab: {} FAILED after {wall:.1} s: {} (serial logs kept: {})",
+            scenario.name(),
+            failed.join("; "),
+            o.serial_logs()
+        );
+        return Ok(1);
+    }
+    match check(scenario, out, opts.record) {
+        Ok(proven) => {
+            if let Ok(load) = read_json(&out.join("a-load.json")) {
+                say(&load_summary(&load));
+            }
+            for p in proven {
+                say(&format!("ok: {p}"));
+            }
+            say(&format!("{} PASSED on {}: boot-to-result {wall:.1} s", scenario.name(), kernel.kver));
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!(
+                "lab: {} FAILED after {wall:.1} s: {e:#} (serial logs kept: {})",
+                scenario.name(),
+                o.serial_logs()
+            );
+            Ok(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn tools() -> Tools {
+        Tools { smcctl: "/w/smcctl".into(), load: "/w/smc-load".into(), record: "/w/smc-record".into() }
+    }
+
+    #[test]
+    fn names_roundtrip() {
+        for sc in Scenario::ALL {
+            assert_eq!(Scenario::parse(sc.name()).unwrap(), sc);
+        }
+        assert!(Scenario::parse("nope").is_err());
+    }
+
+    #[test]
+    fn scripts_use_the_workspace_tools() {
+        let b = b_script(Scenario::Shortconn, &tools(), false);
+        assert!(b.contains("'/w/smc-load' server --listen 0.0.0.0:5000 --exit-after 50"));
+        assert!(b.contains("'/w/smcctl' stats --json > /out/b-stats.json"));
+        let a = a_script(Scenario::Bulk, &tools(), true);
+        assert!(a.contains("--mode bulk --duration 3 --size 1048576 --json"));
+        assert!(a.contains("record --output /out/bulk-a.smctrace --ready-file /tmp/rec.ready -q &"));
+        assert!(a.find("kill -INT $rec").unwrap() > a.find("wait $load").unwrap());
+        assert!(b_script(Scenario::Fallback, &tools(), false).contains("ueid del SMCTRACE-LAB"));
+    }
+
+    #[test]
+    fn stats_and_fallbacks_are_read() {
+        let st = json!({"smcr.clnt_v2_succ_cnt": 3, "smcr.clnt_v1_succ_cnt": 1, "smcr.srv_v2_succ_cnt": 7});
+        assert_eq!(smcr_successes(&st, true), 4);
+        assert_eq!(smcr_successes(&st, false), 7);
+        let fb = json!({"server_total": 0, "client_total": 2,
+            "reasons": [{"code": 0x03030000u32, "count": 2, "server": false}, {"code": 5, "count": 0, "server": true}]});
+        assert_eq!(fallback_total(&fb), 2);
+        assert_eq!(fallback_reasons(&fb), vec![0x03030000]);
+    }
+
+    #[test]
+    fn check_names_the_failed_assertion() {
+        let dir = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let w = |n: &str, v: Value| std::fs::write(dir.join(n), v.to_string()).unwrap();
+        w("a-load.json", json!({"mode": "pingpong", "proto": "smc", "count": 2000, "connects": 1}));
+        w("a-stats.json", json!({"smcr.clnt_v2_succ_cnt": 1}));
+        w("b-stats.json", json!({"smcr.srv_v2_succ_cnt": 1}));
+        w("a-fallback.json", json!({"server_total": 0, "client_total": 0, "reasons": []}));
+        w("b-fallback.json", json!({"server_total": 0, "client_total": 0, "reasons": []}));
+        w("a-diag-0.json", json!([{"mode": 0, "remote_port": 5000}]));
+        assert_eq!(check(Scenario::Pingpong, &dir, false).unwrap().len(), 3);
+        w("b-fallback.json", json!({"server_total": 1, "client_total": 0, "reasons": [{"code": 0x03030000u32, "count": 1}]}));
+        let e = check(Scenario::Pingpong, &dir, false).unwrap_err().to_string();
+        assert!(e.contains("TCP fallback must be 0") && e.contains("0x03030000"), "{e}");
+        w("b-fallback.json", json!({"server_total": 0, "client_total": 0, "reasons": []}));
+        w("a-diag-0.json", json!([{"mode": 1, "remote_port": 5000}]));
+        let e = check(Scenario::Pingpong, &dir, false).unwrap_err().to_string();
+        assert!(e.contains("mode SMCR"), "{e}");
+        let e = check(Scenario::Pingpong, &dir, true).unwrap_err().to_string();
+        assert!(e.contains("mode SMCR"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
