@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use btf_rs::{Btf, BtfType, Type};
+use btf_rs::{Btf, Type};
 
 /// Where one member sits inside its outermost struct.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,0 +1,208 @@
+//! Loading and attaching the BPF programs with aya 0.14.
+//!
+//! Sets the read-only globals (member offsets from `offsets.rs`, the per
+//! recording socket-id key, filter flags, payload size), loads the object
+//! embedded at build time and attaches every probe of `probes.rs` whose hook
+//! exists and whose members resolved. A probe that cannot attach is recorded
+//! with the reason (in the file's metadata and in `smc-record probes`), never
+//! fatal: the recording goes on with what the kernel allows.
+
+use std::collections::BTreeMap;
+
+use anyhow::{anyhow, Context, Result};
+use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
+use aya::programs::{KProbe, RawTracePoint};
+use aya::{Ebpf, EbpfLoader};
+use smctrace_format::meta::{Filters, ProbeInfo};
+
+use crate::offsets::KernelBtf;
+use crate::probes::{Attach, PROBES};
+
+static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/smc_record.bpf.o"));
+
+const FLT_PID: u32 = 0x1;
+const FLT_COMM: u32 = 0x2;
+const FLT_PORT: u32 = 0x4;
+const FLT_NETNS: u32 = 0x8;
+
+/// What the programs are configured with.
+pub struct Config {
+    pub filters: Filters,
+    pub payload_bytes: u32,
+    pub ring_bytes: u32,
+    pub sock_key: [u64; 2],
+}
+
+/// A loaded and attached recorder. Dropping it detaches everything.
+pub struct Loaded {
+    pub ebpf: Ebpf,
+    pub probes: Vec<ProbeInfo>,
+}
+
+/// Why each probe could (not) attach before loading anything: hooks that the
+/// kernel does not have, members that did not resolve. `None` = attachable.
+pub fn preflight(btf: &KernelBtf, offsets: &BTreeMap<&'static str, Result<u32, String>>) -> Vec<Option<String>> {
+    PROBES
+        .iter()
+        .map(|p| {
+            let missing: Vec<String> = p
+                .needs
+                .iter()
+                .filter_map(|n| match offsets.get(n) {
+                    Some(Ok(_)) => None,
+                    Some(Err(e)) => Some(e.clone()),
+                    None => Some(format!("{n}: not resolved")),
+                })
+                .collect();
+            if !missing.is_empty() {
+                return Some(format!("kernel lacks {}", missing.join("; ")));
+            }
+            let is_tp = p.programs.iter().all(|(_, a)| *a == Attach::RawTp);
+            if !is_tp && !btf.has_func(p.hook) {
+                return Some(format!("function {} not in this kernel's BTF", p.hook));
+            }
+            None
+        })
+        .collect()
+}
+
+pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
+    let offsets = btf.resolve_all();
+    let verdicts = preflight(btf, &offsets);
+
+    let mut flags = 0u32;
+    if !cfg.filters.pids.is_empty() {
+        flags |= FLT_PID;
+    }
+    if !cfg.filters.comms.is_empty() {
+        flags |= FLT_COMM;
+    }
+    if !cfg.filters.ports.is_empty() {
+        flags |= FLT_PORT;
+    }
+    if !cfg.filters.netns.is_empty() {
+        flags |= FLT_NETNS;
+    }
+
+    // Values must outlive the loader (it keeps references).
+    let off_values: Vec<(&'static str, u32)> =
+        offsets.iter().map(|(g, r)| (*g, *r.as_ref().unwrap_or(&0))).collect();
+    let mut loader = EbpfLoader::new();
+    for (g, v) in &off_values {
+        loader.override_global(g, v, true);
+    }
+    loader
+        .override_global("sock_key0", &cfg.sock_key[0], true)
+        .override_global("sock_key1", &cfg.sock_key[1], true)
+        .override_global("filter_flags", &flags, true)
+        .override_global("payload_bytes", &cfg.payload_bytes, true)
+        .map_max_entries("events", cfg.ring_bytes);
+    let mut ebpf = loader.load(BPF_OBJ).map_err(anyhow::Error::new).context("loading the BPF object")?;
+
+    fill_filters(&mut ebpf, &cfg.filters)?;
+
+    let mut infos = Vec::with_capacity(PROBES.len());
+    for (p, verdict) in PROBES.iter().zip(verdicts) {
+        let attach_type = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
+        let error = match verdict {
+            Some(why) => Some(why),
+            None => attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}")),
+        };
+        infos.push(ProbeInfo {
+            name: p.name.to_string(),
+            hook: p.hook.to_string(),
+            attach_type,
+            stage: p.stage.to_string(),
+            attached: error.is_none(),
+            error,
+        });
+    }
+    Ok(Loaded { ebpf, probes: infos })
+}
+
+fn attach_probe(ebpf: &mut Ebpf, hook: &str, programs: &[(&str, Attach)]) -> Result<()> {
+    // Return probes first: an entry probe without its return would only fill the stash map.
+    let mut order: Vec<&(&str, Attach)> = programs.iter().collect();
+    order.sort_by_key(|(_, a)| if *a == Attach::KRetProbe { 0 } else { 1 });
+    for (name, how) in order {
+        let prog = ebpf.program_mut(name).with_context(|| format!("program {name} missing from the BPF object"))?;
+        match how {
+            Attach::KProbe | Attach::KRetProbe => {
+                let kp: &mut KProbe = prog.try_into().map_err(anyhow::Error::new)?;
+                kp.load().map_err(anyhow::Error::new).with_context(|| format!("verifier refused {name}"))?;
+                kp.attach(hook, 0).map_err(anyhow::Error::new).with_context(|| format!("attaching {name} to {hook}"))?;
+            }
+            Attach::RawTp => {
+                let tp: &mut RawTracePoint = prog.try_into().map_err(anyhow::Error::new)?;
+                tp.load().map_err(anyhow::Error::new).with_context(|| format!("verifier refused {name}"))?;
+                tp.attach(hook).map_err(anyhow::Error::new).with_context(|| format!("attaching {name} to raw tracepoint {hook}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn fill_filters(ebpf: &mut Ebpf, f: &Filters) -> Result<()> {
+    let one = 1u8;
+    {
+        let mut m: BpfHashMap<&mut MapData, u32, u8> = map_mut(ebpf, "filter_pids")?;
+        for pid in &f.pids {
+            m.insert(pid, one, 0).map_err(anyhow::Error::new).context("filling the pid filter")?;
+        }
+    }
+    {
+        let mut m: BpfHashMap<&mut MapData, [u8; 16], u8> = map_mut(ebpf, "filter_comms")?;
+        for c in &f.comms {
+            let mut key = [0u8; 16];
+            let b = c.as_bytes();
+            let n = b.len().min(15); // the kernel's comm is 15 chars + NUL
+            key[..n].copy_from_slice(&b[..n]);
+            m.insert(key, one, 0).map_err(anyhow::Error::new).context("filling the comm filter")?;
+        }
+    }
+    {
+        let mut m: BpfHashMap<&mut MapData, u16, u8> = map_mut(ebpf, "filter_ports")?;
+        for p in &f.ports {
+            m.insert(p, one, 0).map_err(anyhow::Error::new).context("filling the port filter")?;
+        }
+    }
+    {
+        let mut m: BpfHashMap<&mut MapData, u64, u8> = map_mut(ebpf, "filter_netns")?;
+        for n in &f.netns {
+            m.insert(n, one, 0).map_err(anyhow::Error::new).context("filling the netns filter")?;
+        }
+    }
+    Ok(())
+}
+
+fn map_mut<'a, K: aya::Pod, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<BpfHashMap<&'a mut MapData, K, V>> {
+    let m = ebpf.map_mut(name).with_context(|| format!("map {name} missing from the BPF object"))?;
+    BpfHashMap::try_from(m).map_err(anyhow::Error::new).with_context(|| format!("map {name}"))
+}
+
+impl Loaded {
+    pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
+        let m = self.ebpf.take_map("events").context("ring buffer map missing")?;
+        RingBuf::try_from(m).map_err(anyhow::Error::new).context("ring buffer map")
+    }
+
+    /// Per-probe hit counts (summed over CPUs), in `PROBES` order.
+    pub fn probe_hits(&self) -> Result<Vec<(String, u64)>> {
+        let m = self.ebpf.map("hits").context("hits map missing")?;
+        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).map_err(anyhow::Error::new)?;
+        let mut out = Vec::with_capacity(PROBES.len());
+        for (i, p) in PROBES.iter().enumerate() {
+            let v = arr.get(&(i as u32), 0).map_err(anyhow::Error::new).context("reading probe hits")?;
+            out.push((p.name.to_string(), v.iter().sum()));
+        }
+        Ok(out)
+    }
+
+    /// Failed ring buffer reservations per possible CPU.
+    pub fn lost_per_cpu(&self) -> Result<Vec<u64>> {
+        let m = self.ebpf.map("lost").context("lost map missing")?;
+        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).map_err(anyhow::Error::new)?;
+        let v = arr.get(&0, 0).map_err(anyhow::Error::new).context("reading lost counters")?;
+        Ok(v.iter().copied().collect())
+    }
+}

@@ -1,0 +1,228 @@
+//! Ring buffer -> chunks -> file: the userspace data path of a recording.
+//!
+//! Two threads. The *drain* thread sleeps in poll(2) on the ring buffer's fd
+//! (the BPF side wakes it once enough data is queued, and the poll times out
+//! every 50 ms so a trickle is not held back), copies each record into the
+//! current chunk and hands the chunk over when it reaches `chunk_bytes` or
+//! `chunk_age`. The *writer* thread compresses chunks with
+//! `smctrace_format::encode_chunk` and appends them to the memory-mapped
+//! file. The channel between them is bounded: if compression falls behind,
+//! the drain thread blocks, the kernel's ring buffer fills, and the kernel
+//! counts the records it could not reserve (never a silent loss).
+
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use aya::maps::{MapData, RingBuf};
+use smctrace_format::event::HDR_LEN;
+use smctrace_format::{encode_chunk, Writer};
+
+/// Counters shared with the status line and the stop conditions.
+#[derive(Default)]
+pub struct Progress {
+    pub events: AtomicU64,
+    pub raw_bytes: AtomicU64,
+    /// Bytes in the file so far (header, metadata, chunks).
+    pub file_bytes: AtomicU64,
+    /// Ring buffer items that were not a valid record (should stay 0).
+    pub malformed: AtomicU64,
+}
+
+pub struct Options {
+    pub chunk_bytes: usize,
+    pub chunk_age: Duration,
+    pub zstd_level: i32,
+}
+
+struct RawChunk {
+    seq: u64,
+    bytes: Vec<u8>,
+    count: u32,
+    first_ts: u64,
+    last_ts: u64,
+}
+
+pub struct Pipeline {
+    drain: JoinHandle<Result<()>>,
+    writer: JoinHandle<Result<Writer>>,
+}
+
+impl Pipeline {
+    pub fn start(ring: RingBuf<MapData>, writer: Writer, stop: Arc<AtomicBool>, progress: Arc<Progress>, opts: Options) -> Result<Pipeline> {
+        progress.file_bytes.store(writer.bytes_written(), Ordering::Relaxed);
+        let (tx, rx) = sync_channel::<RawChunk>(8);
+        let p2 = progress.clone();
+        let level = opts.zstd_level;
+        let writer = std::thread::Builder::new()
+            .name("smc-record-write".into())
+            .spawn(move || write_loop(rx, writer, p2, level))
+            .context("starting the writer thread")?;
+        let drain = std::thread::Builder::new()
+            .name("smc-record-drain".into())
+            .spawn(move || drain_loop(ring, tx, stop, progress, opts))
+            .context("starting the ring buffer thread")?;
+        Ok(Pipeline { drain, writer })
+    }
+
+    /// Wait for the final drain (the stop flag must be set) and get the writer back.
+    pub fn finish(self) -> Result<Writer> {
+        let drained = self.drain.join().map_err(|_| anyhow::anyhow!("the ring buffer thread panicked"))?;
+        let writer = self.writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        // A drain error is reported after the writer is back, so the file still closes.
+        match (drained, writer) {
+            (Ok(()), w) => w,
+            (Err(e), Ok(_)) => Err(e),
+            (Err(e), Err(w)) => Err(e.context(format!("writer also failed: {w:#}"))),
+        }
+    }
+}
+
+struct Batch {
+    seq: u64,
+    buf: Vec<u8>,
+    count: u32,
+    first_ts: u64,
+    last_ts: u64,
+    started: Option<Instant>,
+}
+
+impl Batch {
+    fn push(&mut self, rec: &[u8], ts: u64) {
+        if self.count == 0 {
+            self.started = Some(Instant::now());
+            self.first_ts = ts;
+            self.last_ts = ts;
+        }
+        self.first_ts = self.first_ts.min(ts);
+        self.last_ts = self.last_ts.max(ts);
+        self.buf.extend_from_slice(rec);
+        self.count += 1;
+    }
+
+    fn take(&mut self, cap: usize) -> Option<RawChunk> {
+        if self.count == 0 {
+            return None;
+        }
+        let c = RawChunk {
+            seq: self.seq,
+            bytes: std::mem::replace(&mut self.buf, Vec::with_capacity(cap)),
+            count: self.count,
+            first_ts: self.first_ts,
+            last_ts: self.last_ts,
+        };
+        self.seq += 1;
+        self.count = 0;
+        self.started = None;
+        Some(c)
+    }
+}
+
+fn drain_loop(mut ring: RingBuf<MapData>, tx: SyncSender<RawChunk>, stop: Arc<AtomicBool>, progress: Arc<Progress>, opts: Options) -> Result<()> {
+    let fd = ring.as_raw_fd();
+    let cap = opts.chunk_bytes + 4096;
+    let mut batch = Batch { seq: 0, buf: Vec::with_capacity(cap), count: 0, first_ts: 0, last_ts: 0, started: None };
+    loop {
+        // Read stop before draining, so the last pass sees everything submitted before it.
+        let stopping = stop.load(Ordering::Acquire);
+        while let Some(item) = ring.next() {
+            let rec: &[u8] = &item;
+            match record_len(rec) {
+                Some(len) => {
+                    let ts = u64::from_le_bytes(rec[8..16].try_into().unwrap());
+                    batch.push(&rec[..len], ts);
+                    progress.events.fetch_add(1, Ordering::Relaxed);
+                    progress.raw_bytes.fetch_add(len as u64, Ordering::Relaxed);
+                }
+                None => {
+                    progress.malformed.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            drop(item);
+            if batch.buf.len() >= opts.chunk_bytes {
+                send(&tx, batch.take(cap))?;
+            }
+        }
+        if stopping {
+            send(&tx, batch.take(cap))?;
+            return Ok(());
+        }
+        if batch.started.is_some_and(|t| t.elapsed() >= opts.chunk_age) {
+            send(&tx, batch.take(cap))?;
+        }
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let rc = unsafe { libc::poll(&mut pfd, 1, 50) };
+        if rc < 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err).context("poll on the BPF ring buffer");
+            }
+        }
+    }
+}
+
+fn send(tx: &SyncSender<RawChunk>, chunk: Option<RawChunk>) -> Result<()> {
+    if let Some(c) = chunk {
+        tx.send(c).map_err(|_| anyhow::anyhow!("the writer thread stopped early"))?;
+    }
+    Ok(())
+}
+
+/// Length of a well-formed record at the start of a ring buffer item.
+fn record_len(item: &[u8]) -> Option<usize> {
+    if item.len() < HDR_LEN {
+        return None;
+    }
+    let len = u16::from_le_bytes([item[2], item[3]]) as usize;
+    (len >= HDR_LEN && len <= item.len() && len % 8 == 0).then_some(len)
+}
+
+fn write_loop(rx: Receiver<RawChunk>, mut writer: Writer, progress: Arc<Progress>, level: i32) -> Result<Writer> {
+    for c in rx {
+        let enc = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
+            .with_context(|| format!("compressing chunk {}", c.seq))?;
+        writer.append(&enc).with_context(|| format!("writing chunk {}", c.seq))?;
+        progress.file_bytes.store(writer.bytes_written(), Ordering::Relaxed);
+    }
+    Ok(writer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn record_len_checks_header() {
+        let mut rec = vec![0u8; 48];
+        rec[0] = 16; // kind
+        rec[2] = 48; // len
+        assert_eq!(record_len(&rec), Some(48));
+        rec[2] = 40; // shorter record in a padded item
+        assert_eq!(record_len(&rec), Some(40));
+        rec[2] = 56; // longer than the item
+        assert_eq!(record_len(&rec), None);
+        rec[2] = 44; // not a multiple of 8
+        assert_eq!(record_len(&rec), None);
+        rec[2] = 8; // shorter than the header
+        assert_eq!(record_len(&rec), None);
+        assert_eq!(record_len(&rec[..10]), None);
+    }
+
+    #[test]
+    fn batch_tracks_time_range_and_resets() {
+        let mut b = Batch { seq: 7, buf: Vec::new(), count: 0, first_ts: 0, last_ts: 0, started: None };
+        assert!(b.take(0).is_none());
+        b.push(&[1; 24], 50);
+        b.push(&[2; 24], 40);
+        b.push(&[3; 24], 60);
+        let c = b.take(0).unwrap();
+        assert_eq!((c.seq, c.count, c.first_ts, c.last_ts, c.bytes.len()), (7, 3, 40, 60, 72));
+        assert_eq!(b.seq, 8);
+        assert!(b.take(0).is_none());
+    }
+}
