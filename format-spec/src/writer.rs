@@ -82,6 +82,13 @@ impl Writer {
     /// Create the file (mode 0600, never through a symlink, never over an
     /// existing file unless `opts.overwrite`) and write header + metadata.
     pub fn create(path: &Path, meta: &Metadata, opts: WriterOptions) -> Result<Writer, FormatError> {
+        let meta_bytes = rkyv::to_bytes::<rkyv::rancor::Error>(meta)
+            .map_err(|e| FormatError::InvalidInput { reason: format!("metadata cannot be archived: {e}") })?;
+        if meta_bytes.len() > MAX_METADATA_LEN {
+            return Err(FormatError::InvalidInput {
+                reason: format!("metadata is {} bytes, more than the {} byte limit", meta_bytes.len(), MAX_METADATA_LEN),
+            });
+        }
         let refused = |reason: String| FormatError::OutputRefused { path: path.to_path_buf(), reason };
         if let Ok(st) = std::fs::symlink_metadata(path) {
             if st.file_type().is_symlink() {
@@ -116,13 +123,6 @@ impl Writer {
             });
         }
 
-        let meta_bytes = rkyv::to_bytes::<rkyv::rancor::Error>(meta)
-            .map_err(|e| FormatError::InvalidInput { reason: format!("metadata cannot be archived: {e}") })?;
-        if meta_bytes.len() > MAX_METADATA_LEN {
-            return Err(FormatError::InvalidInput {
-                reason: format!("metadata is {} bytes, more than the {} byte limit", meta_bytes.len(), MAX_METADATA_LEN),
-            });
-        }
         let header_len = FILE_HEADER_LEN + layout::pad8(meta_bytes.len());
         let header = FileHeader {
             major: VERSION_MAJOR,
@@ -145,8 +145,14 @@ impl Writer {
             events: 0,
             finished: false,
         };
-        w.put(FILE_HEADER_LEN, &meta_bytes)?;
-        w.put(0, &header.encode())?;
+        let res = w.put(FILE_HEADER_LEN, &meta_bytes).and_then(|_| w.put(0, &header.encode()));
+        if let Err(e) = res {
+            // Nothing useful was written: do not leave a stub file behind.
+            w.finished = true;
+            drop(w);
+            let _ = std::fs::remove_file(path);
+            return Err(e);
+        }
         w.off = header_len as u64;
         Ok(w)
     }
