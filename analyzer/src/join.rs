@@ -547,6 +547,8 @@ fn join_one(a: &Analysis, ci: usize, dir: Dir, si: usize, peer: Option<usize>, t
     let end = t.end;
     let k = r.rx.cdcs.partition_point(|c| c.prod_abs < end);
     match r.rx.cdcs.get(k) {
+        // The arrival of the carrying CDC is missing: a later one was found.
+        Some(c) if t.cdc_send.is_some() && c.prod_abs > t.cdc_prod => m.gaps |= gap::NO_CDC_RECV,
         Some(c) if t.cdc_send.is_some() && (c.prod_abs != t.cdc_prod || (s.mode != Mode::SmcD && c.seqno != t.cdc_seqno)) => {
             m.gaps |= gap::CDC_MISMATCH;
         }

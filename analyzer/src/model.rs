@@ -248,7 +248,9 @@ impl TxMsg {
             self.cdc_send = Some(c.ts);
             self.cdc_seqno = c.seqno;
             self.cdc_prod = c.prod;
-            if c.seq_gap && self.end > c.low {
+            // A missing CDC may have carried the end first: only if its prod
+            // is unknown or reaches the end.
+            if c.seq_gap && self.end > c.low && (c.lost_unknown || c.lost_max >= self.end) {
                 self.gaps |= gap::CDC_SEQ_GAP;
             } else {
                 self.gaps &= !gap::CDC_SEQ_GAP;
@@ -313,7 +315,12 @@ struct SentCdc {
     prod: u64,
     /// prod of the previous CDC seen.
     low: u64,
+    /// CDCs between the previous one seen and this one are missing.
     seq_gap: bool,
+    /// A missing CDC's prod is unknown (its completion was not seen either).
+    lost_unknown: bool,
+    /// Largest prod of the missing CDCs known from their completions.
+    lost_max: u64,
     rc: i32,
 }
 
@@ -324,6 +331,8 @@ struct Done {
     ts: u64,
     status: u32,
     cdc_ts: u64,
+    /// The CDC's prod cursor (p_cursor), absolute.
+    prod: Option<u64>,
 }
 
 /// History kept per socket to match events that arrive before the message
@@ -947,7 +956,22 @@ impl RecordingBuilder {
             _ => false,
         };
         let low = s.tx.last_cdc.map_or(0, |(_, prod)| prod);
-        let c = SentCdc { ts: h.ts_ns, seqno: e.seqno, prod: p, low, seq_gap, rc: e.rc };
+        let (mut lost_unknown, mut lost_max) = (false, 0);
+        if let (true, Some((last, _))) = (seq_gap, s.tx.last_cdc) {
+            let missing = e.seqno.wrapping_sub(last).wrapping_sub(1);
+            if missing > 64 {
+                lost_unknown = true;
+            } else {
+                for k in 1..=missing {
+                    let seq = last.wrapping_add(k);
+                    match s.tx.orphan_done.iter().find(|d| d.seqno == seq).and_then(|d| d.prod) {
+                        Some(prod) => lost_max = lost_max.max(prod),
+                        None => lost_unknown = true,
+                    }
+                }
+            }
+        }
+        let c = SentCdc { ts: h.ts_ns, seqno: e.seqno, prod: p, low, seq_gap, lost_unknown, lost_max, rc: e.rc };
         for m in s.tx.inflight.iter_mut() {
             m.apply_cdc(&c);
         }
@@ -967,7 +991,9 @@ impl RecordingBuilder {
         let s = &mut self.sides[i];
         // The CDC this completion belongs to: the latest one sent with this seqno.
         let cdc_ts = s.tx.cdc_hist.iter().rev().find(|c| c.seqno == e.seqno && c.ts <= h.ts_ns).map(|c| c.ts);
-        let d = Done { seqno: e.seqno, ts: h.ts_ns, status: e.wc_status, cdc_ts: cdc_ts.unwrap_or(0) };
+        let ring = s.tx.peer_rmbe_size;
+        let prod = s.tx.prod.unwrap(e.prod, ring);
+        let d = Done { seqno: e.seqno, ts: h.ts_ns, status: e.wc_status, cdc_ts: cdc_ts.unwrap_or(0), prod };
         if cdc_ts.is_none() {
             // Completion processed before its CDC (reordered): keep it a while.
             push_bounded(&mut s.tx.orphan_done, d);

@@ -46,6 +46,13 @@ impl Synth {
             let bytes = bytemuck::bytes_of_mut(&mut rec);
             let h = Hdr { kind: kind as u16, len: len as u16, cpu, flags: 0, ts_ns: hts, pid, tid };
             bytes[..event::HDR_LEN].copy_from_slice(as_bytes(&h));
+            // Span records carry their entry time right after `sock`: it is
+            // a timestamp of the same host clock.
+            if matches!(kind, EventKind::SendMsg | EventKind::TxCopy | EventKind::RdmaWrite | EventKind::RxAction | EventKind::RecvMsg) {
+                let enter = u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes"));
+                let shifted = (enter as i64 + self.host_offset[host]) as u64;
+                bytes[32..40].copy_from_slice(&shifted.to_le_bytes());
+            }
         }
         self.events.push(SimEvent { host, kind, ts: hts, cpu, bytes: as_bytes(&rec).to_vec() });
     }

@@ -50,3 +50,366 @@ fn pingpong_one_host_all_stages() {
         assert_eq!(m.blocking_stage().map(|b| b.0), Some("wire"));
     }
 }
+
+fn two_hosts(offset: i64) -> (Synth, SimConn) {
+    let mut sy = Synth::new(2);
+    sy.host_offset[1] = offset;
+    let c = SimConn::new(SimMode::SmcR, 0, 1, 65536, 1);
+    (sy, c)
+}
+
+#[test]
+fn two_hosts_offset_is_estimated_and_corrected() {
+    let offset = 5_123_456_789i64; // host 1's clock runs 5.12 s ahead
+    let (mut sy, mut c) = two_hosts(offset);
+    c.handshake(&mut sy);
+    for _ in 0..20 {
+        c.pingpong_round(&mut sy, 64);
+    }
+    let a = analyze_streams(vec![one(&sy, 0), one(&sy, 1)]);
+    let clk = &a.clocks[1];
+    assert_eq!(clk.method, "cdc_bracketing");
+    // Symmetric 10 us wire: the midpoint is exact, the bracket is +- one wire delay.
+    assert_eq!(clk.offset_ns, Some(offset));
+    assert_eq!(clk.uncertainty_ns, Some(10_000));
+    assert!(clk.pairs_to >= 20 && clk.pairs_from >= 20);
+    assert_eq!(a.conns.len(), 1);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 40);
+    for m in msgs {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        assert_eq!(stage(m, "wire"), Some(10_000));
+        assert_eq!(stage(m, "e2e"), Some(20_000));
+    }
+}
+
+#[test]
+fn asymmetric_wire_stays_inside_the_stated_uncertainty() {
+    let offset = -777_000i64;
+    let (mut sy, mut c) = two_hosts(offset);
+    c.handshake(&mut sy);
+    for i in 0..10 {
+        // forward 10 us, backward 30 us
+        c.wire_ns = 10_000;
+        c.send(&mut sy, 0, 10 + i, 1);
+        c.deliver(&mut sy, 1);
+        c.recv(&mut sy, 1, 100);
+        c.wire_ns = 30_000;
+        c.send(&mut sy, 1, 10, 1);
+        c.deliver(&mut sy, 0);
+        c.recv(&mut sy, 0, 100);
+    }
+    let a = analyze_streams(vec![one(&sy, 0), one(&sy, 1)]);
+    let clk = &a.clocks[1];
+    let (est, unc) = (clk.offset_ns.unwrap(), clk.uncertainty_ns.unwrap() as i64);
+    assert_eq!(unc, 20_000, "half of the 40 us round trip");
+    assert!((est - offset).abs() <= unc, "estimate {est} vs true {offset} +- {unc}");
+    assert_eq!(est, offset - 10_000);
+}
+
+#[test]
+fn same_boot_id_means_same_clock() {
+    let (mut sy, mut c) = two_hosts(0);
+    c.handshake(&mut sy);
+    c.send(&mut sy, 0, 10, 1); // one direction only: bracketing impossible
+    c.deliver(&mut sy, 1);
+    c.recv(&mut sy, 1, 10);
+    let mut r0 = one(&sy, 0);
+    let mut r1 = one(&sy, 1);
+    r0.boot_id = "same".into();
+    r1.boot_id = "same".into();
+    let a = analyze_streams(vec![r0, r1]);
+    assert_eq!(a.clocks[1].method, "same_host");
+    let m = smc_msgs(&a)[0];
+    assert_eq!(stage(m, "e2e"), Some(20_000));
+}
+
+#[test]
+fn one_direction_only_leaves_clock_unknown_not_wrong() {
+    let (mut sy, mut c) = two_hosts(3_000_000);
+    c.handshake(&mut sy);
+    c.send(&mut sy, 0, 10, 1);
+    c.deliver(&mut sy, 1);
+    c.recv(&mut sy, 1, 10);
+    let a = analyze_streams(vec![one(&sy, 0), one(&sy, 1)]);
+    assert_eq!(a.clocks[1].method, "unknown");
+    let m = smc_msgs(&a)[0];
+    assert!(m.gaps & gap::CLOCK_UNKNOWN != 0);
+    assert_eq!(stage(m, "wire"), None);
+    assert_eq!(stage(m, "e2e"), None);
+    // Receiver-local stages need no offset.
+    assert_eq!(stage(m, "rx_process"), Some(3_000));
+    assert_eq!(stage(m, "app_wait"), Some(3_000));
+}
+
+#[test]
+fn cursor_wrap_ring_turns_and_u16_overflow() {
+    let ring = 4096u32;
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, ring, 1);
+    c.handshake(&mut sy);
+    // Recording starts 6 ring turns before the u16 wrap counter overflows.
+    c.set_stream_start(65530 * ring as u64 + 100);
+    for _ in 0..40 {
+        c.pingpong_round(&mut sy, 1000);
+    }
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 80);
+    for m in &msgs {
+        assert!(!m.incomplete(), "gaps {:?} at {}", gap::names(m.gaps), m.start);
+        assert_eq!(m.len, 1000);
+        assert_eq!(stage(m, "e2e"), Some(20_000));
+    }
+    let fwd: Vec<_> = msgs.iter().filter(|m| m.dir == smc_analyze::join::Dir::Forward).collect();
+    assert!(fwd.last().unwrap().end > 65536 * ring as u64, "crossed the u16 wrap epoch");
+    for w in fwd.windows(2) {
+        assert_eq!(w[0].end, w[1].start, "stream offsets are contiguous across wraps");
+    }
+}
+
+#[test]
+fn one_send_split_over_several_cdcs() {
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, 65536, 1);
+    c.handshake(&mut sy);
+    let t0 = c.send(&mut sy, 0, 40_000, 4);
+    c.deliver(&mut sy, 1);
+    c.recv(&mut sy, 1, 40_000);
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 1);
+    let m = msgs[0];
+    assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+    assert_eq!(m.len, 40_000);
+    // Four posts of 2.5 us each start at t0+2us: the last write (the one
+    // covering the last byte) starts at t0 + 2 + 3*2.5 us.
+    let t0 = t0 as i64;
+    assert_eq!(m.points[smc_analyze::join::pt::POST_ENTER], Some(t0 + 9_500));
+    assert_eq!(m.points[smc_analyze::join::pt::CDC_SEND], Some(t0 + 11_500));
+    assert_eq!(m.cdc_seqno, Some(4), "the last of the four CDCs carries the end");
+    assert_eq!(stage(m, "copy"), Some(8_500), "copy ends when the last post starts");
+    assert_eq!(stage(m, "wire"), Some(10_000));
+}
+
+#[test]
+fn autocorked_sends_share_one_cdc() {
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, 65536, 1);
+    c.handshake(&mut sy);
+    let starts: Vec<u64> = (0..3).map(|_| c.send_corked(&mut sy, 0, 100)).collect();
+    c.idle(50_000);
+    c.flush(&mut sy, 0);
+    c.deliver(&mut sy, 1);
+    c.recv(&mut sy, 1, 1000);
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 3);
+    let seq: Vec<_> = msgs.iter().map(|m| m.cdc_seqno).collect();
+    assert_eq!(seq, vec![Some(1), Some(1), Some(1)]);
+    let cdc = msgs[0].points[smc_analyze::join::pt::CDC_SEND];
+    for (m, s) in msgs.iter().zip(starts) {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        assert_eq!(m.points[smc_analyze::join::pt::CDC_SEND], cdc);
+        assert_eq!(m.points[smc_analyze::join::pt::SEND_ENTER], Some(s as i64));
+        // the corked wait shows up in `post`, and is the blocking stage
+        assert_eq!(m.blocking_stage().map(|b| b.0), Some("post"));
+        assert_eq!(m.points[smc_analyze::join::pt::DELIVERED], msgs[0].points[smc_analyze::join::pt::DELIVERED]);
+    }
+    assert!(stage(msgs[0], "post").unwrap() > stage(msgs[2], "post").unwrap());
+}
+
+#[test]
+fn partial_reads_deliver_on_the_read_that_reaches_the_end() {
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, 65536, 1);
+    c.handshake(&mut sy);
+    c.send(&mut sy, 0, 100, 1);
+    c.send(&mut sy, 0, 50, 1);
+    c.deliver(&mut sy, 1);
+    let mut reads = Vec::new();
+    loop {
+        let before = c.now;
+        let n = c.recv(&mut sy, 1, 40);
+        if n == 0 {
+            break;
+        }
+        reads.push(before + 2_000);
+    }
+    // reads of 40: [0,40) [40,80) [80,120) [120,150): msg 1 ends in read 3, msg 2 in read 4
+    assert_eq!(reads.len(), 4);
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 2);
+    assert_eq!(msgs[0].points[smc_analyze::join::pt::DELIVERED], Some(reads[2] as i64));
+    assert_eq!(msgs[1].points[smc_analyze::join::pt::DELIVERED], Some(reads[3] as i64));
+    assert!(msgs.iter().all(|m| !m.incomplete()));
+}
+
+#[test]
+fn reordered_events_give_the_same_result() {
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, 8192, 1);
+    c.handshake(&mut sy);
+    for i in 0..30 {
+        c.pingpong_round(&mut sy, 500 + i * 7);
+    }
+    let ordered = analyze_streams(vec![one(&sy, 0)]);
+    let shuffled = sy.stream_reordered(0, 4, 5);
+    assert_ne!(
+        shuffled.iter().map(|e| e.ts).collect::<Vec<_>>(),
+        sy.stream(0).iter().map(|e| e.ts).collect::<Vec<_>>(),
+        "the test stream really is out of order"
+    );
+    let re = analyze_streams(vec![SimRecording { events: shuffled, boot_id: "b".into(), lost: 0 }]);
+    assert_eq!(ordered.messages.len(), re.messages.len());
+    for (a, b) in ordered.messages.iter().zip(re.messages.iter()) {
+        assert_eq!(a.points, b.points);
+        assert_eq!(a.gaps, b.gaps);
+        assert!(!b.incomplete());
+    }
+}
+
+fn lossy_run(kind: EventKind, host_of_event: usize, nth: usize) -> Analysis {
+    let (mut sy, mut c) = two_hosts(0);
+    c.handshake(&mut sy);
+    for _ in 0..6 {
+        c.pingpong_round(&mut sy, 64);
+    }
+    sy.drop_nth(host_of_event, kind, nth);
+    let mut r0 = one(&sy, 0);
+    let r1 = one(&sy, 1);
+    r0.boot_id = "b".into();
+    let mut r1 = r1;
+    r1.boot_id = "b".into();
+    r0.lost = if host_of_event == 0 { 1 } else { 0 };
+    r1.lost = if host_of_event == 1 { 1 } else { 0 };
+    analyze_streams(vec![r0, r1])
+}
+
+fn incomplete_count(a: &Analysis) -> (usize, u32) {
+    let inc: Vec<_> = smc_msgs(a).into_iter().filter(|m| m.incomplete()).collect();
+    (inc.len(), inc.iter().fold(0, |acc, m| acc | m.gaps))
+}
+
+#[test]
+fn lost_cdc_send_marks_the_message_incomplete() {
+    // The client's 3rd CDC (3rd forward message) is lost from the recording.
+    let a = lossy_run(EventKind::CdcSend, 0, 2);
+    let (n, gaps) = incomplete_count(&a);
+    assert_eq!(n, 1, "exactly the message whose CDC was lost");
+    assert!(gaps & gap::NO_CDC_SEND != 0 || gaps & gap::CDC_SEQ_GAP != 0, "{:?}", gap::names(gaps));
+    assert_eq!(smc_msgs(&a).len(), 12);
+}
+
+#[test]
+fn lost_receiver_events_mark_the_message_incomplete() {
+    for (kind, flag) in [
+        (EventKind::RxAction, gap::NO_RX_ACTION),
+        (EventKind::RecvMsg, gap::NO_RECVMSG),
+        (EventKind::CdcRecv, gap::NO_CDC_RECV),
+    ] {
+        let a = lossy_run(kind, 1, 3);
+        let (n, gaps) = incomplete_count(&a);
+        assert_eq!(n, 1, "{kind:?}: {:?}", gap::names(gaps));
+        assert!(gaps & flag != 0, "{kind:?}: {:?}", gap::names(gaps));
+    }
+}
+
+#[test]
+fn lost_sender_events_mark_the_message_incomplete() {
+    for (kind, flag) in [
+        (EventKind::TxCopy, gap::NO_TX_COPY),
+        (EventKind::SendMsg, gap::NO_SENDMSG),
+        (EventKind::RdmaWrite, gap::NO_RDMA_WRITE),
+        (EventKind::CdcTxDone, gap::NO_CDC_TX_DONE),
+    ] {
+        let a = lossy_run(kind, 0, 2);
+        let (n, gaps) = incomplete_count(&a);
+        assert_eq!(n, 1, "{kind:?}: {:?}", gap::names(gaps));
+        assert!(gaps & flag != 0, "{kind:?}: {:?}", gap::names(gaps));
+    }
+}
+
+#[test]
+fn missing_handshake_pairs_by_tokens_learned_from_cdcs() {
+    let offset = 42_000_000i64;
+    let (mut sy, mut c) = two_hosts(offset);
+    c.handshake(&mut sy);
+    for h in 0..2 {
+        sy.drop_kind(h, EventKind::ConnInfo);
+        sy.drop_kind(h, EventKind::Connect);
+        sy.drop_kind(h, EventKind::Clc);
+    }
+    for _ in 0..5 {
+        c.pingpong_round(&mut sy, 64);
+    }
+    let a = analyze_streams(vec![one(&sy, 0), one(&sy, 1)]);
+    assert_eq!(a.conns.len(), 1, "paired without CONN_INFO");
+    assert_eq!(a.clocks[1].offset_ns, Some(offset));
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 10);
+    for m in msgs {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        assert_eq!(stage(m, "e2e"), Some(20_000));
+    }
+    assert!(a.sides.iter().all(|s| s.mode == Mode::SmcR));
+}
+
+#[test]
+fn smcd_loopback_matches_by_cursor() {
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcD, 0, 0, 16384, 1);
+    c.handshake(&mut sy);
+    for _ in 0..5 {
+        c.pingpong_round(&mut sy, 3000);
+    }
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    assert_eq!(a.conns.len(), 1);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 10);
+    for m in msgs {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        assert_eq!(stage(m, "e2e"), Some(20_000));
+        assert_eq!(stage(m, "cdc_complete"), None, "SMC-D has no send completion");
+    }
+}
+
+#[test]
+fn fallback_connection_keeps_reason_and_send_calls() {
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, 65536, 1);
+    c.handshake_fallback(&mut sy, 0x0303_0002);
+    // Fallback sends: only SENDMSG (the bytes go to TCP).
+    let e = c.ends[0].clone();
+    let _ = e;
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let s = &a.sides[0];
+    assert_eq!(s.mode, Mode::Fallback);
+    assert_eq!(s.fallback.map(|f| f.1), Some(0x0303_0002));
+    assert_eq!(smc_analyze::decline::name(0x0303_0002), "NOSMCRDEV");
+}
+
+#[test]
+fn one_sided_recording_reports_what_that_side_owns() {
+    let (mut sy, mut c) = two_hosts(1_000_000);
+    c.handshake(&mut sy);
+    for _ in 0..4 {
+        c.pingpong_round(&mut sy, 64);
+    }
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let sent: Vec<_> = smc_msgs(&a);
+    assert_eq!(sent.len(), 4);
+    for m in &sent {
+        assert!(!m.incomplete(), "peer not recorded is not a gap: {:?}", gap::names(m.gaps));
+        assert!(m.gaps & gap::NO_PEER != 0);
+        assert_eq!(stage(m, "cdc_complete"), Some(20_000));
+        assert_eq!(stage(m, "e2e"), None);
+    }
+    let rx: Vec<_> = a.messages.iter().filter(|m| m.kind == MsgKind::RxOnly).collect();
+    assert_eq!(rx.len(), 4, "the answers, seen by the receiver only");
+    for m in rx {
+        assert_eq!(stage(m, "rx_process"), Some(3_000));
+        assert_eq!(stage(m, "app_wait"), Some(3_000));
+    }
+}
