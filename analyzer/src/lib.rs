@@ -10,3 +10,7 @@ pub mod duration;
 pub mod model;
 pub mod join;
 pub mod synth;
+pub mod stats;
+pub mod report;
+pub mod export;
+pub mod input;

@@ -494,8 +494,12 @@ pub struct RecordingStats {
     pub unresolved_cdc_recv: u64,
     pub first_ts: Option<u64>,
     pub last_ts: Option<u64>,
-    /// Events the kernel could not deliver (trailer), plus events lost to unreadable chunks.
+    /// Events the kernel could not deliver (trailer lost_per_cpu).
     pub lost_events: u64,
+    /// Chunks that could not be read (their events are missing).
+    pub unreadable_chunks: u64,
+    /// Records that could not be parsed (the rest of their chunk is skipped).
+    pub bad_records: u64,
 }
 
 /// The result of one recording: its sockets and counters.
@@ -616,6 +620,16 @@ impl RecordingBuilder {
     /// Account events lost before they reached the file (trailer counts, bad chunks).
     pub fn add_lost(&mut self, n: u64) {
         self.stats.lost_events += n;
+    }
+
+    /// Account a chunk whose events could not be read.
+    pub fn add_unreadable_chunk(&mut self) {
+        self.stats.unreadable_chunks += 1;
+    }
+
+    /// Account a malformed record (the rest of its chunk is skipped).
+    pub fn add_bad_record(&mut self) {
+        self.stats.bad_records += 1;
     }
 
     fn process(&mut self, q: Queued) {
@@ -1112,7 +1126,7 @@ impl RecordingBuilder {
         for q in self.pending_rx.values() {
             self.stats.unresolved_cdc_recv += q.len() as u64;
         }
-        let lossy = self.stats.lost_events > 0;
+        let lossy = self.stats.lost_events > 0 || self.stats.unreadable_chunks > 0 || self.stats.bad_records > 0;
         for s in &mut self.sides {
             let smcd = s.is_smcd();
             while let Some(o) = s.tx.open_sends.pop_front() {

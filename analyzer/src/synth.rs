@@ -632,3 +632,62 @@ pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
     }
     crate::join::analyze(inputs)
 }
+
+/// Write `events` as a `.smctrace` file through the format crate's Writer
+/// (chunks of `per_chunk` records), with the trailer's lost count `lost` on CPU 0.
+/// `clean = false` leaves the file without trailer, as a killed recorder does.
+pub fn write_recording(
+    path: &std::path::Path,
+    events: &[SimEvent],
+    host: &str,
+    boot_id: &str,
+    lost: u64,
+    per_chunk: usize,
+    clean: bool,
+) -> Result<(), smctrace_format::FormatError> {
+    use smctrace_format::{encode_chunk, ClockRef, Metadata, ProbeInfo, TrailerInput, Writer, WriterOptions};
+    let first = events.iter().map(|e| e.ts).min().unwrap_or(0);
+    let meta = Metadata {
+        host: host.into(),
+        kernel_release: "6.1.0-synthetic".into(),
+        boot_id: boot_id.into(),
+        recorder_version: "synth".into(),
+        command_line: vec!["smc_analyze::synth".into()],
+        clock: ClockRef { monotonic_ns: first, realtime_ns: 1_795_000_000_000_000_000 },
+        probes: EventKind::ALL
+            .iter()
+            .map(|k| ProbeInfo {
+                name: k.name().into(),
+                hook: format!("synthetic:{}", k.name()),
+                attach_type: "synthetic".into(),
+                stage: String::new(),
+                attached: true,
+                error: None,
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let mut w = Writer::create(path, &meta, WriterOptions { overwrite: true, ..Default::default() })?;
+    for (seq, batch) in events.chunks(per_chunk.max(1)).enumerate() {
+        let bytes = Synth::bytes(batch);
+        let f = batch.iter().map(|e| e.ts).min().unwrap_or(0);
+        let l = batch.iter().map(|e| e.ts).max().unwrap_or(0);
+        let c = encode_chunk(seq as u64, &bytes, batch.len() as u32, f, l, 1)?;
+        w.append(&c)?;
+    }
+    if clean {
+        let hits = EventKind::ALL
+            .iter()
+            .map(|k| (k.name().to_string(), events.iter().filter(|e| e.kind == *k).count() as u64))
+            .collect();
+        w.finish(TrailerInput {
+            probe_hits: hits,
+            lost_per_cpu: vec![lost, 0],
+            end_monotonic_ns: events.iter().map(|e| e.ts).max().unwrap_or(0),
+            end_snapshot: None,
+        })?;
+    } else {
+        drop(w);
+    }
+    Ok(())
+}

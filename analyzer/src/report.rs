@@ -1,0 +1,709 @@
+//! The report an operator reads: summary, clock offsets, fallback reasons,
+//! per-stage latency table, per-connection table, handshake timing and the
+//! slowest messages with their full timeline. Built once as a serde value
+//! ([`Report`], the stable JSON schema of docs/analyzer.md) and rendered as
+//! text from that same value, so `--json` and the text never disagree.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+
+use crate::decline;
+use crate::duration::fmt;
+use crate::join::{Analysis, Dir, Message, MsgKind, POINTS, STAGES};
+use crate::model::{gap, Mode, Role, Side};
+use crate::stats::{summarize, Summary};
+
+/// Version of the JSON schema; bumped on any incompatible change.
+pub const SCHEMA: &str = "smc-analyze/report/1";
+
+/// Which connections and messages a report covers.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Filter {
+    pub conn: Option<u32>,
+    pub pid: Option<u32>,
+    pub comm: Option<String>,
+    pub port: Option<u16>,
+    /// Window relative to the start of the report timeline (ns).
+    pub from_ns: Option<u64>,
+    pub to_ns: Option<u64>,
+}
+
+/// Report options.
+#[derive(Clone, Debug)]
+pub struct Options {
+    pub filter: Filter,
+    pub top: usize,
+    pub slow_ns: Option<u64>,
+}
+
+impl Filter {
+    pub fn side_matches(&self, s: &Side) -> bool {
+        if self.pid.is_some_and(|p| p != s.pid) {
+            return false;
+        }
+        if self.comm.as_deref().is_some_and(|c| c != s.comm) {
+            return false;
+        }
+        if let Some(port) = self.port {
+            let mut ports = Vec::new();
+            if let Some(i) = &s.info {
+                ports.extend([i.local.port, i.remote.port]);
+            }
+            if let Some(d) = &s.connect_dst {
+                ports.push(d.port);
+            }
+            if let Some(l) = &s.snapshot_local {
+                ports.push(l.port);
+            }
+            if !ports.contains(&port) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// A connection matches when its id matches and any of its sides matches
+    /// the pid/comm/port filters.
+    pub fn conn_matches(&self, a: &Analysis, ci: usize) -> bool {
+        let c = &a.conns[ci];
+        if self.conn.is_some_and(|id| id != c.id) {
+            return false;
+        }
+        c.sides.iter().any(|&s| self.side_matches(&a.sides[s]))
+    }
+
+    pub fn message_matches(&self, a: &Analysis, m: &Message) -> bool {
+        let t = m.first_point().map(|t| t - a.t0).unwrap_or(0);
+        if self.from_ns.is_some_and(|f| t < f as i64) || self.to_ns.is_some_and(|e| t > e as i64) {
+            return false;
+        }
+        true
+    }
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct RecordingReport {
+    pub index: usize,
+    pub path: String,
+    pub host: String,
+    pub kernel_release: String,
+    pub boot_id: String,
+    pub events: u64,
+    pub lost_events: u64,
+    pub unreadable_chunks: u64,
+    pub late_events: u64,
+    pub unknown_kinds: u64,
+    pub unresolved_cdc_recv: u64,
+    pub duration_ns: u64,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SummaryReport {
+    pub duration_ns: u64,
+    pub events: u64,
+    pub lost_events: u64,
+    pub connections: u64,
+    pub connections_by_mode: BTreeMap<String, u64>,
+    pub messages: u64,
+    pub complete_messages: u64,
+    pub incomplete_messages: u64,
+    pub fallback_messages: u64,
+    pub rx_only_messages: u64,
+    pub bytes: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FallbackReport {
+    pub code: u32,
+    pub name: String,
+    pub meaning: String,
+    pub connections: u64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct StageRow {
+    pub stage: &'static str,
+    #[serde(flatten)]
+    pub summary: Summary,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct SideReport {
+    pub recording: usize,
+    pub role: Role,
+    pub pid: u32,
+    pub comm: String,
+    pub local: Option<String>,
+    pub remote: Option<String>,
+    pub local_token: Option<u32>,
+    pub peer_token: Option<u32>,
+    pub qpn: Option<u32>,
+    pub peer_qpn: Option<u32>,
+    pub ibname: Option<String>,
+    pub link_id: Option<u8>,
+    pub sndbuf_len: u32,
+    pub rmb_len: u32,
+    pub peer_rmbe_size: u32,
+    pub closed_ns: Option<i64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HandshakeStep {
+    pub event: String,
+    pub at_ns: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct HandshakeReport {
+    /// The side the timing is taken from ("client" preferred).
+    pub side: Role,
+    /// Start (connect, or first CLC message on a server) on the report timeline.
+    pub start_ns: i64,
+    /// Start to the end of the handshake (CONN_INFO); None if it did not end in the recording.
+    pub total_ns: Option<i64>,
+    pub rc: Option<i32>,
+    pub steps: Vec<HandshakeStep>,
+    /// Start to the first byte copied or received.
+    pub first_data_ns: Option<i64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct FallbackInfo {
+    pub code: u32,
+    pub name: String,
+    pub meaning: String,
+    pub peer_diagnosis: u32,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct ConnReport {
+    pub id: u32,
+    pub mode: Mode,
+    pub client: Option<String>,
+    pub server: Option<String>,
+    pub sides: Vec<SideReport>,
+    pub fallback: Option<FallbackInfo>,
+    pub messages_fwd: u64,
+    pub messages_bwd: u64,
+    pub bytes_fwd: u64,
+    pub bytes_bwd: u64,
+    pub incomplete: u64,
+    /// "e2e" when both ends were recorded, else "local" (the span one side saw).
+    pub latency_basis: &'static str,
+    pub latency_p50_ns: Option<i64>,
+    pub latency_p99_ns: Option<i64>,
+    pub dominant_stage: Option<&'static str>,
+    pub handshake: Option<HandshakeReport>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PointReport {
+    pub point: &'static str,
+    /// On the report timeline (ns since its start).
+    pub t_ns: i64,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct MessageReport {
+    pub conn: u32,
+    pub dir: Dir,
+    pub kind: MsgKind,
+    pub len: u64,
+    pub stream_start: u64,
+    pub stream_end: u64,
+    pub cdc_seqno: Option<u16>,
+    pub latency_ns: i64,
+    pub latency_basis: &'static str,
+    pub blocking_stage: Option<&'static str>,
+    pub complete: bool,
+    pub gaps: Vec<&'static str>,
+    pub timeline: Vec<PointReport>,
+    pub stages: BTreeMap<&'static str, i64>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Report {
+    pub schema: &'static str,
+    pub recordings: Vec<RecordingReport>,
+    pub clock: Vec<crate::join::ClockEstimate>,
+    pub filter: Filter,
+    pub summary: SummaryReport,
+    pub fallback_reasons: Vec<FallbackReport>,
+    pub stages: Vec<StageRow>,
+    pub handshake: Option<Summary>,
+    pub connections: Vec<ConnReport>,
+    pub slowest: Vec<MessageReport>,
+    pub slow_threshold_ns: Option<u64>,
+    pub slow: Vec<MessageReport>,
+}
+
+fn side_report(a: &Analysis, s: &Side) -> SideReport {
+    let off = a.offset(s.rec).unwrap_or(0);
+    let i = s.info.as_ref();
+    SideReport {
+        recording: s.rec,
+        role: s.role,
+        pid: s.pid,
+        comm: s.comm.clone(),
+        local: i.map(|i| i.local.to_string()).or_else(|| s.snapshot_local.as_ref().map(|l| l.to_string())),
+        remote: i.map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string())),
+        local_token: s.local_token,
+        peer_token: s.peer_token,
+        qpn: i.filter(|_| s.mode == Mode::SmcR).map(|i| i.qpn),
+        peer_qpn: i.filter(|_| s.mode == Mode::SmcR).map(|i| i.peer_qpn),
+        ibname: i.filter(|i| !i.ibname.is_empty()).map(|i| i.ibname.clone()),
+        link_id: i.filter(|_| s.mode == Mode::SmcR).map(|i| i.link_id),
+        sndbuf_len: s.tx.sndbuf_len,
+        rmb_len: s.rx.rmb_len,
+        peer_rmbe_size: s.tx.peer_rmbe_size,
+        closed_ns: s.close.map(|(t, _, _)| t as i64 - off - a.t0),
+    }
+}
+
+fn handshake(a: &Analysis, s: &Side) -> Option<HandshakeReport> {
+    let off = a.offset(s.rec).unwrap_or(0);
+    let start = s.connect_ts.or_else(|| s.clc.iter().map(|c| c.ts).min())?;
+    let rel = |t: u64| t as i64 - start as i64;
+    let mut steps = Vec::new();
+    if s.connect_ts.is_some() {
+        steps.push(HandshakeStep { event: "connect".into(), at_ns: 0 });
+    }
+    for c in &s.clc {
+        steps.push(HandshakeStep { event: format!("clc {} {}", c.dir, c.clc_type), at_ns: rel(c.ts) });
+    }
+    if let Some((t, code, _)) = s.fallback {
+        steps.push(HandshakeStep { event: format!("fallback {}", decline::name(code)), at_ns: rel(t) });
+    }
+    if let Some(i) = &s.info {
+        steps.push(HandshakeStep { event: "done".into(), at_ns: rel(i.ts) });
+    }
+    steps.sort_by_key(|x| x.at_ns);
+    Some(HandshakeReport {
+        side: s.role,
+        start_ns: start as i64 - off - a.t0,
+        total_ns: s.info.as_ref().map(|i| rel(i.ts)),
+        rc: s.info.as_ref().map(|i| i.rc),
+        steps,
+        first_data_ns: s.first_data_ts.map(rel),
+    })
+}
+
+fn conn_mode(a: &Analysis, sides: &[usize]) -> Mode {
+    let modes: Vec<Mode> = sides.iter().map(|&s| a.sides[s].mode).collect();
+    if modes.contains(&Mode::Fallback) {
+        Mode::Fallback
+    } else {
+        modes.into_iter().find(|m| *m != Mode::Unknown).unwrap_or(Mode::Unknown)
+    }
+}
+
+fn basis(m: &Message) -> &'static str {
+    if m.stages[crate::join::E2E].is_some() {
+        "e2e"
+    } else {
+        "local"
+    }
+}
+
+/// One message as reported (timeline relative to the report start).
+pub fn message_report(a: &Analysis, m: &Message) -> MessageReport {
+    let mut timeline: Vec<PointReport> = POINTS
+        .iter()
+        .zip(m.points.iter())
+        .filter_map(|(p, t)| t.map(|t| PointReport { point: p, t_ns: t - a.t0 }))
+        .collect();
+    timeline.sort_by_key(|p| p.t_ns);
+    MessageReport {
+        conn: a.conns[m.conn].id,
+        dir: m.dir,
+        kind: m.kind,
+        len: m.len,
+        stream_start: m.start,
+        stream_end: m.end,
+        cdc_seqno: m.cdc_seqno,
+        latency_ns: m.latency(),
+        latency_basis: basis(m),
+        blocking_stage: m.blocking_stage().map(|b| b.0),
+        complete: !m.incomplete(),
+        gaps: gap::names(m.gaps),
+        timeline,
+        stages: STAGES.iter().zip(m.stages.iter()).filter_map(|(d, v)| v.map(|v| (d.name, v))).collect(),
+    }
+}
+
+/// Build the report (warnings are per recording, from loading).
+pub fn build(a: &Analysis, opts: &Options, warnings: &[Vec<String>]) -> Report {
+    let f = &opts.filter;
+    let conn_ok: Vec<bool> = (0..a.conns.len()).map(|ci| f.conn_matches(a, ci)).collect();
+    let msgs: Vec<&Message> = a.messages.iter().filter(|m| conn_ok[m.conn] && f.message_matches(a, m)).collect();
+
+    let recordings: Vec<RecordingReport> = a
+        .recordings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| RecordingReport {
+            index: i,
+            path: r.path.clone(),
+            host: r.host.clone(),
+            kernel_release: r.kernel_release.clone(),
+            boot_id: r.boot_id.clone(),
+            events: r.stats.events,
+            lost_events: r.stats.lost_events,
+            unreadable_chunks: r.stats.unreadable_chunks,
+            late_events: r.stats.late_events,
+            unknown_kinds: r.stats.unknown_kinds,
+            unresolved_cdc_recv: r.stats.unresolved_cdc_recv,
+            duration_ns: match (r.stats.first_ts, r.stats.last_ts) {
+                (Some(f), Some(l)) => l - f,
+                _ => 0,
+            },
+            warnings: warnings.get(i).cloned().unwrap_or_default(),
+        })
+        .collect();
+
+    // Stage table over complete messages only: an incomplete message's
+    // stages may be measured against the wrong event.
+    let mut stages = Vec::new();
+    for (k, d) in STAGES.iter().enumerate() {
+        let mut v: Vec<i64> = msgs.iter().filter(|m| !m.incomplete()).filter_map(|m| m.stages[k]).collect();
+        if let Some(s) = summarize(&mut v) {
+            stages.push(StageRow { stage: d.name, summary: s });
+        }
+    }
+
+    let mut by_mode: BTreeMap<String, u64> = BTreeMap::new();
+    let mut fallbacks: BTreeMap<u32, u64> = BTreeMap::new();
+    let mut conns = Vec::new();
+    let mut hs_totals = Vec::new();
+    for (ci, c) in a.conns.iter().enumerate() {
+        if !conn_ok[ci] {
+            continue;
+        }
+        let mode = conn_mode(a, &c.sides);
+        *by_mode.entry(mode.label().to_string()).or_default() += 1;
+        let fb = c.sides.iter().find_map(|&s| a.sides[s].fallback);
+        if let Some((_, code, _)) = fb {
+            *fallbacks.entry(code).or_default() += 1;
+        }
+        let cm: Vec<&&Message> = msgs.iter().filter(|m| m.conn == ci).collect();
+        let count = |d: Dir| cm.iter().filter(|m| m.dir == d && m.kind != MsgKind::RxOnly).count() as u64;
+        let bytes = |d: Dir| cm.iter().filter(|m| m.dir == d).map(|m| m.len).sum::<u64>();
+        let complete: Vec<&&&Message> = cm.iter().filter(|m| !m.incomplete() && m.kind != MsgKind::Fallback).collect();
+        let e2e = complete.iter().any(|m| basis(m) == "e2e");
+        let mut lat: Vec<i64> = complete.iter().filter(|m| !e2e || basis(m) == "e2e").map(|m| m.latency()).collect();
+        let sum = summarize(&mut lat);
+        let mut totals: BTreeMap<&'static str, i64> = BTreeMap::new();
+        for m in &complete {
+            for (d, v) in STAGES.iter().zip(m.stages.iter()) {
+                if let (true, Some(v)) = (d.chain, v) {
+                    *totals.entry(d.name).or_default() += v;
+                }
+            }
+        }
+        let dominant = totals.iter().max_by_key(|(_, v)| **v).map(|(k, _)| *k);
+        let hs_side = c
+            .sides
+            .iter()
+            .map(|&s| &a.sides[s])
+            .find(|s| s.role == Role::Client && s.connect_ts.is_some())
+            .or_else(|| c.sides.iter().map(|&s| &a.sides[s]).find(|s| !s.clc.is_empty()));
+        let hs = hs_side.and_then(|s| handshake(a, s));
+        if let Some(t) = hs.as_ref().and_then(|h| h.total_ns) {
+            hs_totals.push(t);
+        }
+        let addr = |role: Role| {
+            c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == role).and_then(|s| s.info.as_ref().map(|i| i.local.to_string()))
+        };
+        let client = addr(Role::Client).or_else(|| {
+            c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == Role::Server).and_then(|s| s.info.as_ref().map(|i| i.remote.to_string()))
+        });
+        let server = addr(Role::Server).or_else(|| {
+            c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == Role::Client).and_then(|s| {
+                s.info.as_ref().map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string()))
+            })
+        });
+        conns.push(ConnReport {
+            id: c.id,
+            mode,
+            client,
+            server,
+            sides: c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect(),
+            fallback: fb.map(|(_, code, diag)| FallbackInfo {
+                code,
+                name: decline::name(code),
+                meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+                peer_diagnosis: diag,
+            }),
+            messages_fwd: count(Dir::Forward),
+            messages_bwd: count(Dir::Backward),
+            bytes_fwd: bytes(Dir::Forward),
+            bytes_bwd: bytes(Dir::Backward),
+            incomplete: cm.iter().filter(|m| m.incomplete()).count() as u64,
+            latency_basis: if e2e { "e2e" } else { "local" },
+            latency_p50_ns: sum.as_ref().map(|s| s.p50_ns),
+            latency_p99_ns: sum.as_ref().map(|s| s.p99_ns),
+            dominant_stage: dominant,
+            handshake: hs,
+        });
+    }
+
+    let mut ranked: Vec<&Message> = msgs.iter().copied().filter(|m| m.kind != MsgKind::Fallback).collect();
+    ranked.sort_by_key(|m| std::cmp::Reverse(m.latency()));
+    let slowest = ranked.iter().take(opts.top).map(|m| message_report(a, m)).collect();
+    let slow = match opts.slow_ns {
+        Some(th) => ranked.iter().filter(|m| m.latency() >= th as i64).map(|m| message_report(a, m)).collect(),
+        None => Vec::new(),
+    };
+
+    let total_events: u64 = a.recordings.iter().map(|r| r.stats.events).sum();
+    let lost: u64 = a.recordings.iter().map(|r| r.stats.lost_events).sum();
+    let first = msgs.iter().filter_map(|m| m.first_point()).min();
+    let span = (0..a.recordings.len())
+        .filter_map(|r| {
+            let off = a.offset(r).unwrap_or(0);
+            let s = &a.recordings[r].stats;
+            Some((s.first_ts? as i64 - off, s.last_ts? as i64 - off))
+        })
+        .fold(None, |acc: Option<(i64, i64)>, (f, l)| Some(acc.map_or((f, l), |(af, al)| (af.min(f), al.max(l)))));
+    let _ = first;
+    let summary = SummaryReport {
+        duration_ns: span.map_or(0, |(f, l)| (l - f).max(0) as u64),
+        events: total_events,
+        lost_events: lost,
+        connections: conns.len() as u64,
+        connections_by_mode: by_mode,
+        messages: msgs.len() as u64,
+        complete_messages: msgs.iter().filter(|m| !m.incomplete()).count() as u64,
+        incomplete_messages: msgs.iter().filter(|m| m.incomplete()).count() as u64,
+        fallback_messages: msgs.iter().filter(|m| m.kind == MsgKind::Fallback).count() as u64,
+        rx_only_messages: msgs.iter().filter(|m| m.kind == MsgKind::RxOnly).count() as u64,
+        bytes: msgs.iter().filter(|m| m.kind != MsgKind::RxOnly).map(|m| m.len).sum(),
+    };
+    Report {
+        schema: SCHEMA,
+        recordings,
+        clock: a.clocks.clone(),
+        filter: f.clone(),
+        summary,
+        fallback_reasons: fallbacks
+            .into_iter()
+            .map(|(code, n)| FallbackReport {
+                code,
+                name: decline::name(code),
+                meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+                connections: n,
+            })
+            .collect(),
+        stages,
+        handshake: summarize(&mut hs_totals),
+        connections: conns,
+        slowest,
+        slow_threshold_ns: opts.slow_ns,
+        slow,
+    }
+}
+
+fn opt(v: Option<i64>) -> String {
+    v.map(fmt).unwrap_or_else(|| "-".into())
+}
+
+fn fmt_message(out: &mut String, idx: usize, m: &MessageReport) {
+    let _ = writeln!(
+        out,
+        "  #{idx} conn {} {} {} B  {} {}  blocked in {}{}",
+        m.conn,
+        match m.dir {
+            Dir::Forward => "->",
+            Dir::Backward => "<-",
+        },
+        m.len,
+        if m.latency_basis == "e2e" { "e2e" } else { "local span" },
+        fmt(m.latency_ns),
+        m.blocking_stage.unwrap_or("-"),
+        if m.complete { String::new() } else { format!("  INCOMPLETE ({})", m.gaps.join(", ")) },
+    );
+    let t0 = m.timeline.first().map(|p| p.t_ns).unwrap_or(0);
+    let mut line = String::new();
+    for p in &m.timeline {
+        let _ = write!(line, " {}@+{}", p.point, fmt(p.t_ns - t0));
+    }
+    let _ = writeln!(out, "     at {:.6}s:{line}", t0 as f64 / 1e9);
+    let mut st = String::new();
+    for d in STAGES.iter() {
+        if let Some(v) = m.stages.get(d.name) {
+            let _ = write!(st, " {}={}", d.name, fmt(*v));
+        }
+    }
+    let _ = writeln!(out, "     stages:{st}");
+}
+
+/// The text form of a report.
+pub fn render_text(r: &Report) -> String {
+    let mut o = String::new();
+    let _ = writeln!(o, "smc-analyze report ({} recording{})", r.recordings.len(), if r.recordings.len() == 1 { "" } else { "s" });
+    for rec in &r.recordings {
+        let _ = writeln!(
+            o,
+            "  [{}] {}  host {}  kernel {}  {} events over {}  lost {}{}",
+            rec.index,
+            rec.path,
+            if rec.host.is_empty() { "?" } else { &rec.host },
+            if rec.kernel_release.is_empty() { "?" } else { &rec.kernel_release },
+            rec.events,
+            fmt(rec.duration_ns as i64),
+            rec.lost_events,
+            if rec.unreadable_chunks > 0 { format!(", {} unreadable chunks", rec.unreadable_chunks) } else { String::new() },
+        );
+        for w in &rec.warnings {
+            let _ = writeln!(o, "      warning: {w}");
+        }
+    }
+    for c in r.clock.iter().filter(|c| c.recording > 0) {
+        let _ = match (c.method, c.offset_ns, c.uncertainty_ns) {
+            ("same_host", _, _) => writeln!(o, "clock [{}]: same host as [0] (same boot id), offset 0", c.recording),
+            (_, Some(off), Some(u)) => writeln!(
+                o,
+                "clock [{}] - [0] = {} ± {} (two-way CDC bracketing, {} + {} CDC pairs)",
+                c.recording,
+                fmt(off),
+                fmt(u as i64),
+                c.pairs_to,
+                c.pairs_from
+            ),
+            _ => writeln!(
+                o,
+                "clock [{}]: offset unknown (needs CDCs paired in both directions; have {} + {}): cross-host stages (wire, e2e) omitted",
+                c.recording, c.pairs_to, c.pairs_from
+            ),
+        };
+    }
+    let s = &r.summary;
+    let modes: Vec<String> = s.connections_by_mode.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let _ = writeln!(
+        o,
+        "\nsummary: {} span, {} events, {} lost; {} connections ({}); {} messages ({} complete, {} incomplete, {} fallback, {} receive-only), {} bytes",
+        fmt(s.duration_ns as i64),
+        s.events,
+        s.lost_events,
+        s.connections,
+        if modes.is_empty() { "-".into() } else { modes.join(", ") },
+        s.messages,
+        s.complete_messages,
+        s.incomplete_messages,
+        s.fallback_messages,
+        s.rx_only_messages,
+        s.bytes
+    );
+    if !r.fallback_reasons.is_empty() {
+        let _ = writeln!(o, "\nfallback reasons:");
+        for f in &r.fallback_reasons {
+            let _ = writeln!(o, "  {:#010x} {:<12} {:>5} connection(s)  {}", f.code, f.name, f.connections, f.meaning);
+        }
+    }
+    let _ = writeln!(o, "\nstages (complete messages):");
+    let _ = writeln!(o, "  {:<13} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "stage", "count", "mean", "p50", "p90", "p99", "p99.9", "max");
+    if r.stages.is_empty() {
+        let _ = writeln!(o, "  (no complete messages)");
+    }
+    for st in &r.stages {
+        let x = &st.summary;
+        let _ = writeln!(
+            o,
+            "  {:<13} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            st.stage,
+            x.count,
+            fmt(x.mean_ns),
+            fmt(x.p50_ns),
+            fmt(x.p90_ns),
+            fmt(x.p99_ns),
+            fmt(x.p999_ns),
+            fmt(x.max_ns)
+        );
+    }
+    let _ = writeln!(o, "\nconnections:");
+    let _ = writeln!(
+        o,
+        "  {:>4} {:<8} {:<45} {:>13} {:>17} {:>6} {:>9} {:>9} {:<12}",
+        "id", "mode", "client -> server", "msgs ->/<-", "bytes ->/<-", "incmpl", "p50", "p99", "dominant"
+    );
+    for c in &r.connections {
+        let ends = format!("{} -> {}", c.client.as_deref().unwrap_or("?"), c.server.as_deref().unwrap_or("?"));
+        let basis = if c.latency_basis == "e2e" { "" } else { "*" };
+        let _ = writeln!(
+            o,
+            "  {:>4} {:<8} {:<45} {:>13} {:>17} {:>6} {:>9} {:>9} {:<12}",
+            c.id,
+            c.mode.label(),
+            ends,
+            format!("{}/{}", c.messages_fwd, c.messages_bwd),
+            format!("{}/{}", c.bytes_fwd, c.bytes_bwd),
+            c.incomplete,
+            format!("{}{basis}", opt(c.latency_p50_ns)),
+            format!("{}{basis}", opt(c.latency_p99_ns)),
+            c.dominant_stage.unwrap_or("-")
+        );
+        let who: Vec<String> = c
+            .sides
+            .iter()
+            .map(|s| {
+                format!(
+                    "[{}] {:?} pid {} {}{}",
+                    s.recording,
+                    s.role,
+                    s.pid,
+                    if s.comm.is_empty() { "?" } else { &s.comm },
+                    s.ibname.as_ref().map(|i| format!(" {i}/qp {}", s.qpn.unwrap_or(0))).unwrap_or_default()
+                )
+            })
+            .collect();
+        let _ = writeln!(o, "       {}", who.join("; "));
+        if let Some(f) = &c.fallback {
+            let _ = writeln!(o, "       fallback {:#010x} {} ({})", f.code, f.name, f.meaning);
+        }
+    }
+    if r.connections.iter().any(|c| c.latency_basis != "e2e") {
+        let _ = writeln!(o, "  * local span: the peer (or the clock offset to it) is not known; latency is what this side saw");
+    }
+    let _ = writeln!(o, "\nhandshakes:");
+    match &r.handshake {
+        Some(h) => {
+            let _ = writeln!(
+                o,
+                "  {} handshakes: p50 {}  p99 {}  max {}",
+                h.count,
+                fmt(h.p50_ns),
+                fmt(h.p99_ns),
+                fmt(h.max_ns)
+            );
+        }
+        None => {
+            let _ = writeln!(o, "  (no handshake in the recording)");
+        }
+    }
+    for c in &r.connections {
+        if let Some(h) = &c.handshake {
+            let steps: Vec<String> = h.steps.iter().map(|s| format!("{} +{}", s.event, fmt(s.at_ns))).collect();
+            let _ = writeln!(
+                o,
+                "  conn {:>4} ({:?}) total {}  first data +{}:  {}",
+                c.id,
+                h.side,
+                opt(h.total_ns),
+                opt(h.first_data_ns),
+                steps.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(o, "\nslowest {} messages:", r.slowest.len());
+    for (i, m) in r.slowest.iter().enumerate() {
+        fmt_message(&mut o, i + 1, m);
+    }
+    if let Some(th) = r.slow_threshold_ns {
+        let _ = writeln!(o, "\n{} messages at or above {}:", r.slow.len(), fmt(th as i64));
+        for (i, m) in r.slow.iter().enumerate() {
+            fmt_message(&mut o, i + 1, m);
+        }
+    }
+    o
+}

@@ -1,0 +1,65 @@
+//! Exact order statistics of stage durations. Quantiles are computed on the
+//! sorted vector of finished messages' values (nearest-rank), so a p99 is a
+//! duration some message really had. polars is deliberately not used here
+//! (build cost, see DEPS-NOTES); memory is 8 bytes per message per stage.
+
+/// count, mean and quantiles of one set of durations (ns).
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Summary {
+    pub count: u64,
+    pub mean_ns: i64,
+    pub min_ns: i64,
+    pub p50_ns: i64,
+    pub p90_ns: i64,
+    pub p99_ns: i64,
+    pub p999_ns: i64,
+    pub max_ns: i64,
+}
+
+/// Nearest-rank quantile of sorted values: the smallest value with at least
+/// `q` of all values at or below it.
+pub fn quantile(sorted: &[i64], q: f64) -> i64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Summary of `values` (sorted in place); `None` when empty.
+pub fn summarize(values: &mut [i64]) -> Option<Summary> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_unstable();
+    let sum: i128 = values.iter().map(|&v| v as i128).sum();
+    Some(Summary {
+        count: values.len() as u64,
+        mean_ns: (sum / values.len() as i128) as i64,
+        min_ns: values[0],
+        p50_ns: quantile(values, 0.50),
+        p90_ns: quantile(values, 0.90),
+        p99_ns: quantile(values, 0.99),
+        p999_ns: quantile(values, 0.999),
+        max_ns: values[values.len() - 1],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank() {
+        let mut v: Vec<i64> = (1..=1000).rev().collect();
+        let s = summarize(&mut v).unwrap();
+        assert_eq!((s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns, s.max_ns, s.min_ns), (500, 900, 990, 999, 1000, 1));
+        assert_eq!(s.mean_ns, 500);
+        let mut one = vec![7];
+        let s = summarize(&mut one).unwrap();
+        assert_eq!((s.p50_ns, s.p999_ns), (7, 7));
+        assert!(summarize(&mut []).is_none());
+        assert_eq!(quantile(&[1, 2, 3, 4], 0.5), 2);
+        assert_eq!(quantile(&[1, 2, 3, 4], 0.51), 3);
+    }
+}
