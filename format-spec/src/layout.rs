@@ -189,3 +189,47 @@ impl Footer {
         Some(Footer { trailer_offset: u64_at(b, 8), trailer_len: u64_at(b, 16) })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crc32c_is_castagnoli_as_spec_says() {
+        assert_eq!(crc32c::crc32c(b"123456789"), 0xE306_9283);
+    }
+
+    #[test]
+    fn headers_round_trip_and_detect_damage() {
+        let h = ChunkHeader {
+            chunk_type: CHUNK_EVENTS,
+            flags: CHUNK_F_ZSTD,
+            seq: 5,
+            first_ts: 10,
+            last_ts: 20,
+            event_count: 3,
+            raw_len: 100,
+            comp_len: 50,
+            body_crc: 0xdead_beef,
+        };
+        let mut b = h.encode();
+        assert_eq!(ChunkHeader::decode(&b), Ok(h));
+        assert_eq!(h.stored_len(), 56 + 56);
+        b[9] ^= 1;
+        assert_eq!(ChunkHeader::decode(&b), Err(ChunkHeaderError::BadCrc));
+        b[0] = b'X';
+        assert_eq!(ChunkHeader::decode(&b), Err(ChunkHeaderError::BadMagic));
+        assert_eq!(ChunkHeader::decode(&[0u8; CHUNK_HEADER_LEN]), Err(ChunkHeaderError::Zero));
+
+        let f = Footer { trailer_offset: 4096, trailer_len: 200 };
+        let mut fb = f.encode();
+        assert_eq!(Footer::decode(&fb), Some(f));
+        fb[10] ^= 4;
+        assert_eq!(Footer::decode(&fb), None);
+
+        let fh = FileHeader { major: 1, minor: 0, header_len: 128, meta_len: 60, meta_crc: 7, flags: 0 };
+        let hb = fh.encode();
+        assert!(FileHeader::crc_ok(&hb));
+        assert_eq!(FileHeader::decode(&hb), fh);
+    }
+}

@@ -288,3 +288,19 @@ fn parser_sees_a_drifted_header() {
     });
     assert!(differs, "a widened st_hdr.kind went unnoticed");
 }
+
+#[test]
+fn spec_lists_every_record_with_its_size() {
+    let spec = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
+    let src = std::fs::read_to_string(header_path()).unwrap();
+    let r = rust_side();
+    let mut missing = Vec::new();
+    for (s, _) in c_structs(&strip_comments(&src)) {
+        let size = r[&format!("{s}.#size")].0;
+        let want = format!("#### `struct {s}` — {size} bytes");
+        if !spec.contains(&want) {
+            missing.push(want);
+        }
+    }
+    assert!(missing.is_empty(), "SPEC.md section 12 is out of date; missing:\n{}", missing.join("\n"));
+}
