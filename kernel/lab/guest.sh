@@ -19,7 +19,7 @@ SMCTRACE_KERNEL=$(uname -r)
 export SMCTRACE_KERNEL
 OUT=/dev/ttyS1
 
-say() { echo "smctrace-lab[$ROLE]: $*"; }
+say() { echo "smctrace-lab[$ROLE] $(cut -d' ' -f1 /proc/uptime)s: $*"; }
 
 finish() {
 	# $1 = exit code, rest = words. Tell the peer, tell the host, end the guest at once:
