@@ -86,6 +86,40 @@ fn line(ev: &EventRef<'_>) -> Option<String> {
     })
 }
 
+fn print_snapshot(which: &str, s: Option<&smctrace_format::meta::Snapshot>) {
+    let Some(s) = s else {
+        println!("{which} snapshot: none");
+        return;
+    };
+    println!(
+        "{which} snapshot: {} counters, {} fallback codes, {} links, {} sockets{}",
+        s.stats.len(),
+        s.fallbacks.len(),
+        s.links.len(),
+        s.sockets.len(),
+        s.error.as_deref().map(|e| format!(" (error: {e})")).unwrap_or_default()
+    );
+    for k in &s.sockets {
+        let fam = if k.family == 10 { 10 } else { 2 };
+        let l = Endpoint { addr: k.local_addr, port: k.local_port, _pad: [0; 3] };
+        let r = Endpoint { addr: k.remote_addr, port: k.remote_port, _pad: [0; 3] };
+        println!(
+            "  diag sock {} -> {} mode={} state={} token={:#010x} sndbuf={} rmb={} fallback_rsn={:#010x}",
+            endpoint(fam, &l),
+            endpoint(fam, &r),
+            mode(k.mode),
+            k.state,
+            k.local_token,
+            k.sndbuf_len,
+            k.rmb_len,
+            k.fallback_rsn
+        );
+    }
+    for l in &s.links {
+        println!("  link lgr={} id={} ib={}:{} qpn={} peer_qpn={} state={}", l.lgr_id, l.link_id, l.ibname, l.ibport, l.qpn, l.peer_qpn, l.state);
+    }
+}
+
 pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
     let r = Reader::open(path).map_err(|e| Failure::from(anyhow::Error::new(e)))?;
     let m = r.metadata();
@@ -99,7 +133,7 @@ pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
     for p in m.probes.iter().filter(|p| !p.attached) {
         println!("  not attached: {} ({}): {}", p.name, p.hook, p.error.as_deref().unwrap_or("?"));
     }
-    println!("start snapshot: {}", if m.start_snapshot.is_some() { "yes" } else { "no" });
+    print_snapshot("start", m.start_snapshot.as_ref());
 
     let mut counts: BTreeMap<&'static str, u64> = BTreeMap::new();
     let mut unknown = 0u64;
@@ -142,7 +176,7 @@ pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
             println!("trailer: clean close, {} events, lost {} (per cpu {:?})", t.total_events, t.lost_total(), t.lost_per_cpu);
             let hits: Vec<String> = t.probe_hits.iter().filter(|(_, n)| *n > 0).map(|(p, n)| format!("{p}={n}")).collect();
             println!("probe hits: {}", hits.join(" "));
-            println!("end snapshot: {}", if t.end_snapshot.is_some() { "yes" } else { "no" });
+            print_snapshot("end", t.end_snapshot.as_ref());
         }
         None => println!("trailer: MISSING (recording not closed cleanly)"),
     }

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{Context, Result};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
 use aya::programs::{KProbe, RawTracePoint};
 use aya::{Ebpf, EbpfLoader};

@@ -172,11 +172,17 @@ fn uname() -> (String, String) {
     (s(&u.nodename), s(&u.release))
 }
 
-/// The SMC state at one moment. smc-netlink's snapshot is not wired yet:
-/// returns None (documented in docs/recorder.md).
+/// The SMC state at one moment (netlink statistics, fallback counters, links,
+/// smc_diag sockets). Partial failures are kept in `Snapshot.error`.
 fn snapshot(enabled: bool) -> Option<Snapshot> {
-    let _ = enabled;
-    None
+    if !enabled {
+        return None;
+    }
+    let mut s = smc_netlink::snapshot();
+    if effective_caps() & (1u64 << CAP_NET_ADMIN) == 0 && s.error.is_none() {
+        s.error = Some("taken without CAP_NET_ADMIN: some SMC netlink dumps may be empty".into());
+    }
+    Some(s)
 }
 
 pub fn run(args: RecordArgs) -> Result<u8, Failure> {
