@@ -6,7 +6,9 @@
 
 use std::time::Instant;
 
-use smctrace_format::{encode_chunk, event, synth::PingPong, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{
+    encode_chunk, event, synth::PingPong, Metadata, Reader, TrailerInput, Writer, WriterOptions,
+};
 
 /// Cut a record stream into chunks of about `target` bytes at record boundaries.
 fn split(records: &[u8], target: usize) -> Vec<(usize, usize, u32, u64, u64)> {
@@ -30,8 +32,14 @@ fn split(records: &[u8], target: usize) -> Vec<(usize, usize, u32, u64, u64)> {
 }
 
 fn main() {
-    let want: u64 = std::env::var("SMCTRACE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
-    let pp = PingPong { connections: 8, ..Default::default() };
+    let want: u64 = std::env::var("SMCTRACE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2_000_000);
+    let pp = PingPong {
+        connections: 8,
+        ..Default::default()
+    };
     let mut g = pp.generator();
     let mut records = Vec::new();
     let mut events = 0;
@@ -47,14 +55,31 @@ fn main() {
     let dir = tempfile::tempdir().expect("tempdir");
     println!(
         "{:>5} {:>9} | {:>12} {:>9} | {:>12} {:>9} {:>12} | {:>8} {:>7}",
-        "zstd", "chunk", "write ev/s", "write MB/s", "read ev/s", "read MB/s", "read2 ev/s", "B/event", "ratio"
+        "zstd",
+        "chunk",
+        "write ev/s",
+        "write MB/s",
+        "read ev/s",
+        "read MB/s",
+        "read2 ev/s",
+        "B/event",
+        "ratio"
     );
     for (level, chunk_kib) in [(1, 256usize), (1, 1024), (3, 1024), (6, 1024)] {
-        let path = dir.path().join(format!("bench-{level}-{chunk_kib}.smctrace"));
+        let path = dir
+            .path()
+            .join(format!("bench-{level}-{chunk_kib}.smctrace"));
         let parts = split(&records, chunk_kib * 1024);
         let t0 = Instant::now();
-        let mut w = Writer::create(&path, &Metadata::default(), WriterOptions { overwrite: true, ..Default::default() })
-            .expect("create");
+        let mut w = Writer::create(
+            &path,
+            &Metadata::default(),
+            WriterOptions {
+                overwrite: true,
+                ..Default::default()
+            },
+        )
+        .expect("create");
         for (seq, (a, b, n, f, l)) in parts.iter().enumerate() {
             let c = encode_chunk(seq as u64, &records[*a..*b], *n, *f, *l, level).expect("encode");
             w.append(&c).expect("append");
@@ -86,7 +111,9 @@ fn main() {
                 .map(|part| {
                     let r = &r;
                     s.spawn(move || {
-                        part.iter().map(|c| r.decode(c).expect("decode").records().count() as u64).sum::<u64>()
+                        part.iter()
+                            .map(|c| r.decode(c).expect("decode").records().count() as u64)
+                            .sum::<u64>()
                     })
                 })
                 .collect();

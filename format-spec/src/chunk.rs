@@ -5,7 +5,9 @@
 
 use crate::error::FormatError;
 use crate::event;
-use crate::layout::{self, ChunkHeader, CHUNK_EVENTS, CHUNK_F_ZSTD, CHUNK_HEADER_LEN, MAX_EVENTS_RAW};
+use crate::layout::{
+    self, ChunkHeader, CHUNK_EVENTS, CHUNK_F_ZSTD, CHUNK_HEADER_LEN, MAX_EVENTS_RAW,
+};
 
 /// A chunk ready to be appended: header, compressed body and padding.
 #[derive(Clone, Debug)]
@@ -53,36 +55,34 @@ pub fn encode_chunk(
 ) -> Result<EncodedChunk, FormatError> {
     if records.len() > MAX_EVENTS_RAW {
         return Err(FormatError::InvalidInput {
-            reason: format!("chunk {seq}: {} bytes of records exceed the {} byte chunk limit", records.len(), MAX_EVENTS_RAW),
+            reason: format!(
+                "chunk {seq}: {} bytes of records exceed the {} byte chunk limit",
+                records.len(),
+                MAX_EVENTS_RAW
+            ),
         });
     }
-    let body = zstd::bulk::compress(records, zstd_level).map_err(|e| FormatError::InvalidInput {
-        reason: format!("chunk {seq}: zstd compression at level {zstd_level} failed: {e}"),
-    })?;
-    Ok(build(CHUNK_EVENTS, CHUNK_F_ZSTD, seq, event_count, first_ts, last_ts, records.len() as u32, body))
-}
-
-pub(crate) fn build(
-    chunk_type: u16,
-    flags: u16,
-    seq: u64,
-    event_count: u32,
-    first_ts: u64,
-    last_ts: u64,
-    raw_len: u32,
-    body: Vec<u8>,
-) -> EncodedChunk {
+    let body =
+        zstd::bulk::compress(records, zstd_level).map_err(|e| FormatError::InvalidInput {
+            reason: format!("chunk {seq}: zstd compression at level {zstd_level} failed: {e}"),
+        })?;
     let header = ChunkHeader {
-        chunk_type,
-        flags,
+        chunk_type: CHUNK_EVENTS,
+        flags: CHUNK_F_ZSTD,
         seq,
         first_ts,
         last_ts,
         event_count,
-        raw_len,
-        comp_len: body.len() as u32,
-        body_crc: crc32c::crc32c(&body),
+        raw_len: records.len() as u32,
+        ..Default::default()
     };
+    Ok(build(header, body))
+}
+
+/// Frame `body` with `header`, whose stored length and body CRC are filled in here.
+pub(crate) fn build(mut header: ChunkHeader, body: Vec<u8>) -> EncodedChunk {
+    header.comp_len = body.len() as u32;
+    header.body_crc = crc32c::crc32c(&body);
     let mut bytes = Vec::with_capacity(CHUNK_HEADER_LEN + layout::pad8(body.len()));
     bytes.extend_from_slice(&header.encode());
     bytes.extend_from_slice(&body);
@@ -108,16 +108,25 @@ impl ChunkBuilder {
     /// `rec.len()`). Timestamps need not be ordered: first/last are min/max.
     pub fn push(&mut self, rec: &[u8]) -> Result<(), FormatError> {
         if rec.len() < event::HDR_LEN {
-            return Err(FormatError::InvalidInput { reason: format!("record of {} bytes is shorter than a header", rec.len()) });
+            return Err(FormatError::InvalidInput {
+                reason: format!("record of {} bytes is shorter than a header", rec.len()),
+            });
         }
         let hdr: event::Hdr = bytemuck::pod_read_unaligned(&rec[..event::HDR_LEN]);
-        if hdr.len as usize != rec.len() || rec.len() % 8 != 0 {
+        if hdr.len as usize != rec.len() || !rec.len().is_multiple_of(8) {
             return Err(FormatError::InvalidInput {
-                reason: format!("record of kind {} has hdr.len {} but {} bytes", hdr.kind, hdr.len, rec.len()),
+                reason: format!(
+                    "record of kind {} has hdr.len {} but {} bytes",
+                    hdr.kind,
+                    hdr.len,
+                    rec.len()
+                ),
             });
         }
         if self.buf.len() + rec.len() > MAX_EVENTS_RAW {
-            return Err(FormatError::InvalidInput { reason: format!("chunk would exceed {} bytes", MAX_EVENTS_RAW) });
+            return Err(FormatError::InvalidInput {
+                reason: format!("chunk would exceed {} bytes", MAX_EVENTS_RAW),
+            });
         }
         if self.count == 0 {
             self.first_ts = hdr.ts_ns;
@@ -143,7 +152,14 @@ impl ChunkBuilder {
 
     /// Compress what was collected into a chunk and start over.
     pub fn take(&mut self, seq: u64, zstd_level: i32) -> Result<EncodedChunk, FormatError> {
-        let c = encode_chunk(seq, &self.buf, self.count, self.first_ts, self.last_ts, zstd_level)?;
+        let c = encode_chunk(
+            seq,
+            &self.buf,
+            self.count,
+            self.first_ts,
+            self.last_ts,
+            zstd_level,
+        )?;
         self.buf.clear();
         self.count = 0;
         Ok(c)

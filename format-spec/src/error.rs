@@ -20,7 +20,10 @@ pub mod exit {
 pub enum FormatError {
     /// The file could not be opened or stat'ed (missing, permission, ...).
     #[error("{}: cannot open: {source}", path.display())]
-    Open { path: PathBuf, source: std::io::Error },
+    Open {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 
     /// Not a `.smctrace` file: wrong magic, empty, a directory, too short.
     #[error("{}: not an smctrace recording: {reason}", path.display())]
@@ -28,20 +31,40 @@ pub enum FormatError {
 
     /// Written by a newer, incompatible major version of the format.
     #[error("{}: format version {major}.{minor} is not supported (this build reads major version {supported})", path.display())]
-    UnsupportedVersion { path: PathBuf, major: u16, minor: u16, supported: u16 },
+    UnsupportedVersion {
+        path: PathBuf,
+        major: u16,
+        minor: u16,
+        supported: u16,
+    },
 
     /// The file header or the metadata it carries is damaged.
     #[error("{}: corrupt header at offset {offset}: {reason}", path.display())]
-    CorruptHeader { path: PathBuf, offset: u64, reason: String },
+    CorruptHeader {
+        path: PathBuf,
+        offset: u64,
+        reason: String,
+    },
 
     /// A chunk (or the trailer) is damaged; `index` is its position in the
     /// file counting from 0, `seq` its sequence number if the header was intact.
     #[error("{}: corrupt chunk {index}{} at offset {offset}: {reason}", path.display(), seq.map(|s| format!(" (seq {s})")).unwrap_or_default())]
-    CorruptChunk { path: PathBuf, index: u64, seq: Option<u64>, offset: u64, reason: String },
+    CorruptChunk {
+        path: PathBuf,
+        index: u64,
+        seq: Option<u64>,
+        offset: u64,
+        reason: String,
+    },
 
     /// Reading or writing failed.
     #[error("{}: {op} failed{}: {source}", path.display(), offset.map(|o| format!(" at offset {o}")).unwrap_or_default())]
-    Io { path: PathBuf, op: &'static str, offset: Option<u64>, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        op: &'static str,
+        offset: Option<u64>,
+        source: std::io::Error,
+    },
 
     /// The writer refused its output path (exists, is a symlink, ...).
     #[error("{}: refusing to write: {reason}", path.display())]

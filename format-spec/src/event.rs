@@ -298,7 +298,7 @@ impl<'a> EventRef<'a> {
         }
         let hdr: Hdr = bytemuck::pod_read_unaligned(&buf[..HDR_LEN]);
         let len = hdr.len as usize;
-        if len < HDR_LEN || len % 8 != 0 || len > buf.len() {
+        if len < HDR_LEN || !len.is_multiple_of(8) || len > buf.len() {
             return Err(RecordError::BadLength { len: hdr.len, have: buf.len() });
         }
         let rec = &buf[..len];

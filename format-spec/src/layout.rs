@@ -139,7 +139,11 @@ impl ChunkHeader {
     pub fn decode(b: &[u8]) -> Result<ChunkHeader, ChunkHeaderError> {
         let b = &b[..CHUNK_HEADER_LEN];
         if b[0..4] != CHUNK_MAGIC {
-            return Err(if b.iter().all(|&x| x == 0) { ChunkHeaderError::Zero } else { ChunkHeaderError::BadMagic });
+            return Err(if b.iter().all(|&x| x == 0) {
+                ChunkHeaderError::Zero
+            } else {
+                ChunkHeaderError::BadMagic
+            });
         }
         if crc32c::crc32c(&b[..52]) != u32_at(b, 52) {
             return Err(ChunkHeaderError::BadCrc);
@@ -186,7 +190,10 @@ impl Footer {
         if b[0..8] != FOOTER_MAGIC || crc32c::crc32c(&b[..24]) != u32_at(b, 24) {
             return None;
         }
-        Some(Footer { trailer_offset: u64_at(b, 8), trailer_len: u64_at(b, 16) })
+        Some(Footer {
+            trailer_offset: u64_at(b, 8),
+            trailer_len: u64_at(b, 16),
+        })
     }
 }
 
@@ -219,15 +226,28 @@ mod tests {
         assert_eq!(ChunkHeader::decode(&b), Err(ChunkHeaderError::BadCrc));
         b[0] = b'X';
         assert_eq!(ChunkHeader::decode(&b), Err(ChunkHeaderError::BadMagic));
-        assert_eq!(ChunkHeader::decode(&[0u8; CHUNK_HEADER_LEN]), Err(ChunkHeaderError::Zero));
+        assert_eq!(
+            ChunkHeader::decode(&[0u8; CHUNK_HEADER_LEN]),
+            Err(ChunkHeaderError::Zero)
+        );
 
-        let f = Footer { trailer_offset: 4096, trailer_len: 200 };
+        let f = Footer {
+            trailer_offset: 4096,
+            trailer_len: 200,
+        };
         let mut fb = f.encode();
         assert_eq!(Footer::decode(&fb), Some(f));
         fb[10] ^= 4;
         assert_eq!(Footer::decode(&fb), None);
 
-        let fh = FileHeader { major: 1, minor: 0, header_len: 128, meta_len: 60, meta_crc: 7, flags: 0 };
+        let fh = FileHeader {
+            major: 1,
+            minor: 0,
+            header_len: 128,
+            meta_len: 60,
+            meta_crc: 7,
+            flags: 0,
+        };
         let hb = fh.encode();
         assert!(FileHeader::crc_ok(&hb));
         assert_eq!(FileHeader::decode(&hb), fh);

@@ -129,7 +129,10 @@ pub struct Metadata {
 impl Metadata {
     /// Value of a free-form key in [`Metadata::extra`].
     pub fn extra_value(&self, key: &str) -> Option<&str> {
-        self.extra.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.extra
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 

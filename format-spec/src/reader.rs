@@ -14,9 +14,9 @@ use memmap2::Mmap;
 use crate::chunk::{ChunkInfo, DecodedChunk};
 use crate::error::FormatError;
 use crate::layout::{
-    self, ChunkHeader, ChunkHeaderError, FileHeader, Footer, CHUNK_EVENTS, CHUNK_F_ZSTD, CHUNK_HEADER_LEN,
-    CHUNK_MAGIC, CHUNK_TRAILER, FILE_HEADER_LEN, FILE_MAGIC, FOOTER_LEN, MAX_CHUNK_BODY, MAX_EVENTS_RAW,
-    MAX_METADATA_LEN, MAX_TRAILER_RAW, VERSION_MAJOR,
+    self, ChunkHeader, ChunkHeaderError, FileHeader, Footer, CHUNK_EVENTS, CHUNK_F_ZSTD,
+    CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_TRAILER, FILE_HEADER_LEN, FILE_MAGIC, FOOTER_LEN,
+    MAX_CHUNK_BODY, MAX_EVENTS_RAW, MAX_METADATA_LEN, MAX_TRAILER_RAW, VERSION_MAJOR,
 };
 use crate::meta::{Metadata, Trailer};
 
@@ -89,7 +89,10 @@ pub struct Reader {
 
 impl std::fmt::Debug for Reader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Reader").field("path", &self.path).field("len", &self.map.len()).finish()
+        f.debug_struct("Reader")
+            .field("path", &self.path)
+            .field("len", &self.map.len())
+            .finish()
     }
 }
 
@@ -105,8 +108,14 @@ impl Reader {
     /// and metadata; damage further in is reported by [`Reader::recovery`].
     pub fn open(path: &Path) -> Result<Reader, FormatError> {
         let p = path.to_path_buf();
-        let not_rec = |reason: String| FormatError::NotARecording { path: p.clone(), reason };
-        let st = std::fs::metadata(path).map_err(|e| FormatError::Open { path: p.clone(), source: e })?;
+        let not_rec = |reason: String| FormatError::NotARecording {
+            path: p.clone(),
+            reason,
+        };
+        let st = std::fs::metadata(path).map_err(|e| FormatError::Open {
+            path: p.clone(),
+            source: e,
+        })?;
         if st.is_dir() {
             return Err(not_rec("it is a directory".into()));
         }
@@ -116,18 +125,36 @@ impl Reader {
         if st.len() == 0 {
             return Err(not_rec("the file is empty".into()));
         }
-        let file = File::open(path).map_err(|e| FormatError::Open { path: p.clone(), source: e })?;
+        let file = File::open(path).map_err(|e| FormatError::Open {
+            path: p.clone(),
+            source: e,
+        })?;
         // SAFETY: read-only private view; a concurrent truncation by another
         // process is outside what this reader can defend against (SPEC.md).
-        let map = unsafe { Mmap::map(&file) }.map_err(|e| FormatError::Io { path: p.clone(), op: "mmap", offset: None, source: e })?;
+        let map = unsafe { Mmap::map(&file) }.map_err(|e| FormatError::Io {
+            path: p.clone(),
+            op: "mmap",
+            offset: None,
+            source: e,
+        })?;
         let len = map.len();
         if len < FILE_MAGIC.len() || map[..FILE_MAGIC.len()] != FILE_MAGIC {
             let n = len.min(8);
-            return Err(not_rec(format!("bad magic (first bytes {:02x?})", &map[..n])));
+            return Err(not_rec(format!(
+                "bad magic (first bytes {:02x?})",
+                &map[..n]
+            )));
         }
-        let corrupt_hdr = |offset: u64, reason: String| FormatError::CorruptHeader { path: p.clone(), offset, reason };
+        let corrupt_hdr = |offset: u64, reason: String| FormatError::CorruptHeader {
+            path: p.clone(),
+            offset,
+            reason,
+        };
         if len < FILE_HEADER_LEN {
-            return Err(corrupt_hdr(0, format!("file header truncated: {len} of {FILE_HEADER_LEN} bytes")));
+            return Err(corrupt_hdr(
+                0,
+                format!("file header truncated: {len} of {FILE_HEADER_LEN} bytes"),
+            ));
         }
         let hb: &[u8; FILE_HEADER_LEN] = map[..FILE_HEADER_LEN].try_into().unwrap();
         let header = FileHeader::decode(hb);
@@ -145,20 +172,37 @@ impl Reader {
         let meta_len = header.meta_len as usize;
         let header_len = header.header_len as usize;
         if meta_len > MAX_METADATA_LEN {
-            return Err(corrupt_hdr(16, format!("metadata length {meta_len} exceeds the {MAX_METADATA_LEN} byte limit")));
+            return Err(corrupt_hdr(
+                16,
+                format!("metadata length {meta_len} exceeds the {MAX_METADATA_LEN} byte limit"),
+            ));
         }
-        if header_len < FILE_HEADER_LEN + meta_len || header_len % 8 != 0 {
-            return Err(corrupt_hdr(12, format!("header length {header_len} does not hold {meta_len} bytes of metadata")));
+        if header_len < FILE_HEADER_LEN + meta_len || !header_len.is_multiple_of(8) {
+            return Err(corrupt_hdr(
+                12,
+                format!("header length {header_len} does not hold {meta_len} bytes of metadata"),
+            ));
         }
         if header_len > len {
-            return Err(corrupt_hdr(12, format!("header length {header_len} runs past the end of the {len} byte file")));
+            return Err(corrupt_hdr(
+                12,
+                format!("header length {header_len} runs past the end of the {len} byte file"),
+            ));
         }
         let meta_bytes = &map[FILE_HEADER_LEN..FILE_HEADER_LEN + meta_len];
         if crc32c::crc32c(meta_bytes) != header.meta_crc {
-            return Err(corrupt_hdr(FILE_HEADER_LEN as u64, "metadata checksum mismatch".into()));
+            return Err(corrupt_hdr(
+                FILE_HEADER_LEN as u64,
+                "metadata checksum mismatch".into(),
+            ));
         }
         let meta = rkyv::from_bytes::<Metadata, rkyv::rancor::Error>(&aligned(meta_bytes))
-            .map_err(|e| corrupt_hdr(FILE_HEADER_LEN as u64, format!("metadata does not validate: {e}")))?;
+            .map_err(|e| {
+                corrupt_hdr(
+                    FILE_HEADER_LEN as u64,
+                    format!("metadata does not validate: {e}"),
+                )
+            })?;
 
         let mut r = Reader {
             path: p,
@@ -187,9 +231,14 @@ impl Reader {
             return len;
         };
         let foot_at = len - FOOTER_LEN as u64;
-        if f.trailer_offset < hl || f.trailer_offset % 8 != 0 || f.trailer_offset.checked_add(f.trailer_len) != Some(foot_at) {
-            self.recovery.trailer_error =
-                Some(format!("footer points to a trailer at {} of {} bytes, outside the chunk area", f.trailer_offset, f.trailer_len));
+        if f.trailer_offset < hl
+            || f.trailer_offset % 8 != 0
+            || f.trailer_offset.checked_add(f.trailer_len) != Some(foot_at)
+        {
+            self.recovery.trailer_error = Some(format!(
+                "footer points to a trailer at {} of {} bytes, outside the chunk area",
+                f.trailer_offset, f.trailer_len
+            ));
             return len;
         }
         match self.read_trailer(f.trailer_offset, foot_at) {
@@ -205,22 +254,33 @@ impl Reader {
 
     fn read_trailer(&self, off: u64, end: u64) -> Result<Trailer, String> {
         let o = off as usize;
-        let h = ChunkHeader::decode(&self.map[o..o + CHUNK_HEADER_LEN]).map_err(|e| format!("trailer header: {e:?}"))?;
+        let h = ChunkHeader::decode(&self.map[o..o + CHUNK_HEADER_LEN])
+            .map_err(|e| format!("trailer header: {e:?}"))?;
         if h.chunk_type != CHUNK_TRAILER {
-            return Err(format!("chunk at {off} has type {}, not the trailer", h.chunk_type));
+            return Err(format!(
+                "chunk at {off} has type {}, not the trailer",
+                h.chunk_type
+            ));
         }
         if off + h.stored_len() != end {
-            return Err(format!("trailer length {} does not match the footer", h.comp_len));
+            return Err(format!(
+                "trailer length {} does not match the footer",
+                h.comp_len
+            ));
         }
         if h.raw_len as usize > MAX_TRAILER_RAW {
-            return Err(format!("trailer of {} bytes exceeds the {MAX_TRAILER_RAW} byte limit", h.raw_len));
+            return Err(format!(
+                "trailer of {} bytes exceeds the {MAX_TRAILER_RAW} byte limit",
+                h.raw_len
+            ));
         }
         let body = &self.map[o + CHUNK_HEADER_LEN..o + CHUNK_HEADER_LEN + h.comp_len as usize];
         if crc32c::crc32c(body) != h.body_crc {
             return Err("trailer checksum mismatch".into());
         }
         let raw = unpack(body, &h, MAX_TRAILER_RAW)?;
-        rkyv::from_bytes::<Trailer, rkyv::rancor::Error>(&aligned(&raw)).map_err(|e| format!("trailer does not validate: {e}"))
+        rkyv::from_bytes::<Trailer, rkyv::rancor::Error>(&aligned(&raw))
+            .map_err(|e| format!("trailer does not validate: {e}"))
     }
 
     /// Walks the chunk headers in `[header_len, data_end)`.
@@ -238,9 +298,13 @@ impl Reader {
             if off + CHUNK_HEADER_LEN > end {
                 let rest = &map[off..end];
                 let why = if rest.iter().all(|&b| b == 0) {
-                    "zero-filled space after the last chunk: the recording was not closed cleanly".to_string()
+                    "zero-filled space after the last chunk: the recording was not closed cleanly"
+                        .to_string()
                 } else {
-                    format!("chunk {index} header truncated: {} of {CHUNK_HEADER_LEN} bytes", end - off)
+                    format!(
+                        "chunk {index} header truncated: {} of {CHUNK_HEADER_LEN} bytes",
+                        end - off
+                    )
                 };
                 rec.stopped_at = Some((off as u64, why));
                 break;
@@ -261,7 +325,10 @@ impl Reader {
                                 index,
                                 seq: None,
                                 offset: off as u64,
-                                reason: format!("{what}; skipped {} bytes to the next valid chunk header", next - off),
+                                reason: format!(
+                                    "{what}; skipped {} bytes to the next valid chunk header",
+                                    next - off
+                                ),
                             };
                             rec.corrupt.push(bad.clone());
                             entries.push(Entry::Bad(bad));
@@ -292,7 +359,8 @@ impl Reader {
             let info = ChunkInfo::from_header(index, off as u64, &h);
             match h.chunk_type {
                 CHUNK_EVENTS => {
-                    let body = &map[off + CHUNK_HEADER_LEN..off + CHUNK_HEADER_LEN + h.comp_len as usize];
+                    let body =
+                        &map[off + CHUNK_HEADER_LEN..off + CHUNK_HEADER_LEN + h.comp_len as usize];
                     if !clean && crc32c::crc32c(body) != h.body_crc {
                         rec.corrupt.push(CorruptChunk {
                             index,
@@ -394,31 +462,50 @@ impl Reader {
     }
 
     fn chunk_err(&self, index: u64, seq: Option<u64>, offset: u64, reason: String) -> FormatError {
-        FormatError::CorruptChunk { path: self.path.clone(), index, seq, offset, reason }
+        FormatError::CorruptChunk {
+            path: self.path.clone(),
+            index,
+            seq,
+            offset,
+            reason,
+        }
     }
 
     /// Check the CRC of an event chunk and decompress it (at most 64 MiB).
     pub fn decode(&self, chunk: &ChunkInfo) -> Result<DecodedChunk, FormatError> {
-        let err = |reason: String| self.chunk_err(chunk.index, Some(chunk.seq), chunk.offset, reason);
+        let err =
+            |reason: String| self.chunk_err(chunk.index, Some(chunk.seq), chunk.offset, reason);
         let off = chunk.offset as usize;
-        if off.checked_add(CHUNK_HEADER_LEN).is_none_or(|e| e > self.map.len()) {
+        if off
+            .checked_add(CHUNK_HEADER_LEN)
+            .is_none_or(|e| e > self.map.len())
+        {
             return Err(err("chunk header lies outside the file".into()));
         }
         let h = ChunkHeader::decode(&self.map[off..off + CHUNK_HEADER_LEN])
             .map_err(|e| err(format!("chunk header does not validate ({e:?})")))?;
         if h.chunk_type != CHUNK_EVENTS {
-            return Err(err(format!("chunk type {} is not an event chunk", h.chunk_type)));
+            return Err(err(format!(
+                "chunk type {} is not an event chunk",
+                h.chunk_type
+            )));
         }
         let body_end = off + CHUNK_HEADER_LEN + h.comp_len as usize;
         if h.comp_len as usize > MAX_CHUNK_BODY || body_end > self.map.len() {
-            return Err(err(format!("chunk body of {} bytes runs past the end of the file", h.comp_len)));
+            return Err(err(format!(
+                "chunk body of {} bytes runs past the end of the file",
+                h.comp_len
+            )));
         }
         let body = &self.map[off + CHUNK_HEADER_LEN..body_end];
         if crc32c::crc32c(body) != h.body_crc {
             return Err(err("chunk body checksum mismatch".into()));
         }
         let data = unpack(body, &h, MAX_EVENTS_RAW).map_err(err)?;
-        Ok(DecodedChunk { info: ChunkInfo::from_header(chunk.index, chunk.offset, &h), data })
+        Ok(DecodedChunk {
+            info: ChunkInfo::from_header(chunk.index, chunk.offset, &h),
+            data,
+        })
     }
 
     /// Decode every event chunk in order; damaged ones yield their error and
@@ -436,7 +523,12 @@ impl Reader {
                 Ok(c) => {
                     let o = c.offset as usize + CHUNK_HEADER_LEN;
                     if crc32c::crc32c(&self.map[o..o + c.comp_len as usize]) != c.body_crc {
-                        bad.push(self.chunk_err(c.index, Some(c.seq), c.offset, "chunk body checksum mismatch".into()));
+                        bad.push(self.chunk_err(
+                            c.index,
+                            Some(c.seq),
+                            c.offset,
+                            "chunk body checksum mismatch".into(),
+                        ));
                     }
                 }
             }
@@ -449,20 +541,28 @@ impl Reader {
 fn unpack(body: &[u8], h: &ChunkHeader, limit: usize) -> Result<Vec<u8>, String> {
     let raw_len = h.raw_len as usize;
     if raw_len > limit {
-        return Err(format!("raw length {raw_len} exceeds the {limit} byte limit"));
+        return Err(format!(
+            "raw length {raw_len} exceeds the {limit} byte limit"
+        ));
     }
     if h.flags & !CHUNK_F_ZSTD != 0 {
         return Err(format!("unsupported chunk flags {:#06x}", h.flags));
     }
     if h.flags & CHUNK_F_ZSTD == 0 {
         if body.len() != raw_len {
-            return Err(format!("stored body is {} bytes, header says {raw_len}", body.len()));
+            return Err(format!(
+                "stored body is {} bytes, header says {raw_len}",
+                body.len()
+            ));
         }
         return Ok(body.to_vec());
     }
     let data = zstd::bulk::decompress(body, raw_len).map_err(|e| format!("zstd: {e}"))?;
     if data.len() != raw_len {
-        return Err(format!("decompressed to {} bytes, header says {raw_len}", data.len()));
+        return Err(format!(
+            "decompressed to {} bytes, header says {raw_len}",
+            data.len()
+        ));
     }
     Ok(data)
 }
@@ -471,7 +571,9 @@ fn unpack(body: &[u8], h: &ChunkHeader, limit: usize) -> Result<Vec<u8>, String>
 fn resync(map: &[u8], from: usize, end: usize) -> Option<usize> {
     let mut o = layout::pad8(from);
     while o + CHUNK_HEADER_LEN <= end {
-        if map[o..o + 4] == CHUNK_MAGIC && ChunkHeader::decode(&map[o..o + CHUNK_HEADER_LEN]).is_ok() {
+        if map[o..o + 4] == CHUNK_MAGIC
+            && ChunkHeader::decode(&map[o..o + CHUNK_HEADER_LEN]).is_ok()
+        {
             return Some(o);
         }
         o += 8;

@@ -17,8 +17,8 @@ use memmap2::MmapMut;
 use crate::chunk::{self, EncodedChunk};
 use crate::error::FormatError;
 use crate::layout::{
-    self, FileHeader, Footer, CHUNK_F_ZSTD, CHUNK_TRAILER, FILE_HEADER_LEN, MAX_METADATA_LEN, MAX_TRAILER_RAW,
-    VERSION_MAJOR, VERSION_MINOR,
+    self, ChunkHeader, FileHeader, Footer, CHUNK_F_ZSTD, CHUNK_TRAILER, FILE_HEADER_LEN,
+    MAX_METADATA_LEN, MAX_TRAILER_RAW, VERSION_MAJOR, VERSION_MINOR,
 };
 use crate::meta::{ChunkIndexEntry, Metadata, Snapshot, Trailer};
 
@@ -35,7 +35,11 @@ pub struct WriterOptions {
 
 impl Default for WriterOptions {
     fn default() -> Self {
-        WriterOptions { overwrite: false, extent_bytes: 8 << 20, trailer_zstd_level: 3 }
+        WriterOptions {
+            overwrite: false,
+            extent_bytes: 8 << 20,
+            trailer_zstd_level: 3,
+        }
     }
 }
 
@@ -74,35 +78,57 @@ pub struct Writer {
 
 impl std::fmt::Debug for Writer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Writer").field("path", &self.path).field("off", &self.off).field("cap", &self.cap).finish()
+        f.debug_struct("Writer")
+            .field("path", &self.path)
+            .field("off", &self.off)
+            .field("cap", &self.cap)
+            .finish()
     }
 }
 
 impl Writer {
     /// Create the file (mode 0600, never through a symlink, never over an
     /// existing file unless `opts.overwrite`) and write header + metadata.
-    pub fn create(path: &Path, meta: &Metadata, opts: WriterOptions) -> Result<Writer, FormatError> {
-        let meta_bytes = rkyv::to_bytes::<rkyv::rancor::Error>(meta)
-            .map_err(|e| FormatError::InvalidInput { reason: format!("metadata cannot be archived: {e}") })?;
+    pub fn create(
+        path: &Path,
+        meta: &Metadata,
+        opts: WriterOptions,
+    ) -> Result<Writer, FormatError> {
+        let meta_bytes =
+            rkyv::to_bytes::<rkyv::rancor::Error>(meta).map_err(|e| FormatError::InvalidInput {
+                reason: format!("metadata cannot be archived: {e}"),
+            })?;
         if meta_bytes.len() > MAX_METADATA_LEN {
             return Err(FormatError::InvalidInput {
-                reason: format!("metadata is {} bytes, more than the {} byte limit", meta_bytes.len(), MAX_METADATA_LEN),
+                reason: format!(
+                    "metadata is {} bytes, more than the {} byte limit",
+                    meta_bytes.len(),
+                    MAX_METADATA_LEN
+                ),
             });
         }
-        let refused = |reason: String| FormatError::OutputRefused { path: path.to_path_buf(), reason };
+        let refused = |reason: String| FormatError::OutputRefused {
+            path: path.to_path_buf(),
+            reason,
+        };
         if let Ok(st) = std::fs::symlink_metadata(path) {
             if st.file_type().is_symlink() {
                 return Err(refused("it is a symbolic link".into()));
             }
             if !opts.overwrite {
-                return Err(refused("it already exists (ask to overwrite explicitly)".into()));
+                return Err(refused(
+                    "it already exists (ask to overwrite explicitly)".into(),
+                ));
             }
             if !st.file_type().is_file() {
                 return Err(refused("it exists and is not a regular file".into()));
             }
         }
         let mut oo = OpenOptions::new();
-        oo.read(true).write(true).mode(0o600).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
+        oo.read(true)
+            .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC);
         if opts.overwrite {
             oo.create(true).truncate(true);
         } else {
@@ -111,7 +137,12 @@ impl Writer {
         let file = oo.open(path).map_err(|e| match e.raw_os_error() {
             Some(libc::ELOOP) => refused("it is a symbolic link".into()),
             Some(libc::EEXIST) => refused("it already exists (ask to overwrite explicitly)".into()),
-            _ => FormatError::Io { path: path.to_path_buf(), op: "create", offset: None, source: e },
+            _ => FormatError::Io {
+                path: path.to_path_buf(),
+                op: "create",
+                offset: None,
+                source: e,
+            },
         })?;
         // An overwritten file keeps its old mode otherwise.
         if unsafe { libc::fchmod(file.as_raw_fd(), 0o600) } != 0 {
@@ -145,7 +176,9 @@ impl Writer {
             events: 0,
             finished: false,
         };
-        let res = w.put(FILE_HEADER_LEN, &meta_bytes).and_then(|_| w.put(0, &header.encode()));
+        let res = w
+            .put(FILE_HEADER_LEN, &meta_bytes)
+            .and_then(|_| w.put(0, &header.encode()));
         if let Err(e) = res {
             // Nothing useful was written: do not leave a stub file behind.
             w.finished = true;
@@ -213,44 +246,90 @@ impl Writer {
             total_events: self.events,
         };
         let chunks = trailer.chunk_index.len() as u64;
-        let raw = rkyv::to_bytes::<rkyv::rancor::Error>(&trailer)
-            .map_err(|e| FormatError::InvalidInput { reason: format!("trailer cannot be archived: {e}") })?;
+        let raw = rkyv::to_bytes::<rkyv::rancor::Error>(&trailer).map_err(|e| {
+            FormatError::InvalidInput {
+                reason: format!("trailer cannot be archived: {e}"),
+            }
+        })?;
         if raw.len() > MAX_TRAILER_RAW {
             return Err(FormatError::InvalidInput {
-                reason: format!("trailer is {} bytes, more than the {} byte limit", raw.len(), MAX_TRAILER_RAW),
+                reason: format!(
+                    "trailer is {} bytes, more than the {} byte limit",
+                    raw.len(),
+                    MAX_TRAILER_RAW
+                ),
             });
         }
-        let body = zstd::bulk::compress(&raw, self.trailer_level)
-            .map_err(|e| FormatError::InvalidInput { reason: format!("trailer compression failed: {e}") })?;
+        let body = zstd::bulk::compress(&raw, self.trailer_level).map_err(|e| {
+            FormatError::InvalidInput {
+                reason: format!("trailer compression failed: {e}"),
+            }
+        })?;
         let first = trailer.chunk_index.first().map(|c| c.first_ts).unwrap_or(0);
-        let last = trailer.chunk_index.iter().map(|c| c.last_ts).max().unwrap_or(0);
-        let tc = chunk::build(CHUNK_TRAILER, CHUNK_F_ZSTD, chunks, 0, first, last, raw.len() as u32, body);
+        let last = trailer
+            .chunk_index
+            .iter()
+            .map(|c| c.last_ts)
+            .max()
+            .unwrap_or(0);
+        let th = ChunkHeader {
+            chunk_type: CHUNK_TRAILER,
+            flags: CHUNK_F_ZSTD,
+            seq: chunks,
+            first_ts: first,
+            last_ts: last,
+            event_count: 0,
+            raw_len: raw.len() as u32,
+            ..Default::default()
+        };
+        let tc = chunk::build(th, body);
         let trailer_offset = self.off;
         let tb = tc.as_bytes();
         self.put(layout::CHUNK_HEADER_LEN, &tb[layout::CHUNK_HEADER_LEN..])?;
         self.put(0, &tb[..layout::CHUNK_HEADER_LEN])?;
         self.off += tb.len() as u64;
-        let footer = Footer { trailer_offset, trailer_len: tb.len() as u64 };
+        let footer = Footer {
+            trailer_offset,
+            trailer_len: tb.len() as u64,
+        };
         self.put(0, &footer.encode())?;
         self.off += layout::FOOTER_LEN as u64;
 
         if let Some(m) = self.map.take() {
             m.flush().map_err(|e| self.io("msync", None, e))?;
         }
-        self.file.set_len(self.off).map_err(|e| self.io("truncate", Some(self.off), e))?;
-        self.file.sync_all().map_err(|e| self.io("fsync", None, e))?;
+        self.file
+            .set_len(self.off)
+            .map_err(|e| self.io("truncate", Some(self.off), e))?;
+        self.file
+            .sync_all()
+            .map_err(|e| self.io("fsync", None, e))?;
         if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() { Path::new(".") } else { dir };
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
             if let Ok(d) = File::open(dir) {
                 let _ = d.sync_all();
             }
         }
         self.finished = true;
-        Ok(WriteSummary { path: self.path.clone(), bytes: self.off, chunks, events: self.events })
+        Ok(WriteSummary {
+            path: self.path.clone(),
+            bytes: self.off,
+            chunks,
+            events: self.events,
+        })
     }
 
     fn io(&self, op: &'static str, offset: Option<u64>, source: std::io::Error) -> FormatError {
-        FormatError::Io { path: self.path.clone(), op, offset, source }
+        FormatError::Io {
+            path: self.path.clone(),
+            op,
+            offset,
+            source,
+        }
     }
 
     /// Copy `data` to file offset `self.off + at`, growing the file first.
@@ -268,15 +347,27 @@ impl Writer {
     fn grow(&mut self, need: u64) -> Result<(), FormatError> {
         let new_cap = (self.cap + self.extent).max(need.div_ceil(self.extent) * self.extent);
         let fd = self.file.as_raw_fd();
-        let rc = unsafe { libc::posix_fallocate(fd, self.cap as libc::off_t, (new_cap - self.cap) as libc::off_t) };
+        let rc = unsafe {
+            libc::posix_fallocate(
+                fd,
+                self.cap as libc::off_t,
+                (new_cap - self.cap) as libc::off_t,
+            )
+        };
         match rc {
             0 => {}
             libc::EOPNOTSUPP | libc::EINVAL => {
                 // File systems without fallocate: a sparse extension.
-                self.file.set_len(new_cap).map_err(|e| self.io("extend file", Some(new_cap), e))?;
+                self.file
+                    .set_len(new_cap)
+                    .map_err(|e| self.io("extend file", Some(new_cap), e))?;
             }
             e => {
-                return Err(self.io("reserve space (posix_fallocate)", Some(self.cap), std::io::Error::from_raw_os_error(e)))
+                return Err(self.io(
+                    "reserve space (posix_fallocate)",
+                    Some(self.cap),
+                    std::io::Error::from_raw_os_error(e),
+                ))
             }
         }
         self.map = None;

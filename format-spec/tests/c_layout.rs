@@ -35,7 +35,9 @@ fn c_structs(src: &str) -> Vec<(String, Vec<String>)> {
     let mut rest = src;
     while let Some(i) = rest.find("struct st_") {
         let after = &rest[i + "struct ".len()..];
-        let name_end = after.find(|c: char| !(c.is_alphanumeric() || c == '_')).unwrap();
+        let name_end = after
+            .find(|c: char| !(c.is_alphanumeric() || c == '_'))
+            .unwrap();
         let name = &after[..name_end];
         let tail = after[name_end..].trim_start();
         if !tail.starts_with('{') {
@@ -83,7 +85,11 @@ fn c_defines(src: &str) -> Vec<String> {
 }
 
 /// Runs the generated C program; returns its lines "kind name a b".
-fn run_c(structs: &[(String, Vec<String>)], enums: &[String], defines: &[String]) -> BTreeMap<String, (i64, i64)> {
+fn run_c(
+    structs: &[(String, Vec<String>)],
+    enums: &[String],
+    defines: &[String],
+) -> BTreeMap<String, (i64, i64)> {
     let mut c = String::from(
         "#include <stdio.h>\n#include <stddef.h>\n#include \"smctrace_event.h\"\nint main(void) {\n",
     );
@@ -93,7 +99,9 @@ fn run_c(structs: &[(String, Vec<String>)], enums: &[String], defines: &[String]
                 "  printf(\"{s}.{f} %zu %zu\\n\", offsetof(struct {s}, {f}), sizeof(((struct {s} *)0)->{f}));\n"
             ));
         }
-        c.push_str(&format!("  printf(\"{s}.#size %zu %zu\\n\", sizeof(struct {s}), _Alignof(struct {s}));\n"));
+        c.push_str(&format!(
+            "  printf(\"{s}.#size %zu %zu\\n\", sizeof(struct {s}), _Alignof(struct {s}));\n"
+        ));
     }
     for e in enums {
         c.push_str(&format!("  printf(\"{e} %lld 0\\n\", (long long){e});\n"));
@@ -117,7 +125,11 @@ fn run_c(structs: &[(String, Vec<String>)], enums: &[String], defines: &[String]
         .arg(&src)
         .output()
         .unwrap_or_else(|e| panic!("cannot run the C compiler `{cc}`: {e}"));
-    assert!(out.status.success(), "C compile failed:\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "C compile failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let run = Command::new(&bin).output().unwrap();
     assert!(run.status.success());
     String::from_utf8(run.stdout)
@@ -125,7 +137,10 @@ fn run_c(structs: &[(String, Vec<String>)], enums: &[String], defines: &[String]
         .lines()
         .map(|l| {
             let v: Vec<&str> = l.split_whitespace().collect();
-            (v[0].to_string(), (v[1].parse().unwrap(), v[2].parse().unwrap()))
+            (
+                v[0].to_string(),
+                (v[1].parse().unwrap(), v[2].parse().unwrap()),
+            )
         })
         .collect()
 }
@@ -193,7 +208,10 @@ fn rust_side() -> BTreeMap<String, (i64, i64)> {
     mirror!(m, "st_payload", Payload { "hdr" => hdr, "sock" => sock, "prep_before" => prep_before, "captured" => captured, "msg_len" => msg_len });
 
     for k in EventKind::ALL {
-        m.insert(format!("ST_EV_{}", k.name().to_uppercase()), (k as u16 as i64, 0));
+        m.insert(
+            format!("ST_EV_{}", k.name().to_uppercase()),
+            (k as u16 as i64, 0),
+        );
     }
     let defines: [(&str, i64); 17] = [
         ("ST_EVENT_ABI", EVENT_ABI as i64),
@@ -225,7 +243,11 @@ fn c_header_and_rust_mirror_agree() {
     let src = std::fs::read_to_string(header_path()).unwrap();
     let clean = strip_comments(&src);
     let structs = c_structs(&clean);
-    assert!(structs.len() >= 19, "parsed only {} structs from the header", structs.len());
+    assert!(
+        structs.len() >= 19,
+        "parsed only {} structs from the header",
+        structs.len()
+    );
     let enums = c_enum_names(&clean);
     let defines = c_defines(&clean);
     let c = run_c(&structs, &enums, &defines);
@@ -234,8 +256,14 @@ fn c_header_and_rust_mirror_agree() {
     let mut problems = Vec::new();
     for (k, cv) in &c {
         match r.get(k) {
-            None => problems.push(format!("{k}: in the C header (offset/value {}, size {}) but not mirrored in Rust", cv.0, cv.1)),
-            Some(rv) if rv != cv => problems.push(format!("{k}: C offset/value {} size {} vs Rust {} {}", cv.0, cv.1, rv.0, rv.1)),
+            None => problems.push(format!(
+                "{k}: in the C header (offset/value {}, size {}) but not mirrored in Rust",
+                cv.0, cv.1
+            )),
+            Some(rv) if rv != cv => problems.push(format!(
+                "{k}: C offset/value {} size {} vs Rust {} {}",
+                cv.0, cv.1, rv.0, rv.1
+            )),
             _ => {}
         }
     }
@@ -244,7 +272,11 @@ fn c_header_and_rust_mirror_agree() {
             problems.push(format!("{k}: in the Rust mirror but not in the C header"));
         }
     }
-    assert!(problems.is_empty(), "layout drift between smctrace_event.h and event.rs:\n{}", problems.join("\n"));
+    assert!(
+        problems.is_empty(),
+        "layout drift between smctrace_event.h and event.rs:\n{}",
+        problems.join("\n")
+    );
     // Sanity: the comparison covered every field.
     assert!(c.len() > 150, "only {} items compared", c.len());
 }
@@ -269,7 +301,9 @@ fn parser_sees_a_drifted_header() {
     // Compile the drifted copy by pointing the program at it.
     let p = dir.path().join("smctrace_event.h");
     std::fs::write(&p, &drifted).unwrap();
-    let mut c = String::from("#include <stdio.h>\n#include <stddef.h>\n#include \"smctrace_event.h\"\nint main(void){\n");
+    let mut c = String::from(
+        "#include <stdio.h>\n#include <stddef.h>\n#include \"smctrace_event.h\"\nint main(void){\n",
+    );
     for (s, fields) in &structs {
         for f in fields {
             c.push_str(&format!("printf(\"{s}.{f} %zu %zu\\n\", offsetof(struct {s}, {f}), sizeof(((struct {s} *)0)->{f}));\n"));
@@ -278,7 +312,14 @@ fn parser_sees_a_drifted_header() {
     c.push_str("return 0;}\n");
     std::fs::write(dir.path().join("d.c"), c).unwrap();
     let bin = dir.path().join("d");
-    let ok = Command::new("cc").arg("-I").arg(dir.path()).arg("-o").arg(&bin).arg(dir.path().join("d.c")).status().unwrap();
+    let ok = Command::new("cc")
+        .arg("-I")
+        .arg(dir.path())
+        .arg("-o")
+        .arg(&bin)
+        .arg(dir.path().join("d.c"))
+        .status()
+        .unwrap();
     assert!(ok.success());
     let out = String::from_utf8(Command::new(&bin).output().unwrap().stdout).unwrap();
     let r = rust_side();
@@ -291,7 +332,8 @@ fn parser_sees_a_drifted_header() {
 
 #[test]
 fn spec_lists_every_record_with_its_size() {
-    let spec = std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
+    let spec =
+        std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
     let src = std::fs::read_to_string(header_path()).unwrap();
     let r = rust_side();
     let mut missing = Vec::new();
@@ -302,5 +344,9 @@ fn spec_lists_every_record_with_its_size() {
             missing.push(want);
         }
     }
-    assert!(missing.is_empty(), "SPEC.md section 12 is out of date; missing:\n{}", missing.join("\n"));
+    assert!(
+        missing.is_empty(),
+        "SPEC.md section 12 is out of date; missing:\n{}",
+        missing.join("\n")
+    );
 }

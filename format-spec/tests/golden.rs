@@ -21,8 +21,17 @@ fn golden_meta() -> Metadata {
         kernel_release: "6.1.0-28-amd64".into(),
         boot_id: "5d1c8a3e-3f51-4c2b-9a66-0f3e2b7d9c10".into(),
         recorder_version: "smc-record 0.1.0".into(),
-        command_line: vec!["smc-record".into(), "--payload".into(), "16".into(), "-o".into(), "golden.smctrace".into()],
-        clock: ClockRef { monotonic_ns: 1_000_000_000, realtime_ns: 1_795_000_000_000_000_000 },
+        command_line: vec![
+            "smc-record".into(),
+            "--payload".into(),
+            "16".into(),
+            "-o".into(),
+            "golden.smctrace".into(),
+        ],
+        clock: ClockRef {
+            monotonic_ns: 1_000_000_000,
+            realtime_ns: 1_795_000_000_000_000_000,
+        },
         probes: vec![
             ProbeInfo {
                 name: "smc_sendmsg".into(),
@@ -41,12 +50,21 @@ fn golden_meta() -> Metadata {
                 error: Some("symbol not found".into()),
             },
         ],
-        filters: Filters { pids: vec![], comms: vec!["smc-load".into()], ports: vec![5000], netns: vec![] },
+        filters: Filters {
+            pids: vec![],
+            comms: vec!["smc-load".into()],
+            ports: vec![5000],
+            netns: vec![],
+        },
         payload_bytes: 16,
         start_snapshot: Some(Snapshot {
             taken_monotonic_ns: 999_000_000,
             stats: vec![("smcr.tx_bytes".into(), 0), ("smcr.rx_bytes".into(), 0)],
-            fallbacks: vec![FallbackCount { code: 0x0303_0000, count: 2, server: true }],
+            fallbacks: vec![FallbackCount {
+                code: 0x0303_0000,
+                count: 2,
+                server: true,
+            }],
             sockets: vec![SockSnapshot {
                 family: 2,
                 state: 1,
@@ -83,7 +101,12 @@ fn golden_meta() -> Metadata {
 /// The records: two ping-pong rounds on one connection, a payload record and
 /// a record of a kind no build knows.
 fn golden_records() -> Vec<Vec<u8>> {
-    let (stream, _) = PingPong { seed: 3, connections: 1, ..Default::default() }.build(2);
+    let (stream, _) = PingPong {
+        seed: 3,
+        connections: 1,
+        ..Default::default()
+    }
+    .build(2);
     let mut recs = Vec::new();
     let mut off = 0;
     while off < stream.len() {
@@ -91,15 +114,33 @@ fn golden_records() -> Vec<Vec<u8>> {
         recs.push(stream[off..off + h.len as usize].to_vec());
         off += h.len as usize;
     }
-    let mut p = event::Payload::default();
-    p.hdr = Hdr { kind: EventKind::Payload as u16, len: 64, cpu: 0, flags: 0, ts_ns: 2_000_000_000, pid: 2000, tid: 2000 };
-    p.sock = 0x1000;
-    p.captured = 11;
-    p.msg_len = 4096;
+    let p = event::Payload {
+        hdr: Hdr {
+            kind: EventKind::Payload as u16,
+            len: 64,
+            cpu: 0,
+            flags: 0,
+            ts_ns: 2_000_000_000,
+            pid: 2000,
+            tid: 2000,
+        },
+        sock: 0x1000,
+        captured: 11,
+        msg_len: 4096,
+        ..Default::default()
+    };
     let mut rec = event::as_bytes(&p).to_vec();
     rec.extend_from_slice(b"hello world\0\0\0\0\0");
     recs.push(rec);
-    let unknown = Hdr { kind: 0x7fff, len: 32, cpu: 1, flags: 0, ts_ns: 2_000_000_001, pid: 1, tid: 1 };
+    let unknown = Hdr {
+        kind: 0x7fff,
+        len: 32,
+        cpu: 1,
+        flags: 0,
+        ts_ns: 2_000_000_001,
+        pid: 1,
+        tid: 1,
+    };
     let mut rec = event::as_bytes(&unknown).to_vec();
     rec.extend_from_slice(&[0xab; 8]);
     recs.push(rec);
@@ -108,12 +149,30 @@ fn golden_records() -> Vec<Vec<u8>> {
 
 fn write(path: &std::path::Path) {
     let recs = golden_records();
-    let mut w = Writer::create(path, &golden_meta(), WriterOptions { overwrite: true, ..Default::default() }).unwrap();
+    let mut w = Writer::create(
+        path,
+        &golden_meta(),
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let half = recs.len() / 2;
     for (seq, part) in [&recs[..half], &recs[half..]].iter().enumerate() {
-        let ts: Vec<u64> = part.iter().map(|r| u64::from_le_bytes(r[8..16].try_into().unwrap())).collect();
-        let c = encode_chunk(seq as u64, &part.concat(), part.len() as u32, *ts.iter().min().unwrap(), *ts.iter().max().unwrap(), 3)
-            .unwrap();
+        let ts: Vec<u64> = part
+            .iter()
+            .map(|r| u64::from_le_bytes(r[8..16].try_into().unwrap()))
+            .collect();
+        let c = encode_chunk(
+            seq as u64,
+            &part.concat(),
+            part.len() as u32,
+            *ts.iter().min().unwrap(),
+            *ts.iter().max().unwrap(),
+            3,
+        )
+        .unwrap();
         w.append(&c).unwrap();
     }
     w.finish(TrailerInput {
@@ -140,11 +199,20 @@ fn golden_file_reads_back_exactly() {
     assert_eq!(t.end_monotonic_ns, 3_000_000_000);
     assert_eq!(t.chunk_index.len(), 2);
     let recs = golden_records();
-    let got: Vec<u8> = r.decoded_chunks().flat_map(|d| d.unwrap().bytes().to_vec()).collect();
+    let got: Vec<u8> = r
+        .decoded_chunks()
+        .flat_map(|d| d.unwrap().bytes().to_vec())
+        .collect();
     assert_eq!(got, recs.concat());
-    let kinds: Vec<_> = r.decoded_chunks().flat_map(|d| {
-        d.unwrap().records().map(|e| e.unwrap().hdr().kind).collect::<Vec<_>>()
-    }).collect();
+    let kinds: Vec<_> = r
+        .decoded_chunks()
+        .flat_map(|d| {
+            d.unwrap()
+                .records()
+                .map(|e| e.unwrap().hdr().kind)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     assert_eq!(kinds.len(), recs.len());
     assert_eq!(*kinds.last().unwrap(), 0x7fff);
 }
@@ -157,12 +225,19 @@ fn header_and_metadata_bytes_are_stable() {
     let a = std::fs::read(&fresh).unwrap();
     let b = std::fs::read(fixture()).unwrap();
     let hl = Reader::open(&fixture()).unwrap().header_len() as usize;
-    assert_eq!(&a[..hl], &b[..hl], "header/metadata bytes differ from the version 1.0 fixture");
+    assert_eq!(
+        &a[..hl],
+        &b[..hl],
+        "header/metadata bytes differ from the version 1.0 fixture"
+    );
     // The file header itself, field by field (SPEC.md "File header").
     assert_eq!(&b[..8], b"\x89SMCT\r\n\x1a");
     assert_eq!(u16::from_le_bytes([b[8], b[9]]), 1);
     assert_eq!(u16::from_le_bytes([b[10], b[11]]), 0);
-    assert_eq!(u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize, hl);
+    assert_eq!(
+        u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize,
+        hl
+    );
     // First chunk header right after it.
     assert_eq!(&b[hl..hl + 4], b"SCHK");
     assert_eq!(u16::from_le_bytes([b[hl + 4], b[hl + 5]]), 1);

@@ -32,21 +32,37 @@ fn truncation_at_every_offset_of_the_last_chunks_and_random_elsewhere() {
         if cut < header_len {
             let e = res.expect_err("a file cut inside its header must not open");
             assert!(
-                matches!(e, FormatError::NotARecording { .. } | FormatError::CorruptHeader { .. }),
+                matches!(
+                    e,
+                    FormatError::NotARecording { .. } | FormatError::CorruptHeader { .. }
+                ),
                 "cut {cut}: {e}"
             );
             continue;
         }
         let r = res.unwrap_or_else(|e| panic!("cut {cut}: {e}"));
-        let complete: Vec<_> = infos.iter().filter(|c| (c.offset + c.stored_len()) as usize <= cut).collect();
+        let complete: Vec<_> = infos
+            .iter()
+            .filter(|c| (c.offset + c.stored_len()) as usize <= cut)
+            .collect();
         let rec = r.recovery();
         assert_eq!(rec.clean_close, cut == full.len(), "cut {cut}");
         assert_eq!(rec.chunks_ok as usize, complete.len(), "cut {cut}: {rec:?}");
-        assert_eq!(rec.events_ok, complete.iter().map(|c| c.event_count as u64).sum::<u64>(), "cut {cut}");
+        assert_eq!(
+            rec.events_ok,
+            complete.iter().map(|c| c.event_count as u64).sum::<u64>(),
+            "cut {cut}"
+        );
         if cut < full.len() {
             // The end of the data is either exactly a chunk boundary or a reported stop.
-            let at_boundary = cut == header_len || infos.iter().any(|c| (c.offset + c.stored_len()) as usize == cut);
-            assert!(at_boundary || rec.stopped_at.is_some(), "cut {cut}: no stop reported");
+            let at_boundary = cut == header_len
+                || infos
+                    .iter()
+                    .any(|c| (c.offset + c.stored_len()) as usize == cut);
+            assert!(
+                at_boundary || rec.stopped_at.is_some(),
+                "cut {cut}: no stop reported"
+            );
         }
         let got = common::decode_all(&r);
         assert_eq!(got.len(), complete.len(), "cut {cut}");
@@ -63,15 +79,27 @@ fn killed_writer_leaves_a_zero_tail_that_reads_as_not_closed_cleanly() {
     let path = dir.path().join("killed.smctrace");
     let (records, _) = smctrace_format::synth::PingPong::default().build(200);
     let parts = common::split_records(&records, 100);
-    let mut w = Writer::create(&path, &common::meta(), WriterOptions { extent_bytes: 64 << 10, ..Default::default() }).unwrap();
+    let mut w = Writer::create(
+        &path,
+        &common::meta(),
+        WriterOptions {
+            extent_bytes: 64 << 10,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     for (seq, (raw, n, f, l)) in parts.iter().enumerate() {
-        w.append(&encode_chunk(seq as u64, raw, *n, *f, *l, 1).unwrap()).unwrap();
+        w.append(&encode_chunk(seq as u64, raw, *n, *f, *l, 1).unwrap())
+            .unwrap();
     }
     let written = w.bytes_written();
     // As if the process were SIGKILLed: no finish, no Drop.
     std::mem::forget(w);
     let len = std::fs::metadata(&path).unwrap().len();
-    assert!(len > written && len % (64 << 10) == 0, "file should still have its preallocated tail: {len} vs {written}");
+    assert!(
+        len > written && len.is_multiple_of(64 << 10),
+        "file should still have its preallocated tail: {len} vs {written}"
+    );
 
     let r = Reader::open(&path).unwrap();
     let rec = r.recovery();
@@ -100,7 +128,13 @@ fn chunk_killed_mid_append_is_dropped_and_earlier_ones_kept() {
     std::fs::write(&b.path, &bytes).unwrap();
     let r = Reader::open(&b.path).unwrap();
     assert_eq!(r.recovery().chunks_ok as usize, infos.len() - 1);
-    assert!(r.recovery().stopped_at.as_ref().unwrap().1.contains("not closed cleanly"));
+    assert!(r
+        .recovery()
+        .stopped_at
+        .as_ref()
+        .unwrap()
+        .1
+        .contains("not closed cleanly"));
 }
 
 #[test]
@@ -110,7 +144,11 @@ fn writer_dropped_without_finish_is_cut_to_its_data() {
     let r = Reader::open(&b.path).unwrap();
     assert!(!r.recovery().clean_close);
     assert_eq!(r.recovery().chunks_ok as usize, b.chunks.len());
-    assert_eq!(r.recovery().stopped_at, None, "a cut at a chunk boundary is not a stop");
+    assert_eq!(
+        r.recovery().stopped_at,
+        None,
+        "a cut at a chunk boundary is not a stop"
+    );
 }
 
 fn flip(path: &std::path::Path, at: usize, mask: u8) {
@@ -124,7 +162,11 @@ fn body_bit_flip_names_the_chunk_and_others_stay_readable() {
     for finish in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let b = common::build(dir.path(), "f.smctrace", 8, 20, finish);
-        let infos: Vec<_> = Reader::open(&b.path).unwrap().chunks().map(|c| c.unwrap()).collect();
+        let infos: Vec<_> = Reader::open(&b.path)
+            .unwrap()
+            .chunks()
+            .map(|c| c.unwrap())
+            .collect();
         let victim = infos[3];
         flip(&b.path, victim.offset as usize + CHUNK_HEADER_LEN + 5, 0x10);
         let r = Reader::open(&b.path).unwrap();
@@ -140,7 +182,17 @@ fn body_bit_flip_names_the_chunk_and_others_stay_readable() {
                 }
                 Err(e) => {
                     assert_eq!(c.index, 3);
-                    assert!(matches!(e, FormatError::CorruptChunk { index: 3, seq: Some(3), .. }), "{e}");
+                    assert!(
+                        matches!(
+                            e,
+                            FormatError::CorruptChunk {
+                                index: 3,
+                                seq: Some(3),
+                                ..
+                            }
+                        ),
+                        "{e}"
+                    );
                     let msg = e.to_string();
                     assert!(msg.contains("chunk 3") && msg.contains("checksum"), "{msg}");
                     assert_eq!(e.exit_code(), smctrace_format::error::exit::CORRUPT_CHUNK);
@@ -164,7 +216,11 @@ fn header_bit_flip_is_reported_and_the_walk_resyncs() {
     for finish in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let b = common::build(dir.path(), "h.smctrace", 8, 20, finish);
-        let infos: Vec<_> = Reader::open(&b.path).unwrap().chunks().map(|c| c.unwrap()).collect();
+        let infos: Vec<_> = Reader::open(&b.path)
+            .unwrap()
+            .chunks()
+            .map(|c| c.unwrap())
+            .collect();
         flip(&b.path, infos[2].offset as usize + 40, 0x01); // comp_len
         let r = Reader::open(&b.path).unwrap();
         let items: Vec<_> = r.chunks().collect();
@@ -172,8 +228,15 @@ fn header_bit_flip_is_reported_and_the_walk_resyncs() {
         for (i, it) in items.iter().enumerate() {
             if i == 2 {
                 let e = it.as_ref().unwrap_err();
-                assert!(matches!(e, FormatError::CorruptChunk { index: 2, .. }), "{e}");
-                assert!(e.to_string().contains(&format!("offset {}", infos[2].offset)), "{e}");
+                assert!(
+                    matches!(e, FormatError::CorruptChunk { index: 2, .. }),
+                    "{e}"
+                );
+                assert!(
+                    e.to_string()
+                        .contains(&format!("offset {}", infos[2].offset)),
+                    "{e}"
+                );
             } else {
                 let c = it.as_ref().unwrap();
                 assert_eq!(r.decode(c).unwrap().bytes(), &b.chunks[c.seq as usize][..]);
@@ -195,12 +258,23 @@ fn every_single_byte_flip_of_a_small_file_is_caught_or_harmless() {
         std::fs::write(&p, &bytes).unwrap();
         let Ok(r) = Reader::open(&p) else { continue };
         let got = common::decode_all(&r);
-        assert!(got.len() + 1 >= total, "flip at {at}: only {} of {total} chunks survive", got.len());
+        assert!(
+            got.len() + 1 >= total,
+            "flip at {at}: only {} of {total} chunks survive",
+            got.len()
+        );
         for (seq, raw) in got {
-            assert_eq!(raw, b.chunks[seq as usize], "flip at {at}: chunk seq {seq} decoded to wrong data");
+            assert_eq!(
+                raw, b.chunks[seq as usize],
+                "flip at {at}: chunk seq {seq} decoded to wrong data"
+            );
         }
         if let Some(t) = r.trailer() {
-            assert_eq!(t.lost_per_cpu, vec![0, 2], "flip at {at}: trailer content changed");
+            assert_eq!(
+                t.lost_per_cpu,
+                vec![0, 2],
+                "flip at {at}: trailer content changed"
+            );
         }
     }
 }
@@ -208,7 +282,12 @@ fn every_single_byte_flip_of_a_small_file_is_caught_or_harmless() {
 /// Append raw bytes to a file not closed cleanly.
 fn append(path: &std::path::Path, extra: &[u8]) {
     use std::io::Write;
-    std::fs::OpenOptions::new().append(true).open(path).unwrap().write_all(extra).unwrap();
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(path)
+        .unwrap()
+        .write_all(extra)
+        .unwrap();
 }
 
 fn raw_chunk(chunk_type: u16, flags: u16, raw_len: u32, body: &[u8]) -> Vec<u8> {
@@ -240,7 +319,11 @@ fn unknown_chunk_types_are_skipped() {
     assert_eq!(r.recovery().chunks_ok as usize, b.chunks.len() + 1);
     let last = r.chunks().last().unwrap().unwrap();
     assert_eq!(last.seq, 1000);
-    assert_eq!(last.index as usize, b.chunks.len() + 1, "the unknown chunk still counts in chunk numbering");
+    assert_eq!(
+        last.index as usize,
+        b.chunks.len() + 1,
+        "the unknown chunk still counts in chunk numbering"
+    );
     assert_eq!(r.decode(&last).unwrap().bytes(), &b.chunks[0][..]);
 }
 
@@ -250,12 +333,21 @@ fn lengths_are_checked_before_allocating_or_decompressing() {
     // raw_len claims 1 GiB.
     let b = common::build(dir.path(), "l.smctrace", 1, 20, false);
     let small = zstd::bulk::compress(&[0u8; 64], 1).unwrap();
-    append(&b.path, &raw_chunk(layout::CHUNK_EVENTS, CHUNK_F_ZSTD, 1 << 30, &small));
+    append(
+        &b.path,
+        &raw_chunk(layout::CHUNK_EVENTS, CHUNK_F_ZSTD, 1 << 30, &small),
+    );
     // A bomb: 4 MiB of zeros, header says 64 bytes.
     let bomb = zstd::bulk::compress(&vec![0u8; 4 << 20], 19).unwrap();
-    append(&b.path, &raw_chunk(layout::CHUNK_EVENTS, CHUNK_F_ZSTD, 64, &bomb));
+    append(
+        &b.path,
+        &raw_chunk(layout::CHUNK_EVENTS, CHUNK_F_ZSTD, 64, &bomb),
+    );
     // Unknown flag bits.
-    append(&b.path, &raw_chunk(layout::CHUNK_EVENTS, 0x8001, 64, &small));
+    append(
+        &b.path,
+        &raw_chunk(layout::CHUNK_EVENTS, 0x8001, 64, &small),
+    );
     let r = Reader::open(&b.path).unwrap();
     let infos: Vec<_> = r.chunks().map(|c| c.unwrap()).collect();
     let n = infos.len();
@@ -266,7 +358,19 @@ fn lengths_are_checked_before_allocating_or_decompressing() {
     let e = r.decode(&infos[n - 1]).unwrap_err().to_string();
     assert!(e.contains("flags"), "{e}");
     // A header that claims a body far past the end of the file stops the walk.
-    append(&b.path, &raw_chunk(layout::CHUNK_EVENTS, CHUNK_F_ZSTD, 64, &small)[..CHUNK_HEADER_LEN]);
+    append(
+        &b.path,
+        &raw_chunk(layout::CHUNK_EVENTS, CHUNK_F_ZSTD, 64, &small)[..CHUNK_HEADER_LEN],
+    );
     let r = Reader::open(&b.path).unwrap();
-    assert!(r.recovery().stopped_at.as_ref().unwrap().1.contains("truncated"), "{:?}", r.recovery());
+    assert!(
+        r.recovery()
+            .stopped_at
+            .as_ref()
+            .unwrap()
+            .1
+            .contains("truncated"),
+        "{:?}",
+        r.recovery()
+    );
 }

@@ -13,7 +13,10 @@ use smctrace_format::{FormatError, Reader, TrailerInput, Writer, WriterOptions};
 fn open_err(path: &std::path::Path) -> FormatError {
     let e = Reader::open(path).expect_err("must not open");
     assert!(!e.to_string().contains('\n'), "error is not one line: {e}");
-    assert!(e.to_string().contains(&path.display().to_string()), "error does not name the file: {e}");
+    assert!(
+        e.to_string().contains(&path.display().to_string()),
+        "error does not name the file: {e}"
+    );
     e
 }
 
@@ -26,10 +29,16 @@ fn missing_empty_directory_and_foreign_files_are_refused() {
     let empty = dir.path().join("empty.smctrace");
     std::fs::write(&empty, b"").unwrap();
     let e = open_err(&empty);
-    assert!(matches!(e, FormatError::NotARecording { .. }) && e.to_string().contains("empty"), "{e}");
+    assert!(
+        matches!(e, FormatError::NotARecording { .. }) && e.to_string().contains("empty"),
+        "{e}"
+    );
 
     let e = open_err(dir.path());
-    assert!(matches!(e, FormatError::NotARecording { .. }) && e.to_string().contains("directory"), "{e}");
+    assert!(
+        matches!(e, FormatError::NotARecording { .. }) && e.to_string().contains("directory"),
+        "{e}"
+    );
 
     let text = dir.path().join("notes.txt");
     std::fs::write(&text, b"hello, this is not a recording at all").unwrap();
@@ -63,7 +72,10 @@ fn future_major_version_is_refused_but_a_newer_minor_is_read() {
     assert_eq!(r.version(), (1, 7));
     rewrite_header(&b.path, |h| h.major = 2);
     let e = open_err(&b.path);
-    assert!(matches!(e, FormatError::UnsupportedVersion { major: 2, .. }), "{e}");
+    assert!(
+        matches!(e, FormatError::UnsupportedVersion { major: 2, .. }),
+        "{e}"
+    );
     assert!(e.to_string().contains("2.7"), "{e}");
     assert_eq!(e.exit_code(), exit::UNSUPPORTED_VERSION);
 }
@@ -118,8 +130,20 @@ fn writer_refuses_symlinks_and_existing_files_and_writes_0600() {
     std::os::unix::fs::symlink(dir.path().join("not-there"), &dangling).unwrap();
     for overwrite in [false, true] {
         for p in [&link, &dangling] {
-            let e = Writer::create(p, &common::meta(), WriterOptions { overwrite, ..Default::default() }).unwrap_err();
-            assert!(matches!(e, FormatError::OutputRefused { .. }) && e.to_string().contains("symbolic link"), "{e}");
+            let e = Writer::create(
+                p,
+                &common::meta(),
+                WriterOptions {
+                    overwrite,
+                    ..Default::default()
+                },
+            )
+            .unwrap_err();
+            assert!(
+                matches!(e, FormatError::OutputRefused { .. })
+                    && e.to_string().contains("symbolic link"),
+                "{e}"
+            );
             assert_eq!(e.exit_code(), exit::OUTPUT_REFUSED);
         }
     }
@@ -131,17 +155,39 @@ fn writer_refuses_symlinks_and_existing_files_and_writes_0600() {
     assert_eq!(std::fs::read(&target).unwrap(), b"precious");
 
     std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o644)).unwrap();
-    let w = Writer::create(&target, &common::meta(), WriterOptions { overwrite: true, ..Default::default() }).unwrap();
+    let w = Writer::create(
+        &target,
+        &common::meta(),
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     w.finish(TrailerInput::default()).unwrap();
-    assert_eq!(std::fs::metadata(&target).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     assert!(Reader::open(&target).unwrap().recovery().clean_close);
 
     let fresh = dir.path().join("fresh.smctrace");
     let w = Writer::create(&fresh, &common::meta(), WriterOptions::default()).unwrap();
-    assert_eq!(std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(
+        std::fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
     w.finish(TrailerInput::default()).unwrap();
 
-    let e = Writer::create(dir.path(), &common::meta(), WriterOptions { overwrite: true, ..Default::default() }).unwrap_err();
+    let e = Writer::create(
+        dir.path(),
+        &common::meta(),
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err();
     assert_eq!(e.exit_code(), exit::OUTPUT_REFUSED, "{e}");
 }
 
@@ -150,9 +196,17 @@ fn oversized_input_is_refused_by_the_writer() {
     let dir = tempfile::tempdir().unwrap();
     let mut meta = common::meta();
     meta.extra.push(("huge".into(), "x".repeat(17 << 20)));
-    let e = Writer::create(&dir.path().join("big.smctrace"), &meta, WriterOptions::default()).unwrap_err();
+    let e = Writer::create(
+        &dir.path().join("big.smctrace"),
+        &meta,
+        WriterOptions::default(),
+    )
+    .unwrap_err();
     assert_eq!(e.exit_code(), exit::INVALID_INPUT, "{e}");
-    assert!(!dir.path().join("big.smctrace").exists(), "a refused recording left a file behind");
+    assert!(
+        !dir.path().join("big.smctrace").exists(),
+        "a refused recording left a file behind"
+    );
     let e = smctrace_format::encode_chunk(0, &vec![0u8; (64 << 20) + 8], 1, 0, 0, 1).unwrap_err();
     assert!(e.to_string().contains("chunk limit"), "{e}");
 }

@@ -13,7 +13,12 @@ use smctrace_format::{encode_chunk, Reader, TrailerInput, Writer, WriterOptions}
 
 /// One record: kind selector, timestamp, filler bytes for the body, extra tail.
 fn record() -> impl Strategy<Value = Vec<u8>> {
-    (0usize..EventKind::ALL.len() + 2, any::<u64>(), proptest::collection::vec(any::<u8>(), 0..400), 0usize..3)
+    (
+        0usize..EventKind::ALL.len() + 2,
+        any::<u64>(),
+        proptest::collection::vec(any::<u8>(), 0..400),
+        0usize..3,
+    )
         .prop_map(|(sel, ts, fill, extra_words)| {
             let (kind, mut len) = if sel < EventKind::ALL.len() {
                 let k = EventKind::ALL[sel];
@@ -35,7 +40,15 @@ fn record() -> impl Strategy<Value = Vec<u8>> {
                 len += 8 * extra_words;
                 rec.resize(len, 0xee);
             }
-            let hdr = Hdr { kind, len: len as u16, cpu: (ts % 64) as u16, flags: 0, ts_ns: ts, pid: 1, tid: 2 };
+            let hdr = Hdr {
+                kind,
+                len: len as u16,
+                cpu: (ts % 64) as u16,
+                flags: 0,
+                ts_ns: ts,
+                pid: 1,
+                tid: 2,
+            };
             rec[..event::HDR_LEN].copy_from_slice(event::as_bytes(&hdr));
             rec
         })
@@ -50,21 +63,44 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
         any::<u64>(),
         proptest::collection::vec((string(), any::<u64>()), 0..4),
         proptest::collection::vec((any::<u32>(), any::<u64>(), any::<bool>()), 0..3),
-        proptest::collection::vec((any::<[u8; 16]>(), any::<u16>(), any::<u64>(), any::<u8>()), 0..3),
+        proptest::collection::vec(
+            (any::<[u8; 16]>(), any::<u16>(), any::<u64>(), any::<u8>()),
+            0..3,
+        ),
         proptest::collection::vec((any::<u32>(), string(), any::<u32>()), 0..3),
         proptest::option::of(string()),
     )
         .prop_map(|(t, stats, fb, socks, links, error)| Snapshot {
             taken_monotonic_ns: t,
             stats,
-            fallbacks: fb.into_iter().map(|(code, count, server)| FallbackCount { code, count, server }).collect(),
+            fallbacks: fb
+                .into_iter()
+                .map(|(code, count, server)| FallbackCount {
+                    code,
+                    count,
+                    server,
+                })
+                .collect(),
             sockets: socks
                 .into_iter()
-                .map(|(a, p, inode, st)| SockSnapshot { local_addr: a, local_port: p, inode, state: st, mode: st % 4, ..Default::default() })
+                .map(|(a, p, inode, st)| SockSnapshot {
+                    local_addr: a,
+                    local_port: p,
+                    inode,
+                    state: st,
+                    mode: st % 4,
+                    ..Default::default()
+                })
                 .collect(),
             links: links
                 .into_iter()
-                .map(|(id, name, qpn)| LinkSnapshot { lgr_id: id, ibname: name.clone(), netdev: name, qpn, ..Default::default() })
+                .map(|(id, name, qpn)| LinkSnapshot {
+                    lgr_id: id,
+                    ibname: name.clone(),
+                    netdev: name,
+                    qpn,
+                    ..Default::default()
+                })
                 .collect(),
             error,
         })
@@ -72,36 +108,70 @@ fn snapshot() -> impl Strategy<Value = Snapshot> {
 
 fn metadata() -> impl Strategy<Value = Metadata> {
     (
-        (string(), string(), string(), string(), proptest::collection::vec(string(), 0..5)),
+        (
+            string(),
+            string(),
+            string(),
+            string(),
+            proptest::collection::vec(string(), 0..5),
+        ),
         (any::<u64>(), any::<u64>(), any::<u32>()),
-        proptest::collection::vec((string(), string(), any::<bool>(), proptest::option::of(string())), 0..5),
-        (proptest::collection::vec(any::<u32>(), 0..3), proptest::collection::vec(any::<u16>(), 0..3)),
+        proptest::collection::vec(
+            (
+                string(),
+                string(),
+                any::<bool>(),
+                proptest::option::of(string()),
+            ),
+            0..5,
+        ),
+        (
+            proptest::collection::vec(any::<u32>(), 0..3),
+            proptest::collection::vec(any::<u16>(), 0..3),
+        ),
         proptest::option::of(snapshot()),
         proptest::collection::vec((string(), string()), 0..4),
     )
-        .prop_map(|((host, kernel, boot, ver, cmd), (mono, real, payload), probes, (pids, ports), snap, extra)| Metadata {
-            host,
-            kernel_release: kernel,
-            boot_id: boot,
-            recorder_version: ver,
-            command_line: cmd,
-            clock: ClockRef { monotonic_ns: mono, realtime_ns: real },
-            probes: probes
-                .into_iter()
-                .map(|(name, hook, attached, error)| ProbeInfo {
-                    name,
-                    hook,
-                    attach_type: "kprobe".into(),
-                    stage: String::new(),
-                    attached,
-                    error,
-                })
-                .collect(),
-            filters: Filters { pids, comms: vec!["x".into()], ports, netns: vec![1] },
-            payload_bytes: payload,
-            start_snapshot: snap,
-            extra,
-        })
+        .prop_map(
+            |(
+                (host, kernel, boot, ver, cmd),
+                (mono, real, payload),
+                probes,
+                (pids, ports),
+                snap,
+                extra,
+            )| Metadata {
+                host,
+                kernel_release: kernel,
+                boot_id: boot,
+                recorder_version: ver,
+                command_line: cmd,
+                clock: ClockRef {
+                    monotonic_ns: mono,
+                    realtime_ns: real,
+                },
+                probes: probes
+                    .into_iter()
+                    .map(|(name, hook, attached, error)| ProbeInfo {
+                        name,
+                        hook,
+                        attach_type: "kprobe".into(),
+                        stage: String::new(),
+                        attached,
+                        error,
+                    })
+                    .collect(),
+                filters: Filters {
+                    pids,
+                    comms: vec!["x".into()],
+                    ports,
+                    netns: vec![1],
+                },
+                payload_bytes: payload,
+                start_snapshot: snap,
+                extra,
+            },
+        )
 }
 
 proptest! {

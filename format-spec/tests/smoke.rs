@@ -1,11 +1,15 @@
 //! Minimal write-then-read of a recording through the public API.
-use smctrace_format::{event, encode_chunk, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{encode_chunk, event, Metadata, Reader, TrailerInput, Writer, WriterOptions};
 
 #[test]
 fn write_read_roundtrip_small() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.smctrace");
-    let meta = Metadata { host: "h".into(), payload_bytes: 0, ..Default::default() };
+    let meta = Metadata {
+        host: "h".into(),
+        payload_bytes: 0,
+        ..Default::default()
+    };
     let mut w = Writer::create(&path, &meta, WriterOptions::default()).unwrap();
     let mut rec = event::RxWake::default();
     rec.hdr.kind = event::EventKind::RxWake as u16;
@@ -14,7 +18,12 @@ fn write_read_roundtrip_small() {
     rec.sock = 7;
     let c = encode_chunk(0, event::as_bytes(&rec), 1, 42, 42, 1).unwrap();
     w.append(&c).unwrap();
-    let s = w.finish(TrailerInput { lost_per_cpu: vec![0, 3], ..Default::default() }).unwrap();
+    let s = w
+        .finish(TrailerInput {
+            lost_per_cpu: vec![0, 3],
+            ..Default::default()
+        })
+        .unwrap();
     assert_eq!(s.events, 1);
     let r = Reader::open(&path).unwrap();
     assert_eq!(r.metadata().host, "h");

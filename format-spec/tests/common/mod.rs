@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use smctrace_format::{encode_chunk, event, synth::PingPong, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{
+    encode_chunk, event, synth::PingPong, Metadata, Reader, TrailerInput, Writer, WriterOptions,
+};
 
 pub struct Built {
     pub path: PathBuf,
@@ -50,26 +52,44 @@ pub fn split_records(records: &[u8], per: usize) -> Vec<(Vec<u8>, u32, u64, u64)
 
 /// Write `rounds` ping-pong rounds in chunks of `per` records. Closed cleanly if `finish`.
 pub fn build(dir: &Path, name: &str, rounds: u32, per: usize, finish: bool) -> Built {
-    let (records, _) = PingPong { connections: 2, ..Default::default() }.build(rounds);
+    let (records, _) = PingPong {
+        connections: 2,
+        ..Default::default()
+    }
+    .build(rounds);
     let path = dir.join(name);
     let mut w = Writer::create(&path, &meta(), WriterOptions::default()).unwrap();
     let mut chunks = Vec::new();
     let mut counts = Vec::new();
     for (seq, (raw, n, f, l)) in split_records(&records, per).into_iter().enumerate() {
-        w.append(&encode_chunk(seq as u64, &raw, n, f, l, 3).unwrap()).unwrap();
+        w.append(&encode_chunk(seq as u64, &raw, n, f, l, 3).unwrap())
+            .unwrap();
         chunks.push(raw);
         counts.push(n);
     }
     if finish {
-        w.finish(TrailerInput { probe_hits: vec![("smc_sendmsg".into(), 5)], lost_per_cpu: vec![0, 2], end_monotonic_ns: 9, end_snapshot: None })
-            .unwrap();
+        w.finish(TrailerInput {
+            probe_hits: vec![("smc_sendmsg".into(), 5)],
+            lost_per_cpu: vec![0, 2],
+            end_monotonic_ns: 9,
+            end_snapshot: None,
+        })
+        .unwrap();
     } else {
         drop(w);
     }
-    Built { path, chunks, counts }
+    Built {
+        path,
+        chunks,
+        counts,
+    }
 }
 
 /// Decode every chunk that the reader lists; returns (seq, raw bytes) of those that decode.
 pub fn decode_all(r: &Reader) -> Vec<(u64, Vec<u8>)> {
-    r.chunks().filter_map(|c| c.ok()).filter_map(|c| r.decode(&c).ok()).map(|d| (d.info().seq, d.bytes().to_vec())).collect()
+    r.chunks()
+        .filter_map(|c| c.ok())
+        .filter_map(|c| r.decode(&c).ok())
+        .map(|d| (d.info().seq, d.bytes().to_vec()))
+        .collect()
 }
