@@ -191,6 +191,7 @@ pub struct PnetEntry {
     pub netdev: String,
     /// RDMA device, "n/a" when the entry names none.
     pub ibdev: String,
+    /// RDMA port; meaningless (the kernel sends 255) when `ibdev` is "n/a".
     pub ibport: u8,
 }
 
@@ -290,8 +291,9 @@ pub fn decode_sys_info(a: &[Attr<'_>]) -> SysInfo {
         smc_release: find(a, SYS_REL).and_then(|x| x.u8()).unwrap_or(0),
         ism_v2_capable: find(a, SYS_IS_ISM_V2).and_then(|x| x.u8()).unwrap_or(0) != 0,
         smcr_v2_capable: find(a, SYS_IS_SMCR_V2).and_then(|x| x.u8()).map(|v| v != 0),
-        local_host: find(a, SYS_LOCAL_HOST).map(|x| x.string()).unwrap_or_default(),
-        seid: find(a, SYS_SEID).map(|x| x.string()).unwrap_or_default(),
+        // The kernel sends the CLC host name and SEID blank-padded to their fixed length.
+        local_host: find(a, SYS_LOCAL_HOST).map(|x| x.string().trim_end().to_string()).unwrap_or_default(),
+        seid: find(a, SYS_SEID).map(|x| x.string().trim_end().to_string()).unwrap_or_default(),
     }
 }
 
@@ -769,7 +771,7 @@ mod tests {
 
     #[test]
     fn sys_info_decodes_optional_fields() {
-        let n = Builder::new().u8(SYS_VER, 2).u8(SYS_REL, 1).u8(SYS_IS_ISM_V2, 0).string(SYS_LOCAL_HOST, "guest-a").build();
+        let n = Builder::new().u8(SYS_VER, 2).u8(SYS_REL, 1).u8(SYS_IS_ISM_V2, 0).string(SYS_LOCAL_HOST, "guest-a                         ").build();
         let m = msg(CMD_GET_SYS_INFO, Builder::new().nested(GEN_SYS_INFO, n).build());
         let i = decode_sys_info(&top_nest(&m, GEN_SYS_INFO, "t").unwrap().unwrap());
         assert_eq!(i.smc_version, 2);

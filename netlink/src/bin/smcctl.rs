@@ -45,6 +45,9 @@ enum Cmd {
     Diag(Json),
     /// SMC system information (version, hostname, SEID).
     Info(Json),
+    /// What a recording stores as its SMC snapshot (stats, fallbacks, sockets, links), printed
+    /// in Rust debug form; errors of parts that could not be read are inside, exit status 0.
+    Snapshot,
 }
 
 #[derive(Subcommand)]
@@ -120,7 +123,8 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 }
                 println!("{:<16} {:<16} {:<16} IBPORT", "PNETID", "NETDEV", "IBDEV");
                 for e in l {
-                    println!("{:<16} {:<16} {:<16} {}", e.pnetid, e.netdev, e.ibdev, e.ibport);
+                    let port = if e.ibdev == "n/a" { "n/a".to_string() } else { e.ibport.to_string() };
+                    println!("{:<16} {:<16} {:<16} {port}", e.pnetid, e.netdev, e.ibdev);
                 }
                 Ok(())
             }
@@ -216,6 +220,10 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                     detail
                 );
             }
+            Ok(())
+        }
+        Cmd::Snapshot => {
+            println!("{:#?}", smc::snapshot());
             Ok(())
         }
         Cmd::Info(j) => {
