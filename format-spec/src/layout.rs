@@ -29,8 +29,10 @@ pub const CHUNK_F_ZSTD: u16 = 0x0001;
 pub const MAX_METADATA_LEN: usize = 16 << 20;
 /// Largest decompressed event chunk.
 pub const MAX_EVENTS_RAW: usize = 64 << 20;
-/// Largest decompressed trailer.
-pub const MAX_TRAILER_RAW: usize = 256 << 20;
+/// Largest decompressed trailer (its chunk index alone holds 1.6 million
+/// chunks in this much; the bound keeps a hostile trailer's deserialized
+/// size well under a gigabyte).
+pub const MAX_TRAILER_RAW: usize = 64 << 20;
 /// Largest stored chunk body of any type (zstd's worst case for the largest raw size).
 pub const MAX_CHUNK_BODY: usize = MAX_TRAILER_RAW + (MAX_TRAILER_RAW >> 7) + (1 << 20);
 

@@ -232,7 +232,8 @@ impl Reader {
         };
         let foot_at = len - FOOTER_LEN as u64;
         if f.trailer_offset < hl
-            || f.trailer_offset % 8 != 0
+            || f.trailer_len < CHUNK_HEADER_LEN as u64
+            || !f.trailer_offset.is_multiple_of(8)
             || f.trailer_offset.checked_add(f.trailer_len) != Some(foot_at)
         {
             self.recovery.trailer_error = Some(format!(
