@@ -337,43 +337,67 @@ impl Writer {
         let start = self.off + at as u64;
         let end = start + data.len() as u64;
         if end > self.cap {
-            self.grow(end)?;
+            self.reserve(end)?;
         }
-        let map = self.map.as_mut().expect("mapped after grow");
+        if self.map.as_ref().is_none_or(|m| (m.len() as u64) < end) {
+            self.remap()?;
+        }
+        let Some(map) = self.map.as_mut() else {
+            return Err(self.io(
+                "mmap",
+                None,
+                std::io::Error::other("the file is not mapped"),
+            ));
+        };
         map[start as usize..end as usize].copy_from_slice(data);
         Ok(())
     }
 
-    fn grow(&mut self, need: u64) -> Result<(), FormatError> {
-        let new_cap = (self.cap + self.extent).max(need.div_ceil(self.extent) * self.extent);
-        let fd = self.file.as_raw_fd();
-        let rc = unsafe {
-            libc::posix_fallocate(
-                fd,
-                self.cap as libc::off_t,
-                (new_cap - self.cap) as libc::off_t,
-            )
-        };
-        match rc {
-            0 => {}
-            libc::EOPNOTSUPP | libc::EINVAL => {
-                // File systems without fallocate: a sparse extension.
-                self.file
-                    .set_len(new_cap)
-                    .map_err(|e| self.io("extend file", Some(new_cap), e))?;
-            }
-            e => {
-                return Err(self.io(
-                    "reserve space (posix_fallocate)",
-                    Some(self.cap),
-                    std::io::Error::from_raw_os_error(e),
-                ))
+    /// Make the file at least `need` bytes long with its blocks allocated:
+    /// a whole extent if the disk has room, else just what is needed now.
+    fn reserve(&mut self, need: u64) -> Result<(), FormatError> {
+        let full = (self.cap + self.extent).max(need.div_ceil(self.extent) * self.extent);
+        let tight = need.div_ceil(4096) * 4096;
+        let mut last = 0;
+        for new_cap in [full, tight] {
+            let fd = self.file.as_raw_fd();
+            // SAFETY: plain syscall on a descriptor this writer owns.
+            let rc = unsafe {
+                libc::posix_fallocate(
+                    fd,
+                    self.cap as libc::off_t,
+                    (new_cap - self.cap) as libc::off_t,
+                )
+            };
+            match rc {
+                0 => {
+                    self.cap = new_cap;
+                    return Ok(());
+                }
+                libc::EOPNOTSUPP | libc::EINVAL => {
+                    // File systems without fallocate: a sparse extension.
+                    self.file
+                        .set_len(new_cap)
+                        .map_err(|e| self.io("extend file", Some(new_cap), e))?;
+                    self.cap = new_cap;
+                    return Ok(());
+                }
+                e => last = e,
             }
         }
+        Err(self.io(
+            "reserve space (posix_fallocate)",
+            Some(self.cap),
+            std::io::Error::from_raw_os_error(last),
+        ))
+    }
+
+    fn remap(&mut self) -> Result<(), FormatError> {
         self.map = None;
+        // SAFETY: the file is ours (created O_EXCL or truncated), opened
+        // read-write; other processes only read it.
         let map = unsafe { MmapMut::map_mut(&self.file) }.map_err(|e| self.io("mmap", None, e))?;
         self.map = Some(map);
-        self.cap = new_cap;
         Ok(())
     }
 }

@@ -102,7 +102,10 @@ fn footer_pointing_at_a_trailer_shorter_than_a_chunk_header() {
     let n = bytes.len();
     let foot = (n - FOOTER_LEN) as u64;
     for short in [0u64, 8, 48] {
-        let f = Footer { trailer_offset: foot - short, trailer_len: short };
+        let f = Footer {
+            trailer_offset: foot - short,
+            trailer_len: short,
+        };
         bytes[n - FOOTER_LEN..].copy_from_slice(&f.encode());
         let p = dir.path().join("short.smctrace");
         std::fs::write(&p, &bytes).unwrap();
