@@ -1,6 +1,7 @@
 //! `smc-load` command line: `server` and `client` subcommands over the library in lib.rs.
 //! Flags and the output format are documented in docs/tools.md.
 
+use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -103,12 +104,15 @@ fn run(cli: Cli) -> Result<(), Error> {
                 conns,
             };
             let r = run_client(&o)?;
-            if json {
-                println!("{}", serde_json::to_string(&r).map_err(|e| Error::Protocol(e.to_string()))?);
+            let line = if json {
+                serde_json::to_string(&r).map_err(|e| Error::Protocol(e.to_string()))?
             } else {
-                println!("{}", r.summary());
-            }
-            Ok(())
+                r.summary()
+            };
+            // Not println!: a closed stdout must be an error line, not a panic. SIGPIPE stays
+            // ignored (Rust's default) so a vanished socket peer is an EPIPE error, too.
+            writeln!(std::io::stdout().lock(), "{line}")
+                .map_err(|err| Error::Io { what: "write result to stdout".into(), err })
         }
     }
 }

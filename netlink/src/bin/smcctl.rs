@@ -45,8 +45,8 @@ enum Cmd {
     Diag(Json),
     /// SMC system information (version, hostname, SEID).
     Info(Json),
-    /// What a recording stores as its SMC snapshot (stats, fallbacks, sockets, links), printed
-    /// in Rust debug form; errors of parts that could not be read are inside, exit status 0.
+    /// What a recording stores as its SMC snapshot (non-zero stats, fallbacks, sockets, links);
+    /// parts that could not be read are named under "error", exit status 0.
     Snapshot,
 }
 
@@ -223,7 +223,7 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
             Ok(())
         }
         Cmd::Snapshot => {
-            println!("{:#?}", smc::snapshot());
+            print_snapshot(&smc::snapshot());
             Ok(())
         }
         Cmd::Info(j) => {
@@ -243,6 +243,44 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
     }
 }
 
+fn print_snapshot(s: &smctrace_format::meta::Snapshot) {
+    let addr = |a: &[u8; 16], family: u16| -> std::net::IpAddr {
+        if family == libc::AF_INET6 as u16 {
+            std::net::IpAddr::from(*a)
+        } else {
+            std::net::IpAddr::from([a[0], a[1], a[2], a[3]])
+        }
+    };
+    println!("taken_monotonic_ns: {}", s.taken_monotonic_ns);
+    let nz: Vec<_> = s.stats.iter().filter(|(_, v)| *v != 0).collect();
+    println!("stats: {} counters, {} non-zero", s.stats.len(), nz.len());
+    for (k, v) in nz {
+        println!("  {k:<40} {v}");
+    }
+    println!("fallbacks: {}", s.fallbacks.len());
+    for f in &s.fallbacks {
+        let side = if f.server { "server" } else { "client" };
+        println!("  {side} 0x{:08x} {:<12} {}", f.code, smc::fallback_reason_name(f.code), f.count);
+    }
+    println!("sockets: {}", s.sockets.len());
+    for k in &s.sockets {
+        println!(
+            "  inode {} state {} mode {} {} -> {} token {:08x} sndbuf {} rmb {} peer_rmb {} fallback 0x{:08x} peer_diag 0x{:08x}",
+            k.inode,
+            smc::diag::state_name(k.state),
+            k.mode,
+            sockaddr(&addr(&k.local_addr, k.family), k.local_port),
+            sockaddr(&addr(&k.remote_addr, k.family), k.remote_port),
+            k.local_token, k.sndbuf_len, k.rmb_len, k.peer_rmbe_size, k.fallback_rsn, k.peer_diagnosis
+        );
+    }
+    println!("links: {}", s.links.len());
+    for l in &s.links {
+        println!("  lgr {:08x} link {} {}:{} {} state {}", l.lgr_id, l.link_id, l.ibname, l.ibport, l.netdev, l.state);
+    }
+    println!("error: {}", s.error.as_deref().unwrap_or("-"));
+}
+
 fn sockaddr(ip: &std::net::IpAddr, port: u16) -> String {
     match ip {
         std::net::IpAddr::V4(a) => format!("{a}:{port}"),
@@ -251,6 +289,10 @@ fn sockaddr(ip: &std::net::IpAddr, port: u16) -> String {
 }
 
 fn main() -> ExitCode {
+    // Die quietly on a closed pipe (`smcctl stats | head`) like other command-line tools,
+    // instead of panicking in println!.
+    // SAFETY: setting a signal disposition to SIG_DFL at start-up, before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
