@@ -144,6 +144,12 @@ impl Writer {
                 source: e,
             },
         })?;
+        // Whatever raced in between the check above and the open: only a regular file.
+        match file.metadata() {
+            Ok(m) if m.is_file() => {}
+            Ok(_) => return Err(refused("it is not a regular file".into())),
+            Err(e) => return Err(FormatError::Io { path: path.to_path_buf(), op: "stat", offset: None, source: e }),
+        }
         // An overwritten file keeps its old mode otherwise.
         if unsafe { libc::fchmod(file.as_raw_fd(), 0o600) } != 0 {
             return Err(FormatError::Io {
