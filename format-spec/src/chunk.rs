@@ -1,5 +1,5 @@
 //! Chunks: batches of raw event records, compressed as one zstd frame and
-//! framed by a [`ChunkHeader`](crate::layout::ChunkHeader). Encoding is a free
+//! framed by a [`crate::layout::ChunkHeader`]. Encoding is a free
 //! function so the recorder can compress on its own thread and hand the
 //! finished bytes to the [`Writer`](crate::writer::Writer).
 
