@@ -36,7 +36,12 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
 
 /// Install with apt-get whatever the lab needs and the host lacks (non-interactively).
 pub fn ensure_packages() -> Result<()> {
-    let missing: Vec<&str> = PACKAGES
+    ensure_tools(PACKAGES)
+}
+
+/// Install the packages of `(package, file)` pairs whose file is missing.
+pub fn ensure_tools(packages: &[(&str, &str)]) -> Result<()> {
+    let missing: Vec<&str> = packages
         .iter()
         .filter(|(_, file)| !std::path::Path::new(file).exists())
         .map(|(pkg, _)| *pkg)
@@ -53,7 +58,7 @@ pub fn ensure_packages() -> Result<()> {
             .env("DEBIAN_FRONTEND", "noninteractive"),
         "apt-get install",
     )?;
-    for (pkg, file) in PACKAGES {
+    for (pkg, file) in packages {
         if !std::path::Path::new(file).exists() {
             bail!("{file} still missing after installing {pkg}");
         }

@@ -45,9 +45,9 @@ impl Series {
         self == Series::V6_1
     }
 
-    /// Does Debian's rdma_rxe work with SMC-R on this kernel without the fix module?
-    pub fn rxe_works_stock(self) -> bool {
-        self == Series::V6_12
+    /// Does Debian's rdma_rxe need the lab's fix module (`kernel/lab/rxe-fix`) for SMC-R?
+    pub fn needs_rxe_fix(self) -> bool {
+        self == Series::V6_1
     }
 }
 
@@ -130,6 +130,63 @@ pub fn cache_root() -> PathBuf {
     std::env::var_os("SMCTRACE_LAB_CACHE")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from("/var/cache/smctrace-lab"))
+}
+
+/// Source of the 6.1 rxe fix module (see `kernel/lab/rxe-fix/rxe_fix.c`).
+const RXE_FIX_C: &str = include_str!("../../kernel/lab/rxe-fix/rxe_fix.c");
+const RXE_FIX_KBUILD: &str = include_str!("../../kernel/lab/rxe-fix/Kbuild");
+
+/// Build (once per kernel and source version) the rxe fix module that 6.1 needs for SMC-R,
+/// against Debian's linux-headers of exactly this kernel, downloaded and unpacked into the
+/// kernel's cache directory (never installed: the headers package would pull in the image).
+pub fn ensure_rxe_fix(k: &Kernel) -> Result<PathBuf> {
+    let build = k.dir.join("rxe-fix");
+    let ko = build.join("smctrace_rxe_fix.ko");
+    let same_source = std::fs::read_to_string(build.join("rxe_fix.c")).is_ok_and(|c| c == RXE_FIX_C)
+        && std::fs::read_to_string(build.join("Kbuild")).is_ok_and(|c| c == RXE_FIX_KBUILD);
+    if ko.exists() && same_source {
+        return Ok(ko);
+    }
+    crate::host::ensure_tools(&[("gcc-12", "/usr/bin/gcc-12"), ("make", "/usr/bin/make")])?;
+    let headers = k.dir.join("headers");
+    let hdir = headers.join("usr/src").join(format!("linux-headers-{}", k.kver));
+    if !hdir.join("Makefile").exists() {
+        let flavour = k.kver.rsplit_once('-').map(|(abi, _)| abi).context("odd kernel release")?;
+        let series = k.series.as_str();
+        let pkgs = [
+            format!("linux-headers-{}={}", k.kver, k.version),
+            format!("linux-headers-{flavour}-common={}", k.version),
+            format!("linux-kbuild-{series}={}", k.version),
+        ];
+        say(&format!("downloading {} to build the rxe fix module", pkgs.join(" ")));
+        let debs = k.dir.join("headers-debs");
+        let _ = std::fs::remove_dir_all(&debs);
+        let _ = std::fs::remove_dir_all(&headers);
+        std::fs::create_dir_all(&debs)?;
+        run_checked(Command::new("apt-get").args(["download", "-q"]).args(&pkgs).current_dir(&debs), "apt-get download (headers)")?;
+        for deb in std::fs::read_dir(&debs)? {
+            run_checked(Command::new("dpkg-deb").arg("-x").arg(deb?.path()).arg(&headers), "dpkg-deb -x (headers)")?;
+        }
+        let _ = std::fs::remove_dir_all(&debs);
+        // The arch headers' Makefile includes the common headers by absolute path.
+        let mk = hdir.join("Makefile");
+        let text = std::fs::read_to_string(&mk).with_context(|| format!("reading {}", mk.display()))?;
+        let root = headers.display().to_string();
+        std::fs::write(&mk, text.replace("include /usr/src/", &format!("include {root}/usr/src/")))?;
+    }
+    let _ = std::fs::remove_dir_all(&build);
+    std::fs::create_dir_all(&build)?;
+    std::fs::write(build.join("rxe_fix.c"), RXE_FIX_C)?;
+    std::fs::write(build.join("Kbuild"), RXE_FIX_KBUILD)?;
+    say(&format!("building the rxe fix module against linux-headers-{}", k.kver));
+    run_checked(
+        Command::new("make").arg("-s").arg("-C").arg(&hdir).arg(format!("M={}", build.display())).arg("modules"),
+        "building the rxe fix module",
+    )?;
+    if !ko.exists() {
+        bail!("building the rxe fix module left no {}", ko.display());
+    }
+    Ok(ko)
 }
 
 /// Find (or download and unpack) the newest kernel package of `series`.

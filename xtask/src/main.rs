@@ -136,11 +136,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                         smcctl.display()
                     );
                 }
-                if !k.series.rxe_works_stock() {
-                    say("note: SMC-R over rdma_rxe on 6.1 needs the rxe fix module (not yet built): \
-                         AF_SMC connections will hang or fall back");
-                }
             }
+            let extra_modules =
+                if !no_smc_setup && k.series.needs_rxe_fix() { vec![kernel::ensure_rxe_fix(&k)?] } else { Vec::new() };
             let spec = vm::Spec {
                 kernel: k.clone(),
                 out: out.clone(),
@@ -149,7 +147,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 smc_setup: !no_smc_setup,
                 timeout: Duration::from_secs(common.timeout),
                 smcctl,
-                extra_modules: Vec::new(),
+                extra_modules,
                 memory_mb: common.memory,
                 echo: true,
             };

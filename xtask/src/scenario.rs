@@ -323,14 +323,7 @@ fn load_summary(load: &Value) -> String {
 
 /// Run `scenario` on `kernel`, check it, and return the process exit code.
 pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
-    if scenario != Scenario::Fallback && !kernel.series.rxe_works_stock() {
-        bail!(
-            "{} on {}: SMC-R over Debian 6.1's rdma_rxe needs the rxe fix module (not yet built); \
-             only `fallback` runs on 6.1",
-            scenario.name(),
-            kernel.series.as_str()
-        );
-    }
+    let extra_modules = if kernel.series.needs_rxe_fix() { vec![crate::kernel::ensure_rxe_fix(kernel)?] } else { Vec::new() };
     let tools = Tools { smcctl: opts.smcctl.clone(), load: debug_bin("smc-load"), record: debug_bin("smc-record") };
     for (name, p) in [("smcctl", &tools.smcctl), ("smc-load", &tools.load)] {
         if !p.exists() {
@@ -355,7 +348,7 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
         smc_setup: true,
         timeout: opts.timeout,
         smcctl: tools.smcctl.clone(),
-        extra_modules: Vec::new(),
+        extra_modules,
         memory_mb: opts.memory_mb,
         echo: true,
     };
