@@ -543,6 +543,32 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_loopback_works() {
+        let Ok(s) = Server::bind(ServerOpts { listen: "[::1]:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(1) }) else {
+            return; // no IPv6 on this host
+        };
+        let addr = s.local_addr().unwrap();
+        let srv = thread::spawn(move || s.run());
+        let r = run_client(&opts(addr, Mode::Pingpong, 10, 8, 1)).unwrap();
+        assert_eq!(r.count, 10);
+        assert_eq!(srv.join().unwrap().unwrap().bytes_in, 80);
+    }
+
+    #[test]
+    fn server_refuses_a_non_smc_load_peer_and_keeps_serving() {
+        let (addr, srv) = server(2);
+        let mut junk = std::net::TcpStream::connect(addr).unwrap();
+        junk.write_all(b"GET / HTTP/1.0\r\n\r\n").unwrap();
+        let mut b = Vec::new();
+        let _ = junk.read_to_end(&mut b);
+        drop(junk);
+        let r = run_client(&opts(addr, Mode::Pingpong, 5, 16, 1)).unwrap();
+        assert_eq!(r.count, 5);
+        let s = srv.join().unwrap().unwrap();
+        assert_eq!((s.connections, s.failed), (2, 1));
+    }
+
+    #[test]
     fn shortconn_over_tcp_makes_n_connections() {
         let (addr, srv) = server(25);
         let r = run_client(&opts(addr, Mode::Shortconn, 25, 64, 3)).unwrap();
