@@ -331,22 +331,33 @@ fn parser_sees_a_drifted_header() {
 }
 
 #[test]
-fn spec_lists_every_record_with_its_size() {
+fn spec_lists_every_record_field_with_its_offset_and_size() {
     let spec =
         std::fs::read_to_string(PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("SPEC.md")).unwrap();
     let src = std::fs::read_to_string(header_path()).unwrap();
     let r = rust_side();
     let mut missing = Vec::new();
-    for (s, _) in c_structs(&strip_comments(&src)) {
+    for (s, fields) in c_structs(&strip_comments(&src)) {
         let size = r[&format!("{s}.#size")].0;
-        let want = format!("#### `struct {s}` — {size} bytes");
-        if !spec.contains(&want) {
-            missing.push(want);
+        let title = format!("#### `struct {s}` — {size} bytes");
+        let Some(at) = spec.find(&title) else {
+            missing.push(title);
+            continue;
+        };
+        // The section runs to the next heading.
+        let section = &spec[at + title.len()..];
+        let section = &section[..section.find("\n#").unwrap_or(section.len())];
+        for f in fields {
+            let (off, sz) = r[&format!("{s}.{f}")];
+            let row = format!("| {off} | {sz} | `{f}` |");
+            if !section.contains(&row) {
+                missing.push(format!("{s}: {row}"));
+            }
         }
     }
     assert!(
         missing.is_empty(),
-        "SPEC.md section 12 is out of date; missing:\n{}",
+        "SPEC.md section 12.1 is out of date; missing:\n{}",
         missing.join("\n")
     );
 }
