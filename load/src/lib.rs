@@ -142,6 +142,8 @@ pub struct ServerOpts {
     pub proto: Proto,
     /// Exit after this many connections were served; `None` = forever.
     pub exit_after: Option<u64>,
+    /// Give up on a connection that sends nothing for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// What a server did.
@@ -189,8 +191,9 @@ impl Server {
             };
             accepted += 1;
             let (bytes, failed) = (bytes.clone(), failed.clone());
+            let idle = self.opts.idle_timeout;
             let h = thread::spawn(move || {
-                if let Err(e) = serve_one(conn, &bytes) {
+                if let Err(e) = set_idle(&conn, idle).and_then(|_| serve_one(conn, &bytes)) {
                     failed.fetch_add(1, Ordering::Relaxed);
                     let peer = peer.as_socket().map(|a| a.to_string()).unwrap_or_default();
                     eprintln!("smc-load server: connection from {peer}: {e}");
@@ -227,7 +230,7 @@ fn serve_one(mut s: Socket, total: &AtomicU64) -> Result<(), Error> {
         Mode::Bulk => {
             let mut got = 0u64;
             loop {
-                let n = s.read(&mut buf).map_err(io_err("read bulk data"))?;
+                let n = s.read(&mut buf).map_err(|e| Error::Io { what: "read bulk data".into(), err: timeout_meaning(e) })?;
                 if n == 0 {
                     break;
                 }
@@ -250,10 +253,26 @@ fn read_exact(s: &mut Socket, buf: &mut [u8]) -> io::Result<()> {
             Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")),
             Ok(n) => off += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => return Err(timeout_meaning(e)),
         }
     }
     Ok(())
+}
+
+/// SO_RCVTIMEO expiry shows up as EAGAIN; say what it means.
+fn timeout_meaning(e: io::Error) -> io::Error {
+    match e.kind() {
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => io::Error::new(
+            io::ErrorKind::TimedOut,
+            "no data within the idle timeout (peer gone or connection stuck; see --idle-timeout)",
+        ),
+        _ => e,
+    }
+}
+
+/// Applies the idle timeout to reads (`None` or zero: wait forever).
+fn set_idle(s: &Socket, idle: Option<Duration>) -> Result<(), Error> {
+    s.set_read_timeout(idle.filter(|d| !d.is_zero())).map_err(io_err("SO_RCVTIMEO"))
 }
 
 // ------------------------------------------------------------------ client
@@ -271,6 +290,8 @@ pub struct ClientOpts {
     pub duration: Option<Duration>,
     /// Parallel connections (threads); `count` is split among them.
     pub conns: u32,
+    /// Give up when the server sends nothing for this long.
+    pub idle_timeout: Option<Duration>,
 }
 
 /// The result line: what `--json` prints, field for field.
@@ -333,6 +354,7 @@ struct Part {
 
 fn connect(o: &ClientOpts) -> Result<Socket, Error> {
     let s = new_socket(o.proto, &o.connect)?;
+    set_idle(&s, o.idle_timeout)?;
     s.connect(&SockAddr::from(o.connect)).map_err(io_err(format!("connect {}", o.connect)))?;
     Ok(s)
 }
@@ -472,14 +494,14 @@ mod tests {
     use super::*;
 
     fn server(exit_after: u64) -> (SocketAddr, thread::JoinHandle<Result<ServerSummary, Error>>) {
-        let s = Server::bind(ServerOpts { listen: "127.0.0.1:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(exit_after) })
+        let s = Server::bind(ServerOpts { listen: "127.0.0.1:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(exit_after), idle_timeout: Some(Duration::from_secs(10)) })
             .unwrap();
         let addr = s.local_addr().unwrap();
         (addr, thread::spawn(move || s.run()))
     }
 
     fn opts(addr: SocketAddr, mode: Mode, count: u64, size: u32, conns: u32) -> ClientOpts {
-        ClientOpts { connect: addr, proto: Proto::Tcp, mode, count, size, duration: None, conns }
+        ClientOpts { connect: addr, proto: Proto::Tcp, mode, count, size, duration: None, conns, idle_timeout: Some(Duration::from_secs(10)) }
     }
 
     #[test]
@@ -544,7 +566,7 @@ mod tests {
 
     #[test]
     fn ipv6_loopback_works() {
-        let Ok(s) = Server::bind(ServerOpts { listen: "[::1]:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(1) }) else {
+        let Ok(s) = Server::bind(ServerOpts { listen: "[::1]:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(1), idle_timeout: None }) else {
             return; // no IPv6 on this host
         };
         let addr = s.local_addr().unwrap();
@@ -566,6 +588,18 @@ mod tests {
         assert_eq!(r.count, 5);
         let s = srv.join().unwrap().unwrap();
         assert_eq!((s.connections, s.failed), (2, 1));
+    }
+
+    #[test]
+    fn silent_peer_hits_the_idle_timeout_with_a_clear_error() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap();
+        let keep = thread::spawn(move || l.accept().map(|(s, _)| { thread::sleep(Duration::from_millis(800)); drop(s) }));
+        let mut o = opts(addr, Mode::Pingpong, 1, 8, 1);
+        o.idle_timeout = Some(Duration::from_millis(200));
+        let e = run_client(&o).unwrap_err().to_string();
+        assert!(e.contains("receive echo 0") && e.contains("idle timeout"), "{e}");
+        keep.join().unwrap().unwrap();
     }
 
     #[test]

@@ -29,6 +29,9 @@ enum Cmd {
         /// Exit after N connections have been served (default: serve forever).
         #[arg(long, value_name = "N")]
         exit_after: Option<u64>,
+        /// Drop a connection that sends nothing for SECS seconds (0: wait forever).
+        #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+        idle_timeout: f64,
     },
     /// Run a workload against a server.
     Client {
@@ -57,6 +60,9 @@ enum Cmd {
         /// Print one JSON object instead of the summary line.
         #[arg(long)]
         json: bool,
+        /// Fail when the server sends nothing for SECS seconds (0: wait forever).
+        #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+        idle_timeout: f64,
     },
 }
 
@@ -64,10 +70,16 @@ fn proto(tcp: bool) -> Proto {
     if tcp { Proto::Tcp } else { Proto::Smc }
 }
 
+/// A non-negative number of seconds from the command line.
+fn secs(flag: &str, v: f64) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(v).map_err(|_| Error::Protocol(format!("{flag} must be a non-negative number of seconds")))
+}
+
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
-        Cmd::Server { listen, tcp, exit_after } => {
-            let srv = Server::bind(ServerOpts { listen, proto: proto(tcp), exit_after })?;
+        Cmd::Server { listen, tcp, exit_after, idle_timeout } => {
+            let idle_timeout = Some(secs("--idle-timeout", idle_timeout)?);
+            let srv = Server::bind(ServerOpts { listen, proto: proto(tcp), exit_after, idle_timeout })?;
             let addr = srv.local_addr()?;
             eprintln!("smc-load server: listening on {addr} ({})", if tcp { "TCP" } else { "SMC" });
             let s = srv.run()?;
@@ -80,7 +92,8 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Cmd::Client { connect, mode, count, size, duration, conns, tcp, json } => {
+        Cmd::Client { connect, mode, count, size, duration, conns, tcp, json, idle_timeout } => {
+            let idle_timeout = Some(secs("--idle-timeout", idle_timeout)?);
             if duration.is_some() && mode != Mode::Bulk {
                 return Err(Error::Protocol("--duration applies to --mode bulk only".into()));
             }
@@ -102,6 +115,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 size: size.unwrap_or(if mode == Mode::Bulk { 1 << 20 } else { 64 }),
                 duration,
                 conns,
+                idle_timeout,
             };
             let r = run_client(&o)?;
             let line = if json {
