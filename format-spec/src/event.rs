@@ -418,3 +418,105 @@ pub fn c_str(field: &[u8]) -> String {
 pub fn curs_offset(c: Curs, ring_len: u32, wrap_epochs: u64) -> u64 {
     (wrap_epochs * 65536 + c.wrap as u64) * ring_len as u64 + c.count as u64
 }
+
+impl EventRef<'_> {
+    /// The known kind of the record (`None` for [`EventRef::Unknown`]).
+    pub fn kind(&self) -> Option<EventKind> {
+        EventKind::from_u16(self.hdr().kind)
+    }
+
+    /// The socket id the record is about, if it names one. Link-level
+    /// records (`LinkDown`) and unknown kinds have none; `CdcRecv` on SMC-R
+    /// carries 0 (only the token is known there) and returns `Some(0)`.
+    pub fn sock(&self) -> Option<u64> {
+        Some(match self {
+            EventRef::Connect(e) => e.sock,
+            EventRef::ConnInfo(e) => e.sock,
+            EventRef::Clc(e) => e.sock,
+            EventRef::Fallback(e) => e.sock,
+            EventRef::Close(e) => e.sock,
+            EventRef::SendMsg(e) => e.sock,
+            EventRef::TxCopy(e) => e.sock,
+            EventRef::TxStart(e) => e.sock,
+            EventRef::RdmaWrite(e) => e.sock,
+            EventRef::CdcSend(e) | EventRef::CdcRecv(e) => e.sock,
+            EventRef::CdcTxDone(e) => e.sock,
+            EventRef::RxAction(e) => e.sock,
+            EventRef::RxWake(e) => e.sock,
+            EventRef::RecvMsg(e) => e.sock,
+            EventRef::Payload(e, _) => e.sock,
+            EventRef::LinkDown(_) | EventRef::Unknown(_) => return None,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec<T: Pod>(mut r: T, kind: EventKind) -> Vec<u8> {
+        let h: &mut Hdr = bytemuck::from_bytes_mut(&mut bytemuck::bytes_of_mut(&mut r)[..HDR_LEN]);
+        h.kind = kind as u16;
+        h.len = std::mem::size_of::<T>() as u16;
+        bytemuck::bytes_of(&r).to_vec()
+    }
+
+    #[test]
+    fn every_kind_parses_with_its_kind_and_sock() {
+        let mut buf = Vec::new();
+        for k in EventKind::ALL {
+            // A zeroed record of the right length with sock = 0x42 where present.
+            let mut r = vec![0u8; k.fixed_len()];
+            let h = Hdr { kind: k as u16, len: k.fixed_len() as u16, ..Default::default() };
+            r[..HDR_LEN].copy_from_slice(bytemuck::bytes_of(&h));
+            r[HDR_LEN..HDR_LEN + 8].copy_from_slice(&0x42u64.to_le_bytes());
+            buf.extend_from_slice(&r);
+        }
+        let evs: Vec<_> = records(&buf).collect::<Result<_, _>>().unwrap();
+        assert_eq!(evs.len(), EventKind::ALL.len());
+        for (ev, k) in evs.iter().zip(EventKind::ALL) {
+            assert_eq!(ev.kind(), Some(k));
+            let want = if k == EventKind::LinkDown { None } else { Some(0x42) };
+            assert_eq!(ev.sock(), want, "{}", k.name());
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_are_skipped_and_bad_lengths_stop_the_walk() {
+        let mut buf = rec(RxWake { sock: 1, ..Default::default() }, EventKind::RxWake);
+        let unknown = Hdr { kind: 999, len: 40, ..Default::default() };
+        buf.extend_from_slice(bytemuck::bytes_of(&unknown));
+        buf.extend_from_slice(&[7u8; 16]);
+        buf.extend_from_slice(&rec(RxWake { sock: 2, ..Default::default() }, EventKind::RxWake));
+        let evs: Vec<_> = records(&buf).collect::<Result<_, _>>().unwrap();
+        assert_eq!(evs.len(), 3);
+        assert!(matches!(evs[1], EventRef::Unknown(h) if h.kind == 999));
+        assert_eq!(evs[1].kind(), None);
+        assert_eq!(evs[2].sock(), Some(2));
+
+        let mut bad = rec(RxWake::default(), EventKind::RxWake);
+        bad[2] = 12; // len 12: not a multiple of 8
+        let out: Vec<_> = records(&bad).collect();
+        assert_eq!(out.len(), 1);
+        assert!(matches!(out[0], Err(RecordError::BadLength { len: 12, .. })));
+
+        let mut short = rec(SendMsg::default(), EventKind::SendMsg);
+        short.truncate(32);
+        short[2] = 32;
+        assert!(matches!(EventRef::parse(&short), Err(RecordError::ShortBody { need: 56, .. })));
+    }
+
+    #[test]
+    fn payload_never_reads_past_its_record() {
+        let p = Payload {
+            hdr: Hdr { kind: EventKind::Payload as u16, len: 56, ..Default::default() },
+            captured: 200, // lies: only 8 bytes follow
+            ..Default::default()
+        };
+        let mut buf = bytemuck::bytes_of(&p).to_vec();
+        buf.extend_from_slice(b"abcdefgh");
+        let (ev, len) = EventRef::parse(&buf).unwrap();
+        assert_eq!(len, 56);
+        assert!(matches!(ev, EventRef::Payload(_, d) if d == b"abcdefgh"));
+    }
+}
