@@ -126,6 +126,30 @@ impl Kernel {
     }
 }
 
+/// An exclusive lock on the cache, held while a kernel is downloaded, unpacked or its fix
+/// module built, so that concurrent lab runs (several engineers, CI) never see half of it.
+pub struct CacheLock {
+    _file: std::fs::File,
+}
+
+pub fn lock_cache() -> Result<CacheLock> {
+    use std::os::fd::AsRawFd;
+    let root = cache_root();
+    std::fs::create_dir_all(&root).with_context(|| format!("creating {}", root.display()))?;
+    let path = root.join(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    // SAFETY: flock on an fd we own; blocks until the other lab run is done with the cache.
+    if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+        bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+    }
+    Ok(CacheLock { _file: f })
+}
+
 pub fn cache_root() -> PathBuf {
     std::env::var_os("SMCTRACE_LAB_CACHE")
         .map(PathBuf::from)
@@ -140,6 +164,7 @@ const RXE_FIX_KBUILD: &str = include_str!("../../kernel/lab/rxe-fix/Kbuild");
 /// against Debian's linux-headers of exactly this kernel, downloaded and unpacked into the
 /// kernel's cache directory (never installed: the headers package would pull in the image).
 pub fn ensure_rxe_fix(k: &Kernel) -> Result<PathBuf> {
+    let _lock = lock_cache()?;
     let build = k.dir.join("rxe-fix");
     let ko = build.join("smctrace_rxe_fix.ko");
     let same_source = std::fs::read_to_string(build.join("rxe_fix.c")).is_ok_and(|c| c == RXE_FIX_C)
@@ -206,6 +231,7 @@ pub fn ensure(series: Series) -> Result<Kernel> {
     })?;
     let version = apt_version(&package)?;
     let dir = root.join(format!("{package}_{version}"));
+    let _lock = lock_cache()?;
     if !dir.join("kver").exists() {
         say(&format!("downloading and unpacking {package} {version} into {}", dir.display()));
         build_cache(&package, &dir).with_context(|| format!("preparing {package} {version}"))?;
@@ -270,6 +296,8 @@ fn build_cache(package: &str, dir: &Path) -> Result<()> {
         std::fs::write(out.join("stage1/order"), names)?;
         std::fs::write(out.join("package"), format!("{package}\n"))?;
         std::fs::write(out.join("kver"), format!("{kver}\n"))?;
+        // Under the cache lock nobody else builds this directory; a leftover without `kver`
+        // is a half-written one from an older layout and goes.
         let _ = std::fs::remove_dir_all(dir);
         std::fs::rename(&out, dir).with_context(|| format!("moving the unpacked kernel to {}", dir.display()))?;
         Ok(())

@@ -128,14 +128,12 @@ fn dispatch(cli: Cli) -> Result<i32> {
             let k = kernel::ensure(common.kernel)?;
             let out = out_dir(common.out.as_deref(), "exec")?;
             let smcctl = smcctl_path();
-            if !no_smc_setup {
-                if !smcctl.exists() {
-                    bail!(
-                        "{} not found: the SMC setup registers the UEID with it; build it with \
-                         `cargo build -p smc-netlink`, or pass --no-smc-setup",
-                        smcctl.display()
-                    );
-                }
+            if !no_smc_setup && !smcctl.exists() {
+                bail!(
+                    "{} not found: the SMC setup registers the UEID with it; build it with \
+                     `cargo build -p smc-netlink`, or pass --no-smc-setup",
+                    smcctl.display()
+                );
             }
             let extra_modules =
                 if !no_smc_setup && k.series.needs_rxe_fix() { vec![kernel::ensure_rxe_fix(&k)?] } else { Vec::new() };
