@@ -4,11 +4,11 @@
 //! (the per-stage statistics). Columns are documented in docs/analyzer.md.
 //! Parquet is deferred (it needs polars/arrow; see docs).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use crate::join::{Analysis, POINTS, STAGES};
+use crate::join::{Analysis, Message, Sink, POINTS, STAGES};
 use crate::model::gap;
-use crate::report::{message_report, Report};
+use crate::report::{message_report, Report, ReportSink};
 
 fn w(dir: &Path, name: &str) -> Result<csv::Writer<std::fs::File>, String> {
     let p = dir.join(name);
@@ -19,9 +19,79 @@ fn opt<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_default()
 }
 
-/// Write the three CSV files into `dir` (created if missing).
-pub fn csv(dir: &Path, a: &Analysis, r: &Report) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+/// Streams messages.csv while the report is accumulated; `finish` writes
+/// connections.csv and stages.csv.
+pub struct CsvSink {
+    pub report: ReportSink,
+    dir: PathBuf,
+    messages: csv::Writer<std::fs::File>,
+    error: Option<String>,
+}
+
+impl CsvSink {
+    /// Create `dir` and start messages.csv.
+    pub fn create(dir: &Path, report: ReportSink) -> Result<CsvSink, String> {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+        let mut m = w(dir, "messages.csv")?;
+        let mut head: Vec<String> = [
+            "conn", "dir", "kind", "len", "stream_start", "stream_end", "cdc_seqno", "complete", "gaps", "latency_ns",
+            "latency_basis", "blocking_stage",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        head.extend(POINTS.iter().map(|p| format!("t_{p}_ns")));
+        head.extend(STAGES.iter().map(|s| format!("{}_ns", s.name)));
+        m.write_record(&head).map_err(|e| format!("{}: write failed: {e}", dir.join("messages.csv").display()))?;
+        Ok(CsvSink { report, dir: dir.to_path_buf(), messages: m, error: None })
+    }
+
+    /// Finish messages.csv, write the other two files; returns the report and the file names.
+    pub fn finish(mut self, a: &Analysis, warnings: &[Vec<String>]) -> Result<(Report, Vec<String>), String> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        self.messages.flush().map_err(|e| format!("{}: {e}", self.dir.join("messages.csv").display()))?;
+        let r = self.report.finish(a, warnings);
+        write_tables(&self.dir, &r)?;
+        Ok((r, ["connections.csv", "messages.csv", "stages.csv"].iter().map(|n| self.dir.join(n).display().to_string()).collect()))
+    }
+}
+
+impl Sink for CsvSink {
+    fn begin(&mut self, a: &Analysis) {
+        self.report.begin(a);
+    }
+
+    fn message(&mut self, a: &Analysis, msg: Message) {
+        if self.error.is_none() && self.report.selected(a, &msg) {
+            let mr = message_report(a, &msg);
+            let mut row = vec![
+                mr.conn.to_string(),
+                format!("{:?}", mr.dir).to_lowercase(),
+                serde_json::to_value(mr.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
+                mr.len.to_string(),
+                mr.stream_start.to_string(),
+                mr.stream_end.to_string(),
+                opt(mr.cdc_seqno),
+                mr.complete.to_string(),
+                gap::names(msg.gaps).join("|"),
+                mr.latency_ns.to_string(),
+                mr.latency_basis.to_string(),
+                opt(mr.blocking_stage),
+            ];
+            row.extend(msg.points.iter().map(|p| opt(p.map(|t| t - a.t0))));
+            row.extend(msg.stages.iter().map(|s| opt(*s)));
+            if let Err(e) = self.messages.write_record(&row) {
+                self.error = Some(format!("{}: write failed: {e}", self.dir.join("messages.csv").display()));
+            }
+        }
+        self.report.message(a, msg);
+    }
+}
+
+/// Write connections.csv and stages.csv for a finished report.
+fn write_tables(dir: &Path, r: &Report) -> Result<(), String> {
     let err = |name: &str, e: csv::Error| format!("{}: write failed: {e}", dir.join(name).display());
 
     let name = "connections.csv";
@@ -70,38 +140,6 @@ pub fn csv(dir: &Path, a: &Analysis, r: &Report) -> Result<Vec<String>, String> 
     }
     c.flush().map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
 
-    let name = "messages.csv";
-    let mut m = w(dir, name)?;
-    let mut head: Vec<String> = ["conn", "dir", "kind", "len", "stream_start", "stream_end", "cdc_seqno", "complete", "gaps", "latency_ns", "latency_basis", "blocking_stage"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-    head.extend(POINTS.iter().map(|p| format!("t_{p}_ns")));
-    head.extend(STAGES.iter().map(|s| format!("{}_ns", s.name)));
-    m.write_record(&head).map_err(|e| err(name, e))?;
-    let wanted: std::collections::HashSet<u32> = r.connections.iter().map(|c| c.id).collect();
-    for msg in a.messages.iter().filter(|x| wanted.contains(&a.conns[x.conn].id) && r.filter.message_matches(a, x)) {
-        let mr = message_report(a, msg);
-        let mut row = vec![
-            mr.conn.to_string(),
-            format!("{:?}", mr.dir).to_lowercase(),
-            serde_json::to_value(mr.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-            mr.len.to_string(),
-            mr.stream_start.to_string(),
-            mr.stream_end.to_string(),
-            opt(mr.cdc_seqno),
-            mr.complete.to_string(),
-            gap::names(msg.gaps).join("|"),
-            mr.latency_ns.to_string(),
-            mr.latency_basis.to_string(),
-            opt(mr.blocking_stage),
-        ];
-        row.extend(msg.points.iter().map(|p| opt(p.map(|t| t - a.t0))));
-        row.extend(msg.stages.iter().map(|s| opt(*s)));
-        m.write_record(&row).map_err(|e| err(name, e))?;
-    }
-    m.flush().map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
-
     let name = "stages.csv";
     let mut s = w(dir, name)?;
     s.write_record(["stage", "count", "mean_ns", "min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]).map_err(|e| err(name, e))?;
@@ -121,5 +159,5 @@ pub fn csv(dir: &Path, a: &Analysis, r: &Report) -> Result<Vec<String>, String> 
         .map_err(|e| err(name, e))?;
     }
     s.flush().map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
-    Ok(["connections.csv", "messages.csv", "stages.csv"].iter().map(|n| dir.join(n).display().to_string()).collect())
+    Ok(())
 }

@@ -7,17 +7,13 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use smctrace_format::{FormatError, Reader};
+use std::cell::RefCell;
+use std::rc::Rc;
 
-use crate::join::{RecordingMeta, SnapshotSock};
-use crate::model::{Addr, Mode, Recording, RecordingBuilder};
+use smctrace_format::{ChunkInfo, FormatError, Reader};
 
-/// One loaded recording with the warnings met while reading it.
-pub struct Loaded {
-    pub meta: RecordingMeta,
-    pub recording: Recording,
-    pub warnings: Vec<String>,
-}
+use crate::join::{Input, Item, RecordingMeta, SnapshotSock};
+use crate::model::{owned, Addr, Mode};
 
 fn snapshot_sockets(r: &Reader) -> Vec<SnapshotSock> {
     let Some(snap) = &r.metadata().start_snapshot else { return Vec::new() };
@@ -42,71 +38,95 @@ fn snapshot_sockets(r: &Reader) -> Vec<SnapshotSock> {
         .collect()
 }
 
-/// Read recording number `index` at `path` into the model.
-pub fn load(path: &Path, index: usize, window_ns: u64, progress: bool) -> Result<Loaded, FormatError> {
-    let reader = Reader::open(path)?;
-    let md = reader.metadata();
-    let mut warnings = Vec::new();
-    let mut b = RecordingBuilder::new(index, window_ns);
-    let rec = reader.recovery();
-    if !rec.clean_close {
-        let why = rec.stopped_at.as_ref().map(|(off, r)| format!(", stopped at offset {off}: {r}")).unwrap_or_default();
-        warnings.push(format!(
-            "not closed cleanly: recovered {} chunks / {} events{why}; lost-event counts unknown",
-            rec.chunks_ok, rec.events_ok
-        ));
-    }
-    if let Some(t) = &rec.trailer_error {
-        warnings.push(format!("trailer unusable: {t}"));
-    }
-    if let Some(t) = reader.trailer() {
-        let lost = t.lost_total();
-        if lost > 0 {
-            warnings.push(format!("the kernel dropped {lost} events (ring buffer full); affected messages are marked incomplete"));
+/// Streams one recording's events chunk by chunk (one chunk decompressed at
+/// a time); damaged chunks become [`Item::UnreadableChunk`] and a warning.
+struct ChunkEvents {
+    reader: Rc<Reader>,
+    chunks: std::vec::IntoIter<Result<ChunkInfo, FormatError>>,
+    pending: std::vec::IntoIter<Item>,
+    warnings: Option<Rc<RefCell<Vec<String>>>>,
+    bar: Option<indicatif::ProgressBar>,
+    last_pass: bool,
+}
+
+impl ChunkEvents {
+    fn warn(&self, w: String) {
+        if let Some(ws) = &self.warnings {
+            ws.borrow_mut().push(w);
         }
-        b.add_lost(lost);
     }
-    let bar = if progress && std::io::stderr().is_terminal() {
-        let pb = indicatif::ProgressBar::new(reader.stats().event_chunks);
-        pb.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        pb.set_message(path.display().to_string());
-        Some(pb)
-    } else {
-        None
-    };
-    for c in reader.chunks() {
-        let decoded = c.and_then(|c| reader.decode(&c));
-        match decoded {
-            Err(e) => {
-                warnings.push(format!("{e}; its events are missing"));
-                b.add_unreadable_chunk();
+}
+
+impl Iterator for ChunkEvents {
+    type Item = Item;
+
+    fn next(&mut self) -> Option<Item> {
+        loop {
+            if let Some(it) = self.pending.next() {
+                return Some(it);
             }
-            Ok(d) => {
-                for r in d.records() {
-                    match r {
-                        Ok(ev) => b.push(&ev),
-                        Err(e) => {
-                            warnings.push(format!("chunk {} (seq {}): {e}; rest of the chunk skipped", d.info().index, d.info().seq));
-                            b.add_bad_record();
-                            break;
+            let Some(c) = self.chunks.next() else {
+                if let (Some(pb), true) = (&self.bar, self.last_pass) {
+                    pb.finish_and_clear();
+                }
+                return None;
+            };
+            if let Some(pb) = &self.bar {
+                pb.inc(1);
+            }
+            match c.and_then(|c| self.reader.decode(&c)) {
+                Err(e) => {
+                    self.warn(format!("{e}; its events are missing"));
+                    return Some(Item::UnreadableChunk);
+                }
+                Ok(d) => {
+                    let mut items = Vec::with_capacity(d.info().event_count as usize);
+                    for r in d.records() {
+                        match r {
+                            Ok(ev) => items.push(Item::Event(owned(&ev))),
+                            Err(e) => {
+                                self.warn(format!(
+                                    "chunk {} (seq {}): {e}; rest of the chunk skipped",
+                                    d.info().index,
+                                    d.info().seq
+                                ));
+                                items.push(Item::BadRecord);
+                                break;
+                            }
                         }
                     }
+                    self.pending = items.into_iter();
                 }
             }
         }
-        if let Some(pb) = &bar {
-            pb.inc(1);
+    }
+}
+
+/// Open recording number `index` at `path` as an analyzer input. Warnings
+/// (damage, lost events) are appended to `warnings` during the first pass.
+pub fn open(path: &Path, index: usize, progress: bool, warnings: Rc<RefCell<Vec<String>>>) -> Result<Input, FormatError> {
+    let reader = Rc::new(Reader::open(path)?);
+    let md = reader.metadata();
+    let rec = reader.recovery();
+    let mut lost = 0;
+    {
+        let mut w = warnings.borrow_mut();
+        if !rec.clean_close {
+            let why = rec.stopped_at.as_ref().map(|(off, r)| format!(", stopped at offset {off}: {r}")).unwrap_or_default();
+            w.push(format!(
+                "not closed cleanly: recovered {} chunks / {} events{why}; lost-event counts unknown",
+                rec.chunks_ok, rec.events_ok
+            ));
         }
-    }
-    if let Some(pb) = bar {
-        pb.finish_and_clear();
-    }
-    let recording = b.finish();
-    if recording.stats.unknown_kinds > 0 {
-        warnings.push(format!("{} records of unknown kinds skipped (newer recorder?)", recording.stats.unknown_kinds));
+        if let Some(t) = &rec.trailer_error {
+            w.push(format!("trailer unusable: {t}"));
+        }
+        if let Some(t) = reader.trailer() {
+            lost = t.lost_total();
+            if lost > 0 {
+                w.push(format!("the kernel dropped {lost} events (ring buffer full); affected messages are marked incomplete"));
+            }
+        }
     }
     let meta = RecordingMeta {
         path: path.display().to_string(),
@@ -116,7 +136,31 @@ pub fn load(path: &Path, index: usize, window_ns: u64, progress: bool) -> Result
         stats: Default::default(),
         snapshot_sockets: snapshot_sockets(&reader),
     };
-    Ok(Loaded { meta, recording, warnings })
+    let bar = if progress && std::io::stderr().is_terminal() {
+        let pb = indicatif::ProgressBar::new(reader.stats().event_chunks * 2);
+        pb.set_style(
+            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks (2 passes) {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        pb.set_message(format!("[{index}] {}", path.display()));
+        Some(pb)
+    } else {
+        None
+    };
+    let mut pass = 0;
+    let open = move || -> Box<dyn Iterator<Item = Item>> {
+        pass += 1;
+        let chunks: Vec<_> = reader.chunks().collect();
+        Box::new(ChunkEvents {
+            reader: reader.clone(),
+            chunks: chunks.into_iter(),
+            pending: Vec::new().into_iter(),
+            warnings: (pass == 1).then(|| warnings.clone()),
+            bar: bar.clone(),
+            last_pass: pass >= 2,
+        })
+    };
+    Ok(Input { meta, lost, open: Box::new(open) })
 }
 
 /// Wall-clock text (UTC) of a CLOCK_REALTIME nanosecond value.

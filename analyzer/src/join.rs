@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use crate::model::{gap, Addr, Mode, Recording, RecordingStats, Role, Side, TxMsg};
+use crate::model::{gap, Addr, BuilderOptions, Mode, RecordingBuilder, RecordingStats, Role, RxAct, Side, TxMsg, CLOCK_SAMPLES};
 
 /// Facts about one input recording.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -191,7 +191,9 @@ impl Message {
     }
 }
 
-/// Everything the outputs need.
+/// Everything the outputs need except the messages, which stream through a
+/// [`Sink`]. Sides here come from the first pass (identity, handshake,
+/// counters, clock samples); their message data is not kept.
 #[derive(Debug)]
 pub struct Analysis {
     pub recordings: Vec<RecordingMeta>,
@@ -200,9 +202,15 @@ pub struct Analysis {
     /// Connection index of every side.
     pub side_conn: Vec<usize>,
     pub clocks: Vec<ClockEstimate>,
-    pub messages: Vec<Message>,
     /// Earliest event of the reference timeline (ns), the zero of relative times.
     pub t0: i64,
+    /// Messages, only when collected with [`collect`] (tests, small inputs).
+    pub messages: Vec<Message>,
+    /// Index of a recording's first side in `sides`.
+    pub side_base: Vec<usize>,
+    /// Most message halves and receive points held at once during the
+    /// second pass (the memory bound the streaming join achieves).
+    pub peak_retained: u64,
 }
 
 impl Analysis {
@@ -210,33 +218,398 @@ impl Analysis {
     pub fn offset(&self, rec: usize) -> Option<i64> {
         self.clocks.get(rec).and_then(|c| c.offset_ns)
     }
+
+    /// The other side of side `si`'s connection.
+    pub fn peer(&self, si: usize) -> Option<usize> {
+        self.conns[self.side_conn[si]].sides.iter().copied().find(|&k| k != si)
+    }
+
+    fn dir_of(&self, si: usize) -> Dir {
+        if self.conns[self.side_conn[si]].sides.first() == Some(&si) {
+            Dir::Forward
+        } else {
+            Dir::Backward
+        }
+    }
+
+    /// Whether the side ever sent data (first pass counters).
+    fn sends(&self, si: usize) -> bool {
+        let t = &self.sides[si].tx;
+        t.msgs > 0 || t.cdc_count > 0
+    }
 }
 
-/// Build the analysis from finished recordings (the first is the reference clock).
-pub fn analyze(inputs: Vec<(RecordingMeta, Recording)>) -> Analysis {
+/// Receives every finished message once, in join order (roughly time order).
+pub trait Sink {
+    /// Called once the connections and clocks are known, before any message.
+    fn begin(&mut self, _a: &Analysis) {}
+    fn message(&mut self, a: &Analysis, m: Message);
+}
+
+impl Sink for Vec<Message> {
+    fn message(&mut self, _a: &Analysis, m: Message) {
+        self.push(m);
+    }
+}
+
+/// One element of a recording's event stream.
+pub enum Item {
+    Event(smctrace_format::event::EventRef<'static>),
+    /// A chunk that could not be read: its events are missing.
+    UnreadableChunk,
+    /// A malformed record: the rest of its chunk is missing.
+    BadRecord,
+}
+
+/// A recording that can be read twice (once per pass).
+pub struct Input {
+    pub meta: RecordingMeta,
+    /// Events the kernel dropped (trailer).
+    pub lost: u64,
+    pub open: Box<dyn FnMut() -> Box<dyn Iterator<Item = Item>>>,
+}
+
+/// Trace time a message may wait for its receiver events before it is joined
+/// with what is there (then it is incomplete). Delivered messages are joined
+/// at once; this only bounds memory when receiver events are missing.
+pub const JOIN_HORIZON_NS: i64 = 10_000_000_000;
+/// Receive-only messages (peer not recorded) wait this long for their read.
+pub const RX_ONLY_HORIZON_NS: i64 = 10_000_000_000;
+/// Join every this many events of the merged stream.
+const FLUSH_EVERY: u64 = 8192;
+
+fn feed(b: &mut RecordingBuilder, it: Item) {
+    match it {
+        Item::Event(ev) => b.push(&ev),
+        Item::UnreadableChunk => b.add_unreadable_chunk(),
+        Item::BadRecord => b.add_bad_record(),
+    }
+}
+
+/// Analyze recordings (the first is the reference clock): a first pass for
+/// connections and clocks, a second that streams messages into `sink`.
+pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analysis {
+    // Pass 1: identities, tokens, handshakes, counters, clock samples.
     let mut recordings = Vec::new();
     let mut sides: Vec<Side> = Vec::new();
-    for (meta, rec) in inputs {
-        let mut meta = meta;
+    let mut side_base = Vec::new();
+    for (r, inp) in inputs.iter_mut().enumerate() {
+        let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: false, clock_samples: CLOCK_SAMPLES });
+        b.add_lost(inp.lost);
+        for it in (inp.open)() {
+            feed(&mut b, it);
+        }
+        let rec = b.finish();
+        let mut meta = inp.meta.clone();
         meta.stats = rec.stats;
+        side_base.push(sides.len());
         sides.extend(rec.sides);
         recordings.push(meta);
     }
     apply_snapshots(&recordings, &mut sides);
     let (conns, side_conn) = pair(&sides);
     let clocks = estimate_clocks(&recordings, &sides, &conns);
-    let mut a = Analysis { recordings, sides, conns, side_conn, clocks, messages: Vec::new(), t0: 0 };
+    let mut a = Analysis { recordings, sides, conns, side_conn, clocks, t0: 0, messages: Vec::new(), side_base, peak_retained: 0 };
     a.t0 = (0..a.recordings.len())
-        .filter_map(|r| {
-            let off = a.offset(r)?;
-            a.recordings[r].stats.first_ts.map(|f| f as i64 - off)
-        })
+        .filter_map(|r| a.recordings[r].stats.first_ts.map(|f| f as i64 - a.offset(r).unwrap_or(0)))
         .min()
         .unwrap_or(0);
-    a.messages = join_messages(&a);
+    sink.begin(&a);
+
+    // Pass 2: all recordings merged in reference-clock order; messages are
+    // joined as soon as their last byte is delivered, then dropped.
+    let n = inputs.len();
+    let mut builders: Vec<RecordingBuilder> = (0..n)
+        .map(|r| {
+            let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: true, clock_samples: 0 });
+            b.add_lost(inputs[r].lost);
+            b
+        })
+        .collect();
+    let mut iters: Vec<Box<dyn Iterator<Item = Item>>> = inputs.iter_mut().map(|i| (i.open)()).collect();
+    let offs: Vec<i64> = (0..n).map(|r| a.offset(r).unwrap_or(0)).collect();
+    // Without every clock offset the recordings' times cannot be compared:
+    // then messages are joined only at the end (memory grows with the input).
+    let streaming = (0..n).all(|r| a.offset(r).is_some());
+    let mut heads: Vec<Option<Item>> = iters.iter_mut().map(|i| i.next()).collect();
+    let key = |it: &Item, r: usize| match it {
+        Item::Event(e) => e.hdr().ts_ns as i64 - offs[r],
+        _ => i64::MIN,
+    };
+    let mut count = 0u64;
+    let mut now = i64::MIN;
+    let mut peak = 0u64;
+    loop {
+        let pick = (0..n).filter(|&r| heads[r].is_some()).min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
+        let Some(r) = pick else { break };
+        let it = heads[r].take().expect("picked");
+        now = now.max(key(&it, r));
+        feed(&mut builders[r], it);
+        heads[r] = iters[r].next();
+        count += 1;
+        if streaming && count % FLUSH_EVERY == 0 {
+            // Builders process events a reorder window behind the input.
+            peak = peak.max(retained(&builders));
+            flush(&a, &mut builders, now.saturating_sub(window_ns as i64), false, sink);
+        }
+    }
+    for b in builders.iter_mut() {
+        b.drain();
+    }
+    peak = peak.max(retained(&builders));
+    flush(&a, &mut builders, i64::MAX, true, sink);
+    a.peak_retained = peak;
     a
 }
 
+/// Message halves and receive points currently held by the builders.
+fn retained(b: &[RecordingBuilder]) -> u64 {
+    b.iter()
+        .flat_map(|b| b.sides().iter())
+        .map(|s| (s.tx.pending_ends().count() + s.rx.cdcs.len() + s.rx.actions.len() + s.rx.recvs.len()) as u64)
+        .sum()
+}
+
+/// Run [`run`] collecting every message into `Analysis::messages` (sorted by time).
+pub fn collect(inputs: Vec<Input>, window_ns: u64) -> Analysis {
+    let mut v: Vec<Message> = Vec::new();
+    let mut a = run(inputs, window_ns, &mut v);
+    v.sort_by_key(|m| (m.first_point(), m.conn));
+    a.messages = v;
+    a
+}
+
+fn locate(a: &Analysis, gi: usize) -> (usize, usize) {
+    let rec = a.sides[gi].rec;
+    (rec, gi - a.side_base[rec])
+}
+
+/// Join what is ready: messages whose last byte was delivered (or that waited
+/// past the horizon, or everything when `last`), then prune receive points
+/// no later message can need.
+fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &mut dyn Sink) {
+    for bl in b.iter_mut() {
+        for s in bl.sides_mut() {
+            s.rx.settle();
+        }
+    }
+    for gi in 0..a.sides.len() {
+        let (r, i) = locate(a, gi);
+        if i >= b[r].sides().len() {
+            continue;
+        }
+        let peer = a.peer(gi).map(|p| (p, locate(a, p))).filter(|(_, (pr, pi))| *pi < b[*pr].sides().len());
+        loop {
+            let ready = {
+                let s = &b[r].sides()[i];
+                let Some(m) = s.tx.done.front() else { break };
+                let t = m.first_time().map(|t| t as i64 - a.offset(r).unwrap_or(0));
+                last || !m.ranged
+                    || peer.is_none()
+                    || peer.is_some_and(|(_, (pr, pi))| b[pr].sides()[pi].rx.delivered_upto().is_some_and(|d| d >= m.end))
+                    || t.is_some_and(|t| t.saturating_add(JOIN_HORIZON_NS) < now)
+            };
+            if !ready {
+                break;
+            }
+            let m = b[r].sides_mut()[i].tx.done.pop_front().expect("front");
+            if m.ranged {
+                let s = &mut b[r].sides_mut()[i];
+                s.tx.joined_end = s.tx.joined_end.max(m.end);
+            }
+            let msg = {
+                let recv = peer.map(|(p, (pr, pi))| (p, &b[pr].sides()[pi]));
+                join_one(a, gi, &b[r].sides()[i], recv, &m)
+            };
+            sink.message(a, msg);
+        }
+        if let (Some((_, (pr, pi))), false) = (peer, last) {
+            let s = &b[r].sides()[i];
+            let low = s.tx.pending_ends().min().unwrap_or(s.tx.joined_end.saturating_add(1));
+            b[pr].sides_mut()[pi].rx.prune_below(low);
+        }
+        // Receive-only messages: this side received from a peer that sent
+        // nothing we recorded.
+        let peer_sends = a.peer(gi).is_some_and(|p| a.sends(p));
+        if !peer_sends {
+            loop {
+                let msg = {
+                    let s = &b[r].sides()[i];
+                    if !s.rx.is_settled() && !last {
+                        break;
+                    }
+                    let Some(x) = s.rx.actions.front() else { break };
+                    let t = x.ts as i64 - a.offset(r).unwrap_or(0);
+                    let ready = last
+                        || s.rx.delivered_upto().is_some_and(|d| d >= x.a_abs)
+                        || t.saturating_add(RX_ONLY_HORIZON_NS) < now;
+                    if !ready {
+                        break;
+                    }
+                    rx_only(a, gi, s, x)
+                };
+                let s = &mut b[r].sides_mut()[i];
+                let x = s.rx.pop_action().expect("front");
+                if let Some(m) = msg {
+                    sink.message(a, m);
+                }
+                // Later actions end further on: what lies before this end is done.
+                s.rx.prune_below(x.a_abs.saturating_add(1));
+            }
+        }
+    }
+}
+
+fn conv(t: Option<u64>, off: Option<i64>) -> Option<i64> {
+    Some(t? as i64 - off?)
+}
+
+fn fill_stages(m: &mut Message, same_clock: bool) {
+    for (k, d) in STAGES.iter().enumerate() {
+        if d.cross_host && !same_clock {
+            continue;
+        }
+        if let (Some(f), Some(t)) = (m.points[d.from], m.points[d.to]) {
+            m.stages[k] = Some(t - f);
+        }
+    }
+}
+
+fn join_one(a: &Analysis, si: usize, s: &Side, peer: Option<(usize, &Side)>, t: &TxMsg) -> Message {
+    let ci = a.side_conn[si];
+    let off_s = a.offset(s.rec);
+    // Points of the sending host: its own clock is enough for its own
+    // durations, so keep them even when the offset is unknown (offset 0).
+    let own = off_s.unwrap_or(0);
+    let mut m = Message {
+        conn: ci,
+        dir: a.dir_of(si),
+        kind: if !t.ranged && s.mode == Mode::Fallback { MsgKind::Fallback } else { MsgKind::Smc },
+        sender: Some(si),
+        receiver: peer.map(|p| p.0),
+        start: t.start,
+        end: t.end,
+        len: if t.ranged { t.end - t.start } else { t.send_rc.max(0) as u64 },
+        pid: t.pid,
+        points: [None; 11],
+        stages: [None; 10],
+        gaps: t.gaps,
+        cdc_seqno: t.cdc_send.map(|_| t.cdc_seqno),
+    };
+    let copy_done = match (t.copy_ret, t.post_enter, t.copy_enter) {
+        (Some(r), Some(p), Some(c)) if p >= c && p < r => Some(p),
+        (r, _, _) => r,
+    };
+    let p = &mut m.points;
+    p[pt::SEND_ENTER] = conv(t.send_enter, Some(own));
+    p[pt::SEND_RETURN] = conv(t.send_ret, Some(own));
+    p[pt::COPY_ENTER] = conv(t.copy_enter, Some(own));
+    p[pt::COPY_DONE] = conv(copy_done, Some(own));
+    p[pt::POST_ENTER] = conv(t.post_enter, Some(own));
+    p[pt::POST_DONE] = conv(t.post_ret, Some(own));
+    p[pt::CDC_SEND] = conv(t.cdc_send, Some(own));
+    p[pt::CDC_TX_DONE] = conv(t.cdc_tx_done, Some(own));
+    if m.kind == MsgKind::Fallback {
+        fill_stages(&mut m, true);
+        return m;
+    }
+    if t.send_enter.is_none() {
+        m.gaps |= gap::NO_SENDMSG;
+    }
+    if !t.ranged {
+        fill_stages(&mut m, true);
+        return m;
+    }
+    if s.mode == Mode::SmcD && a.recordings[s.rec].stats.lossy() {
+        m.gaps |= gap::LOSSY_SMCD;
+    }
+    if t.post_ret.is_none() {
+        m.gaps |= gap::NO_RDMA_WRITE;
+    }
+    if t.cdc_send.is_none() {
+        m.gaps |= gap::NO_CDC_SEND;
+    }
+    if s.mode != Mode::SmcD && t.cdc_tx_done.is_none() {
+        m.gaps |= gap::NO_CDC_TX_DONE;
+    }
+    let Some((_, r)) = peer else {
+        m.gaps |= gap::NO_PEER;
+        fill_stages(&mut m, false);
+        return m;
+    };
+    let off_r = a.offset(r.rec);
+    let same_clock = r.rec == s.rec || (off_s.is_some() && off_r.is_some());
+    if !same_clock {
+        m.gaps |= gap::CLOCK_UNKNOWN;
+    }
+    // The receiver's points in the reference clock (or in its own clock,
+    // for receiver-local durations, when the offset is unknown).
+    let roff = if r.rec == s.rec { Some(own) } else { off_r.or(Some(0)) };
+    let end = t.end;
+    let k = r.rx.cdcs.partition_point(|c| c.prod_abs < end);
+    match r.rx.cdcs.get(k) {
+        // The arrival of the carrying CDC is missing: a later one was found.
+        Some(c) if t.cdc_send.is_some() && c.prod_abs > t.cdc_prod => m.gaps |= gap::NO_CDC_RECV,
+        Some(c) if t.cdc_send.is_some() && (c.prod_abs != t.cdc_prod || (s.mode != Mode::SmcD && c.seqno != t.cdc_seqno)) => {
+            m.gaps |= gap::CDC_MISMATCH;
+        }
+        Some(c) => m.points[pt::CDC_RECV] = conv(Some(c.ts), roff),
+        None => m.gaps |= gap::NO_CDC_RECV,
+    }
+    let k = r.rx.actions.partition_point(|x| x.a_abs < end);
+    match r.rx.actions.get(k) {
+        Some(x) if x.b_abs < end => m.points[pt::RX_DONE] = conv(Some(x.ts), roff),
+        _ => m.gaps |= gap::NO_RX_ACTION,
+    }
+    let k = r.rx.recvs.partition_point(|x| x.a_abs < end);
+    match r.rx.recvs.get(k) {
+        Some(x) if x.b_abs < end && x.ret > 0 => m.points[pt::DELIVERED] = conv(Some(x.ts), roff),
+        _ => m.gaps |= gap::NO_RECVMSG,
+    }
+    fill_stages(&mut m, same_clock);
+    m
+}
+
+/// A message seen only by the receiver: the data one rx_action brought.
+fn rx_only(a: &Analysis, si: usize, s: &Side, x: &RxAct) -> Option<Message> {
+    if x.a_abs <= x.b_abs {
+        return None; // a CDC without new data (consumer update, close)
+    }
+    let off = Some(a.offset(s.rec).unwrap_or(0));
+    let fwd = a.dir_of(si) == Dir::Forward;
+    let end = x.a_abs;
+    let mut m = Message {
+        conn: a.side_conn[si],
+        // The data flows towards this side.
+        dir: if fwd { Dir::Backward } else { Dir::Forward },
+        kind: MsgKind::RxOnly,
+        sender: None,
+        receiver: Some(si),
+        start: x.b_abs,
+        end,
+        len: end - x.b_abs,
+        pid: s.pid,
+        points: [None; 11],
+        stages: [None; 10],
+        gaps: gap::NO_PEER,
+        cdc_seqno: Some(x.seqno),
+    };
+    let k = s.rx.cdcs.partition_point(|c| c.prod_abs < end);
+    match s.rx.cdcs.get(k) {
+        Some(c) if c.prod_abs == end && (s.mode == Mode::SmcD || c.seqno == x.seqno) => {
+            m.points[pt::CDC_RECV] = conv(Some(c.ts), off)
+        }
+        _ => m.gaps |= gap::NO_CDC_RECV,
+    }
+    m.points[pt::RX_DONE] = conv(Some(x.ts), off);
+    let k = s.rx.recvs.partition_point(|r| r.a_abs < end);
+    match s.rx.recvs.get(k) {
+        Some(r) if r.b_abs < end && r.ret > 0 => m.points[pt::DELIVERED] = conv(Some(r.ts), off),
+        _ => m.gaps |= gap::NO_RECVMSG,
+    }
+    fill_stages(&mut m, false);
+    Some(m)
+}
 /// Name sides without CONN_INFO from the start snapshot (matched by token).
 fn apply_snapshots(recs: &[RecordingMeta], sides: &mut [Side]) {
     for s in sides.iter_mut() {
@@ -361,7 +734,7 @@ fn min_delay(tx: &Side, rx: &Side) -> (Option<i64>, u64) {
     for c in &tx.tx.cdcs {
         sent.entry((c.seqno, c.prod.wrap, c.prod.count, c.cons.wrap, c.cons.count)).or_default().push(c.ts);
     }
-    let mut recv: Vec<_> = rx.rx.cdcs.clone();
+    let mut recv: Vec<_> = rx.rx.clock.clone();
     recv.sort_by_key(|c| c.ts);
     let mut seen: HashMap<CdcKey, usize> = HashMap::new();
     let mut best: Option<i64> = None;
@@ -440,173 +813,3 @@ fn estimate_clocks(recs: &[RecordingMeta], sides: &[Side], conns: &[Connection])
     out
 }
 
-fn join_messages(a: &Analysis) -> Vec<Message> {
-    let mut out = Vec::new();
-    for (si, s) in a.sides.iter().enumerate() {
-        let ci = a.side_conn[si];
-        let conn = &a.conns[ci];
-        let dir = if conn.sides.first() == Some(&si) { Dir::Forward } else { Dir::Backward };
-        let peer = conn.sides.iter().copied().find(|&k| k != si);
-        for m in &s.tx.done {
-            out.push(join_one(a, ci, dir, si, peer, m));
-        }
-        // Receive-only view when the sending side is not recorded.
-        let peer_sends = peer.is_some_and(|p| !a.sides[p].tx.done.is_empty() || !a.sides[p].tx.cdcs.is_empty());
-        if !peer_sends {
-            let rdir = if dir == Dir::Forward { Dir::Backward } else { Dir::Forward };
-            rx_only(a, ci, rdir, si, &mut out);
-        }
-    }
-    out.sort_by_key(|m| (m.first_point(), m.conn));
-    out
-}
-
-fn conv(t: Option<u64>, off: Option<i64>) -> Option<i64> {
-    Some(t? as i64 - off?)
-}
-
-fn fill_stages(m: &mut Message, same_clock: bool) {
-    for (k, d) in STAGES.iter().enumerate() {
-        if d.cross_host && !same_clock {
-            continue;
-        }
-        if let (Some(f), Some(t)) = (m.points[d.from], m.points[d.to]) {
-            m.stages[k] = Some(t - f);
-        }
-    }
-}
-
-fn join_one(a: &Analysis, ci: usize, dir: Dir, si: usize, peer: Option<usize>, t: &TxMsg) -> Message {
-    let s = &a.sides[si];
-    let off_s = a.offset(s.rec);
-    // Points of the sending host: its own clock is enough for its own
-    // durations, so keep them even when the offset is unknown (offset 0).
-    let own = off_s.unwrap_or(0);
-    let mut m = Message {
-        conn: ci,
-        dir,
-        kind: if t.ranged { MsgKind::Smc } else if s.mode == Mode::Fallback { MsgKind::Fallback } else { MsgKind::Smc },
-        sender: Some(si),
-        receiver: peer,
-        start: t.start,
-        end: t.end,
-        len: if t.ranged { t.end - t.start } else { t.send_rc.max(0) as u64 },
-        pid: t.pid,
-        points: [None; 11],
-        stages: [None; 10],
-        gaps: t.gaps,
-        cdc_seqno: t.cdc_send.map(|_| t.cdc_seqno),
-    };
-    let copy_done = match (t.copy_ret, t.post_enter, t.copy_enter) {
-        (Some(r), Some(p), Some(c)) if p >= c && p < r => Some(p),
-        (r, _, _) => r,
-    };
-    let p = &mut m.points;
-    p[pt::SEND_ENTER] = conv(t.send_enter, Some(own));
-    p[pt::SEND_RETURN] = conv(t.send_ret, Some(own));
-    p[pt::COPY_ENTER] = conv(t.copy_enter, Some(own));
-    p[pt::COPY_DONE] = conv(copy_done, Some(own));
-    p[pt::POST_ENTER] = conv(t.post_enter, Some(own));
-    p[pt::POST_DONE] = conv(t.post_ret, Some(own));
-    p[pt::CDC_SEND] = conv(t.cdc_send, Some(own));
-    p[pt::CDC_TX_DONE] = conv(t.cdc_tx_done, Some(own));
-    if m.kind == MsgKind::Fallback {
-        fill_stages(&mut m, true);
-        return m;
-    }
-    if t.send_enter.is_none() {
-        m.gaps |= gap::NO_SENDMSG;
-    }
-    if !t.ranged {
-        fill_stages(&mut m, true);
-        return m;
-    }
-    if t.post_ret.is_none() {
-        m.gaps |= gap::NO_RDMA_WRITE;
-    }
-    if t.cdc_send.is_none() {
-        m.gaps |= gap::NO_CDC_SEND;
-    }
-    if s.mode != Mode::SmcD && t.cdc_tx_done.is_none() {
-        m.gaps |= gap::NO_CDC_TX_DONE;
-    }
-    let Some(pi) = peer else {
-        m.gaps |= gap::NO_PEER;
-        fill_stages(&mut m, false);
-        return m;
-    };
-    let r = &a.sides[pi];
-    let off_r = a.offset(r.rec);
-    let same_clock = r.rec == s.rec || (off_s.is_some() && off_r.is_some());
-    if !same_clock {
-        m.gaps |= gap::CLOCK_UNKNOWN;
-    }
-    // The receiver's points in the reference clock (or in its own clock,
-    // for receiver-local durations, when the offset is unknown).
-    let roff = if r.rec == s.rec { Some(own) } else { off_r.or(Some(0)) };
-    let end = t.end;
-    let k = r.rx.cdcs.partition_point(|c| c.prod_abs < end);
-    match r.rx.cdcs.get(k) {
-        // The arrival of the carrying CDC is missing: a later one was found.
-        Some(c) if t.cdc_send.is_some() && c.prod_abs > t.cdc_prod => m.gaps |= gap::NO_CDC_RECV,
-        Some(c) if t.cdc_send.is_some() && (c.prod_abs != t.cdc_prod || (s.mode != Mode::SmcD && c.seqno != t.cdc_seqno)) => {
-            m.gaps |= gap::CDC_MISMATCH;
-        }
-        Some(c) => m.points[pt::CDC_RECV] = conv(Some(c.ts), roff),
-        None => m.gaps |= gap::NO_CDC_RECV,
-    }
-    let k = r.rx.actions.partition_point(|x| x.a_abs < end);
-    match r.rx.actions.get(k) {
-        Some(x) if x.b_abs < end => m.points[pt::RX_DONE] = conv(Some(x.ts), roff),
-        _ => m.gaps |= gap::NO_RX_ACTION,
-    }
-    let k = r.rx.recvs.partition_point(|x| x.a_abs < end);
-    match r.rx.recvs.get(k) {
-        Some(x) if x.b_abs < end && x.ret > 0 => m.points[pt::DELIVERED] = conv(Some(x.ts), roff),
-        _ => m.gaps |= gap::NO_RECVMSG,
-    }
-    fill_stages(&mut m, same_clock);
-    m
-}
-
-/// Messages seen only by the receiver: one per rx_action that advanced prod.
-fn rx_only(a: &Analysis, ci: usize, dir: Dir, si: usize, out: &mut Vec<Message>) {
-    let s = &a.sides[si];
-    let off = Some(a.offset(s.rec).unwrap_or(0));
-    for x in &s.rx.actions {
-        if x.a_abs <= x.b_abs {
-            continue;
-        }
-        let end = x.a_abs;
-        let mut m = Message {
-            conn: ci,
-            dir,
-            kind: MsgKind::RxOnly,
-            sender: None,
-            receiver: Some(si),
-            start: x.b_abs,
-            end,
-            len: end - x.b_abs,
-            pid: s.pid,
-            points: [None; 11],
-            stages: [None; 10],
-            gaps: gap::NO_PEER,
-            cdc_seqno: Some(x.seqno),
-        };
-        let k = s.rx.cdcs.partition_point(|c| c.prod_abs < end);
-        match s.rx.cdcs.get(k) {
-            Some(c) if c.prod_abs == end && (s.mode == Mode::SmcD || c.seqno == x.seqno) => {
-                m.points[pt::CDC_RECV] = conv(Some(c.ts), off)
-            }
-            _ => m.gaps |= gap::NO_CDC_RECV,
-        }
-        m.points[pt::RX_DONE] = conv(Some(x.ts), off);
-        let k = s.rx.recvs.partition_point(|r| r.a_abs < end);
-        match s.rx.recvs.get(k) {
-            Some(r) if r.b_abs < end && r.ret > 0 => m.points[pt::DELIVERED] = conv(Some(r.ts), off),
-            _ => m.gaps |= gap::NO_RECVMSG,
-        }
-        fill_stages(&mut m, false);
-        out.push(m);
-    }
-}

@@ -3,12 +3,14 @@
 //! failure reaches the user as one line on stderr and a distinct exit code
 //! (the format crate's codes for unreadable recordings; see docs/analyzer.md).
 
+use std::cell::RefCell;
 use std::io::Write;
+use std::rc::Rc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use smc_analyze::{duration, export, input, join, model, report};
+use smc_analyze::{duration, export, input, join, report};
 
 /// Exit code when an output (stdout, CSV directory) cannot be written.
 const EXIT_OUTPUT: u8 = 3;
@@ -94,16 +96,17 @@ impl From<smctrace_format::FormatError> for Failure {
     }
 }
 
-fn analyze(sel: &Selection) -> Result<(join::Analysis, Vec<Vec<String>>), Failure> {
+/// Open every recording and run both passes into `sink`.
+fn analyze(sel: &Selection, sink: &mut dyn join::Sink) -> Result<(join::Analysis, Vec<Vec<String>>), Failure> {
     let mut inputs = Vec::new();
     let mut warnings = Vec::new();
     for (i, f) in sel.files.iter().enumerate() {
-        let l = input::load(f, i, sel.reorder_window, true)?;
-        warnings.push(l.warnings);
-        inputs.push((l.meta, l.recording));
+        let w = Rc::new(RefCell::new(Vec::new()));
+        inputs.push(input::open(f, i, true, w.clone())?);
+        warnings.push(w);
     }
-    let _ = model::DEFAULT_REORDER_WINDOW_NS;
-    Ok((join::analyze(inputs), warnings))
+    let a = join::run(inputs, sel.reorder_window, sink);
+    Ok((a, warnings.into_iter().map(|w| w.take()).collect()))
 }
 
 fn options(sel: &Selection, top: usize, slow: Option<u64>) -> report::Options {
@@ -135,8 +138,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::Info { file } => print(&input::info(&file)?),
         Cmd::Report { sel, json, top, slow } => {
-            let (a, warnings) = analyze(&sel)?;
-            let r = report::build(&a, &options(&sel, top, slow), &warnings);
+            let mut sink = report::ReportSink::new(options(&sel, top, slow));
+            let (a, warnings) = analyze(&sel, &mut sink)?;
+            let r = sink.finish(&a, &warnings);
             if json {
                 let mut s = serde_json::to_string_pretty(&r)
                     .map_err(|e| Failure { code: EXIT_OUTPUT, msg: format!("JSON encoding failed: {e}") })?;
@@ -147,9 +151,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
         }
         Cmd::Export { csv, sel } => {
-            let (a, warnings) = analyze(&sel)?;
-            let r = report::build(&a, &options(&sel, 0, None), &warnings);
-            let files = export::csv(&csv, &a, &r).map_err(|msg| Failure { code: EXIT_OUTPUT, msg })?;
+            let out = |msg| Failure { code: EXIT_OUTPUT, msg };
+            let mut sink = export::CsvSink::create(&csv, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;
+            let (a, warnings) = analyze(&sel, &mut sink)?;
+            let (_, files) = sink.finish(&a, &warnings).map_err(out)?;
             for w in warnings.iter().flatten() {
                 eprintln!("smc-analyze: warning: {w}");
             }

@@ -261,6 +261,11 @@ impl TxMsg {
         }
     }
 
+    /// Earliest time this side saw of the message.
+    pub fn first_time(&self) -> Option<u64> {
+        [self.send_enter, self.copy_enter].into_iter().flatten().min()
+    }
+
     /// The sender half is over: SMC-R after the CDC's send completion, SMC-D at the CDC.
     fn finished(&self, smcd: bool) -> bool {
         if smcd {
@@ -390,6 +395,100 @@ pub struct Recv {
     pub a_abs: u64,
 }
 
+fn settle_list<T>(q: &mut VecDeque<T>, done: &mut usize, mut fix: impl FnMut(&mut T), key: impl Fn(&T) -> u64) {
+    if *done > q.len() {
+        *done = q.len();
+    }
+    let start = *done;
+    for x in q.range_mut(start..) {
+        fix(x);
+    }
+    let mut sorted = true;
+    let mut prev = if start > 0 { Some(key(&q[start - 1])) } else { None };
+    for x in q.range(start..) {
+        let k = key(x);
+        if prev.is_some_and(|p| p > k) {
+            sorted = false;
+            break;
+        }
+        prev = Some(k);
+    }
+    if !sorted {
+        // Late events: restore offset order (stable, arrival order among equals).
+        q.make_contiguous().sort_by_key(|x| key(x));
+    }
+    *done = q.len();
+}
+
+impl RxState {
+    /// Give new points their absolute offsets and keep every list sorted by
+    /// offset (lookups binary-search them). Needs the ring size.
+    pub fn settle(&mut self) {
+        let ring = self.rmb_len;
+        if ring == 0 {
+            return;
+        }
+        let [uc, ua, ub, ur] = &mut self.unwrap;
+        settle_list(&mut self.cdcs, &mut self.settled[0], |c| c.prod_abs = uc.unwrap(c.prod, ring).unwrap_or(0), |c| c.prod_abs);
+        settle_list(
+            &mut self.actions,
+            &mut self.settled[1],
+            |a| {
+                a.b_abs = ub.unwrap(a.before, ring).unwrap_or(0);
+                a.a_abs = ua.unwrap(a.after, ring).unwrap_or(0);
+            },
+            |a| a.a_abs,
+        );
+        settle_list(
+            &mut self.recvs,
+            &mut self.settled[2],
+            |r| {
+                let mut u = ur.clone();
+                r.b_abs = u.unwrap(r.before, ring).unwrap_or(0);
+                r.a_abs = ur.unwrap(r.after, ring).unwrap_or(0);
+            },
+            |r| r.a_abs,
+        );
+    }
+
+    /// True once every list is settled.
+    pub fn is_settled(&self) -> bool {
+        self.settled == [self.cdcs.len(), self.actions.len(), self.recvs.len()]
+    }
+
+    /// Drop settled points below stream offset `end`: no message ending at or
+    /// after `end` can need them.
+    pub fn prune_below(&mut self, end: u64) {
+        while self.settled[0] > 0 && self.cdcs.front().is_some_and(|c| c.prod_abs < end) {
+            self.cdcs.pop_front();
+            self.settled[0] -= 1;
+        }
+        while self.settled[1] > 0 && self.actions.front().is_some_and(|a| a.a_abs < end) {
+            self.actions.pop_front();
+            self.settled[1] -= 1;
+        }
+        while self.settled[2] > 0 && self.recvs.front().is_some_and(|r| r.a_abs < end) {
+            self.recvs.pop_front();
+            self.settled[2] -= 1;
+        }
+    }
+
+    /// Remove the first rx action (after it became a receive-only message).
+    pub fn pop_action(&mut self) -> Option<RxAct> {
+        let x = self.actions.pop_front()?;
+        self.settled[1] = self.settled[1].saturating_sub(1);
+        Some(x)
+    }
+
+    /// Stream offset the receiving application has consumed up to (settled points).
+    pub fn delivered_upto(&self) -> Option<u64> {
+        if self.settled[2] == 0 {
+            return None;
+        }
+        self.recvs.range(..self.settled[2]).map(|r| r.a_abs).max()
+    }
+}
+
 /// Sender state of one socket.
 #[derive(Debug, Default)]
 pub struct TxState {
@@ -398,8 +497,15 @@ pub struct TxState {
     pub sndbuf_len: u32,
     pub peer_rmbe_size: u32,
     inflight: VecDeque<TxMsg>,
-    pub done: Vec<TxMsg>,
+    /// Finished sender halves waiting to be joined with the receiver.
+    pub done: VecDeque<TxMsg>,
+    /// CDCs sent, kept (up to the clock sample limit) for clock estimation.
     pub cdcs: Vec<CdcPoint>,
+    /// Messages with a stream range seen, and CDCs sent (counted even when not kept).
+    pub msgs: u64,
+    pub cdc_count: u64,
+    /// Largest stream end of the messages already joined.
+    pub joined_end: u64,
     open_sends: VecDeque<OpenSend>,
     writes: VecDeque<Write>,
     cdc_hist: VecDeque<SentCdc>,
@@ -410,13 +516,26 @@ pub struct TxState {
     pub sends: u64,
 }
 
-/// Receiver state of one socket.
+impl TxState {
+    /// Stream ends of the messages not yet joined.
+    pub fn pending_ends(&self) -> impl Iterator<Item = u64> + '_ {
+        self.inflight.iter().chain(self.done.iter()).filter(|m| m.ranged).map(|m| m.end)
+    }
+}
+
+/// Receiver state of one socket: the receive-side points not yet needed by
+/// any message are pruned as messages are joined (see `join`).
 #[derive(Debug, Default)]
 pub struct RxState {
     pub rmb_len: u32,
-    pub cdcs: Vec<RxCdc>,
-    pub actions: Vec<RxAct>,
-    pub recvs: Vec<Recv>,
+    /// Sorted by absolute offset once settled (see [`RxState::settle`]).
+    pub cdcs: VecDeque<RxCdc>,
+    pub actions: VecDeque<RxAct>,
+    pub recvs: VecDeque<Recv>,
+    settled: [usize; 3],
+    unwrap: [Unwrapper; 4],
+    /// CDC arrivals kept (up to the clock sample limit) for clock estimation.
+    pub clock: Vec<RxCdc>,
     pub bytes: u64,
     pub recv_calls: u64,
     pub wakeups: u64,
@@ -478,7 +597,7 @@ impl Side {
         }
     }
 
-    fn is_smcd(&self) -> bool {
+    pub fn is_smcd(&self) -> bool {
         self.mode == Mode::SmcD
     }
 }
@@ -500,6 +619,13 @@ pub struct RecordingStats {
     pub unreadable_chunks: u64,
     /// Records that could not be parsed (the rest of their chunk is skipped).
     pub bad_records: u64,
+}
+
+impl RecordingStats {
+    /// Events are missing from this recording (kernel drops, unreadable chunks, bad records).
+    pub fn lossy(&self) -> bool {
+        self.lost_events > 0 || self.unreadable_chunks > 0 || self.bad_records > 0
+    }
 }
 
 /// The result of one recording: its sockets and counters.
@@ -545,9 +671,27 @@ pub struct RecordingBuilder {
     by_token: HashMap<u32, usize>,
     pending_rx: HashMap<u32, VecDeque<RxCdc>>,
     stats: RecordingStats,
+    keep_data: bool,
+    clock_samples: usize,
 }
 
-fn owned(ev: &EventRef<'_>) -> EventRef<'static> {
+/// What a [`RecordingBuilder`] keeps.
+#[derive(Clone, Copy, Debug)]
+pub struct BuilderOptions {
+    pub window_ns: u64,
+    /// Keep messages and receive-side points (the second pass); without it
+    /// only identities, counters and clock samples are kept (the first pass).
+    pub keep_data: bool,
+    /// CDCs kept per socket and direction for clock estimation.
+    pub clock_samples: usize,
+}
+
+/// CDC samples per socket and direction used for clock estimation: the
+/// minimum one-way delay converges long before this.
+pub const CLOCK_SAMPLES: usize = 100_000;
+
+/// A copy of a record that does not borrow the chunk (payload bytes dropped).
+pub fn owned(ev: &EventRef<'_>) -> EventRef<'static> {
     match *ev {
         EventRef::Connect(e) => EventRef::Connect(e),
         EventRef::ConnInfo(e) => EventRef::ConnInfo(e),
@@ -573,9 +717,16 @@ fn owned(ev: &EventRef<'_>) -> EventRef<'static> {
 impl RecordingBuilder {
     /// A builder for recording number `rec` with a reorder window of `window_ns`.
     pub fn new(rec: usize, window_ns: u64) -> RecordingBuilder {
+        Self::with_options(rec, BuilderOptions { window_ns, keep_data: true, clock_samples: CLOCK_SAMPLES })
+    }
+
+    /// A builder with explicit options.
+    pub fn with_options(rec: usize, o: BuilderOptions) -> RecordingBuilder {
         RecordingBuilder {
+            keep_data: o.keep_data,
+            clock_samples: o.clock_samples,
             rec,
-            window: window_ns,
+            window: o.window_ns,
             heap: BinaryHeap::new(),
             seq: 0,
             max_ts: 0,
@@ -674,7 +825,9 @@ impl RecordingBuilder {
         self.by_token.insert(token, idx);
         self.sides[idx].local_token = Some(token);
         if let Some(pend) = self.pending_rx.remove(&token) {
-            self.sides[idx].rx.cdcs.extend(pend);
+            for c in pend {
+                self.keep_rx_cdc(idx, c);
+            }
         }
     }
 
@@ -811,7 +964,10 @@ impl RecordingBuilder {
                     s.rx.bytes += e.ret as u64;
                     s.first_data_ts.get_or_insert(h.ts_ns);
                 }
-                s.rx.recvs.push(Recv {
+                if !self.keep_data {
+                    return;
+                }
+                s.rx.recvs.push_back(Recv {
                     enter: e.enter_ns,
                     ts: h.ts_ns,
                     before: e.cons_before,
@@ -842,6 +998,10 @@ impl RecordingBuilder {
             return; // nothing copied (error or zero-length send)
         }
         s.first_data_ts.get_or_insert(h.ts_ns);
+        s.tx.msgs += 1;
+        if !self.keep_data {
+            return;
+        }
         let mut m = TxMsg {
             start: b,
             end: a,
@@ -891,11 +1051,14 @@ impl RecordingBuilder {
         if e.ret > 0 {
             s.tx.bytes += e.ret as u64;
         }
+        if !self.keep_data {
+            return;
+        }
         // Sends older than the reorder window that never met their copy.
         let horizon = e.enter_ns.saturating_sub(window);
         while s.tx.open_sends.front().is_some_and(|o| o.ret < horizon) {
             let o = s.tx.open_sends.pop_front().expect("front");
-            s.tx.done.push(o.into_msg(s.mode));
+            s.tx.done.push_back(o.into_msg(s.mode));
         }
         let matches = |m: &TxMsg| {
             m.send_enter.is_none()
@@ -903,10 +1066,9 @@ impl RecordingBuilder {
                 && m.copy_enter.is_some_and(|c| c >= e.enter_ns)
                 && m.copy_ret.is_some_and(|c| c <= h.ts_ns)
         };
-        let n = s.tx.done.len();
         let found = match s.tx.inflight.iter_mut().rev().find(|m| matches(m)) {
             Some(m) => Some(m),
-            None => s.tx.done[n.saturating_sub(256)..].iter_mut().rev().find(|m| matches(m)),
+            None => s.tx.done.iter_mut().rev().take(256).find(|m| matches(m)),
         };
         match found {
             Some(m) => {
@@ -917,7 +1079,7 @@ impl RecordingBuilder {
             None if e.ret > 0 => {
                 let o = OpenSend { tid: h.tid, pid: h.pid, enter: e.enter_ns, ret: h.ts_ns, rc: e.ret };
                 if s.mode == Mode::Fallback {
-                    s.tx.done.push(o.into_msg(s.mode));
+                    s.tx.done.push_back(o.into_msg(s.mode));
                 } else {
                     s.tx.open_sends.push_back(o);
                 }
@@ -931,6 +1093,9 @@ impl RecordingBuilder {
         let s = &mut self.sides[i];
         if e.peer_rmbe_size != 0 {
             s.tx.peer_rmbe_size = e.peer_rmbe_size;
+        }
+        if !self.keep_data {
+            return;
         }
         let ring = s.tx.peer_rmbe_size;
         let (Some(b), Some(a)) = (s.tx.prod.unwrap(e.prod_before, ring), s.tx.prod.unwrap(e.prod_after, ring)) else {
@@ -955,7 +1120,13 @@ impl RecordingBuilder {
         if !smcd && e.token != 0 && s.peer_token.is_none() {
             s.peer_token = Some(e.token);
         }
-        s.tx.cdcs.push(CdcPoint { ts: h.ts_ns, seqno: e.seqno, prod: e.prod, cons: e.cons });
+        s.tx.cdc_count += 1;
+        if s.tx.cdcs.len() < self.clock_samples {
+            s.tx.cdcs.push(CdcPoint { ts: h.ts_ns, seqno: e.seqno, prod: e.prod, cons: e.cons });
+        }
+        if !self.keep_data {
+            return;
+        }
         let Some(p) = s.tx.prod.unwrap(e.prod, s.tx.peer_rmbe_size) else {
             for m in s.tx.inflight.iter_mut() {
                 m.gaps |= gap::RING_UNKNOWN;
@@ -1003,6 +1174,9 @@ impl RecordingBuilder {
     fn on_tx_done(&mut self, h: event::Hdr, e: event::CdcTxDone) {
         let i = self.side(e.sock, h.ts_ns);
         let s = &mut self.sides[i];
+        if !self.keep_data {
+            return;
+        }
         // The CDC this completion belongs to: the latest one sent with this seqno.
         let cdc_ts = s.tx.cdc_hist.iter().rev().find(|c| c.seqno == e.seqno && c.ts <= h.ts_ns).map(|c| c.ts);
         let ring = s.tx.peer_rmbe_size;
@@ -1045,12 +1219,23 @@ impl RecordingBuilder {
         let mut keep = VecDeque::with_capacity(tx.inflight.len());
         for m in tx.inflight.drain(..) {
             if done(&m) {
-                tx.done.push(m);
+                tx.done.push_back(m);
             } else {
                 keep.push_back(m);
             }
         }
         tx.inflight = keep;
+    }
+
+    fn keep_rx_cdc(&mut self, i: usize, c: RxCdc) {
+        let cap = self.clock_samples;
+        let rx = &mut self.sides[i].rx;
+        if rx.clock.len() < cap {
+            rx.clock.push(c);
+        }
+        if self.keep_data {
+            rx.cdcs.push_back(c);
+        }
     }
 
     fn on_cdc_recv(&mut self, h: event::Hdr, e: event::Cdc) {
@@ -1070,7 +1255,7 @@ impl RecordingBuilder {
                 if e.cdc_flags & event::CDC_F_SMCD != 0 {
                     s.mode = Mode::SmcD;
                 }
-                s.rx.cdcs.push(rx);
+                self.keep_rx_cdc(i, rx);
             }
             None => {
                 let q = self.pending_rx.entry(e.token).or_default();
@@ -1107,7 +1292,10 @@ impl RecordingBuilder {
         if e.rmb_len != 0 {
             s.rx.rmb_len = e.rmb_len;
         }
-        s.rx.actions.push(RxAct {
+        if !self.keep_data {
+            return;
+        }
+        s.rx.actions.push_back(RxAct {
             enter: e.enter_ns,
             ts: h.ts_ns,
             before: e.prod_before,
@@ -1118,58 +1306,45 @@ impl RecordingBuilder {
         });
     }
 
-    /// Drain the reorder window and settle every socket.
-    pub fn finish(mut self) -> Recording {
+    /// Process everything still in the reorder window and close every
+    /// socket's in-flight messages (end of the recording).
+    pub fn drain(&mut self) {
         while let Some(Reverse(q)) = self.heap.pop() {
             self.process(q);
         }
-        for q in self.pending_rx.values() {
-            self.stats.unresolved_cdc_recv += q.len() as u64;
-        }
-        let lossy = self.stats.lost_events > 0 || self.stats.unreadable_chunks > 0 || self.stats.bad_records > 0;
         for s in &mut self.sides {
-            let smcd = s.is_smcd();
             while let Some(o) = s.tx.open_sends.pop_front() {
-                s.tx.done.push(o.into_msg(s.mode));
+                s.tx.done.push_back(o.into_msg(s.mode));
             }
             let pending: Vec<TxMsg> = s.tx.inflight.drain(..).collect();
             s.tx.done.extend(pending);
-            for m in &mut s.tx.done {
-                if m.ranged && lossy && smcd {
-                    m.gaps |= gap::LOSSY_SMCD;
-                }
-            }
-            s.tx.done.sort_by_key(|m| (m.ranged, m.start, m.send_enter));
-            settle_rx(&mut s.rx);
+            s.rx.settle();
+        }
+    }
+
+    /// The sockets seen so far.
+    pub fn sides(&self) -> &[Side] {
+        &self.sides
+    }
+
+    /// The sockets seen so far, for joining and pruning.
+    pub fn sides_mut(&mut self) -> &mut [Side] {
+        &mut self.sides
+    }
+
+    /// Counters so far.
+    pub fn stats(&self) -> &RecordingStats {
+        &self.stats
+    }
+
+    /// Drain and return the recording.
+    pub fn finish(mut self) -> Recording {
+        self.drain();
+        for q in self.pending_rx.values() {
+            self.stats.unresolved_cdc_recv += q.len() as u64;
         }
         Recording { stats: self.stats, sides: self.sides }
     }
-}
-
-/// Sort the receive-side points by time and give them absolute offsets.
-fn settle_rx(rx: &mut RxState) {
-    let ring = rx.rmb_len;
-    rx.cdcs.sort_by_key(|c| c.ts);
-    rx.actions.sort_by_key(|a| a.ts);
-    rx.recvs.sort_by_key(|r| r.ts);
-    let mut u = Unwrapper::default();
-    for c in &mut rx.cdcs {
-        c.prod_abs = u.unwrap(c.prod, ring).unwrap_or(0);
-    }
-    let mut u = Unwrapper::default();
-    for a in &mut rx.actions {
-        a.b_abs = u.unwrap(a.before, ring).unwrap_or(0);
-        a.a_abs = u.unwrap(a.after, ring).unwrap_or(0);
-    }
-    let mut u = Unwrapper::default();
-    for r in &mut rx.recvs {
-        r.b_abs = u.unwrap(r.before, ring).unwrap_or(0);
-        r.a_abs = u.unwrap(r.after, ring).unwrap_or(0);
-    }
-    // Lookups search by offset; keep arrival order among equal offsets.
-    rx.cdcs.sort_by_key(|c| c.prod_abs);
-    rx.actions.sort_by_key(|a| a.a_abs);
-    rx.recvs.sort_by_key(|r| r.a_abs);
 }
 
 #[cfg(test)]

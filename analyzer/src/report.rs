@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use crate::decline;
 use crate::duration::fmt;
-use crate::join::{Analysis, Dir, Message, MsgKind, POINTS, STAGES};
+use crate::join::{Analysis, Dir, Message, MsgKind, Sink, POINTS, STAGES};
 use crate::model::{gap, Mode, Role, Side};
 use crate::stats::{summarize, Summary};
 
@@ -332,176 +332,320 @@ pub fn message_report(a: &Analysis, m: &Message) -> MessageReport {
     }
 }
 
-/// Build the report (warnings are per recording, from loading).
-pub fn build(a: &Analysis, opts: &Options, warnings: &[Vec<String>]) -> Report {
-    let f = &opts.filter;
-    let conn_ok: Vec<bool> = (0..a.conns.len()).map(|ci| f.conn_matches(a, ci)).collect();
-    let msgs: Vec<&Message> = a.messages.iter().filter(|m| conn_ok[m.conn] && f.message_matches(a, m)).collect();
+/// Per-connection accumulators.
+#[derive(Default)]
+struct ConnAcc {
+    fwd: u64,
+    bwd: u64,
+    bytes_fwd: u64,
+    bytes_bwd: u64,
+    incomplete: u64,
+    e2e: Vec<i64>,
+    local: Vec<i64>,
+    totals: [i64; 10],
+}
 
-    let recordings: Vec<RecordingReport> = a
-        .recordings
-        .iter()
-        .enumerate()
-        .map(|(i, r)| RecordingReport {
-            index: i,
-            path: r.path.clone(),
-            host: r.host.clone(),
-            kernel_release: r.kernel_release.clone(),
-            boot_id: r.boot_id.clone(),
-            events: r.stats.events,
-            lost_events: r.stats.lost_events,
-            unreadable_chunks: r.stats.unreadable_chunks,
-            late_events: r.stats.late_events,
-            unknown_kinds: r.stats.unknown_kinds,
-            unresolved_cdc_recv: r.stats.unresolved_cdc_recv,
-            duration_ns: match (r.stats.first_ts, r.stats.last_ts) {
-                (Some(f), Some(l)) => l - f,
-                _ => 0,
-            },
-            warnings: warnings.get(i).cloned().unwrap_or_default(),
-        })
-        .collect();
+/// Ranked entry of the slowest-message list.
+struct Ranked(i64, u64, MessageReport);
+impl PartialEq for Ranked {
+    fn eq(&self, o: &Self) -> bool {
+        (self.0, self.1) == (o.0, o.1)
+    }
+}
+impl Eq for Ranked {}
+impl PartialOrd for Ranked {
+    fn partial_cmp(&self, o: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl Ord for Ranked {
+    // Slower first; among equals the earlier message first.
+    fn cmp(&self, o: &Self) -> std::cmp::Ordering {
+        o.0.cmp(&self.0).then(self.1.cmp(&o.1))
+    }
+}
 
-    // Stage table over complete messages only: an incomplete message's
-    // stages may be measured against the wrong event.
-    let mut stages = Vec::new();
-    for (k, d) in STAGES.iter().enumerate() {
-        let mut v: Vec<i64> = msgs.iter().filter(|m| !m.incomplete()).filter_map(|m| m.stages[k]).collect();
-        if let Some(s) = summarize(&mut v) {
-            stages.push(StageRow { stage: d.name, summary: s });
+/// Builds a [`Report`] from the message stream: keeps per-stage and
+/// per-connection duration vectors (8 bytes per message and stage, for exact
+/// quantiles), the N slowest messages and, with `--slow`, the slow ones.
+pub struct ReportSink {
+    opts: Options,
+    conn_ok: Vec<bool>,
+    stages: Vec<Vec<i64>>,
+    conns: Vec<ConnAcc>,
+    top: std::collections::BinaryHeap<Ranked>,
+    slow: Vec<Ranked>,
+    seq: u64,
+    messages: u64,
+    complete: u64,
+    fallback: u64,
+    rx_only: u64,
+    bytes: u64,
+}
+
+impl ReportSink {
+    pub fn new(opts: Options) -> ReportSink {
+        ReportSink {
+            opts,
+            conn_ok: Vec::new(),
+            stages: vec![Vec::new(); STAGES.len()],
+            conns: Vec::new(),
+            top: Default::default(),
+            slow: Vec::new(),
+            seq: 0,
+            messages: 0,
+            complete: 0,
+            fallback: 0,
+            rx_only: 0,
+            bytes: 0,
         }
     }
 
-    let mut by_mode: BTreeMap<String, u64> = BTreeMap::new();
-    let mut fallbacks: BTreeMap<u32, u64> = BTreeMap::new();
-    let mut conns = Vec::new();
-    let mut hs_totals = Vec::new();
-    for (ci, c) in a.conns.iter().enumerate() {
-        if !conn_ok[ci] {
-            continue;
+    /// Whether a message is in the selection.
+    pub fn selected(&self, a: &Analysis, m: &Message) -> bool {
+        self.conn_ok.get(m.conn).copied().unwrap_or(false) && self.opts.filter.message_matches(a, m)
+    }
+}
+
+impl Sink for ReportSink {
+    fn begin(&mut self, a: &Analysis) {
+        self.conn_ok = (0..a.conns.len()).map(|ci| self.opts.filter.conn_matches(a, ci)).collect();
+        self.conns = (0..a.conns.len()).map(|_| ConnAcc::default()).collect();
+    }
+
+    fn message(&mut self, a: &Analysis, m: Message) {
+        if !self.selected(a, &m) {
+            return;
         }
-        let mode = conn_mode(a, &c.sides);
-        *by_mode.entry(mode.label().to_string()).or_default() += 1;
-        let fb = c.sides.iter().find_map(|&s| a.sides[s].fallback);
-        if let Some((_, code, _)) = fb {
-            *fallbacks.entry(code).or_default() += 1;
+        self.seq += 1;
+        self.messages += 1;
+        let complete = !m.incomplete();
+        match m.kind {
+            MsgKind::Fallback => self.fallback += 1,
+            MsgKind::RxOnly => self.rx_only += 1,
+            MsgKind::Smc => {}
         }
-        let cm: Vec<&&Message> = msgs.iter().filter(|m| m.conn == ci).collect();
-        let count = |d: Dir| cm.iter().filter(|m| m.dir == d && m.kind != MsgKind::RxOnly).count() as u64;
-        let bytes = |d: Dir| cm.iter().filter(|m| m.dir == d).map(|m| m.len).sum::<u64>();
-        let complete: Vec<&&&Message> = cm.iter().filter(|m| !m.incomplete() && m.kind != MsgKind::Fallback).collect();
-        let e2e = complete.iter().any(|m| basis(m) == "e2e");
-        let mut lat: Vec<i64> = complete.iter().filter(|m| !e2e || basis(m) == "e2e").map(|m| m.latency()).collect();
-        let sum = summarize(&mut lat);
-        let mut totals: BTreeMap<&'static str, i64> = BTreeMap::new();
-        for m in &complete {
-            for (d, v) in STAGES.iter().zip(m.stages.iter()) {
-                if let (true, Some(v)) = (d.chain, v) {
-                    *totals.entry(d.name).or_default() += v;
+        if m.kind != MsgKind::RxOnly {
+            self.bytes += m.len;
+        }
+        if complete {
+            self.complete += 1;
+            for (k, v) in m.stages.iter().enumerate() {
+                if let Some(v) = v {
+                    self.stages[k].push(*v);
                 }
             }
         }
-        let dominant = totals.iter().max_by_key(|(_, v)| **v).map(|(k, _)| *k);
-        let hs_side = c
-            .sides
-            .iter()
-            .map(|&s| &a.sides[s])
-            .find(|s| s.role == Role::Client && s.connect_ts.is_some())
-            .or_else(|| c.sides.iter().map(|&s| &a.sides[s]).find(|s| !s.clc.is_empty()));
-        let hs = hs_side.and_then(|s| handshake(a, s));
-        if let Some(t) = hs.as_ref().and_then(|h| h.total_ns) {
-            hs_totals.push(t);
+        let c = &mut self.conns[m.conn];
+        match m.dir {
+            Dir::Forward => {
+                if m.kind != MsgKind::RxOnly {
+                    c.fwd += 1;
+                }
+                c.bytes_fwd += m.len;
+            }
+            Dir::Backward => {
+                if m.kind != MsgKind::RxOnly {
+                    c.bwd += 1;
+                }
+                c.bytes_bwd += m.len;
+            }
         }
-        let addr = |role: Role| {
-            c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == role).and_then(|s| s.info.as_ref().map(|i| i.local.to_string()))
+        if !complete {
+            c.incomplete += 1;
+        }
+        if complete && m.kind != MsgKind::Fallback {
+            if basis(&m) == "e2e" {
+                c.e2e.push(m.latency());
+            } else {
+                c.local.push(m.latency());
+            }
+            for (k, (d, v)) in STAGES.iter().zip(m.stages.iter()).enumerate() {
+                if let (true, Some(v)) = (d.chain, v) {
+                    c.totals[k] += v;
+                }
+            }
+        }
+        if m.kind == MsgKind::Fallback {
+            return;
+        }
+        let lat = m.latency();
+        let slow = self.opts.slow_ns.is_some_and(|th| lat >= th as i64);
+        let top = self.opts.top > 0 && (self.top.len() < self.opts.top || self.top.peek().is_some_and(|w| lat > w.0));
+        if slow || top {
+            let r = message_report(a, &m);
+            if slow {
+                self.slow.push(Ranked(lat, self.seq, r.clone()));
+            }
+            if top {
+                self.top.push(Ranked(lat, self.seq, r));
+                if self.top.len() > self.opts.top {
+                    self.top.pop();
+                }
+            }
+        }
+    }
+}
+
+impl ReportSink {
+    /// The report (warnings are per recording, from loading).
+    pub fn finish(mut self, a: &Analysis, warnings: &[Vec<String>]) -> Report {
+        let f = self.opts.filter.clone();
+        let recordings: Vec<RecordingReport> = a
+            .recordings
+            .iter()
+            .enumerate()
+            .map(|(i, r)| RecordingReport {
+                index: i,
+                path: r.path.clone(),
+                host: r.host.clone(),
+                kernel_release: r.kernel_release.clone(),
+                boot_id: r.boot_id.clone(),
+                events: r.stats.events,
+                lost_events: r.stats.lost_events,
+                unreadable_chunks: r.stats.unreadable_chunks,
+                late_events: r.stats.late_events,
+                unknown_kinds: r.stats.unknown_kinds,
+                unresolved_cdc_recv: r.stats.unresolved_cdc_recv,
+                duration_ns: match (r.stats.first_ts, r.stats.last_ts) {
+                    (Some(f), Some(l)) => l - f,
+                    _ => 0,
+                },
+                warnings: warnings.get(i).cloned().unwrap_or_default(),
+            })
+            .collect();
+        // Stage table over complete messages only: an incomplete message's
+        // stages may be measured against the wrong event.
+        let mut stages = Vec::new();
+        for (k, d) in STAGES.iter().enumerate() {
+            if let Some(s) = summarize(&mut self.stages[k]) {
+                stages.push(StageRow { stage: d.name, summary: s });
+            }
+        }
+        let mut by_mode: BTreeMap<String, u64> = BTreeMap::new();
+        let mut fallbacks: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut conns = Vec::new();
+        let mut hs_totals = Vec::new();
+        for (ci, c) in a.conns.iter().enumerate() {
+            if !self.conn_ok.get(ci).copied().unwrap_or(false) {
+                continue;
+            }
+            let acc = &mut self.conns[ci];
+            let mode = conn_mode(a, &c.sides);
+            *by_mode.entry(mode.label().to_string()).or_default() += 1;
+            let fb = c.sides.iter().find_map(|&s| a.sides[s].fallback);
+            if let Some((_, code, _)) = fb {
+                *fallbacks.entry(code).or_default() += 1;
+            }
+            let e2e = !acc.e2e.is_empty();
+            let sum = if e2e { summarize(&mut acc.e2e) } else { summarize(&mut acc.local) };
+            let dominant = STAGES
+                .iter()
+                .zip(acc.totals.iter())
+                .filter(|(d, v)| d.chain && **v > 0)
+                .max_by_key(|(_, v)| **v)
+                .map(|(d, _)| d.name);
+            let hs_side = c
+                .sides
+                .iter()
+                .map(|&s| &a.sides[s])
+                .find(|s| s.role == Role::Client && s.connect_ts.is_some())
+                .or_else(|| c.sides.iter().map(|&s| &a.sides[s]).find(|s| !s.clc.is_empty()));
+            let hs = hs_side.and_then(|s| handshake(a, s));
+            if let Some(t) = hs.as_ref().and_then(|h| h.total_ns) {
+                hs_totals.push(t);
+            }
+            let side_of = |role: Role| c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == role);
+            let client = side_of(Role::Client)
+                .and_then(|s| s.info.as_ref().map(|i| i.local.to_string()))
+                .or_else(|| side_of(Role::Server).and_then(|s| s.info.as_ref().map(|i| i.remote.to_string())));
+            let server = side_of(Role::Server).and_then(|s| s.info.as_ref().map(|i| i.local.to_string())).or_else(|| {
+                side_of(Role::Client).and_then(|s| {
+                    s.info.as_ref().map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string()))
+                })
+            });
+            conns.push(ConnReport {
+                id: c.id,
+                mode,
+                client,
+                server,
+                sides: c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect(),
+                fallback: fb.map(|(_, code, diag)| FallbackInfo {
+                    code,
+                    name: decline::name(code),
+                    meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+                    peer_diagnosis: diag,
+                }),
+                messages_fwd: acc.fwd,
+                messages_bwd: acc.bwd,
+                bytes_fwd: acc.bytes_fwd,
+                bytes_bwd: acc.bytes_bwd,
+                incomplete: acc.incomplete,
+                latency_basis: if e2e { "e2e" } else { "local" },
+                latency_p50_ns: sum.as_ref().map(|s| s.p50_ns),
+                latency_p99_ns: sum.as_ref().map(|s| s.p99_ns),
+                dominant_stage: dominant,
+                handshake: hs,
+            });
+        }
+        let slowest = self.top.into_sorted_vec().into_iter().map(|r| r.2).collect();
+        self.slow.sort();
+        let slow = self.slow.into_iter().map(|r| r.2).collect();
+        let total_events: u64 = a.recordings.iter().map(|r| r.stats.events).sum();
+        let lost: u64 = a.recordings.iter().map(|r| r.stats.lost_events).sum();
+        let span = (0..a.recordings.len())
+            .filter_map(|r| {
+                let off = a.offset(r).unwrap_or(0);
+                let s = &a.recordings[r].stats;
+                Some((s.first_ts? as i64 - off, s.last_ts? as i64 - off))
+            })
+            .fold(None, |acc: Option<(i64, i64)>, (f, l)| Some(acc.map_or((f, l), |(af, al)| (af.min(f), al.max(l)))));
+        let summary = SummaryReport {
+            duration_ns: span.map_or(0, |(f, l)| (l - f).max(0) as u64),
+            events: total_events,
+            lost_events: lost,
+            connections: conns.len() as u64,
+            connections_by_mode: by_mode,
+            messages: self.messages,
+            complete_messages: self.complete,
+            incomplete_messages: self.messages - self.complete,
+            fallback_messages: self.fallback,
+            rx_only_messages: self.rx_only,
+            bytes: self.bytes,
         };
-        let client = addr(Role::Client).or_else(|| {
-            c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == Role::Server).and_then(|s| s.info.as_ref().map(|i| i.remote.to_string()))
-        });
-        let server = addr(Role::Server).or_else(|| {
-            c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == Role::Client).and_then(|s| {
-                s.info.as_ref().map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string()))
-            })
-        });
-        conns.push(ConnReport {
-            id: c.id,
-            mode,
-            client,
-            server,
-            sides: c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect(),
-            fallback: fb.map(|(_, code, diag)| FallbackInfo {
-                code,
-                name: decline::name(code),
-                meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
-                peer_diagnosis: diag,
-            }),
-            messages_fwd: count(Dir::Forward),
-            messages_bwd: count(Dir::Backward),
-            bytes_fwd: bytes(Dir::Forward),
-            bytes_bwd: bytes(Dir::Backward),
-            incomplete: cm.iter().filter(|m| m.incomplete()).count() as u64,
-            latency_basis: if e2e { "e2e" } else { "local" },
-            latency_p50_ns: sum.as_ref().map(|s| s.p50_ns),
-            latency_p99_ns: sum.as_ref().map(|s| s.p99_ns),
-            dominant_stage: dominant,
-            handshake: hs,
-        });
+        Report {
+            schema: SCHEMA,
+            recordings,
+            clock: a.clocks.clone(),
+            filter: f,
+            summary,
+            fallback_reasons: fallbacks
+                .into_iter()
+                .map(|(code, n)| FallbackReport {
+                    code,
+                    name: decline::name(code),
+                    meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+                    connections: n,
+                })
+                .collect(),
+            stages,
+            handshake: summarize(&mut hs_totals),
+            connections: conns,
+            slowest,
+            slow_threshold_ns: self.opts.slow_ns,
+            slow,
+        }
     }
+}
 
-    let mut ranked: Vec<&Message> = msgs.iter().copied().filter(|m| m.kind != MsgKind::Fallback).collect();
-    ranked.sort_by_key(|m| std::cmp::Reverse(m.latency()));
-    let slowest = ranked.iter().take(opts.top).map(|m| message_report(a, m)).collect();
-    let slow = match opts.slow_ns {
-        Some(th) => ranked.iter().filter(|m| m.latency() >= th as i64).map(|m| message_report(a, m)).collect(),
-        None => Vec::new(),
-    };
-
-    let total_events: u64 = a.recordings.iter().map(|r| r.stats.events).sum();
-    let lost: u64 = a.recordings.iter().map(|r| r.stats.lost_events).sum();
-    let first = msgs.iter().filter_map(|m| m.first_point()).min();
-    let span = (0..a.recordings.len())
-        .filter_map(|r| {
-            let off = a.offset(r).unwrap_or(0);
-            let s = &a.recordings[r].stats;
-            Some((s.first_ts? as i64 - off, s.last_ts? as i64 - off))
-        })
-        .fold(None, |acc: Option<(i64, i64)>, (f, l)| Some(acc.map_or((f, l), |(af, al)| (af.min(f), al.max(l)))));
-    let _ = first;
-    let summary = SummaryReport {
-        duration_ns: span.map_or(0, |(f, l)| (l - f).max(0) as u64),
-        events: total_events,
-        lost_events: lost,
-        connections: conns.len() as u64,
-        connections_by_mode: by_mode,
-        messages: msgs.len() as u64,
-        complete_messages: msgs.iter().filter(|m| !m.incomplete()).count() as u64,
-        incomplete_messages: msgs.iter().filter(|m| m.incomplete()).count() as u64,
-        fallback_messages: msgs.iter().filter(|m| m.kind == MsgKind::Fallback).count() as u64,
-        rx_only_messages: msgs.iter().filter(|m| m.kind == MsgKind::RxOnly).count() as u64,
-        bytes: msgs.iter().filter(|m| m.kind != MsgKind::RxOnly).map(|m| m.len).sum(),
-    };
-    Report {
-        schema: SCHEMA,
-        recordings,
-        clock: a.clocks.clone(),
-        filter: f.clone(),
-        summary,
-        fallback_reasons: fallbacks
-            .into_iter()
-            .map(|(code, n)| FallbackReport {
-                code,
-                name: decline::name(code),
-                meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
-                connections: n,
-            })
-            .collect(),
-        stages,
-        handshake: summarize(&mut hs_totals),
-        connections: conns,
-        slowest,
-        slow_threshold_ns: opts.slow_ns,
-        slow,
+/// Build a report from an analysis whose messages were collected (tests).
+pub fn build(a: &Analysis, opts: &Options, warnings: &[Vec<String>]) -> Report {
+    let mut s = ReportSink::new(opts.clone());
+    s.begin(a);
+    for m in &a.messages {
+        s.message(a, m.clone());
     }
+    s.finish(a, warnings)
 }
 
 fn opt(v: Option<i64>) -> String {

@@ -609,28 +609,34 @@ pub struct SimRecording {
     pub lost: u64,
 }
 
-/// Run the analyzer's model and join over simulated recordings (the first
-/// is the reference clock), exactly as `smc-analyze` does for files.
+/// Run the analyzer (both passes, collecting the messages) over simulated
+/// recordings (the first is the reference clock), as `smc-analyze` does for files.
 pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
-    let mut inputs = Vec::new();
-    for (i, r) in recs.into_iter().enumerate() {
-        let mut b = crate::model::RecordingBuilder::new(i, crate::model::DEFAULT_REORDER_WINDOW_NS);
-        let buf = Synth::bytes(&r.events);
-        for ev in event::records(&buf) {
-            b.push(&ev.expect("synthetic records are well formed"));
-        }
-        b.add_lost(r.lost);
-        let meta = crate::join::RecordingMeta {
-            path: format!("sim{i}"),
-            host: format!("host{i}"),
-            boot_id: r.boot_id,
-            kernel_release: "synthetic".into(),
-            stats: Default::default(),
-            snapshot_sockets: Vec::new(),
-        };
-        inputs.push((meta, b.finish()));
-    }
-    crate::join::analyze(inputs)
+    let inputs = recs
+        .into_iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let buf = std::rc::Rc::new(Synth::bytes(&r.events));
+            crate::join::Input {
+                meta: crate::join::RecordingMeta {
+                    path: format!("sim{i}"),
+                    host: format!("host{i}"),
+                    boot_id: r.boot_id,
+                    kernel_release: "synthetic".into(),
+                    stats: Default::default(),
+                    snapshot_sockets: Vec::new(),
+                },
+                lost: r.lost,
+                open: Box::new(move || {
+                    let items: Vec<crate::join::Item> = event::records(&buf)
+                        .map(|ev| crate::join::Item::Event(crate::model::owned(&ev.expect("synthetic records are well formed"))))
+                        .collect();
+                    Box::new(items.into_iter())
+                }),
+            }
+        })
+        .collect();
+    crate::join::collect(inputs, crate::model::DEFAULT_REORDER_WINDOW_NS)
 }
 
 /// Write `events` as a `.smctrace` file through the format crate's Writer

@@ -413,3 +413,59 @@ fn one_sided_recording_reports_what_that_side_owns() {
         assert_eq!(stage(m, "app_wait"), Some(3_000));
     }
 }
+
+fn long_run(rounds: u64, offset: i64) -> Analysis {
+    let (mut sy, mut c) = two_hosts(offset);
+    c.handshake(&mut sy);
+    for i in 0..rounds {
+        c.pingpong_round(&mut sy, 64 + (i % 7) * 100);
+        c.idle(1_000_000); // 1 ms per round: many reorder windows long
+    }
+    c.close(&mut sy);
+    analyze_streams(vec![one(&sy, 0), one(&sy, 1)])
+}
+
+#[test]
+fn long_two_host_run_is_joined_streaming_with_bounded_memory() {
+    let offset = 12_345_678i64;
+    let short = long_run(1500, offset);
+    let long = long_run(6000, offset);
+    assert_eq!(long.clocks[1].offset_ns, Some(offset));
+    let msgs = smc_msgs(&long);
+    assert_eq!(msgs.len(), 12_000);
+    for m in &msgs {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        assert_eq!(stage(m, "e2e"), Some(20_000));
+    }
+    // What is held at once depends on the join interval and the reorder
+    // window, not on the length of the recording.
+    assert!(
+        long.peak_retained <= short.peak_retained * 6 / 5,
+        "peak retained {} for 4x the run vs {}",
+        long.peak_retained,
+        short.peak_retained
+    );
+    assert!(long.peak_retained < 12_000 * 4 / 3, "{}", long.peak_retained);
+}
+
+#[test]
+fn long_one_sided_run_gives_sender_and_receive_only_messages() {
+    let (mut sy, mut c) = two_hosts(0);
+    c.handshake(&mut sy);
+    for _ in 0..3000 {
+        c.pingpong_round(&mut sy, 64);
+        c.idle(1_000_000);
+    }
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let sent = smc_msgs(&a);
+    assert_eq!(sent.len(), 3000);
+    assert!(sent.iter().all(|m| !m.incomplete() && stage(m, "cdc_complete") == Some(20_000)));
+    let rx: Vec<_> = a.messages.iter().filter(|m| m.kind == MsgKind::RxOnly).collect();
+    assert_eq!(rx.len(), 3000);
+    for m in rx {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        assert_eq!(stage(m, "rx_process"), Some(3_000));
+        assert_eq!(stage(m, "app_wait"), Some(3_000));
+    }
+    assert!(a.peak_retained < 6_000, "peak retained {} for 6000 messages and their receive points", a.peak_retained);
+}
