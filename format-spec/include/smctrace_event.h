@@ -3,7 +3,7 @@
  * smctrace event records: the one declaration of the bytes the recorder's BPF
  * programs put into the ring buffer and that a .smctrace chunk stores verbatim.
  *
- * Included by recorder-ebpf/*.bpf.c (with vmlinux-free <linux/types.h> types)
+ * Included by the BPF programs in recorder-ebpf/ (with vmlinux-free <linux/types.h> types)
  * and mirrored field for field by format-spec/src/event.rs; a test compiles
  * this header and checks every size and offset against the Rust mirror.
  *
