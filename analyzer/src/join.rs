@@ -347,7 +347,7 @@ pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analy
         feed(&mut builders[r], it);
         heads[r] = iters[r].next();
         count += 1;
-        if streaming && count % FLUSH_EVERY == 0 {
+        if streaming && count.is_multiple_of(FLUSH_EVERY) {
             // Builders process events a reorder window behind the input.
             peak = peak.max(retained(&builders));
             flush(&a, &mut builders, now.saturating_sub(window_ns as i64), false, sink);

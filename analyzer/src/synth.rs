@@ -39,6 +39,7 @@ impl Synth {
         Synth { events: Vec::new(), host_offset: vec![0; hosts] }
     }
 
+    #[allow(clippy::too_many_arguments)] // one argument per header field
     fn emit<T: bytemuck::Pod>(&mut self, host: usize, kind: EventKind, mut rec: T, ts: u64, pid: u32, tid: u32, cpu: u16) {
         let len = std::mem::size_of::<T>();
         let hts = (ts as i64 + self.host_offset[host]) as u64;
@@ -357,7 +358,7 @@ impl SimConn {
         let pieces = pieces.max(1);
         for k in 0..pieces {
             let upto = if k + 1 == pieces { after } else { before + len * (k + 1) / pieces };
-            t = self.post(sy, from, upto, t, e.tid, true);
+            t = self.post(sy, from, upto, t, e.tid);
         }
         let copy_ret = t + 1_000;
         sy.emit(
@@ -431,12 +432,12 @@ impl SimConn {
         let upto = self.ends[from].prep;
         let e = self.ends[from].clone();
         sy.emit(e.host, EventKind::TxStart, event::TxStart { sock: e.sock, path: event::TX_PATH_PENDING, ..Default::default() }, self.now, e.pid, 0, 2);
-        let t = self.post(sy, from, upto, self.now + 1_000, 0, false);
+        let t = self.post(sy, from, upto, self.now + 1_000, 0);
         self.now = t + 1_000;
     }
 
     /// RDMA_WRITE [prod, upto) then CDC_SEND; returns the time after the CDC.
-    fn post(&mut self, sy: &mut Synth, from: usize, upto: u64, t: u64, tid: u32, _in_send: bool) -> u64 {
+    fn post(&mut self, sy: &mut Synth, from: usize, upto: u64, t: u64, tid: u32) -> u64 {
         let e = self.ends[from].clone();
         let peer_ring = self.ends[1 - from].rmb_len;
         let before = e.prod;
