@@ -388,9 +388,14 @@ fn locate(a: &Analysis, gi: usize) -> (usize, usize) {
 /// past the horizon, or everything when `last`), then prune receive points
 /// no later message can need.
 fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &mut dyn Sink) {
-    for bl in b.iter_mut() {
+    for (r, bl) in b.iter_mut().enumerate() {
+        // `now` is on the reference clock; the builders' times on their own.
+        let local_before = now.saturating_add(a.offset(r).unwrap_or(0)).saturating_sub(JOIN_HORIZON_NS);
         for s in bl.sides_mut() {
             s.rx.settle();
+            if !last && local_before > 0 {
+                s.tx.expire(local_before as u64);
+            }
         }
     }
     for gi in 0..a.sides.len() {

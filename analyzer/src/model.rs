@@ -517,6 +517,25 @@ pub struct TxState {
 }
 
 impl TxState {
+    /// Give up waiting for the sender events of in-flight messages that
+    /// started before `before` (own clock): they are joined with what is
+    /// known (and marked incomplete), so one stuck message cannot hold
+    /// memory until the end of the recording.
+    pub fn expire(&mut self, before: u64) {
+        if !self.inflight.front().is_some_and(|m| m.first_time().is_some_and(|t| t < before)) {
+            return;
+        }
+        let mut keep = VecDeque::with_capacity(self.inflight.len());
+        for m in self.inflight.drain(..) {
+            if m.first_time().is_some_and(|t| t < before) {
+                self.done.push_back(m);
+            } else {
+                keep.push_back(m);
+            }
+        }
+        self.inflight = keep;
+    }
+
     /// Stream ends of the messages not yet joined.
     pub fn pending_ends(&self) -> impl Iterator<Item = u64> + '_ {
         self.inflight.iter().chain(self.done.iter()).filter(|m| m.ranged).map(|m| m.end)
