@@ -398,25 +398,33 @@ static __always_inline bool sock_wanted(const void *smc, bool task_ctx)
 	return (have & need) == need;
 }
 
-/* Connection-level filters (port, netns), evaluated when the identity is known. */
-static __always_inline void conn_filter(const void *smc, __u16 lport, __u16 rport, __u64 netns)
+/* Connection-level filters (port, netns): does this identity pass? */
+static __always_inline bool conn_pass(__u16 lport, __u16 rport, __u64 netns)
 {
-	__u64 key = (__u64)smc;
-	__u8 have = 0, *st;
 	bool ok = true;
 
-	if (!filter_flags)
-		return;
 	if (filter_flags & FLT_PORT)
 		ok = bpf_map_lookup_elem(&filter_ports, &lport) ||
 		     bpf_map_lookup_elem(&filter_ports, &rport);
 	if (ok && (filter_flags & FLT_NETNS))
 		ok = bpf_map_lookup_elem(&filter_netns, &netns) != 0;
+	return ok;
+}
+
+/*
+ * Set the bits of `mask` in the socket's filter state to `bits`. Kernel
+ * addresses are reused: a new connection on the same smc_sock must not
+ * inherit the verdict of the previous one, so the bits are assigned, not ORed.
+ */
+static __always_inline void conn_state_set(const void *smc, __u8 mask, __u8 bits)
+{
+	__u64 key = (__u64)smc;
+	__u8 have = 0, *st;
+
 	st = bpf_map_lookup_elem(&conns, &key);
 	if (st)
 		have = *st;
-	if (ok)
-		have |= CONN_OK;
+	have = (have & ~mask) | (bits & mask);
 	bpf_map_update_elem(&conns, &key, &have, BPF_ANY);
 }
 
@@ -425,6 +433,26 @@ static __always_inline __u64 sk_netns(const void *sk)
 	const void *net = rd_ptr(sk, off_skc_net);
 
 	return net ? rd_u32(net, off_net_ns_inum) : 0;
+}
+
+/* TCP ports of the clcsock: local (host order) and remote (host order). */
+static __always_inline const void *clc_sk(const void *smc)
+{
+	const void *clcsock = rd_ptr(smc, off_smc_clcsock);
+
+	return clcsock ? rd_ptr(clcsock, off_socket_sk) : 0;
+}
+
+static __always_inline bool clc_pass(const void *smc)
+{
+	const void *clcsk = clc_sk(smc);
+	__u16 lport = 0, rport = 0;
+
+	if (clcsk) {
+		lport = rd_u16(clcsk, off_skc_num);
+		rport = __builtin_bswap16(rd_u16(clcsk, off_skc_dport));
+	}
+	return conn_pass(lport, rport, sk_netns(smc));
 }
 
 /* ---- connection lifecycle ---- */
@@ -443,9 +471,14 @@ int BPF_KPROBE(connect_enter, void *sock, void *addr)
 	family = rd_u16(addr, 0);
 	port = __builtin_bswap16(rd_u16(addr, 2));
 	netns = sk_netns(smc);
-	conn_filter(smc, 0, port, netns);
-	if (!sock_wanted(smc, true))
-		return 0;
+	if (filter_flags) {
+		/* a new connection: forget what this address was used for before */
+		__u8 bits = (conn_pass(0, port, netns) ? CONN_OK : 0) | (task_matches() ? TASK_OK : 0);
+
+		conn_state_set(smc, CONN_OK | TASK_OK, bits);
+		if (!sock_wanted(smc, false))
+			return 0;
+	}
 
 	RESERVE(struct st_connect, ev, ST_EV_CONNECT);
 	ev->sock = sock_id(smc);
@@ -461,11 +494,18 @@ int BPF_KPROBE(connect_enter, void *sock, void *addr)
 	return 0;
 }
 
-static __always_inline int hs_enter(__u32 probe, const void *smc)
+static __always_inline int hs_enter(__u32 probe, const void *smc, bool server)
 {
 	struct stash s = {};
 
 	count_hit(probe);
+	/*
+	 * The clcsock is connected (client) or accepted (server) by now, so the
+	 * port/netns verdict is known before the CLC messages. A server socket is
+	 * new: its task verdict starts empty (the handshake runs in a worker).
+	 */
+	if (filter_flags)
+		conn_state_set(smc, server ? (CONN_OK | TASK_OK) : CONN_OK, clc_pass(smc) ? CONN_OK : 0);
 	s.enter_ns = bpf_ktime_get_ns();
 	s.a0 = (__u64)smc;
 	stash_put(probe, &s);
@@ -480,7 +520,7 @@ static __always_inline void rd_endpoint_v4(struct st_endpoint *e, const void *sk
 static __always_inline int hs_exit(__u32 probe, __u8 role, long rc)
 {
 	struct stash s;
-	const void *smc, *conn, *clcsk = 0, *lnk, *lgr, *buf;
+	const void *smc, *conn, *clcsk, *lnk, *lgr, *buf;
 	__u16 family = 0, lport = 0, rport = 0;
 	__u64 netns;
 	__u32 token;
@@ -489,12 +529,7 @@ static __always_inline int hs_exit(__u32 probe, __u8 role, long rc)
 		return 0;
 	smc = (const void *)s.a0;
 	conn = conn_of(smc);
-	{
-		const void *clcsock = rd_ptr(smc, off_smc_clcsock);
-
-		if (clcsock)
-			clcsk = rd_ptr(clcsock, off_socket_sk);
-	}
+	clcsk = clc_sk(smc);
 	if (clcsk) {
 		family = rd_u16(clcsk, off_skc_family);
 		lport = rd_u16(clcsk, off_skc_num);
@@ -502,7 +537,8 @@ static __always_inline int hs_exit(__u32 probe, __u8 role, long rc)
 	}
 	netns = sk_netns(smc);
 	token = rd_u32(conn, off_conn_alert_token_local);
-	conn_filter(smc, lport, rport, netns);
+	if (filter_flags)
+		conn_state_set(smc, CONN_OK, conn_pass(lport, rport, netns) ? CONN_OK : 0);
 	if (token && filter_flags == 0) {
 		__u64 v = (__u64)smc;
 
@@ -581,7 +617,7 @@ static __always_inline int hs_exit(__u32 probe, __u8 role, long rc)
 SEC("kprobe/__smc_connect")
 int BPF_KPROBE(hs_client_enter, void *smc)
 {
-	return hs_enter(P_HS_CLIENT, smc);
+	return hs_enter(P_HS_CLIENT, smc, false);
 }
 
 SEC("kretprobe/__smc_connect")
@@ -593,7 +629,7 @@ int BPF_KRETPROBE(hs_client_exit, long rc)
 SEC("kprobe/smc_listen_work")
 int BPF_KPROBE(hs_server_enter, void *work)
 {
-	return hs_enter(P_HS_SERVER, (const char *)work - off_smc_listen_work);
+	return hs_enter(P_HS_SERVER, (const char *)work - off_smc_listen_work, true);
 }
 
 SEC("kretprobe/smc_listen_work")
@@ -908,6 +944,13 @@ static __always_inline int tx_start(__u32 probe, const void *conn, __u8 path)
 
 	count_hit(probe);
 	if (!sock_wanted(smc, false))
+		return 0;
+	/*
+	 * Only attempts with prepared, unsent bytes: the CQE and rx paths call
+	 * these on every completion, mostly with nothing to send, and such empty
+	 * attempts would double the sender's event rate for no stage.
+	 */
+	if (rd_u64(conn, off_conn_tx_curs_prep) == rd_u64(conn, off_conn_tx_curs_sent))
 		return 0;
 	RESERVE(struct st_tx_start, ev, ST_EV_TX_START);
 	ev->sock = sock_id(smc);

@@ -44,6 +44,7 @@ use Attach::*;
 
 const SOCK: &[&str] = &["off_socket_sk"];
 const CONN_SMC: &[&str] = &["off_smc_conn"];
+const TX_START: &[&str] = &["off_smc_conn", "off_conn_tx_curs_prep", "off_conn_tx_curs_sent"];
 
 /// In `enum probe_id` order.
 pub const PROBES: &[Probe] = &[
@@ -157,7 +158,7 @@ pub const PROBES: &[Probe] = &[
         programs: &[("tx_start_sendmsg", KProbe)],
         stage: "C tx start",
         loses: "stage C for sends transmitted from sendmsg",
-        needs: CONN_SMC,
+        needs: TX_START,
     },
     Probe {
         name: "tx_start_pending",
@@ -165,7 +166,7 @@ pub const PROBES: &[Probe] = &[
         programs: &[("tx_start_pending", KProbe)],
         stage: "C tx start",
         loses: "stage C for deferred (autocorked / CQE-driven) transmits",
-        needs: CONN_SMC,
+        needs: TX_START,
     },
     Probe {
         name: "tx_start_work",
@@ -173,7 +174,7 @@ pub const PROBES: &[Probe] = &[
         programs: &[("tx_start_work", KProbe)],
         stage: "C tx start",
         loses: "stage C for transmits from the tx worker (no free WR slot)",
-        needs: &["off_smc_conn", "off_conn_tx_work"],
+        needs: &["off_smc_conn", "off_conn_tx_work", "off_conn_tx_curs_prep", "off_conn_tx_curs_sent"],
     },
     Probe {
         name: "rdma_write",
