@@ -180,7 +180,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 memory_mb: common.memory,
                 smcctl: smcctl_path(),
             };
-            scenario::run(sc, &k, &out, &opts)
+            let t0 = std::time::Instant::now();
+            let code = scenario::run(sc, &k, &out, &opts)?;
+            say(&format!("wall time of the run (boot, workload, checks): {:.1} s", t0.elapsed().as_secs_f64()));
+            Ok(code)
         }
     }
 }

@@ -175,7 +175,7 @@ pub fn guest_env(spec: &Spec, role: Role) -> String {
 }
 
 /// The initramfs members: busybox, the two scripts, /dev/console, stage-1 modules.
-pub fn initramfs_entries(kernel: &Kernel) -> Result<Vec<Entry>> {
+pub fn initramfs_entries(kernel: &Kernel, extra_keep: &[PathBuf]) -> Result<Vec<Entry>> {
     let dir = |p: &str| Entry::Dir { path: p.into(), mode: 0o755 };
     let mut e = vec![dir("bin"), dir("dev"), dir("proc"), dir("sys"), dir("lab"), dir("modules")];
     e.push(Entry::CharDev { path: "dev/console".into(), mode: 0o600, major: 5, minor: 1 });
@@ -183,6 +183,19 @@ pub fn initramfs_entries(kernel: &Kernel) -> Result<Vec<Entry>> {
     e.push(Entry::File { path: "bin/busybox".into(), mode: 0o755, data: busybox });
     e.push(Entry::File { path: "init".into(), mode: 0o755, data: GUEST_INIT.as_bytes().to_vec() });
     e.push(Entry::File { path: "lab/guest.sh".into(), mode: 0o755, data: GUEST_SCRIPT.as_bytes().to_vec() });
+    // Host paths the guests must see although they lie under /tmp or /run, which the
+    // guests replace with their own tmpfs (a CI clone in /tmp, a cache in /tmp...).
+    let mut keep: Vec<String> = vec![
+        crate::host::workspace_root().display().to_string(),
+        crate::host::target_dir().display().to_string(),
+        kernel.dir.display().to_string(),
+    ];
+    if let Ok(cwd) = std::env::current_dir() {
+        keep.push(cwd.display().to_string());
+    }
+    keep.extend(extra_keep.iter().map(|p| p.display().to_string()));
+    let keep: String = keep.iter().filter(|p| !p.contains(char::is_whitespace)).map(|p| format!("{p}\n")).collect();
+    e.push(Entry::File { path: "lab/keep".into(), mode: 0o644, data: keep.into_bytes() });
     let stage1 = kernel.stage1_dir();
     let order = std::fs::read_to_string(stage1.join("order"))
         .with_context(|| format!("reading {}", stage1.join("order").display()))?;
@@ -378,7 +391,7 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
     }
     std::fs::create_dir_all(&lab).with_context(|| format!("creating {}", lab.display()))?;
     let initrd = lab.join("initramfs.cpio");
-    let archive = write_newc(&initramfs_entries(&spec.kernel)?);
+    let archive = write_newc(&initramfs_entries(&spec.kernel, &spec.smcctl.parent().map(Path::to_path_buf).into_iter().collect::<Vec<_>>())?);
     // Cheap self-check of what is about to boot: the archive parses and has its init.
     let members = list_newc(&archive)?;
     if !members.iter().any(|(p, _, _)| p == "init") {
