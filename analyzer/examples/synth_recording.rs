@@ -1,8 +1,11 @@
 //! Write a pair of synthetic recordings (client host and server host, clocks
 //! 2.5 ms apart) to try `smc-analyze` before the lab's real fixtures exist:
 //!
-//!     cargo run -p smc-analyze --example synth_recording -- /tmp/demo
+//!     cargo run -p smc-analyze --example synth_recording -- /tmp/demo [ROUNDS]
 //!     smc-analyze report /tmp/demo/client.smctrace /tmp/demo/server.smctrace
+//!
+//! ROUNDS (default 100) sets the length of the ping-pong connection, e.g.
+//! 500000 for a recording of about ten million events to measure speed and memory.
 //!
 //! Content: an SMC-R ping-pong connection (100 rounds of 64 bytes, a few of
 //! them delayed in the receiving application), an autocorked bulk connection
@@ -17,10 +20,18 @@ fn main() {
         eprintln!("{}: {e}", dir.display());
         std::process::exit(1);
     }
-    let sy = demo();
+    let rounds = match std::env::args().nth(2).map(|r| r.parse::<u64>()) {
+        None => 100,
+        Some(Ok(r)) => r,
+        Some(Err(e)) => {
+            eprintln!("ROUNDS: {e}");
+            std::process::exit(2);
+        }
+    };
+    let sy = demo(rounds);
     for (host, name) in [(0, "client"), (1, "server")] {
         let p = dir.join(format!("{name}.smctrace"));
-        if let Err(e) = write_recording(&p, &sy.stream(host), name, &format!("boot-{name}"), 0, 64, true) {
+        if let Err(e) = write_recording(&p, &sy.stream(host), name, &format!("boot-{name}"), 0, 4096, true) {
             eprintln!("{e}");
             std::process::exit(1);
         }
@@ -29,12 +40,12 @@ fn main() {
 }
 
 /// The demo's events.
-fn demo() -> Synth {
+fn demo(rounds: u64) -> Synth {
     let mut sy = Synth::new(2);
     sy.host_offset[1] = 2_500_000;
     let mut pp = SimConn::new(SimMode::SmcR, 0, 1, 65536, 1);
     pp.handshake(&mut sy);
-    for i in 0..100u64 {
+    for i in 0..rounds {
         pp.send(&mut sy, 0, 64, 1);
         pp.deliver(&mut sy, 1);
         if i % 25 == 7 {

@@ -926,7 +926,12 @@ impl RecordingBuilder {
                 }
             }
             EventRef::Clc(e) => {
-                let i = self.side(e.sock, h.ts_ns);
+                // A server socket's first events are CLC messages: on a reused
+                // address after a close they start a new side.
+                let i = match self.by_sock.get(&e.sock) {
+                    Some(&i) if self.sides[i].close.is_some() => self.fresh_side(e.sock, h.ts_ns),
+                    _ => self.side(e.sock, h.ts_ns),
+                };
                 let path = if e.path == 0 { String::new() } else { (e.path as char).to_string() };
                 self.sides[i].clc.push(ClcEvent {
                     ts: h.ts_ns,
