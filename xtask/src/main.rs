@@ -163,6 +163,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
         LabCmd::Run { scenario, common, record, no_build } => {
+            let t0 = std::time::Instant::now();
             let sc = scenario::Scenario::parse(&scenario)?;
             prepare_host()?;
             let k = kernel::ensure(common.kernel)?;
@@ -180,9 +181,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 memory_mb: common.memory,
                 smcctl: smcctl_path(),
             };
-            let t0 = std::time::Instant::now();
             let code = scenario::run(sc, &k, &out, &opts)?;
-            say(&format!("wall time of the run (boot, workload, checks): {:.1} s", t0.elapsed().as_secs_f64()));
+            say(&format!("total wall time (with package/kernel checks and build): {:.1} s", t0.elapsed().as_secs_f64()));
             Ok(code)
         }
     }
