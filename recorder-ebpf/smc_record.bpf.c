@@ -792,6 +792,9 @@ int BPF_KPROBE(release_enter, void *sock)
 	smc = rd_ptr(sock, off_socket_sk);
 	if (!smc || !sock_wanted(smc, true))
 		return 0;
+	/* the owner closes: a socket never connected may carry an older verdict */
+	if ((filter_flags & (FLT_PID | FLT_COMM)) && !task_matches())
+		return 0;
 	RESERVE(struct st_close, ev, ST_EV_CLOSE);
 	ev->sock = sock_id(smc);
 	ev->state = rd_u8(smc, off_skc_state);
