@@ -54,7 +54,11 @@ pub struct ClockEstimate {
 /// A connection: one SMC socket pair, with the sides recorded of it.
 #[derive(Clone, Debug)]
 pub struct Connection {
+    /// 1, 2, ... in order of appearance; 0 for an idle socket.
     pub id: u32,
+    /// A socket that never connected nor moved data (a listener, a socket
+    /// closed unused): not a connection, left out of reports.
+    pub idle: bool,
     /// Indices into [`Analysis::sides`]; the client first when known.
     pub sides: Vec<usize>,
 }
@@ -712,8 +716,9 @@ fn pair(sides: &[Side]) -> (Vec<Connection>, Vec<usize>) {
             peer[j] = Some(i);
         }
     }
-    let mut conns = Vec::new();
+    let mut conns: Vec<Connection> = Vec::new();
     let mut side_conn = vec![usize::MAX; sides.len()];
+    let mut next_id = 1;
     for i in 0..sides.len() {
         if side_conn[i] != usize::MAX {
             continue;
@@ -726,7 +731,12 @@ fn pair(sides: &[Side]) -> (Vec<Connection>, Vec<usize>) {
         for &k in &members {
             side_conn[k] = conns.len();
         }
-        conns.push(Connection { id: conns.len() as u32 + 1, sides: members });
+        let idle = members.iter().all(|&k| sides[k].is_idle());
+        let id = if idle { 0 } else { next_id };
+        if !idle {
+            next_id += 1;
+        }
+        conns.push(Connection { id, idle, sides: members });
     }
     (conns, side_conn)
 }

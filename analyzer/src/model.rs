@@ -616,6 +616,20 @@ impl Side {
         }
     }
 
+    /// Never connected nor moved data: a listening socket, or one closed unused.
+    pub fn is_idle(&self) -> bool {
+        self.connect_ts.is_none()
+            && self.info.is_none()
+            && self.clc.is_empty()
+            && self.fallback.is_none()
+            && self.local_token.is_none()
+            && self.tx.sends == 0
+            && self.tx.cdc_count == 0
+            && self.rx.recv_calls == 0
+            && self.rx.clock.is_empty()
+            && self.rx.actions.is_empty()
+    }
+
     pub fn is_smcd(&self) -> bool {
         self.mode == Mode::SmcD
     }
@@ -882,7 +896,9 @@ impl RecordingBuilder {
                     _ => s.role,
                 };
                 s.mode = Mode::from_u8(e.mode);
-                if s.comm.is_empty() || e.role == event::ROLE_SERVER {
+                // A server's handshake ends in a kworker (smc_listen_work):
+                // its pid and comm are not the application's.
+                if e.role != event::ROLE_SERVER && s.comm.is_empty() {
                     s.comm = event::c_str(&e.comm);
                     s.pid = h.pid;
                 }
@@ -1068,7 +1084,7 @@ impl RecordingBuilder {
         let window = self.window;
         let i = self.side(e.sock, h.ts_ns);
         let s = &mut self.sides[i];
-        if s.pid == 0 || s.role != Role::Server {
+        if s.pid == 0 {
             s.pid = h.pid;
         }
         s.tx.sends += 1;

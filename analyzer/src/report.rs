@@ -66,7 +66,7 @@ impl Filter {
     /// the pid/comm/port filters.
     pub fn conn_matches(&self, a: &Analysis, ci: usize) -> bool {
         let c = &a.conns[ci];
-        if self.conn.is_some_and(|id| id != c.id) {
+        if c.idle || self.conn.is_some_and(|id| id != c.id) {
             return false;
         }
         c.sides.iter().any(|&s| self.side_matches(&a.sides[s]))
