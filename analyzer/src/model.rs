@@ -522,7 +522,7 @@ impl TxState {
     /// known (and marked incomplete), so one stuck message cannot hold
     /// memory until the end of the recording.
     pub fn expire(&mut self, before: u64) {
-        if !self.inflight.front().is_some_and(|m| m.first_time().is_some_and(|t| t < before)) {
+        if self.inflight.front().is_none_or(|m| m.first_time().is_none_or(|t| t >= before)) {
             return;
         }
         let mut keep = VecDeque::with_capacity(self.inflight.len());
