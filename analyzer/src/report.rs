@@ -118,6 +118,9 @@ pub struct FallbackReport {
     pub code: u32,
     pub name: String,
     pub meaning: String,
+    /// Which side fell back with this reason (a server that declines and the
+    /// client that receives the decline give different reasons).
+    pub side: Role,
     pub connections: u64,
 }
 
@@ -146,6 +149,7 @@ pub struct SideReport {
     pub rmb_len: u32,
     pub peer_rmbe_size: u32,
     pub closed_ns: Option<i64>,
+    pub fallback: Option<FallbackInfo>,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -258,6 +262,16 @@ fn side_report(a: &Analysis, s: &Side) -> SideReport {
         rmb_len: s.rx.rmb_len,
         peer_rmbe_size: s.tx.peer_rmbe_size,
         closed_ns: s.close.map(|(t, _, _)| t as i64 - off - a.t0),
+        fallback: s.fallback.map(|(_, code, diag)| fallback_info(code, diag)),
+    }
+}
+
+fn fallback_info(code: u32, diag: u32) -> FallbackInfo {
+    FallbackInfo {
+        code,
+        name: decline::name(code),
+        meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+        peer_diagnosis: diag,
     }
 }
 
@@ -523,7 +537,7 @@ impl ReportSink {
             }
         }
         let mut by_mode: BTreeMap<String, u64> = BTreeMap::new();
-        let mut fallbacks: BTreeMap<u32, u64> = BTreeMap::new();
+        let mut fallbacks: BTreeMap<(u32, &'static str), (Role, u64)> = BTreeMap::new();
         let mut conns = Vec::new();
         let mut hs_totals = Vec::new();
         for (ci, c) in a.conns.iter().enumerate() {
@@ -533,10 +547,25 @@ impl ReportSink {
             let acc = &mut self.conns[ci];
             let mode = conn_mode(a, &c.sides);
             *by_mode.entry(mode.label().to_string()).or_default() += 1;
-            let fb = c.sides.iter().find_map(|&s| a.sides[s].fallback);
-            if let Some((_, code, _)) = fb {
-                *fallbacks.entry(code).or_default() += 1;
+            for &s in &c.sides {
+                if let Some((_, code, _)) = a.sides[s].fallback {
+                    let role = a.sides[s].role;
+                    let label = match role {
+                        Role::Client => "client",
+                        Role::Server => "server",
+                        Role::Unknown => "unknown",
+                    };
+                    fallbacks.entry((code, label)).or_insert((role, 0)).1 += 1;
+                }
             }
+            // The connection's reason: the client's when it has one.
+            let fb = c
+                .sides
+                .iter()
+                .map(|&s| &a.sides[s])
+                .filter(|s| s.fallback.is_some())
+                .min_by_key(|s| s.role != Role::Client)
+                .and_then(|s| s.fallback);
             let e2e = !acc.e2e.is_empty();
             let sum = if e2e { summarize(&mut acc.e2e) } else { summarize(&mut acc.local) };
             let dominant = STAGES
@@ -570,12 +599,7 @@ impl ReportSink {
                 client,
                 server,
                 sides: c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect(),
-                fallback: fb.map(|(_, code, diag)| FallbackInfo {
-                    code,
-                    name: decline::name(code),
-                    meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
-                    peer_diagnosis: diag,
-                }),
+                fallback: fb.map(|(_, code, diag)| fallback_info(code, diag)),
                 messages_fwd: acc.fwd,
                 messages_bwd: acc.bwd,
                 bytes_fwd: acc.bytes_fwd,
@@ -621,10 +645,11 @@ impl ReportSink {
             summary,
             fallback_reasons: fallbacks
                 .into_iter()
-                .map(|(code, n)| FallbackReport {
+                .map(|((code, _), (side, n))| FallbackReport {
                     code,
                     name: decline::name(code),
                     meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+                    side,
                     connections: n,
                 })
                 .collect(),
@@ -742,7 +767,15 @@ pub fn render_text(r: &Report) -> String {
     if !r.fallback_reasons.is_empty() {
         let _ = writeln!(o, "\nfallback reasons:");
         for f in &r.fallback_reasons {
-            let _ = writeln!(o, "  {:#010x} {:<12} {:>5} connection(s)  {}", f.code, f.name, f.connections, f.meaning);
+            let _ = writeln!(
+                o,
+                "  {:#010x} {:<12} {:<7} {:>5} connection(s)  {}",
+                f.code,
+                f.name,
+                format!("{:?}", f.side).to_lowercase(),
+                f.connections,
+                f.meaning
+            );
         }
     }
     let _ = writeln!(o, "\nstages (complete messages):");
@@ -802,8 +835,10 @@ pub fn render_text(r: &Report) -> String {
             })
             .collect();
         let _ = writeln!(o, "       {}", who.join("; "));
-        if let Some(f) = &c.fallback {
-            let _ = writeln!(o, "       fallback {:#010x} {} ({})", f.code, f.name, f.meaning);
+        for s in &c.sides {
+            if let Some(f) = &s.fallback {
+                let _ = writeln!(o, "       [{}] {:?} fell back: {:#010x} {} ({})", s.recording, s.role, f.code, f.name, f.meaning);
+            }
         }
     }
     if r.connections.iter().any(|c| c.latency_basis != "e2e") {
