@@ -8,6 +8,7 @@
 //! fatal: the recording goes on with what the kernel allows.
 
 use std::collections::BTreeMap;
+use std::os::fd::{AsFd, AsRawFd};
 
 use anyhow::{Context, Result};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
@@ -175,6 +176,30 @@ fn fill_filters(ebpf: &mut Ebpf, f: &Filters) -> Result<()> {
     Ok(())
 }
 
+/// `recursion_misses` of one loaded program (BPF_OBJ_GET_INFO_BY_FD). aya 0.14's
+/// ProgramInfo does not expose the field; the offset is that of the uapi
+/// `struct bpf_prog_info` (stable ABI: fields are only ever appended).
+fn prog_recursion_misses(fd: i32) -> u64 {
+    const BPF_OBJ_GET_INFO_BY_FD: libc::c_long = 15;
+    const RECURSION_MISSES_OFF: usize = 208;
+    #[repr(C)]
+    struct InfoAttr {
+        bpf_fd: u32,
+        info_len: u32,
+        info: u64,
+    }
+    let mut info = [0u64; 29]; // sizeof(struct bpf_prog_info) == 232 in 6.x
+    let mut attr = InfoAttr { bpf_fd: fd as u32, info_len: std::mem::size_of_val(&info) as u32, info: info.as_mut_ptr() as u64 };
+    // SAFETY: attr points to a buffer of info_len bytes that lives across the call.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &mut attr as *mut InfoAttr, std::mem::size_of::<InfoAttr>())
+    };
+    if rc != 0 || (attr.info_len as usize) < RECURSION_MISSES_OFF + 8 {
+        return 0;
+    }
+    info[RECURSION_MISSES_OFF / 8]
+}
+
 fn map_mut<'a, K: aya::Pod, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<BpfHashMap<&'a mut MapData, K, V>> {
     let m = ebpf.map_mut(name).with_context(|| format!("map {name} missing from the BPF object"))?;
     BpfHashMap::try_from(m).map_err(anyhow::Error::new).with_context(|| format!("map {name}"))
@@ -196,6 +221,27 @@ impl Loaded {
             out.push((p.name.to_string(), v.iter().sum()));
         }
         Ok(out)
+    }
+
+    /// Per probe: calls the kernel did not run our program for because another
+    /// BPF tracing program was already running on that CPU (e.g. a softirq
+    /// interrupting one of our probes). Those events are lost without a ring
+    /// buffer failure, so they are reported separately (`bpf_prog_info.recursion_misses`,
+    /// kernel 5.12+; 0 where the kernel does not count them).
+    pub fn recursion_misses(&self) -> Vec<(String, u64)> {
+        PROBES
+            .iter()
+            .map(|p| {
+                let n: u64 = p
+                    .programs
+                    .iter()
+                    .filter_map(|(name, _)| self.ebpf.program(name))
+                    .filter_map(|prog| prog.fd().ok())
+                    .map(|fd| prog_recursion_misses(fd.as_fd().as_raw_fd()))
+                    .sum();
+                (p.name.to_string(), n)
+            })
+            .collect()
     }
 
     /// Failed ring buffer reservations per possible CPU.

@@ -152,7 +152,7 @@ impl KernelBtf {
         let (byte, bit) = match last_bitfield {
             Some(_) => ((bits / 8) as u32, (bits % 8) as u32),
             None => {
-                if bits % 8 != 0 {
+                if !bits.is_multiple_of(8) {
                     bail!("`{path}` is not byte aligned");
                 }
                 ((bits / 8) as u32, 0)

@@ -179,7 +179,7 @@ fn record_len(item: &[u8]) -> Option<usize> {
         return None;
     }
     let len = u16::from_le_bytes([item[2], item[3]]) as usize;
-    (len >= HDR_LEN && len <= item.len() && len % 8 == 0).then_some(len)
+    (len >= HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some(len)
 }
 
 fn write_loop(rx: Receiver<RawChunk>, mut writer: Writer, progress: Arc<Progress>, level: i32) -> Result<Writer> {

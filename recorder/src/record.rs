@@ -350,6 +350,19 @@ fn close(
         Vec::new()
     });
     let _ = progress;
+    // Skipped runs (another BPF program active on the CPU) go next to the hits
+    // as "<probe>.missed" entries, so the trailer shows every kind of loss.
+    let misses: Vec<(String, u64)> = loaded.recursion_misses().into_iter().filter(|(_, n)| *n > 0).collect();
+    let missed: u64 = misses.iter().map(|(_, n)| n).sum();
+    if missed > 0 {
+        let list: Vec<String> = misses.iter().map(|(p, n)| format!("{p} {n}")).collect();
+        eprintln!(
+            "smc-record: warning: the kernel skipped {missed} probe runs because another BPF program was running on the CPU ({})",
+            list.join(", ")
+        );
+    }
+    let mut probe_hits = probe_hits;
+    probe_hits.extend(misses.into_iter().map(|(p, n)| (format!("{p}.missed"), n)));
     let trailer = TrailerInput {
         probe_hits,
         lost_per_cpu: lost_per_cpu.clone(),
