@@ -191,3 +191,58 @@ pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smctrace_format::event::{as_bytes, ConnInfo, EventKind, Hdr, SendMsg};
+    use smctrace_format::meta::Metadata;
+    use smctrace_format::{encode_chunk, TrailerInput, Writer, WriterOptions};
+
+    fn hdr(kind: EventKind, len: usize, ts: u64) -> Hdr {
+        Hdr { kind: kind as u16, len: len as u16, ts_ns: ts, ..Default::default() }
+    }
+
+    fn recording(dir: &Path, damage: bool) -> std::path::PathBuf {
+        let path = dir.join(if damage { "bad.smctrace" } else { "ok.smctrace" });
+        let mut w = Writer::create(&path, &Metadata::default(), WriterOptions::default()).unwrap();
+        let mut ci = ConnInfo { hdr: hdr(EventKind::ConnInfo, std::mem::size_of::<ConnInfo>(), 10), ..Default::default() };
+        ci.sock = 7;
+        ci.family = 2;
+        ci.local.addr[..4].copy_from_slice(&[10, 77, 0, 1]);
+        ci.local.port = 40000;
+        ci.remote.addr[..4].copy_from_slice(&[10, 77, 0, 2]);
+        ci.remote.port = 7000;
+        ci.mode = 1;
+        let sm = SendMsg { hdr: hdr(EventKind::SendMsg, std::mem::size_of::<SendMsg>(), 20), sock: 7, len: 64, ret: 64, enter_ns: 15 };
+        let mut raw = Vec::new();
+        raw.extend_from_slice(as_bytes(&ci));
+        raw.extend_from_slice(as_bytes(&sm));
+        if damage {
+            raw.extend_from_slice(&[0xff; 24]); // a header whose length is invalid
+        }
+        let c = encode_chunk(0, &raw, 2 + damage as u32, 10, 20, 1).unwrap();
+        w.append(&c).unwrap();
+        w.finish(TrailerInput { lost_per_cpu: vec![0, 0], ..Default::default() }).unwrap();
+        path
+    }
+
+    #[test]
+    fn conn_info_line_names_the_connection() {
+        let ci = ConnInfo { sock: 7, family: 2, mode: 1, role: 1, ..Default::default() };
+        let l = line(&EventRef::ConnInfo(ci)).unwrap();
+        assert!(l.contains("conn_info") && l.contains("mode=SMCR") && l.contains("role=client"), "{l}");
+        let sm = SendMsg::default();
+        assert!(line(&EventRef::SendMsg(sm)).is_none());
+    }
+
+    #[test]
+    fn dump_accepts_a_good_file_and_rejects_a_damaged_one() {
+        let dir = std::env::temp_dir().join(format!("smc-record-dump-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(run(&recording(&dir, false), false).is_ok());
+        let err = run(&recording(&dir, true), false).unwrap_err();
+        assert!(format!("{:#}", err.error).contains("damaged"), "{:#}", err.error);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -85,6 +85,12 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.cmd, Cmd::Record(_)) {
+        // Text commands piped into `head` end quietly, like other CLI tools,
+        // instead of panicking in println! on EPIPE.
+        // SAFETY: resetting a signal disposition before any thread starts.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let res = match cli.cmd {
         Cmd::Record(args) => record::run(args),
         Cmd::Probes { dry_run, btf } => record::probes(dry_run, btf.as_deref()).map(|_| 0),
