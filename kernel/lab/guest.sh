@@ -99,9 +99,9 @@ if [ "$ROLE" = b ]; then
 			done
 			if kill -0 $pid 2>/dev/null; then
 				say "A finished ${LAB_STOP_GRACE}s ago, stopping B's commands (SIGTERM)"
-				kill -TERM -- -$pid 2>/dev/null
+				kill -TERM -$pid 2>/dev/null
 				sleep 1
-				kill -KILL -- -$pid 2>/dev/null
+				kill -KILL -$pid 2>/dev/null
 				stopped=1
 			fi
 			break

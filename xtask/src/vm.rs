@@ -428,8 +428,17 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         }
         let mut all = true;
         for g in guests.iter_mut() {
+            let was_running = g.exited.is_none();
             if !g.poll_exit()? {
                 all = false;
+            } else if was_running {
+                // The peer waits on this guest's done marker (A: B ended before ready; B: stop
+                // after A). A guest that crashed never wrote it: write it for it, so the other
+                // one ends now instead of at its watchdog.
+                let done = lab.join(format!("{}.done", g.role.lower()));
+                if !done.exists() {
+                    let _ = std::fs::write(&done, format!("125 QEMU of guest {} exited without a result\n", g.role.upper()));
+                }
             }
         }
         if all {
