@@ -593,12 +593,16 @@ impl ReportSink {
                     s.info.as_ref().map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string()))
                 })
             });
+            let sides: Vec<SideReport> = c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect();
+            // Roles unknown (no handshake recorded): the first side's view.
+            let client = client.or_else(|| sides.first().and_then(|s| s.local.clone()));
+            let server = server.or_else(|| sides.first().and_then(|s| s.remote.clone()));
             conns.push(ConnReport {
                 id: c.id,
                 mode,
                 client,
                 server,
-                sides: c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect(),
+                sides,
                 fallback: fb.map(|(_, code, diag)| fallback_info(code, diag)),
                 messages_fwd: acc.fwd,
                 messages_bwd: acc.bwd,

@@ -608,6 +608,8 @@ pub struct SimRecording {
     pub events: Vec<SimEvent>,
     pub boot_id: String,
     pub lost: u64,
+    /// Sockets of the start snapshot (smc_diag), for connections older than the recording.
+    pub snapshot: Vec<crate::join::SnapshotSock>,
 }
 
 /// Run the analyzer (both passes, collecting the messages) over simulated
@@ -625,7 +627,7 @@ pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
                     boot_id: r.boot_id,
                     kernel_release: "synthetic".into(),
                     stats: Default::default(),
-                    snapshot_sockets: Vec::new(),
+                    snapshot_sockets: r.snapshot,
                 },
                 lost: r.lost,
                 open: Box::new(move || {

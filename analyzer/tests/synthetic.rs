@@ -13,7 +13,7 @@ fn stage(m: &Message, name: &str) -> Option<i64> {
 }
 
 fn one(sy: &Synth, host: usize) -> SimRecording {
-    SimRecording { events: sy.stream(host), boot_id: format!("boot{host}"), lost: 0 }
+    SimRecording { events: sy.stream(host), boot_id: format!("boot{host}"), lost: 0, snapshot: Vec::new() }
 }
 
 fn smc_msgs(a: &Analysis) -> Vec<&Message> {
@@ -261,7 +261,7 @@ fn reordered_events_give_the_same_result() {
         sy.stream(0).iter().map(|e| e.ts).collect::<Vec<_>>(),
         "the test stream really is out of order"
     );
-    let re = analyze_streams(vec![SimRecording { events: shuffled, boot_id: "b".into(), lost: 0 }]);
+    let re = analyze_streams(vec![SimRecording { events: shuffled, boot_id: "b".into(), lost: 0, snapshot: Vec::new() }]);
     assert_eq!(ordered.messages.len(), re.messages.len());
     for (a, b) in ordered.messages.iter().zip(re.messages.iter()) {
         assert_eq!(a.points, b.points);
@@ -505,4 +505,61 @@ fn short_connections_reusing_socket_addresses_stay_apart() {
         assert_eq!(s.clc.len(), 3, "each side has exactly its own handshake's CLC messages");
         assert!(s.info.is_some() && s.close.is_some());
     }
+}
+
+#[test]
+fn connection_older_than_the_recording_is_named_from_the_snapshot() {
+    use smc_analyze::join::SnapshotSock;
+    use smc_analyze::model::Addr;
+    let mut sy = Synth::new(2);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 1, 65536, 1);
+    c.handshake(&mut sy);
+    for h in 0..2 {
+        sy.drop_kind(h, EventKind::ConnInfo);
+        sy.drop_kind(h, EventKind::Connect);
+        sy.drop_kind(h, EventKind::Clc);
+    }
+    for _ in 0..3 {
+        c.pingpong_round(&mut sy, 64);
+    }
+    let snap = |local: ([u8; 4], u16), remote: ([u8; 4], u16), token| SnapshotSock {
+        local: Addr { ip: std::net::Ipv4Addr::from(local.0).to_string(), port: local.1 },
+        remote: Addr { ip: std::net::Ipv4Addr::from(remote.0).to_string(), port: remote.1 },
+        mode: Mode::SmcR,
+        local_token: token,
+        sndbuf_len: 65536,
+        rmb_len: 65536,
+        peer_rmbe_size: 65536,
+        fallback_rsn: 0,
+    };
+    let (e0, e1) = (c.ends[0].clone(), c.ends[1].clone());
+    let mut r0 = one(&sy, 0);
+    r0.snapshot = vec![snap((e0.addr, e0.port), (e1.addr, e1.port), e0.token)];
+    let mut r1 = one(&sy, 1);
+    r1.snapshot = vec![snap((e1.addr, e1.port), (e0.addr, e0.port), e1.token)];
+    let a = analyze_streams(vec![r0, r1]);
+    assert_eq!(a.conns.iter().filter(|c| !c.idle).count(), 1);
+    let r = smc_analyze::report::build(
+        &a,
+        &smc_analyze::report::Options { filter: Default::default(), top: 0, slow_ns: None },
+        &[],
+    );
+    let sides = &r.connections[0].sides;
+    assert_eq!(sides[0].local.as_deref(), Some("10.0.0.1:40001"));
+    assert_eq!(sides[0].remote.as_deref(), Some("10.0.0.2:5000"));
+    assert_eq!(sides[1].local.as_deref(), Some("10.0.0.2:5000"));
+    assert_eq!(r.connections[0].client.as_deref(), Some("10.0.0.1:40001"));
+    assert_eq!(r.connections[0].server.as_deref(), Some("10.0.0.2:5000"));
+    assert_eq!(r.summary.complete_messages, 6);
+    // --port finds it although the recording has no handshake
+    let by_port = smc_analyze::report::build(
+        &a,
+        &smc_analyze::report::Options {
+            filter: smc_analyze::report::Filter { port: Some(40001), ..Default::default() },
+            top: 0,
+            slow_ns: None,
+        },
+        &[],
+    );
+    assert_eq!(by_port.summary.connections, 1);
 }
