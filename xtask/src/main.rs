@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", about = "smctrace project automation", version)]
+#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "smctrace project automation", version)]
 struct Cli {
     #[command(subcommand)]
     cmd: Top,
@@ -77,7 +77,8 @@ enum LabCmd {
     /// The guests see the host's root filesystem read-only at its usual paths (so
     /// /work/main/target/debug/smcctl runs as it is), the --out DIR read-write at /out, and
     /// have SMCTRACE_ROLE=a|b, SMCTRACE_PEER (the other guest's address), SMCTRACE_OUT=/out,
-    /// SMCTRACE_KERNEL (uname -r) and SMCTRACE_READY_FILE in their environment.
+    /// SMCTRACE_KERNEL (uname -r) and SMCTRACE_READY_FILE in their environment; commands run
+    /// in the directory `cargo xtask` was started from (so target/debug/... works).
     /// B's commands start first; A's start once B is ready: B created $SMCTRACE_READY_FILE,
     /// or B has a listening TCP socket (AF_SMC listeners count), or B's commands ended, or
     /// 15 s passed. B's commands are stopped (SIGTERM) 5 s after A's ended. Each guest's
