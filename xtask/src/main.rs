@@ -214,7 +214,7 @@ fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf> {
         Some(d) => d.to_path_buf(),
         None => {
             let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            host::target_dir().join("lab").join(format!("{name}-{secs}"))
+            host::target_dir().join("lab").join(format!("{name}-{secs}-{}", std::process::id()))
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;

@@ -460,6 +460,8 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         std::thread::sleep(Duration::from_millis(50));
     }
     let wall = start.elapsed();
+    // QEMU read it at start; 3 MB per kept run is not worth keeping.
+    let _ = std::fs::remove_file(&initrd);
     for g in guests.iter_mut() {
         g.flush(spec.echo);
         if g.rc.is_none() {
