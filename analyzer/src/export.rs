@@ -80,7 +80,7 @@ impl Sink for CsvSink {
                 mr.latency_basis.to_string(),
                 opt(mr.blocking_stage),
             ];
-            row.extend(msg.points.iter().map(|p| opt(p.map(|t| t - a.t0))));
+            row.extend(msg.points.iter().map(|p| opt(p.map(|t| t.saturating_sub(a.t0)))));
             row.extend(msg.stages.iter().map(|s| opt(*s)));
             if let Err(e) = self.messages.write_record(&row) {
                 self.error = Some(format!("{}: write failed: {e}", self.dir.join("messages.csv").display()));

@@ -174,7 +174,7 @@ impl Message {
         }
         let known = self.points.iter().flatten();
         match (known.clone().min(), known.max()) {
-            (Some(a), Some(b)) => b - a,
+            (Some(a), Some(b)) => b.saturating_sub(*a),
             _ => 0,
         }
     }
@@ -315,7 +315,7 @@ pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analy
     let clocks = estimate_clocks(&recordings, &sides, &conns);
     let mut a = Analysis { recordings, sides, conns, side_conn, clocks, t0: 0, messages: Vec::new(), side_base, peak_retained: 0 };
     a.t0 = (0..a.recordings.len())
-        .filter_map(|r| a.recordings[r].stats.first_ts.map(|f| f as i64 - a.offset(r).unwrap_or(0)))
+        .filter_map(|r| a.recordings[r].stats.first_ts.map(|f| (f as i64).saturating_sub(a.offset(r).unwrap_or(0))))
         .min()
         .unwrap_or(0);
     sink.begin(&a);
@@ -337,7 +337,7 @@ pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analy
     let streaming = (0..n).all(|r| a.offset(r).is_some());
     let mut heads: Vec<Option<Item>> = iters.iter_mut().map(|i| i.next()).collect();
     let key = |it: &Item, r: usize| match it {
-        Item::Event(e) => e.hdr().ts_ns as i64 - offs[r],
+        Item::Event(e) => (e.hdr().ts_ns as i64).saturating_sub(offs[r]),
         _ => i64::MIN,
     };
     let mut count = 0u64;
@@ -412,7 +412,7 @@ fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &
             let ready = {
                 let s = &b[r].sides()[i];
                 let Some(m) = s.tx.done.front() else { break };
-                let t = m.first_time().map(|t| t as i64 - a.offset(r).unwrap_or(0));
+                let t = m.first_time().map(|t| (t as i64).saturating_sub(a.offset(r).unwrap_or(0)));
                 last || !m.ranged
                     || peer.is_none()
                     || peer.is_some_and(|(_, (pr, pi))| b[pr].sides()[pi].rx.delivered_upto().is_some_and(|d| d >= m.end))
@@ -448,7 +448,7 @@ fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &
                         break;
                     }
                     let Some(x) = s.rx.actions.front() else { break };
-                    let t = x.ts as i64 - a.offset(r).unwrap_or(0);
+                    let t = (x.ts as i64).saturating_sub(a.offset(r).unwrap_or(0));
                     let ready = last
                         || s.rx.delivered_upto().is_some_and(|d| d >= x.a_abs)
                         || t.saturating_add(RX_ONLY_HORIZON_NS) < now;
@@ -470,7 +470,7 @@ fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &
 }
 
 fn conv(t: Option<u64>, off: Option<i64>) -> Option<i64> {
-    Some(t? as i64 - off?)
+    Some((t? as i64).saturating_sub(off?))
 }
 
 fn fill_stages(m: &mut Message, same_clock: bool) {
@@ -479,7 +479,7 @@ fn fill_stages(m: &mut Message, same_clock: bool) {
             continue;
         }
         if let (Some(f), Some(t)) = (m.points[d.from], m.points[d.to]) {
-            m.stages[k] = Some(t - f);
+            m.stages[k] = Some(t.saturating_sub(f));
         }
     }
 }
@@ -758,7 +758,7 @@ fn min_delay(tx: &Side, rx: &Side) -> (Option<i64>, u64) {
         let k = (c.seqno, c.prod.wrap, c.prod.count, c.cons.wrap, c.cons.count);
         let idx = seen.entry(k).or_insert(0);
         if let Some(t) = sent.get(&k).and_then(|v| v.get(*idx)) {
-            let d = c.ts as i64 - *t as i64;
+            let d = (c.ts as i64).saturating_sub(*t as i64);
             best = Some(best.map_or(d, |b| b.min(d)));
             n += 1;
         }

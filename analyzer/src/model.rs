@@ -49,8 +49,9 @@ impl Unwrapper {
             None => v,
             Some(last) => {
                 let base = last - last % span;
-                let mut best = base + v;
-                for cand in [base.checked_sub(span).map(|b| b + v), Some(base + span + v)].into_iter().flatten() {
+                let mut best = base.saturating_add(v);
+                let cands = [base.checked_sub(span).map(|b| b + v), base.checked_add(span).and_then(|b| b.checked_add(v))];
+                for cand in cands.into_iter().flatten() {
                     if cand.abs_diff(last) < best.abs_diff(last) {
                         best = cand;
                     }
@@ -1001,7 +1002,7 @@ impl RecordingBuilder {
                 }
                 s.rx.recv_calls += 1;
                 if e.ret > 0 {
-                    s.rx.bytes += e.ret as u64;
+                    s.rx.bytes = s.rx.bytes.saturating_add(e.ret as u64);
                     s.first_data_ts.get_or_insert(h.ts_ns);
                 }
                 if !self.keep_data {
@@ -1089,7 +1090,7 @@ impl RecordingBuilder {
         }
         s.tx.sends += 1;
         if e.ret > 0 {
-            s.tx.bytes += e.ret as u64;
+            s.tx.bytes = s.tx.bytes.saturating_add(e.ret as u64);
         }
         if !self.keep_data {
             return;

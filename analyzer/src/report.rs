@@ -73,7 +73,7 @@ impl Filter {
     }
 
     pub fn message_matches(&self, a: &Analysis, m: &Message) -> bool {
-        let t = m.first_point().map(|t| t - a.t0).unwrap_or(0);
+        let t = m.first_point().map(|t| t.saturating_sub(a.t0)).unwrap_or(0);
         if self.from_ns.is_some_and(|f| t < f as i64) || self.to_ns.is_some_and(|e| t > e as i64) {
             return false;
         }
@@ -261,7 +261,7 @@ fn side_report(a: &Analysis, s: &Side) -> SideReport {
         sndbuf_len: s.tx.sndbuf_len,
         rmb_len: s.rx.rmb_len,
         peer_rmbe_size: s.tx.peer_rmbe_size,
-        closed_ns: s.close.map(|(t, _, _)| t as i64 - off - a.t0),
+        closed_ns: s.close.map(|(t, _, _)| (t as i64).saturating_sub(off).saturating_sub(a.t0)),
         fallback: s.fallback.map(|(_, code, diag)| fallback_info(code, diag)),
     }
 }
@@ -278,7 +278,7 @@ fn fallback_info(code: u32, diag: u32) -> FallbackInfo {
 fn handshake(a: &Analysis, s: &Side) -> Option<HandshakeReport> {
     let off = a.offset(s.rec).unwrap_or(0);
     let start = s.connect_ts.or_else(|| s.clc.iter().map(|c| c.ts).min())?;
-    let rel = |t: u64| t as i64 - start as i64;
+    let rel = |t: u64| (t as i64).saturating_sub(start as i64);
     let mut steps = Vec::new();
     if s.connect_ts.is_some() {
         steps.push(HandshakeStep { event: "connect".into(), at_ns: 0 });
@@ -295,7 +295,7 @@ fn handshake(a: &Analysis, s: &Side) -> Option<HandshakeReport> {
     steps.sort_by_key(|x| x.at_ns);
     Some(HandshakeReport {
         side: s.role,
-        start_ns: start as i64 - off - a.t0,
+        start_ns: (start as i64).saturating_sub(off).saturating_sub(a.t0),
         total_ns: s.info.as_ref().map(|i| rel(i.ts)),
         rc: s.info.as_ref().map(|i| i.rc),
         steps,
@@ -325,7 +325,7 @@ pub fn message_report(a: &Analysis, m: &Message) -> MessageReport {
     let mut timeline: Vec<PointReport> = POINTS
         .iter()
         .zip(m.points.iter())
-        .filter_map(|(p, t)| t.map(|t| PointReport { point: p, t_ns: t - a.t0 }))
+        .filter_map(|(p, t)| t.map(|t| PointReport { point: p, t_ns: t.saturating_sub(a.t0) }))
         .collect();
     timeline.sort_by_key(|p| p.t_ns);
     MessageReport {
@@ -440,7 +440,7 @@ impl Sink for ReportSink {
             MsgKind::Smc => {}
         }
         if m.kind != MsgKind::RxOnly {
-            self.bytes += m.len;
+            self.bytes = self.bytes.saturating_add(m.len);
         }
         if complete {
             self.complete += 1;
@@ -456,13 +456,13 @@ impl Sink for ReportSink {
                 if m.kind != MsgKind::RxOnly {
                     c.fwd += 1;
                 }
-                c.bytes_fwd += m.len;
+                c.bytes_fwd = c.bytes_fwd.saturating_add(m.len);
             }
             Dir::Backward => {
                 if m.kind != MsgKind::RxOnly {
                     c.bwd += 1;
                 }
-                c.bytes_bwd += m.len;
+                c.bytes_bwd = c.bytes_bwd.saturating_add(m.len);
             }
         }
         if !complete {
@@ -476,7 +476,7 @@ impl Sink for ReportSink {
             }
             for (k, (d, v)) in STAGES.iter().zip(m.stages.iter()).enumerate() {
                 if let (true, Some(v)) = (d.chain, v) {
-                    c.totals[k] += v;
+                    c.totals[k] = c.totals[k].saturating_add(*v);
                 }
             }
         }
@@ -522,7 +522,7 @@ impl ReportSink {
                 unknown_kinds: r.stats.unknown_kinds,
                 unresolved_cdc_recv: r.stats.unresolved_cdc_recv,
                 duration_ns: match (r.stats.first_ts, r.stats.last_ts) {
-                    (Some(f), Some(l)) => l - f,
+                    (Some(f), Some(l)) => l.saturating_sub(f),
                     _ => 0,
                 },
                 warnings: warnings.get(i).cloned().unwrap_or_default(),
@@ -625,11 +625,11 @@ impl ReportSink {
             .filter_map(|r| {
                 let off = a.offset(r).unwrap_or(0);
                 let s = &a.recordings[r].stats;
-                Some((s.first_ts? as i64 - off, s.last_ts? as i64 - off))
+                Some(((s.first_ts? as i64).saturating_sub(off), (s.last_ts? as i64).saturating_sub(off)))
             })
             .fold(None, |acc: Option<(i64, i64)>, (f, l)| Some(acc.map_or((f, l), |(af, al)| (af.min(f), al.max(l)))));
         let summary = SummaryReport {
-            duration_ns: span.map_or(0, |(f, l)| (l - f).max(0) as u64),
+            duration_ns: span.map_or(0, |(f, l)| l.saturating_sub(f).max(0) as u64),
             events: total_events,
             lost_events: lost,
             connections: conns.len() as u64,
@@ -699,7 +699,7 @@ fn fmt_message(out: &mut String, idx: usize, m: &MessageReport) {
     let t0 = m.timeline.first().map(|p| p.t_ns).unwrap_or(0);
     let mut line = String::new();
     for p in &m.timeline {
-        let _ = write!(line, " {}@+{}", p.point, fmt(p.t_ns - t0));
+        let _ = write!(line, " {}@+{}", p.point, fmt(p.t_ns.saturating_sub(t0)));
     }
     let _ = writeln!(out, "     at {:.6}s:{line}", t0 as f64 / 1e9);
     let mut st = String::new();

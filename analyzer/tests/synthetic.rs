@@ -563,3 +563,56 @@ fn connection_older_than_the_recording_is_named_from_the_snapshot() {
     );
     assert_eq!(by_port.summary.connections, 1);
 }
+
+/// Records with random field values (valid kinds and lengths, hostile
+/// contents: huge timestamps, wild cursors, zero ring sizes) must never make
+/// the analyzer panic, in debug builds (overflow checks) included.
+#[test]
+fn random_records_never_panic() {
+    use smc_analyze::synth::SimEvent;
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut rnd = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..6 {
+        let mut events = Vec::new();
+        for _ in 0..6000 {
+            let kind = EventKind::ALL[(rnd() % EventKind::ALL.len() as u64) as usize];
+            let len = kind.fixed_len();
+            let mut b: Vec<u8> = (0..len).map(|_| rnd() as u8).collect();
+            // A few socks, tokens and rings so events meet each other.
+            let pick = |r: u64, small: &[u64]| small[(r % small.len() as u64) as usize];
+            b[0..2].copy_from_slice(&(kind as u16).to_le_bytes());
+            b[2..4].copy_from_slice(&(len as u16).to_le_bytes());
+            let ts = match round {
+                0 => rnd(),                               // anything
+                1 => 1_000_000 + rnd() % 1_000_000_000,   // plausible
+                _ => u64::MAX - rnd() % 1_000_000,        // near the end of time
+            };
+            b[8..16].copy_from_slice(&ts.to_le_bytes());
+            if len >= 32 {
+                b[24..32].copy_from_slice(&pick(rnd(), &[0, 1, 2, 3]).to_le_bytes());
+            }
+            if round % 2 == 1 && len >= 40 {
+                let enter = ts.saturating_sub(rnd() % 100_000);
+                b[32..40].copy_from_slice(&enter.to_le_bytes());
+            }
+            events.push(SimEvent { host: 0, kind, ts, cpu: 0, bytes: b });
+        }
+        let half = events.split_off(3000);
+        let a = analyze_streams(vec![
+            SimRecording { events, boot_id: "r".into(), lost: rnd() % 3, snapshot: Vec::new() },
+            SimRecording { events: half, boot_id: String::new(), lost: 0, snapshot: Vec::new() },
+        ]);
+        let r = smc_analyze::report::build(
+            &a,
+            &smc_analyze::report::Options { filter: Default::default(), top: 5, slow_ns: Some(1) },
+            &[],
+        );
+        let _ = smc_analyze::report::render_text(&r);
+        let _ = serde_json::to_string(&r).unwrap();
+    }
+}
