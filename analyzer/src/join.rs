@@ -276,9 +276,9 @@ pub struct Input {
 /// Trace time a message may wait for its receiver events before it is joined
 /// with what is there (then it is incomplete). Delivered messages are joined
 /// at once; this only bounds memory when receiver events are missing.
-pub const JOIN_HORIZON_NS: i64 = 10_000_000_000;
+pub const JOIN_HORIZON_NS: i64 = 60_000_000_000;
 /// Receive-only messages (peer not recorded) wait this long for their read.
-pub const RX_ONLY_HORIZON_NS: i64 = 10_000_000_000;
+pub const RX_ONLY_HORIZON_NS: i64 = 60_000_000_000;
 /// Join every this many events of the merged stream.
 const FLUSH_EVERY: u64 = 8192;
 

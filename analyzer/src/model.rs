@@ -24,7 +24,7 @@ use smctrace_format::event::{self, Curs, EventRef};
 pub const DEFAULT_REORDER_WINDOW_NS: u64 = 200_000_000;
 /// Hard cap of the reorder buffer (events), so memory stays bounded even if
 /// timestamps jump.
-pub const REORDER_CAP: usize = 1 << 20;
+pub const REORDER_CAP: usize = 1 << 18;
 /// Unresolved CDC receptions kept per unknown token before the oldest are dropped.
 const PENDING_RX_CAP: usize = 4096;
 
