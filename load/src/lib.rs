@@ -292,6 +292,9 @@ pub struct ClientOpts {
     pub conns: u32,
     /// Give up when the server sends nothing for this long.
     pub idle_timeout: Option<Duration>,
+    /// Pingpong: sleep this long between sending a message and reading its echo, so the
+    /// echo waits in the receive buffer (a slow reader). The RTT samples include it.
+    pub read_delay: Option<Duration>,
 }
 
 /// The result line: what `--json` prints, field for field.
@@ -379,6 +382,9 @@ fn run_pingpong(o: &ClientOpts, count: u64) -> Result<Part, Error> {
     for i in 0..count {
         let t = Instant::now();
         s.write_all(&msg).map_err(io_err(format!("send message {i}")))?;
+        if let Some(d) = o.read_delay {
+            thread::sleep(d);
+        }
         read_exact(&mut s, &mut back).map_err(io_err(format!("receive echo {i}")))?;
         samples.push(t.elapsed());
         if back != msg {
@@ -501,7 +507,7 @@ mod tests {
     }
 
     fn opts(addr: SocketAddr, mode: Mode, count: u64, size: u32, conns: u32) -> ClientOpts {
-        ClientOpts { connect: addr, proto: Proto::Tcp, mode, count, size, duration: None, conns, idle_timeout: Some(Duration::from_secs(10)) }
+        ClientOpts { connect: addr, proto: Proto::Tcp, mode, count, size, duration: None, conns, idle_timeout: Some(Duration::from_secs(10)), read_delay: None }
     }
 
     #[test]
@@ -542,6 +548,18 @@ mod tests {
         assert_eq!(s.connections, 2);
         assert_eq!(s.failed, 0);
         assert_eq!(s.bytes_in, 30100);
+    }
+
+    #[test]
+    fn read_delay_holds_every_echo_back() {
+        let (addr, srv) = server(1);
+        let mut o = opts(addr, Mode::Pingpong, 5, 64, 1);
+        o.read_delay = Some(Duration::from_millis(20));
+        let t = Instant::now();
+        let r = run_client(&o).unwrap();
+        assert!(t.elapsed() >= Duration::from_millis(100), "5 echoes held 20 ms each");
+        assert!(r.rtt_p50_us >= 20_000.0, "the RTT includes the read delay: {}", r.rtt_p50_us);
+        assert_eq!(srv.join().unwrap().unwrap().failed, 0);
     }
 
     #[test]

@@ -63,6 +63,10 @@ enum Cmd {
         /// Fail when the server sends nothing for SECS seconds (0: wait forever).
         #[arg(long, value_name = "SECS", default_value_t = 60.0)]
         idle_timeout: f64,
+        /// Pingpong only: sleep SECS between sending each message and reading its echo
+        /// (a slow reader; the RTT includes the delay).
+        #[arg(long, value_name = "SECS")]
+        read_delay: Option<f64>,
     },
 }
 
@@ -92,8 +96,12 @@ fn run(cli: Cli) -> Result<(), Error> {
             }
             Ok(())
         }
-        Cmd::Client { connect, mode, count, size, duration, conns, tcp, json, idle_timeout } => {
+        Cmd::Client { connect, mode, count, size, duration, conns, tcp, json, idle_timeout, read_delay } => {
             let idle_timeout = Some(secs("--idle-timeout", idle_timeout)?);
+            if read_delay.is_some() && mode != Mode::Pingpong {
+                return Err(Error::Protocol("--read-delay applies to --mode pingpong only".into()));
+            }
+            let read_delay = read_delay.map(|d| secs("--read-delay", d)).transpose()?;
             if duration.is_some() && mode != Mode::Bulk {
                 return Err(Error::Protocol("--duration applies to --mode bulk only".into()));
             }
@@ -116,6 +124,7 @@ fn run(cli: Cli) -> Result<(), Error> {
                 duration,
                 conns,
                 idle_timeout,
+                read_delay,
             };
             let r = run_client(&o)?;
             let line = if json {

@@ -68,4 +68,16 @@ fn bad_flags_are_refused() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--duration applies to --mode bulk only"));
+    let out = bin()
+        .args(["client", "--connect", "127.0.0.1:1", "--mode", "bulk", "--read-delay", "0.01", "--tcp"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--read-delay applies to --mode pingpong only"));
+    let out = bin()
+        .args(["client", "--connect", "127.0.0.1:1", "--mode", "pingpong", "--read-delay=-1", "--tcp"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--read-delay must be a non-negative number of seconds"));
 }

@@ -24,6 +24,9 @@ pub const SMC_DIAG_LGRINFO: u16 = 2;
 pub const SMC_DIAG_SHUTDOWN: u16 = 3;
 pub const SMC_DIAG_DMBINFO: u16 = 4;
 pub const SMC_DIAG_FALLBACK: u16 = 5;
+/// Per-connection latency metrics; only kernels with the smctrace net/smc series
+/// (`kernel/patches/`) send it.
+pub const SMC_DIAG_LATENCY: u16 = 6;
 
 // smc_diag_msg modes.
 pub const SMC_DIAG_MODE_SMCR: u8 = 0;
@@ -38,6 +41,23 @@ pub const DIAG_MSG_LEN: usize = 64;
 pub const CONNINFO_LEN: usize = 76;
 /// sizeof(struct smc_diag_lgrinfo): one smc_diag_linkinfo (146) + role.
 pub const LGRINFO_LEN: usize = 147;
+/// Stages in `struct smc_diag_latency` (`SMC_DIAG_LAT_STAGES`).
+pub const LAT_STAGES: usize = 4;
+/// Anomaly slots in `struct smc_diag_latency` (`SMC_DIAG_LAT_ANOMALIES`).
+pub const LAT_ANOMALIES: usize = 8;
+/// sizeof(struct smc_diag_latency): 4 stages x 24, 4 u32, 8 anomalies x 24.
+pub const LATENCY_LEN: usize = LAT_STAGES * 24 + 16 + LAT_ANOMALIES * 24;
+
+/// Name of an `SMC_LAT_*` stage (uapi `linux/smc.h`), as smcctl prints it.
+pub fn lat_stage_name(stage: u32) -> &'static str {
+    match stage {
+        0 => "cdc_tx_compl",
+        1 => "rx_consume",
+        2 => "tx_sndbuf_full",
+        3 => "tx_peer_win",
+        _ => "?",
+    }
+}
 
 /// Encodes the dump request: every SMC socket, all extensions.
 pub fn encode_request() -> Vec<u8> {
@@ -104,6 +124,44 @@ pub struct FallbackInfo {
     pub peer_diagnosis: u32,
 }
 
+/// Count, sum and maximum of one latency stage of a connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LatStage {
+    pub count: u64,
+    pub sum_ns: u64,
+    pub max_ns: u64,
+}
+
+impl LatStage {
+    /// Mean latency in ns, 0 without samples.
+    pub fn mean_ns(&self) -> u64 {
+        self.sum_ns.checked_div(self.count).unwrap_or(0)
+    }
+}
+
+/// One sample above `net.smc.slow_threshold_us`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct LatAnomaly {
+    /// CLOCK_MONOTONIC (ns) when the slow stage ended.
+    pub tstamp_ns: u64,
+    pub lat_ns: u64,
+    /// `SMC_LAT_*`: see [`lat_stage_name`].
+    pub stage: u32,
+}
+
+/// `SMC_DIAG_LATENCY`: the connection's latency metrics (patched kernels only).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LatencyInfo {
+    /// Indexed by `SMC_LAT_*` stage: cdc_tx_compl, rx_consume, tx_sndbuf_full, tx_peer_win.
+    pub stages: [LatStage; LAT_STAGES],
+    /// `net.smc.slow_threshold_us` when the socket was dumped (0: anomalies off).
+    pub threshold_us: u32,
+    /// Anomalies since the connection began (the kernel keeps the last 8).
+    pub anomaly_total: u32,
+    /// The kept anomalies, newest first.
+    pub anomalies: Vec<LatAnomaly>,
+}
+
 /// One SMC socket as smc_diag reports it. Addresses are those of the internal TCP socket.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DiagSock {
@@ -126,6 +184,7 @@ pub struct DiagSock {
     pub lgr: Option<LgrInfo>,
     pub dmb: Option<DmbInfo>,
     pub fallback: Option<FallbackInfo>,
+    pub latency: Option<LatencyInfo>,
 }
 
 impl DiagSock {
@@ -258,6 +317,28 @@ fn decode_dmbinfo(b: &[u8]) -> std::result::Result<DmbInfo, String> {
     })
 }
 
+fn decode_latency(b: &[u8]) -> std::result::Result<LatencyInfo, String> {
+    let r = Rd { b };
+    r.bytes(0, LATENCY_LEN)?;
+    let mut l = LatencyInfo::default();
+    for (i, s) in l.stages.iter_mut().enumerate() {
+        let o = i * 24;
+        *s = LatStage { count: r.u64(o)?, sum_ns: r.u64(o + 8)?, max_ns: r.u64(o + 16)? };
+    }
+    let o = LAT_STAGES * 24;
+    l.threshold_us = r.u32(o)?;
+    l.anomaly_total = r.u32(o + 4)?;
+    let cnt = r.u32(o + 8)? as usize;
+    if cnt > LAT_ANOMALIES {
+        return Err(format!("SMC_DIAG_LATENCY: {cnt} anomalies, at most {LAT_ANOMALIES} fit"));
+    }
+    for i in 0..cnt {
+        let a = o + 16 + i * 24;
+        l.anomalies.push(LatAnomaly { tstamp_ns: r.u64(a)?, lat_ns: r.u64(a + 8)?, stage: r.u32(a + 16)? });
+    }
+    Ok(l)
+}
+
 /// Decodes one `smc_diag_msg` reply body (header plus attributes).
 pub fn decode_sock(body: &[u8]) -> std::result::Result<DiagSock, String> {
     let r = Rd { b: body };
@@ -293,6 +374,7 @@ pub fn decode_sock(body: &[u8]) -> std::result::Result<DiagSock, String> {
         lgr: None,
         dmb: None,
         fallback: None,
+        latency: None,
     };
     let a = attrs::parse(&body[DIAG_MSG_LEN..])?;
     if let Some(x) = find(&a, SMC_DIAG_CONNINFO) {
@@ -307,6 +389,9 @@ pub fn decode_sock(body: &[u8]) -> std::result::Result<DiagSock, String> {
     if let Some(x) = find(&a, SMC_DIAG_FALLBACK) {
         let fr = Rd { b: x.value };
         s.fallback = Some(FallbackInfo { reason: fr.u32(0)?, peer_diagnosis: fr.u32(4)? });
+    }
+    if let Some(x) = find(&a, SMC_DIAG_LATENCY) {
+        s.latency = Some(decode_latency(x.value)?);
     }
     Ok(s)
 }
@@ -440,6 +525,72 @@ mod tests {
         let s = decode_sock(&body).unwrap();
         assert_eq!(s.family, libc::AF_INET6 as u16);
         assert_eq!(s.local, IpAddr::V6(a));
+    }
+
+    /// A `struct smc_diag_latency` laid out as the patched kernel sends it.
+    fn latency(anomalies: &[(u64, u64, u32)]) -> Vec<u8> {
+        let mut b = vec![0u8; LATENCY_LEN];
+        // rx_consume: 3 samples, 30 ms in total, 25 ms max
+        b[24..32].copy_from_slice(&3u64.to_ne_bytes());
+        b[32..40].copy_from_slice(&30_000_000u64.to_ne_bytes());
+        b[40..48].copy_from_slice(&25_000_000u64.to_ne_bytes());
+        b[96..100].copy_from_slice(&10_000u32.to_ne_bytes());
+        b[100..104].copy_from_slice(&11u32.to_ne_bytes());
+        b[104..108].copy_from_slice(&(anomalies.len() as u32).to_ne_bytes());
+        for (i, &(t, l, s)) in anomalies.iter().enumerate() {
+            let o = 112 + i * 24;
+            b[o..o + 8].copy_from_slice(&t.to_ne_bytes());
+            b[o + 8..o + 16].copy_from_slice(&l.to_ne_bytes());
+            b[o + 16..o + 20].copy_from_slice(&s.to_ne_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn latency_struct_is_304_bytes() {
+        assert_eq!(LATENCY_LEN, 304);
+    }
+
+    #[test]
+    fn decodes_latency_attribute() {
+        let mut body = header(SMC_DIAG_MODE_SMCD);
+        let lat = latency(&[(2_000_000_000, 25_000_000, 1), (1_000_000_000, 12_000_000, 2)]);
+        body.extend(Builder::new().bytes(SMC_DIAG_CONNINFO, &conninfo()).bytes(SMC_DIAG_LATENCY, &lat).build());
+        let s = decode_sock(&body).unwrap();
+        let l = s.latency.unwrap();
+        assert_eq!(l.stages[0], LatStage::default());
+        assert_eq!(l.stages[1], LatStage { count: 3, sum_ns: 30_000_000, max_ns: 25_000_000 });
+        assert_eq!(l.stages[1].mean_ns(), 10_000_000);
+        assert_eq!(l.stages[0].mean_ns(), 0);
+        assert_eq!((l.threshold_us, l.anomaly_total), (10_000, 11));
+        assert_eq!(
+            l.anomalies,
+            vec![
+                LatAnomaly { tstamp_ns: 2_000_000_000, lat_ns: 25_000_000, stage: 1 },
+                LatAnomaly { tstamp_ns: 1_000_000_000, lat_ns: 12_000_000, stage: 2 },
+            ]
+        );
+        assert_eq!(lat_stage_name(l.anomalies[0].stage), "rx_consume");
+        assert_eq!(lat_stage_name(l.anomalies[1].stage), "tx_sndbuf_full");
+    }
+
+    #[test]
+    fn stock_kernel_has_no_latency() {
+        let mut body = header(SMC_DIAG_MODE_SMCR);
+        body.extend(Builder::new().bytes(SMC_DIAG_CONNINFO, &conninfo()).build());
+        assert!(decode_sock(&body).unwrap().latency.is_none());
+    }
+
+    #[test]
+    fn bad_latency_attributes_are_errors() {
+        let mut body = header(SMC_DIAG_MODE_SMCD);
+        body.extend(Builder::new().bytes(SMC_DIAG_LATENCY, &latency(&[])[..200]).build());
+        assert!(decode_sock(&body).unwrap_err().contains("need 304 bytes"));
+        let mut lat = latency(&[]);
+        lat[104..108].copy_from_slice(&9u32.to_ne_bytes());
+        let mut body = header(SMC_DIAG_MODE_SMCD);
+        body.extend(Builder::new().bytes(SMC_DIAG_LATENCY, &lat).build());
+        assert!(decode_sock(&body).unwrap_err().contains("9 anomalies"));
     }
 
     #[test]

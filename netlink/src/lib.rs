@@ -8,7 +8,9 @@
 //!   [`flush_ueids`], [`sys_info`], [`stats`], [`fallback_stats`], [`link_groups`], [`links`];
 //! - generic netlink family `SMC_PNETID`: [`pnet_add_netdev`], [`pnet_add_ib`], [`pnet_list`],
 //!   [`pnet_del`], [`pnet_flush`];
-//! - `NETLINK_SOCK_DIAG` with family AF_SMC (smc_diag): [`diag_sockets`];
+//! - `NETLINK_SOCK_DIAG` with family AF_SMC (smc_diag): [`diag_sockets`], including the
+//!   per-connection latency metrics ([`LatencyInfo`]) and, in [`stats`], the per-netns
+//!   latency histograms ([`Stats::lat_histogram`]) of kernels with smctrace's net/smc series;
 //! - [`snapshot`]: all of the above that a recording stores, as `smctrace_format::meta::Snapshot`.
 //!
 //! What it is not: a tracer. These interfaces only give counters and samples, no timing.
@@ -22,7 +24,10 @@ mod nl;
 pub mod smc;
 mod snapshot;
 
-pub use diag::{diag_sockets, ConnInfo, Cursor, DiagSock, DmbInfo, FallbackInfo, LgrInfo};
+pub use diag::{
+    diag_sockets, lat_stage_name, ConnInfo, Cursor, DiagSock, DmbInfo, FallbackInfo, LatAnomaly,
+    LatStage, LatencyInfo, LgrInfo,
+};
 pub use error::{Error, Result};
 pub use snapshot::{link_snapshot, monotonic_ns, snapshot, sock_snapshot};
 pub use smc::{

@@ -444,6 +444,36 @@ impl Stats {
     }
 }
 
+/// Buckets of a latency histogram (`SMC_LAT_HIST_BUCKETS`, patched kernels only).
+pub const LAT_HIST_BUCKETS: usize = 24;
+
+/// Names of the latency histogram buckets: `lt1us` counts samples below 1 us, `ge<N>us`
+/// samples in [N, 2N) us; the last bucket (`ge4194304us`) is open-ended.
+pub const LAT_BUCKET_NAMES: [&str; LAT_HIST_BUCKETS] = [
+    "lt1us", "ge1us", "ge2us", "ge4us", "ge8us", "ge16us", "ge32us", "ge64us", "ge128us",
+    "ge256us", "ge512us", "ge1024us", "ge2048us", "ge4096us", "ge8192us", "ge16384us",
+    "ge32768us", "ge65536us", "ge131072us", "ge262144us", "ge524288us", "ge1048576us",
+    "ge2097152us", "ge4194304us",
+];
+
+impl Stats {
+    /// The per-netns latency histogram of one stage (`tech` "smcd" or "smcr", `stage` as
+    /// [`crate::diag::lat_stage_name`]), from the counters `<tech>.lat.<stage>.<bucket>`.
+    /// `None` when no latency sample of `tech` is reported at all (a stock kernel, or a
+    /// patched one before the first sample); empty buckets, which the kernel omits, are 0.
+    pub fn lat_histogram(&self, tech: &str, stage: &str) -> Option<[u64; LAT_HIST_BUCKETS]> {
+        let prefix = format!("{tech}.lat.");
+        if !self.counters.iter().any(|(n, _)| n.starts_with(&prefix)) {
+            return None;
+        }
+        let mut h = [0u64; LAT_HIST_BUCKETS];
+        for (i, name) in LAT_BUCKET_NAMES.iter().enumerate() {
+            h[i] = self.get(&format!("{tech}.lat.{stage}.{name}")).unwrap_or(0);
+        }
+        Some(h)
+    }
+}
+
 /// Level of the statistics nesting, selecting the name table.
 #[derive(Clone, Copy)]
 enum Level {
@@ -451,6 +481,10 @@ enum Level {
     Tech,
     Pload,
     Rmb,
+    /// `SMC_NLA_STATS_T_LAT_HIST`: one nest per latency stage.
+    LatHist,
+    /// One stage's histogram: attribute type 1 + bucket.
+    LatBucket,
 }
 
 fn level_name(level: Level, kind: u16) -> Option<(&'static str, Option<Level>)> {
@@ -481,6 +515,12 @@ fn level_name(level: Level, kind: u16) -> Option<(&'static str, Option<Level>)> 
         (Tech, 19) => ("tx_cnt", None),
         (Tech, 20) => ("rx_rmb_usage", None),
         (Tech, 21) => ("tx_rmb_usage", None),
+        (Tech, 22) => ("lat", Some(LatHist)),
+        (LatHist, 1) => ("cdc_tx_compl", Some(LatBucket)),
+        (LatHist, 2) => ("rx_consume", Some(LatBucket)),
+        (LatHist, 3) => ("tx_sndbuf_full", Some(LatBucket)),
+        (LatHist, 4) => ("tx_peer_win", Some(LatBucket)),
+        (LatBucket, k @ 1..=24) => (LAT_BUCKET_NAMES[usize::from(k) - 1], None),
         (Pload, 1) => ("8k", None),
         (Pload, 2) => ("16k", None),
         (Pload, 3) => ("32k", None),
@@ -709,6 +749,26 @@ mod tests {
         assert_eq!(s.get("clnt_hs_err_cnt"), Some(4));
         assert_eq!(s.get("srv_hs_err_cnt"), Some(0));
         assert!(s.counters.iter().all(|(n, _)| !n.contains("attr0")), "pad attributes must be skipped");
+    }
+
+    #[test]
+    fn latency_histograms_are_flattened_and_collected() {
+        // rx_consume: 4 samples in [1, 2) ms, 1 sample >= 4.19 s; tx_sndbuf_full: empty nest
+        let rx = Builder::new().u64(0, 0).u64(1 + 11, 4).u64(24, 1).build();
+        let lat = Builder::new().nested(2, rx).nested(3, Vec::new()).build();
+        let smcd = Builder::new().u64(19, 7).nested(22, lat).build();
+        let nest = Builder::new().nested(1, smcd).nested(2, Builder::new().u64(19, 0).build()).build();
+        let m = msg(CMD_GET_STATS, Builder::new().nested(GEN_STATS, nest).build());
+        let a = top_nest(&m, GEN_STATS, "t").unwrap().unwrap();
+        let s = decode_stats(&a).unwrap();
+        assert_eq!(s.get("smcd.lat.rx_consume.ge1024us"), Some(4));
+        assert_eq!(s.get("smcd.lat.rx_consume.ge4194304us"), Some(1));
+        let h = s.lat_histogram("smcd", "rx_consume").unwrap();
+        assert_eq!(h.iter().sum::<u64>(), 5);
+        assert_eq!((h[11], h[23], h[0]), (4, 1, 0));
+        assert_eq!(s.lat_histogram("smcd", "cdc_tx_compl"), Some([0; LAT_HIST_BUCKETS]));
+        // a stock kernel sends no lat nest at all
+        assert_eq!(s.lat_histogram("smcr", "rx_consume"), None);
     }
 
     #[test]

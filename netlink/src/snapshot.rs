@@ -120,6 +120,7 @@ mod tests {
             lgr: None,
             dmb: None,
             fallback: Some(FallbackInfo { reason: 0x0303_0008, peer_diagnosis: 1 }),
+            latency: None,
         };
         let x = sock_snapshot(&s);
         assert_eq!(x.mode, smctrace_format::event::MODE_FALLBACK);

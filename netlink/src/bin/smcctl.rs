@@ -219,6 +219,9 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                     s.conn.as_ref().map(|c| format!("{:08x}", c.token)).unwrap_or_else(|| "-".into()),
                     detail
                 );
+                if let Some(l) = &s.latency {
+                    print_latency(l);
+                }
             }
             Ok(())
         }
@@ -300,5 +303,31 @@ fn main() -> ExitCode {
             eprintln!("smcctl: {e}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Microseconds with one decimal, for latencies in ns.
+fn us(ns: u64) -> String {
+    format!("{:.1}us", ns as f64 / 1000.0)
+}
+
+/// The `SMC_DIAG_LATENCY` lines under a socket of `smcctl diag` (patched kernels only).
+fn print_latency(l: &smc::LatencyInfo) {
+    let stages: Vec<String> = l
+        .stages
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.count > 0)
+        .map(|(i, s)| {
+            format!("{} n={} avg={} max={}", smc::lat_stage_name(i as u32), s.count, us(s.mean_ns()), us(s.max_ns))
+        })
+        .collect();
+    println!(
+        "         latency: {}",
+        if stages.is_empty() { "no samples".to_string() } else { stages.join(", ") }
+    );
+    println!("         anomalies: {} over {}us", l.anomaly_total, l.threshold_us);
+    for a in &l.anomalies {
+        println!("           {} {} at {}", smc::lat_stage_name(a.stage), us(a.lat_ns), format_args!("{}.{:09}", a.tstamp_ns / 1_000_000_000, a.tstamp_ns % 1_000_000_000));
     }
 }
