@@ -755,11 +755,12 @@ pub fn render_text(r: &Report) -> String {
     let modes: Vec<String> = s.connections_by_mode.iter().map(|(k, v)| format!("{k} {v}")).collect();
     let _ = writeln!(
         o,
-        "\nsummary: {} span, {} events, {} lost; {} connections ({}); {} messages ({} complete, {} incomplete, {} fallback, {} receive-only), {} bytes",
+        "\nsummary: {} span, {} events, {} lost; {} connection{} ({}); {} messages ({} complete, {} incomplete, {} fallback, {} receive-only), {} bytes",
         fmt(s.duration_ns as i64),
         s.events,
         s.lost_events,
         s.connections,
+        if s.connections == 1 { "" } else { "s" },
         if modes.is_empty() { "-".into() } else { modes.join(", ") },
         s.messages,
         s.complete_messages,
