@@ -59,7 +59,7 @@ enum LabCmd {
     /// so connections fall back to TCP with the decoded reason). The workspace binaries they
     /// use (smcctl, smc-load, and smc-record with --record) are built first.
     Run {
-        /// pingpong | bulk | shortconn | fallback
+        /// pingpong | bulk | shortconn | fallback | all (each in turn, then "N passed, N failed")
         scenario: String,
         #[command(flatten)]
         common: Common,
@@ -165,7 +165,8 @@ fn dispatch(cli: Cli) -> Result<i32> {
         }
         LabCmd::Run { scenario, common, record, no_build } => {
             let t0 = std::time::Instant::now();
-            let sc = scenario::Scenario::parse(&scenario)?;
+            let all = scenario == "all";
+            let list = if all { scenario::Scenario::ALL.to_vec() } else { vec![scenario::Scenario::parse(&scenario)?] };
             prepare_host()?;
             let k = kernel::ensure(common.kernel)?;
             if !no_build {
@@ -175,16 +176,41 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 }
                 host::cargo_build(&pkgs)?;
             }
-            let out = out_dir(common.out.as_deref(), sc.name())?;
             let opts = scenario::Options {
                 record,
                 timeout: Duration::from_secs(common.timeout),
                 memory_mb: common.memory,
                 smcctl: smcctl_path(),
             };
-            let code = scenario::run(sc, &k, &out, &opts)?;
+            let mut failed = Vec::new();
+            for sc in &list {
+                // With `all`, each scenario gets its own subdirectory of --out.
+                let out = match (&common.out, all) {
+                    (Some(d), true) => out_dir(Some(&d.join(sc.name())), sc.name())?,
+                    (given, _) => out_dir(given.as_deref(), sc.name())?,
+                };
+                let code = match scenario::run(*sc, &k, &out, &opts) {
+                    Ok(code) => code,
+                    Err(e) if all => {
+                        eprintln!("lab: {} FAILED: {e:#}", sc.name());
+                        1
+                    }
+                    Err(e) => return Err(e),
+                };
+                if code != 0 {
+                    failed.push(sc.name());
+                }
+            }
             say(&format!("total wall time (with package/kernel checks and build): {:.1} s", t0.elapsed().as_secs_f64()));
-            Ok(code)
+            if all {
+                // The plain closing line CI reads, then which ones failed.
+                say(&format!("scenarios on {} ({} {}):", k.kver, k.package, k.version));
+                println!("lab: {} passed, {} failed", list.len() - failed.len(), failed.len());
+                if !failed.is_empty() {
+                    eprintln!("lab: failed scenarios on {}: {}", k.kver, failed.join(" "));
+                }
+            }
+            Ok(if failed.is_empty() { 0 } else { 1 })
         }
     }
 }

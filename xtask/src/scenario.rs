@@ -24,6 +24,9 @@ const PORT: u16 = 5000;
 const SHORTCONN_COUNT: u64 = 50;
 /// Messages of `pingpong` (64 bytes each).
 const PINGPONG_COUNT: u64 = 2000;
+/// At most this many smc_diag samples while the client runs (it stops at the first that
+/// shows the socket; one takes ~0.2 s under TCG).
+const DIAG_SAMPLES: u32 = 50;
 /// Seconds `bulk` streams 1 MiB writes.
 const BULK_SECS: u64 = 3;
 /// smc_diag mode values (`SMC_DIAG_MODE_*`).
@@ -80,7 +83,7 @@ impl Scenario {
     fn client_args(self) -> String {
         match self {
             Scenario::Pingpong => format!("--mode pingpong --count {PINGPONG_COUNT} --size 64"),
-            Scenario::Fallback => "--mode pingpong --count 500 --size 64".to_string(),
+            Scenario::Fallback => format!("--mode pingpong --count {PINGPONG_COUNT} --size 64"),
             Scenario::Bulk => format!("--mode bulk --duration {BULK_SECS} --size 1048576"),
             Scenario::Shortconn => format!("--mode shortconn --count {SHORTCONN_COUNT} --size 64"),
         }
@@ -144,10 +147,10 @@ pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
         "{load} client --connect \"$SMCTRACE_PEER:{PORT}\" {} --json > /out/a-load.json &\n\
          load=$!\n\
          i=0\n\
-         while kill -0 $load 2>/dev/null && [ $i -lt 30 ]; do\n\
+         while kill -0 $load 2>/dev/null && [ $i -lt {DIAG_SAMPLES} ]; do\n\
          \x20 {smcctl} diag --json > /out/a-diag-$i.json || true\n\
          \x20 grep -q '\"remote_port\": {PORT}' /out/a-diag-$i.json && break\n\
-         \x20 i=$((i + 1)); sleep 0.2\n\
+         \x20 i=$((i + 1)); sleep 0.1\n\
          done\n\
          if wait $load; then :; else rc=$?; echo \"smc-load client failed with status $rc\"; exit $rc; fi\n",
         scenario.client_args()
@@ -207,7 +210,7 @@ pub fn diag_server_sockets(samples: &[Value]) -> Vec<&Value> {
 
 fn diag_samples(out: &Path) -> Vec<Value> {
     let mut v = Vec::new();
-    for i in 0..30 {
+    for i in 0..DIAG_SAMPLES {
         if let Ok(j) = read_json(&out.join(format!("a-diag-{i}.json"))) {
             v.push(j);
         }
