@@ -313,6 +313,11 @@ pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analy
     apply_snapshots(&recordings, &mut sides);
     let (conns, side_conn) = pair(&sides);
     let clocks = estimate_clocks(&recordings, &sides, &conns);
+    // The CDC samples served the clock estimate only.
+    for s in &mut sides {
+        s.tx.cdcs = Vec::new();
+        s.rx.clock = Vec::new();
+    }
     let mut a = Analysis { recordings, sides, conns, side_conn, clocks, t0: 0, messages: Vec::new(), side_base, peak_retained: 0 };
     a.t0 = (0..a.recordings.len())
         .filter_map(|r| a.recordings[r].stats.first_ts.map(|f| (f as i64).saturating_sub(a.offset(r).unwrap_or(0))))
