@@ -616,3 +616,36 @@ fn random_records_never_panic() {
         let _ = serde_json::to_string(&r).unwrap();
     }
 }
+
+#[test]
+fn concurrent_connections_do_not_mix() {
+    let offset = -4_000_000i64;
+    let mut sy = Synth::new(2);
+    sy.host_offset[1] = offset;
+    let mut conns: Vec<SimConn> = (1..=3u32).map(|id| SimConn::new(SimMode::SmcR, 0, 1, 8192, id)).collect();
+    for c in conns.iter_mut() {
+        c.handshake(&mut sy);
+        c.now = 2_000_000_000; // all three run at the same time
+    }
+    for round in 0..200u64 {
+        for (k, c) in conns.iter_mut().enumerate() {
+            // each connection has its own wire delay and message size
+            c.wire_ns = 10_000 * (k as u64 + 1);
+            c.now = 2_000_000_000 + round * 100_000 + k as u64 * 7_000;
+            c.pingpong_round(&mut sy, 100 * (k as u64 + 1));
+        }
+    }
+    let mk = |h: usize| SimRecording { events: sy.stream_reordered(h, 2, 7), boot_id: format!("b{h}"), lost: 0, snapshot: Vec::new() };
+    let a = analyze_streams(vec![mk(0), mk(1)]);
+    assert_eq!(a.clocks[1].offset_ns, Some(offset));
+    assert_eq!(a.conns.iter().filter(|c| !c.idle).count(), 3);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 3 * 400);
+    for m in msgs {
+        assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
+        let k = a.conns[m.conn].id as i64; // ids follow the handshake order: 1, 2, 3
+        assert_eq!(m.len as i64, 100 * k);
+        assert_eq!(stage(m, "wire"), Some(10_000 * k));
+        assert_eq!(stage(m, "e2e"), Some(10_000 * k + 10_000));
+    }
+}
