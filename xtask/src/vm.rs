@@ -501,6 +501,54 @@ mod tests {
     }
 
     #[test]
+    fn guest_scripts_parse_as_posix_sh() {
+        use std::io::Write;
+        for (name, text) in [("init", GUEST_INIT), ("guest.sh", GUEST_SCRIPT)] {
+            let mut child = Command::new("sh")
+                .arg("-n")
+                .stdin(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("sh");
+            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    #[test]
+    fn guest_env_carries_the_interface_variables() {
+        let kernel = Kernel {
+            series: crate::kernel::Series::V6_1,
+            package: "p".into(),
+            version: "v".into(),
+            kver: "6.1.0-56-amd64".into(),
+            dir: "/c/k".into(),
+        };
+        let spec = Spec {
+            kernel,
+            out: "/o".into(),
+            a_cmds: "true".into(),
+            b_cmds: Some("true".into()),
+            smc_setup: true,
+            timeout: Duration::from_secs(60),
+            smcctl: "/w/smcctl".into(),
+            extra_modules: vec!["/c/k/rxe-fix/smctrace_rxe_fix.ko".into()],
+            memory_mb: 1024,
+            echo: false,
+        };
+        let a = guest_env(&spec, Role::A);
+        assert!(a.contains("SMCTRACE_PEER='10.77.0.2'\n"));
+        assert!(a.contains("LAB_ADDR='10.77.0.1'\n"));
+        assert!(a.contains("SMCTRACE_OUT='/out'\n"));
+        assert!(a.contains("LAB_PNETID='SMCTRACELAB'\n"), "6.1 needs PNET entries");
+        assert!(a.contains("LAB_EXTRA_MODULES='/c/k/rxe-fix/smctrace_rxe_fix.ko'\n"));
+        assert!(a.contains("LAB_TWO_GUESTS='1'\n"));
+        let b = guest_env(&spec, Role::B);
+        assert!(b.contains("SMCTRACE_PEER='10.77.0.1'\n") && b.contains("LAB_ADDR='10.77.0.2'\n"));
+    }
+
+    #[test]
     fn qemu_values_escape_commas() {
         assert_eq!(qemu_escape(Path::new("/tmp/a,b")), "/tmp/a,,b");
     }
