@@ -25,10 +25,16 @@ pub fn say(msg: &str) {
 
 /// Run a command; a non-zero exit becomes an error carrying its stderr's last line.
 pub fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
-    let out = cmd.output().with_context(|| format!("{what}: cannot start {:?}", cmd.get_program()))?;
+    let out = cmd
+        .output()
+        .with_context(|| format!("{what}: cannot start {:?}", cmd.get_program()))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let last = err.lines().rev().find(|l| !l.trim().is_empty() && !l.starts_with("W: ")).unwrap_or("");
+        let last = err
+            .lines()
+            .rev()
+            .find(|l| !l.trim().is_empty() && !l.starts_with("W: "))
+            .unwrap_or("");
         bail!("{what} failed ({}): {}", out.status, last.trim());
     }
     Ok(())
@@ -49,8 +55,14 @@ pub fn ensure_tools(packages: &[(&str, &str)]) -> Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    say(&format!("installing missing Debian packages: {}", missing.join(" ")));
-    run_checked(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+    say(&format!(
+        "installing missing Debian packages: {}",
+        missing.join(" ")
+    ));
+    run_checked(
+        Command::new("apt-get").args(["update", "-qq"]),
+        "apt-get update",
+    )?;
     run_checked(
         Command::new("apt-get")
             .args(["install", "-y", "-qq", "--no-install-recommends"])
@@ -96,7 +108,9 @@ pub fn debug_bin(name: &str) -> PathBuf {
 pub fn cargo_build(packages: &[&str]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.arg("build").arg("--quiet").current_dir(workspace_root());
+    cmd.arg("build")
+        .arg("--quiet")
+        .current_dir(workspace_root());
     for p in packages {
         cmd.args(["-p", p]);
     }

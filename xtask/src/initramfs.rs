@@ -15,9 +15,21 @@ use std::path::Path;
 /// One archive member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Entry {
-    Dir { path: String, mode: u32 },
-    File { path: String, mode: u32, data: Vec<u8> },
-    CharDev { path: String, mode: u32, major: u32, minor: u32 },
+    Dir {
+        path: String,
+        mode: u32,
+    },
+    File {
+        path: String,
+        mode: u32,
+        data: Vec<u8>,
+    },
+    CharDev {
+        path: String,
+        mode: u32,
+        major: u32,
+        minor: u32,
+    },
 }
 
 fn push_header(out: &mut Vec<u8>, ino: u32, mode: u32, size: usize, rdev: (u32, u32), name: &str) {
@@ -57,15 +69,20 @@ pub fn write_newc(entries: &[Entry]) -> Vec<u8> {
     for (i, e) in entries.iter().enumerate() {
         let ino = i as u32 + 1;
         match e {
-            Entry::Dir { path, mode } => push_header(&mut out, ino, 0o040000 | mode, 0, (0, 0), path),
+            Entry::Dir { path, mode } => {
+                push_header(&mut out, ino, 0o040000 | mode, 0, (0, 0), path)
+            }
             Entry::File { path, mode, data } => {
                 push_header(&mut out, ino, 0o100000 | mode, data.len(), (0, 0), path);
                 out.extend_from_slice(data);
                 pad4(&mut out);
             }
-            Entry::CharDev { path, mode, major, minor } => {
-                push_header(&mut out, ino, 0o020000 | mode, 0, (*major, *minor), path)
-            }
+            Entry::CharDev {
+                path,
+                mode,
+                major,
+                minor,
+            } => push_header(&mut out, ino, 0o020000 | mode, 0, (*major, *minor), path),
         }
     }
     push_header(&mut out, 0, 0, 0, (0, 0), "TRAILER!!!");
@@ -88,7 +105,9 @@ pub fn list_newc(data: &[u8]) -> Result<Vec<(String, u32, usize)>> {
         };
         let (mode, size, namesize) = (field(1)?, field(6)?, field(11)?);
         let name_end = off + 110 + namesize;
-        let name = data.get(off + 110..name_end - 1).context("truncated cpio name")?;
+        let name = data
+            .get(off + 110..name_end - 1)
+            .context("truncated cpio name")?;
         let name = String::from_utf8(name.to_vec())?;
         off = (name_end + 3) & !3;
         if name == "TRAILER!!!" {
@@ -115,7 +134,9 @@ pub fn module_name(path: &str) -> String {
 pub fn load_order(modules_dep: &str, builtin: &str, wanted: &[&str]) -> Result<Vec<String>> {
     let mut deps: HashMap<String, (String, Vec<String>)> = HashMap::new();
     for line in modules_dep.lines() {
-        let Some((file, rest)) = line.split_once(':') else { continue };
+        let Some((file, rest)) = line.split_once(':') else {
+            continue;
+        };
         let d = rest.split_whitespace().map(str::to_string).collect();
         deps.insert(module_name(file), (file.to_string(), d));
     }
@@ -172,7 +193,10 @@ pub fn read_module(path: &Path) -> Result<Vec<u8>> {
                 .output()
                 .with_context(|| format!("running {tool} -dc {p}"))?;
             if !out.status.success() {
-                bail!("{tool} -dc {p} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                bail!(
+                    "{tool} -dc {p} failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                );
             }
             Ok(out.stdout)
         }
@@ -186,10 +210,26 @@ mod tests {
     #[test]
     fn newc_roundtrip_lists_every_member() {
         let entries = vec![
-            Entry::Dir { path: "bin".into(), mode: 0o755 },
-            Entry::File { path: "bin/busybox".into(), mode: 0o755, data: vec![1, 2, 3, 4, 5] },
-            Entry::CharDev { path: "dev/console".into(), mode: 0o600, major: 5, minor: 1 },
-            Entry::File { path: "init".into(), mode: 0o755, data: b"#!/bin/sh\n".to_vec() },
+            Entry::Dir {
+                path: "bin".into(),
+                mode: 0o755,
+            },
+            Entry::File {
+                path: "bin/busybox".into(),
+                mode: 0o755,
+                data: vec![1, 2, 3, 4, 5],
+            },
+            Entry::CharDev {
+                path: "dev/console".into(),
+                mode: 0o600,
+                major: 5,
+                minor: 1,
+            },
+            Entry::File {
+                path: "init".into(),
+                mode: 0o755,
+                data: b"#!/bin/sh\n".to_vec(),
+            },
         ];
         let data = write_newc(&entries);
         assert_eq!(data.len() % 4, 0);
@@ -207,7 +247,11 @@ mod tests {
 
     #[test]
     fn newc_header_matches_cpio_tool_layout() {
-        let data = write_newc(&[Entry::File { path: "a".into(), mode: 0o644, data: b"xy".to_vec() }]);
+        let data = write_newc(&[Entry::File {
+            path: "a".into(),
+            mode: 0o644,
+            data: b"xy".to_vec(),
+        }]);
         // 110-byte header + "a\0" padded to 112, then data padded to 116.
         assert_eq!(&data[..6], b"070701");
         assert_eq!(&data[6..14], b"00000001");
@@ -223,7 +267,10 @@ mod tests {
 
     #[test]
     fn module_names_are_normalized() {
-        assert_eq!(module_name("kernel/net/9p/9pnet_virtio.ko.xz"), "9pnet_virtio");
+        assert_eq!(
+            module_name("kernel/net/9p/9pnet_virtio.ko.xz"),
+            "9pnet_virtio"
+        );
         assert_eq!(module_name("crc32-pclmul"), "crc32_pclmul");
         assert_eq!(module_name("kernel/fs/9p/9p.ko"), "9p");
     }

@@ -70,15 +70,30 @@ pub fn package_matches(series: Series, name: &str) -> bool {
 
 /// The newest matching package of a list of apt package names (numeric order of the ABI or
 /// patch number, so `6.12.107` beats `6.12.99`).
-pub fn newest_package<'a>(series: Series, names: impl IntoIterator<Item = &'a str>) -> Option<String> {
+pub fn newest_package<'a>(
+    series: Series,
+    names: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     let key = |n: &str| -> u64 {
         let digits: String = match series {
-            Series::V6_12 => n.trim_start_matches("linux-image-6.12.").chars().take_while(char::is_ascii_digit).collect(),
-            Series::V6_1 => n.trim_start_matches("linux-image-6.1.0-").chars().take_while(char::is_ascii_digit).collect(),
+            Series::V6_12 => n
+                .trim_start_matches("linux-image-6.12.")
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect(),
+            Series::V6_1 => n
+                .trim_start_matches("linux-image-6.1.0-")
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect(),
         };
         digits.parse().unwrap_or(0)
     };
-    names.into_iter().filter(|n| package_matches(series, n)).max_by_key(|n| key(n)).map(str::to_string)
+    names
+        .into_iter()
+        .filter(|n| package_matches(series, n))
+        .max_by_key(|n| key(n))
+        .map(str::to_string)
 }
 
 fn apt_candidates(series: Series) -> Result<Option<String>> {
@@ -86,7 +101,10 @@ fn apt_candidates(series: Series) -> Result<Option<String>> {
         Series::V6_12 => "linux-image-6.12.",
         Series::V6_1 => "linux-image-6.1.0-",
     };
-    let out = Command::new("apt-cache").args(["pkgnames", prefix]).output().context("running apt-cache pkgnames")?;
+    let out = Command::new("apt-cache")
+        .args(["pkgnames", prefix])
+        .output()
+        .context("running apt-cache pkgnames")?;
     let text = String::from_utf8_lossy(&out.stdout);
     Ok(newest_package(series, text.lines()))
 }
@@ -145,7 +163,11 @@ pub fn lock_cache() -> Result<CacheLock> {
         .with_context(|| format!("opening {}", path.display()))?;
     // SAFETY: flock on an fd we own; blocks until the other lab run is done with the cache.
     if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
-        bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+        bail!(
+            "locking {}: {}",
+            path.display(),
+            std::io::Error::last_os_error()
+        );
     }
     Ok(CacheLock { _file: f })
 }
@@ -167,45 +189,79 @@ pub fn ensure_rxe_fix(k: &Kernel) -> Result<PathBuf> {
     let _lock = lock_cache()?;
     let build = k.dir.join("rxe-fix");
     let ko = build.join("smctrace_rxe_fix.ko");
-    let same_source = std::fs::read_to_string(build.join("rxe_fix.c")).is_ok_and(|c| c == RXE_FIX_C)
+    let same_source = std::fs::read_to_string(build.join("rxe_fix.c"))
+        .is_ok_and(|c| c == RXE_FIX_C)
         && std::fs::read_to_string(build.join("Kbuild")).is_ok_and(|c| c == RXE_FIX_KBUILD);
     if ko.exists() && same_source {
         return Ok(ko);
     }
     crate::host::ensure_tools(&[("gcc-12", "/usr/bin/gcc-12"), ("make", "/usr/bin/make")])?;
     let headers = k.dir.join("headers");
-    let hdir = headers.join("usr/src").join(format!("linux-headers-{}", k.kver));
+    let hdir = headers
+        .join("usr/src")
+        .join(format!("linux-headers-{}", k.kver));
     if !hdir.join("Makefile").exists() {
-        let flavour = k.kver.rsplit_once('-').map(|(abi, _)| abi).context("odd kernel release")?;
+        let flavour = k
+            .kver
+            .rsplit_once('-')
+            .map(|(abi, _)| abi)
+            .context("odd kernel release")?;
         let series = k.series.as_str();
         let pkgs = [
             format!("linux-headers-{}={}", k.kver, k.version),
             format!("linux-headers-{flavour}-common={}", k.version),
             format!("linux-kbuild-{series}={}", k.version),
         ];
-        say(&format!("downloading {} to build the rxe fix module", pkgs.join(" ")));
+        say(&format!(
+            "downloading {} to build the rxe fix module",
+            pkgs.join(" ")
+        ));
         let debs = k.dir.join("headers-debs");
         let _ = std::fs::remove_dir_all(&debs);
         let _ = std::fs::remove_dir_all(&headers);
         std::fs::create_dir_all(&debs)?;
-        run_checked(Command::new("apt-get").args(["download", "-q"]).args(&pkgs).current_dir(&debs), "apt-get download (headers)")?;
+        run_checked(
+            Command::new("apt-get")
+                .args(["download", "-q"])
+                .args(&pkgs)
+                .current_dir(&debs),
+            "apt-get download (headers)",
+        )?;
         for deb in std::fs::read_dir(&debs)? {
-            run_checked(Command::new("dpkg-deb").arg("-x").arg(deb?.path()).arg(&headers), "dpkg-deb -x (headers)")?;
+            run_checked(
+                Command::new("dpkg-deb")
+                    .arg("-x")
+                    .arg(deb?.path())
+                    .arg(&headers),
+                "dpkg-deb -x (headers)",
+            )?;
         }
         let _ = std::fs::remove_dir_all(&debs);
         // The arch headers' Makefile includes the common headers by absolute path.
         let mk = hdir.join("Makefile");
-        let text = std::fs::read_to_string(&mk).with_context(|| format!("reading {}", mk.display()))?;
+        let text =
+            std::fs::read_to_string(&mk).with_context(|| format!("reading {}", mk.display()))?;
         let root = headers.display().to_string();
-        std::fs::write(&mk, text.replace("include /usr/src/", &format!("include {root}/usr/src/")))?;
+        std::fs::write(
+            &mk,
+            text.replace("include /usr/src/", &format!("include {root}/usr/src/")),
+        )?;
     }
     let _ = std::fs::remove_dir_all(&build);
     std::fs::create_dir_all(&build)?;
     std::fs::write(build.join("rxe_fix.c"), RXE_FIX_C)?;
     std::fs::write(build.join("Kbuild"), RXE_FIX_KBUILD)?;
-    say(&format!("building the rxe fix module against linux-headers-{}", k.kver));
+    say(&format!(
+        "building the rxe fix module against linux-headers-{}",
+        k.kver
+    ));
     run_checked(
-        Command::new("make").arg("-s").arg("-C").arg(&hdir).arg(format!("M={}", build.display())).arg("modules"),
+        Command::new("make")
+            .arg("-s")
+            .arg("-C")
+            .arg(&hdir)
+            .arg(format!("M={}", build.display()))
+            .arg("modules"),
         "building the rxe fix module",
     )?;
     if !ko.exists() {
@@ -220,66 +276,110 @@ pub fn ensure(series: Series) -> Result<Kernel> {
     let mut package = apt_candidates(series)?;
     if package.is_none() {
         say("apt has no lists for the lab kernels yet: running apt-get update");
-        run_checked(Command::new("apt-get").args(["update", "-qq"]), "apt-get update")?;
+        run_checked(
+            Command::new("apt-get").args(["update", "-qq"]),
+            "apt-get update",
+        )?;
         package = apt_candidates(series)?;
     }
     let package = package.with_context(|| {
-        format!("apt knows no kernel package for {} (looked for {})", series.as_str(), match series {
-            Series::V6_12 => "linux-image-6.12.*+deb12-amd64-unsigned in bookworm-security",
-            Series::V6_1 => "linux-image-6.1.0-*-amd64-unsigned in bookworm",
-        })
+        format!(
+            "apt knows no kernel package for {} (looked for {})",
+            series.as_str(),
+            match series {
+                Series::V6_12 => "linux-image-6.12.*+deb12-amd64-unsigned in bookworm-security",
+                Series::V6_1 => "linux-image-6.1.0-*-amd64-unsigned in bookworm",
+            }
+        )
     })?;
     let version = apt_version(&package)?;
     let dir = root.join(format!("{package}_{version}"));
     let _lock = lock_cache()?;
     if !dir.join("kver").exists() {
-        say(&format!("downloading and unpacking {package} {version} into {}", dir.display()));
+        say(&format!(
+            "downloading and unpacking {package} {version} into {}",
+            dir.display()
+        ));
         build_cache(&package, &dir).with_context(|| format!("preparing {package} {version}"))?;
     }
     let kver = std::fs::read_to_string(dir.join("kver"))
         .with_context(|| format!("reading {}", dir.join("kver").display()))?
         .trim()
         .to_string();
-    Ok(Kernel { series, package, version, kver, dir })
+    Ok(Kernel {
+        series,
+        package,
+        version,
+        kver,
+        dir,
+    })
 }
 
 fn build_cache(package: &str, dir: &Path) -> Result<()> {
     let parent = dir.parent().context("cache dir has no parent")?;
     std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
-    let tmp = parent.join(format!(".tmp-{}-{}", std::process::id(), dir.file_name().unwrap_or_default().to_string_lossy()));
+    let tmp = parent.join(format!(
+        ".tmp-{}-{}",
+        std::process::id(),
+        dir.file_name().unwrap_or_default().to_string_lossy()
+    ));
     let _ = std::fs::remove_dir_all(&tmp);
     std::fs::create_dir_all(tmp.join("deb"))?;
     let result = (|| -> Result<()> {
-        run_checked(Command::new("apt-get").args(["download", "-q", package]).current_dir(tmp.join("deb")), "apt-get download")?;
+        run_checked(
+            Command::new("apt-get")
+                .args(["download", "-q", package])
+                .current_dir(tmp.join("deb")),
+            "apt-get download",
+        )?;
         let deb = std::fs::read_dir(tmp.join("deb"))?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
             .find(|p| p.extension().is_some_and(|e| e == "deb"))
             .context("apt-get download left no .deb")?;
         let x = tmp.join("x");
-        run_checked(Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x), "dpkg-deb -x")?;
+        run_checked(
+            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&x),
+            "dpkg-deb -x",
+        )?;
         let vmlinuz = std::fs::read_dir(x.join("boot"))?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-")))
+            .find(|p| {
+                p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with("vmlinuz-"))
+            })
             .context("the package has no boot/vmlinuz-*")?;
-        let kver = vmlinuz.file_name().unwrap_or_default().to_string_lossy().trim_start_matches("vmlinuz-").to_string();
+        let kver = vmlinuz
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .trim_start_matches("vmlinuz-")
+            .to_string();
         let out = tmp.join("out");
         std::fs::create_dir_all(out.join("lib/modules"))?;
         let image = std::fs::read(&vmlinuz)?;
         std::fs::write(out.join("vmlinux"), extract_vmlinux(&image)?)?;
-        let moddir = [x.join("lib/modules").join(&kver), x.join("usr/lib/modules").join(&kver)]
-            .into_iter()
-            .find(|p| p.is_dir())
-            .context("the package has no lib/modules/<kver>")?;
+        let moddir = [
+            x.join("lib/modules").join(&kver),
+            x.join("usr/lib/modules").join(&kver),
+        ]
+        .into_iter()
+        .find(|p| p.is_dir())
+        .context("the package has no lib/modules/<kver>")?;
         std::fs::rename(&moddir, out.join("lib/modules").join(&kver))?;
         for f in std::fs::read_dir(x.join("boot"))? {
             let f = f?.path();
-            if f.file_name().is_some_and(|n| n.to_string_lossy().starts_with("config-")) {
+            if f.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("config-"))
+            {
                 std::fs::copy(&f, out.join("config"))?;
             }
         }
-        run_checked(Command::new("depmod").arg("-b").arg(&out).arg(&kver), "depmod")?;
+        run_checked(
+            Command::new("depmod").arg("-b").arg(&out).arg(&kver),
+            "depmod",
+        )?;
         // Stage 1 modules, decompressed, with their load order.
         let mods = out.join("lib/modules").join(&kver);
         let dep = std::fs::read_to_string(mods.join("modules.dep"))?;
@@ -289,7 +389,10 @@ fn build_cache(package: &str, dir: &Path) -> Result<()> {
         let mut names = String::new();
         for file in &order {
             let name = crate::initramfs::module_name(file);
-            std::fs::write(out.join("stage1").join(format!("{name}.ko")), read_module(&mods.join(file))?)?;
+            std::fs::write(
+                out.join("stage1").join(format!("{name}.ko")),
+                read_module(&mods.join(file))?,
+            )?;
             names.push_str(&name);
             names.push('\n');
         }
@@ -299,7 +402,8 @@ fn build_cache(package: &str, dir: &Path) -> Result<()> {
         // Under the cache lock nobody else builds this directory; a leftover without `kver`
         // is a half-written one from an older layout and goes.
         let _ = std::fs::remove_dir_all(dir);
-        std::fs::rename(&out, dir).with_context(|| format!("moving the unpacked kernel to {}", dir.display()))?;
+        std::fs::rename(&out, dir)
+            .with_context(|| format!("moving the unpacked kernel to {}", dir.display()))?;
         Ok(())
     })();
     let _ = std::fs::remove_dir_all(&tmp);
@@ -319,7 +423,9 @@ pub fn bzimage_payload(image: &[u8]) -> Result<(&'static str, &[u8])> {
     let pm = (setup_sects + 1) * 512;
     let off = u32::from_le_bytes(image[0x248..0x24c].try_into()?) as usize;
     let len = u32::from_le_bytes(image[0x24c..0x250].try_into()?) as usize;
-    let payload = image.get(pm + off..pm + off + len).context("bzImage payload out of bounds")?;
+    let payload = image
+        .get(pm + off..pm + off + len)
+        .context("bzImage payload out of bounds")?;
     let kind = match payload {
         [0x28, 0xb5, 0x2f, 0xfd, ..] => "zstd",
         [0xfd, b'7', b'z', b'X', b'Z', 0, ..] => "xz",
@@ -347,7 +453,10 @@ pub fn extract_vmlinux(image: &[u8]) -> Result<Vec<u8>> {
     // xz and gzip may complain about the trailing padding; the ELF check below decides.
     let _ = writer.join();
     if out.stdout.get(..4) != Some(b"\x7fELF") {
-        bail!("decompressing the kernel with {kind} gave no ELF: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "decompressing the kernel with {kind} gave no ELF: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(out.stdout)
 }
@@ -365,10 +474,23 @@ mod tests {
             "linux-image-6.12.107+deb12-cloud-amd64-unsigned",
             "linux-image-6.12.107+deb12-rt-amd64-unsigned",
         ];
-        assert_eq!(newest_package(Series::V6_12, names).as_deref(), Some("linux-image-6.12.107+deb12-amd64-unsigned"));
-        let names = ["linux-image-6.1.0-9-amd64-unsigned", "linux-image-6.1.0-56-amd64-unsigned", "linux-image-6.1.0-56-cloud-amd64-unsigned"];
-        assert_eq!(newest_package(Series::V6_1, names).as_deref(), Some("linux-image-6.1.0-56-amd64-unsigned"));
-        assert_eq!(newest_package(Series::V6_1, ["linux-image-6.1.0-56-amd64"]), None);
+        assert_eq!(
+            newest_package(Series::V6_12, names).as_deref(),
+            Some("linux-image-6.12.107+deb12-amd64-unsigned")
+        );
+        let names = [
+            "linux-image-6.1.0-9-amd64-unsigned",
+            "linux-image-6.1.0-56-amd64-unsigned",
+            "linux-image-6.1.0-56-cloud-amd64-unsigned",
+        ];
+        assert_eq!(
+            newest_package(Series::V6_1, names).as_deref(),
+            Some("linux-image-6.1.0-56-amd64-unsigned")
+        );
+        assert_eq!(
+            newest_package(Series::V6_1, ["linux-image-6.1.0-56-amd64"]),
+            None
+        );
     }
 
     fn fake_bzimage(payload: &[u8]) -> Vec<u8> {

@@ -19,7 +19,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 #[derive(Parser, Debug)]
-#[command(name = "cargo xtask", bin_name = "cargo xtask", about = "smctrace project automation", version)]
+#[command(
+    name = "cargo xtask",
+    bin_name = "cargo xtask",
+    about = "smctrace project automation",
+    version
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Top,
@@ -121,10 +126,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
         LabCmd::Fetch { kernel } => {
             prepare_host()?;
             let k = kernel::ensure(kernel)?;
-            say(&format!("{} {} (kernel {}) ready in {}", k.package, k.version, k.kver, k.dir.display()));
+            say(&format!(
+                "{} {} (kernel {}) ready in {}",
+                k.package,
+                k.version,
+                k.kver,
+                k.dir.display()
+            ));
             Ok(0)
         }
-        LabCmd::Exec { common, no_smc_setup, a, b } => {
+        LabCmd::Exec {
+            common,
+            no_smc_setup,
+            a,
+            b,
+        } => {
             prepare_host()?;
             let k = kernel::ensure(common.kernel)?;
             let out = out_dir(common.out.as_deref(), "exec")?;
@@ -136,8 +152,11 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     smcctl.display()
                 );
             }
-            let extra_modules =
-                if !no_smc_setup && k.series.needs_rxe_fix() { vec![kernel::ensure_rxe_fix(&k)?] } else { Vec::new() };
+            let extra_modules = if !no_smc_setup && k.series.needs_rxe_fix() {
+                vec![kernel::ensure_rxe_fix(&k)?]
+            } else {
+                Vec::new()
+            };
             let spec = vm::Spec {
                 kernel: k.clone(),
                 out: out.clone(),
@@ -150,23 +169,46 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 memory_mb: common.memory,
                 echo: true,
             };
-            say(&format!("kernel {} ({} {}), output in {}", k.kver, k.package, k.version, out.display()));
+            say(&format!(
+                "kernel {} ({} {}), output in {}",
+                k.kver,
+                k.package,
+                k.version,
+                out.display()
+            ));
             let o = vm::run(&spec)?;
             for g in o.guests() {
                 say(&g.describe());
             }
             say(&format!("boot-to-result {:.1} s", o.wall.as_secs_f64()));
             if !o.ok() {
-                let failed: Vec<String> = o.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
-                eprintln!("lab: exec failed: {} (serial logs kept: {})", failed.join("; "), o.serial_logs());
+                let failed: Vec<String> = o
+                    .guests()
+                    .filter(|g| !g.ok())
+                    .map(|g| g.describe())
+                    .collect();
+                eprintln!(
+                    "lab: exec failed: {} (serial logs kept: {})",
+                    failed.join("; "),
+                    o.serial_logs()
+                );
                 return Ok(1);
             }
             Ok(0)
         }
-        LabCmd::Run { scenario, common, record, no_build } => {
+        LabCmd::Run {
+            scenario,
+            common,
+            record,
+            no_build,
+        } => {
             let t0 = std::time::Instant::now();
             let all = scenario == "all";
-            let list = if all { scenario::Scenario::ALL.to_vec() } else { vec![scenario::Scenario::parse(&scenario)?] };
+            let list = if all {
+                scenario::Scenario::ALL.to_vec()
+            } else {
+                vec![scenario::Scenario::parse(&scenario)?]
+            };
             prepare_host()?;
             let k = kernel::ensure(common.kernel)?;
             if !no_build {
@@ -201,11 +243,21 @@ fn dispatch(cli: Cli) -> Result<i32> {
                     failed.push(sc.name());
                 }
             }
-            say(&format!("total wall time (with package/kernel checks and build): {:.1} s", t0.elapsed().as_secs_f64()));
+            say(&format!(
+                "total wall time (with package/kernel checks and build): {:.1} s",
+                t0.elapsed().as_secs_f64()
+            ));
             if all {
                 // The plain closing line CI reads, then which ones failed.
-                say(&format!("scenarios on {} ({} {}):", k.kver, k.package, k.version));
-                println!("lab: {} passed, {} failed", list.len() - failed.len(), failed.len());
+                say(&format!(
+                    "scenarios on {} ({} {}):",
+                    k.kver, k.package, k.version
+                ));
+                println!(
+                    "lab: {} passed, {} failed",
+                    list.len() - failed.len(),
+                    failed.len()
+                );
                 if !failed.is_empty() {
                     eprintln!("lab: failed scenarios on {}: {}", k.kver, failed.join(" "));
                 }
@@ -216,7 +268,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 fn smcctl_path() -> PathBuf {
-    std::env::var_os("SMCTRACE_LAB_SMCCTL").map(PathBuf::from).unwrap_or_else(|| host::debug_bin("smcctl"))
+    std::env::var_os("SMCTRACE_LAB_SMCCTL")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| host::debug_bin("smcctl"))
 }
 
 /// Root, packages, and the mount point the guests bind their kernel's modules on.
@@ -239,12 +293,18 @@ fn out_dir(given: Option<&Path>, name: &str) -> Result<PathBuf> {
     let dir = match given {
         Some(d) => d.to_path_buf(),
         None => {
-            let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-            host::target_dir().join("lab").join(format!("{name}-{secs}-{}", std::process::id()))
+            let secs = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            host::target_dir()
+                .join("lab")
+                .join(format!("{name}-{secs}-{}", std::process::id()))
         }
     };
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    let dir = std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
+    let dir =
+        std::fs::canonicalize(&dir).with_context(|| format!("resolving {}", dir.display()))?;
     Ok(dir)
 }
 
@@ -261,23 +321,55 @@ mod tests {
     #[test]
     fn exec_arguments_parse() {
         let cli = Cli::try_parse_from([
-            "xtask", "lab", "exec", "--kernel", "6.1", "--out", "/tmp/x", "--no-smc-setup", "--a", "uname -r", "--b", "true",
+            "xtask",
+            "lab",
+            "exec",
+            "--kernel",
+            "6.1",
+            "--out",
+            "/tmp/x",
+            "--no-smc-setup",
+            "--a",
+            "uname -r",
+            "--b",
+            "true",
         ])
         .unwrap();
-        let Top::Lab(LabCmd::Exec { common, no_smc_setup, a, b }) = cli.cmd else { panic!("not exec") };
+        let Top::Lab(LabCmd::Exec {
+            common,
+            no_smc_setup,
+            a,
+            b,
+        }) = cli.cmd
+        else {
+            panic!("not exec")
+        };
         assert_eq!(common.kernel, Series::V6_1);
         assert_eq!(common.out.as_deref(), Some(Path::new("/tmp/x")));
         assert!(no_smc_setup);
         assert_eq!(a, "uname -r");
         assert_eq!(b.as_deref(), Some("true"));
-        assert!(Cli::try_parse_from(["xtask", "lab", "exec", "--b", "true"]).is_err(), "--a is required");
-        assert!(Cli::try_parse_from(["xtask", "lab", "exec", "--kernel", "5.10", "--a", "x"]).is_err());
+        assert!(
+            Cli::try_parse_from(["xtask", "lab", "exec", "--b", "true"]).is_err(),
+            "--a is required"
+        );
+        assert!(
+            Cli::try_parse_from(["xtask", "lab", "exec", "--kernel", "5.10", "--a", "x"]).is_err()
+        );
     }
 
     #[test]
     fn run_arguments_parse() {
         let cli = Cli::try_parse_from(["xtask", "lab", "run", "bulk", "--record"]).unwrap();
-        let Top::Lab(LabCmd::Run { scenario, common, record, no_build }) = cli.cmd else { panic!("not run") };
+        let Top::Lab(LabCmd::Run {
+            scenario,
+            common,
+            record,
+            no_build,
+        }) = cli.cmd
+        else {
+            panic!("not run")
+        };
         assert_eq!(scenario, "bulk");
         assert_eq!(common.kernel, Series::V6_12);
         assert!(record && !no_build);

@@ -54,13 +54,20 @@ pub struct Options {
 }
 
 impl Scenario {
-    pub const ALL: [Scenario; 4] = [Scenario::Pingpong, Scenario::Bulk, Scenario::Shortconn, Scenario::Fallback];
+    pub const ALL: [Scenario; 4] = [
+        Scenario::Pingpong,
+        Scenario::Bulk,
+        Scenario::Shortconn,
+        Scenario::Fallback,
+    ];
 
     pub fn parse(s: &str) -> Result<Scenario> {
         Scenario::ALL
             .into_iter()
             .find(|sc| sc.name() == s)
-            .with_context(|| format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback)"))
+            .with_context(|| {
+                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback)")
+            })
     }
 
     pub fn name(self) -> &'static str {
@@ -127,7 +134,10 @@ pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
     if record {
         s += &record_start(tools, scenario, "b");
     }
-    s += &format!("{load} server --listen 0.0.0.0:{PORT} --exit-after {}\n", scenario.connections());
+    s += &format!(
+        "{load} server --listen 0.0.0.0:{PORT} --exit-after {}\n",
+        scenario.connections()
+    );
     if record {
         s += RECORD_STOP;
     }
@@ -166,7 +176,8 @@ pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
 }
 
 fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{} missing", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("{} missing", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
@@ -177,7 +188,8 @@ fn num(v: &Value, key: &str) -> u64 {
 /// Successful SMC-R handshakes counted by `smcctl stats --json` on one side.
 pub fn smcr_successes(stats: &Value, client: bool) -> u64 {
     let side = if client { "clnt" } else { "srv" };
-    num(stats, &format!("smcr.{side}_v1_succ_cnt")) + num(stats, &format!("smcr.{side}_v2_succ_cnt"))
+    num(stats, &format!("smcr.{side}_v1_succ_cnt"))
+        + num(stats, &format!("smcr.{side}_v2_succ_cnt"))
 }
 
 /// Fallbacks counted by `smcctl fallback --json` (both sides).
@@ -227,7 +239,10 @@ pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>
         bail!("assertion failed: smc-load client did no work (count 0 in a-load.json)");
     }
     if scenario == Scenario::Shortconn && num(&load, "connects") < SHORTCONN_COUNT {
-        bail!("assertion failed: {} of {SHORTCONN_COUNT} short connections completed", num(&load, "connects"));
+        bail!(
+            "assertion failed: {} of {SHORTCONN_COUNT} short connections completed",
+            num(&load, "connects")
+        );
     }
     let a_stats = read_json(&out.join("a-stats.json"))?;
     let b_stats = read_json(&out.join("b-stats.json"))?;
@@ -237,7 +252,10 @@ pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>
     let socks = diag_server_sockets(&samples);
     let want = scenario.connections();
     if scenario == Scenario::Fallback {
-        let (a, b) = (smcr_successes(&a_stats, true), smcr_successes(&b_stats, false));
+        let (a, b) = (
+            smcr_successes(&a_stats, true),
+            smcr_successes(&b_stats, false),
+        );
         if a + b != 0 {
             bail!("assertion failed: SMC-R handshakes succeeded (A {a}, B {b}) although B has no UEID");
         }
@@ -253,24 +271,39 @@ pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>
                     hexes(&reasons)
                 );
             }
-            proven.push(format!("{who} fell back to TCP with reason {want:#010x} (netlink fallback stats)"));
+            proven.push(format!(
+                "{who} fell back to TCP with reason {want:#010x} (netlink fallback stats)"
+            ));
         }
-        let fell: Vec<&&Value> = socks.iter().filter(|s| num(s, "mode") == MODE_FALLBACK_TCP).collect();
+        let fell: Vec<&&Value> = socks
+            .iter()
+            .filter(|s| num(s, "mode") == MODE_FALLBACK_TCP)
+            .collect();
         if fell.is_empty() {
             bail!("assertion failed: no smc_diag sample shows the client socket in fallback mode ({} samples)", samples.len());
         }
-        let r = fell[0].get("fallback").map(|f| num(f, "reason") as u32).unwrap_or(0);
+        let r = fell[0]
+            .get("fallback")
+            .map(|f| num(f, "reason") as u32)
+            .unwrap_or(0);
         if r != EXPECTED_CLIENT_FALLBACK {
             bail!("assertion failed: smc_diag fallback reason {r:#010x} on A, expected {EXPECTED_CLIENT_FALLBACK:#010x}");
         }
-        proven.push(format!("smc_diag: live client socket in mode TCP (fallback), reason {r:#010x}"));
+        proven.push(format!(
+            "smc_diag: live client socket in mode TCP (fallback), reason {r:#010x}"
+        ));
         return Ok(proven);
     }
-    let (a, b) = (smcr_successes(&a_stats, true), smcr_successes(&b_stats, false));
+    let (a, b) = (
+        smcr_successes(&a_stats, true),
+        smcr_successes(&b_stats, false),
+    );
     if a < want || b < want {
         bail!("assertion failed: {want} SMC-R connection(s) expected, netlink stats count A {a} client, B {b} server");
     }
-    proven.push(format!("SMC-R handshakes: A {a} client, B {b} server (netlink stats)"));
+    proven.push(format!(
+        "SMC-R handshakes: A {a} client, B {b} server (netlink stats)"
+    ));
     let (fa, fb) = (fallback_total(&a_fb), fallback_total(&b_fb));
     if fa != 0 || fb != 0 {
         bail!(
@@ -294,7 +327,10 @@ pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>
             let p = out.join(format!("{}-{role}.smctrace", scenario.name()));
             let len = std::fs::metadata(&p).map(|m| m.len()).unwrap_or(0);
             if len == 0 {
-                bail!("assertion failed: recording {} missing or empty", p.display());
+                bail!(
+                    "assertion failed: recording {} missing or empty",
+                    p.display()
+                );
             }
             proven.push(format!("recording {} ({len} bytes)", p.display()));
         }
@@ -306,7 +342,11 @@ fn hexes(codes: &[u32]) -> String {
     if codes.is_empty() {
         return "none".into();
     }
-    codes.iter().map(|c| format!("{c:#010x}")).collect::<Vec<_>>().join(",")
+    codes
+        .iter()
+        .map(|c| format!("{c:#010x}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// The one-line summary of smc-load's report.
@@ -326,11 +366,22 @@ fn load_summary(load: &Value) -> String {
 
 /// Run `scenario` on `kernel`, check it, and return the process exit code.
 pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
-    let extra_modules = if kernel.series.needs_rxe_fix() { vec![crate::kernel::ensure_rxe_fix(kernel)?] } else { Vec::new() };
-    let tools = Tools { smcctl: opts.smcctl.clone(), load: debug_bin("smc-load"), record: debug_bin("smc-record") };
+    let extra_modules = if kernel.series.needs_rxe_fix() {
+        vec![crate::kernel::ensure_rxe_fix(kernel)?]
+    } else {
+        Vec::new()
+    };
+    let tools = Tools {
+        smcctl: opts.smcctl.clone(),
+        load: debug_bin("smc-load"),
+        record: debug_bin("smc-record"),
+    };
     for (name, p) in [("smcctl", &tools.smcctl), ("smc-load", &tools.load)] {
         if !p.exists() {
-            bail!("{name} not found at {} (build it, or drop --no-build)", p.display());
+            bail!(
+                "{name} not found at {} (build it, or drop --no-build)",
+                p.display()
+            );
         }
     }
     if opts.record && !tools.record.exists() {
@@ -339,7 +390,9 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
     // Old evidence in a reused --out DIR must not pass for this run's.
     for e in std::fs::read_dir(out)?.flatten() {
         let n = e.file_name().to_string_lossy().to_string();
-        if (n.starts_with("a-") || n.starts_with("b-")) && n.ends_with(".json") || n.ends_with(".smctrace") {
+        if (n.starts_with("a-") || n.starts_with("b-")) && n.ends_with(".json")
+            || n.ends_with(".smctrace")
+        {
             let _ = std::fs::remove_file(e.path());
         }
     }
@@ -366,7 +419,11 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
     let o: Outcome = vm::run(&spec)?;
     let wall = o.wall.as_secs_f64();
     if !o.ok() {
-        let failed: Vec<String> = o.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
+        let failed: Vec<String> = o
+            .guests()
+            .filter(|g| !g.ok())
+            .map(|g| g.describe())
+            .collect();
         eprintln!(
             "lab: {} FAILED after {wall:.1} s: {} (serial logs kept: {})",
             scenario.name(),
@@ -383,7 +440,11 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
             for p in proven {
                 say(&format!("ok: {p}"));
             }
-            say(&format!("{} PASSED on {}: boot-to-result {wall:.1} s", scenario.name(), kernel.kver));
+            say(&format!(
+                "{} PASSED on {}: boot-to-result {wall:.1} s",
+                scenario.name(),
+                kernel.kver
+            ));
             Ok(0)
         }
         Err(e) => {
@@ -403,7 +464,11 @@ mod tests {
     use serde_json::json;
 
     fn tools() -> Tools {
-        Tools { smcctl: "/w/smcctl".into(), load: "/w/smc-load".into(), record: "/w/smc-record".into() }
+        Tools {
+            smcctl: "/w/smcctl".into(),
+            load: "/w/smc-load".into(),
+            record: "/w/smc-record".into(),
+        }
     }
 
     #[test]
@@ -442,21 +507,45 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xtask-check-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let w = |n: &str, v: Value| std::fs::write(dir.join(n), v.to_string()).unwrap();
-        w("a-load.json", json!({"mode": "pingpong", "proto": "smc", "count": 2000, "connects": 1}));
+        w(
+            "a-load.json",
+            json!({"mode": "pingpong", "proto": "smc", "count": 2000, "connects": 1}),
+        );
         w("a-stats.json", json!({"smcr.clnt_v2_succ_cnt": 1}));
         w("b-stats.json", json!({"smcr.srv_v2_succ_cnt": 1}));
-        w("a-fallback.json", json!({"server_total": 0, "client_total": 0, "reasons": []}));
-        w("b-fallback.json", json!({"server_total": 0, "client_total": 0, "reasons": []}));
+        w(
+            "a-fallback.json",
+            json!({"server_total": 0, "client_total": 0, "reasons": []}),
+        );
+        w(
+            "b-fallback.json",
+            json!({"server_total": 0, "client_total": 0, "reasons": []}),
+        );
         w("a-diag-0.json", json!([{"mode": 0, "remote_port": 5000}]));
         assert_eq!(check(Scenario::Pingpong, &dir, false).unwrap().len(), 3);
-        w("b-fallback.json", json!({"server_total": 1, "client_total": 0, "reasons": [{"code": 0x03030000u32, "count": 1}]}));
-        let e = check(Scenario::Pingpong, &dir, false).unwrap_err().to_string();
-        assert!(e.contains("TCP fallback must be 0") && e.contains("0x03030000"), "{e}");
-        w("b-fallback.json", json!({"server_total": 0, "client_total": 0, "reasons": []}));
+        w(
+            "b-fallback.json",
+            json!({"server_total": 1, "client_total": 0, "reasons": [{"code": 0x03030000u32, "count": 1}]}),
+        );
+        let e = check(Scenario::Pingpong, &dir, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("TCP fallback must be 0") && e.contains("0x03030000"),
+            "{e}"
+        );
+        w(
+            "b-fallback.json",
+            json!({"server_total": 0, "client_total": 0, "reasons": []}),
+        );
         w("a-diag-0.json", json!([{"mode": 1, "remote_port": 5000}]));
-        let e = check(Scenario::Pingpong, &dir, false).unwrap_err().to_string();
+        let e = check(Scenario::Pingpong, &dir, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mode SMCR"), "{e}");
-        let e = check(Scenario::Pingpong, &dir, true).unwrap_err().to_string();
+        let e = check(Scenario::Pingpong, &dir, true)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("mode SMCR"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }

@@ -112,7 +112,10 @@ impl GuestResult {
     pub fn describe(&self) -> String {
         match self.rc {
             Some(rc) => format!("guest {}: exit {rc} ({})", self.role.upper(), self.words),
-            None => format!("guest {}: ended without reporting a result (panic or crash?)", self.role.upper()),
+            None => format!(
+                "guest {}: ended without reporting a result (panic or crash?)",
+                self.role.upper()
+            ),
         }
     }
 }
@@ -133,7 +136,10 @@ impl Outcome {
         self.guests().all(GuestResult::ok)
     }
     pub fn serial_logs(&self) -> String {
-        self.guests().map(|g| g.serial_log.display().to_string()).collect::<Vec<_>>().join(" ")
+        self.guests()
+            .map(|g| g.serial_log.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -152,37 +158,88 @@ pub fn guest_env(spec: &Spec, role: Role) -> String {
     let two = spec.b_cmds.is_some();
     let series = spec.kernel.series;
     let vars: Vec<(&str, String)> = vec![
-        ("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into()),
+        (
+            "PATH",
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+        ),
         ("SMCTRACE_PEER", role.peer().into()),
         ("SMCTRACE_OUT", "/out".into()),
         ("SMCTRACE_READY_FILE", "/out/.lab/b.ready".into()),
         ("LAB_ADDR", role.addr().into()),
-        ("LAB_SMC_SETUP", if spec.smc_setup { "1" } else { "0" }.into()),
+        (
+            "LAB_SMC_SETUP",
+            if spec.smc_setup { "1" } else { "0" }.into(),
+        ),
         ("LAB_UEID", LAB_UEID.into()),
-        ("LAB_PNETID", if series.needs_pnet() { LAB_PNETID.into() } else { String::new() }),
+        (
+            "LAB_PNETID",
+            if series.needs_pnet() {
+                LAB_PNETID.into()
+            } else {
+                String::new()
+            },
+        ),
         ("LAB_SMCCTL", spec.smcctl.display().to_string()),
         (
             "LAB_EXTRA_MODULES",
-            spec.extra_modules.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(" "),
+            spec.extra_modules
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(" "),
         ),
-        ("LAB_CWD", std::env::current_dir().map(|d| d.display().to_string()).unwrap_or_else(|_| "/".into())),
+        (
+            "LAB_CWD",
+            std::env::current_dir()
+                .map(|d| d.display().to_string())
+                .unwrap_or_else(|_| "/".into()),
+        ),
         ("LAB_TWO_GUESTS", if two { "1" } else { "0" }.into()),
         ("LAB_READY_TIMEOUT", READY_TIMEOUT_SECS.to_string()),
         ("LAB_STOP_GRACE", STOP_GRACE_SECS.to_string()),
         ("LAB_PEER_TIMEOUT", spec.timeout.as_secs().to_string()),
     ];
-    vars.iter().map(|(k, v)| format!("{k}={}\n", sh_quote(v))).collect()
+    vars.iter()
+        .map(|(k, v)| format!("{k}={}\n", sh_quote(v)))
+        .collect()
 }
 
 /// The initramfs members: busybox, the two scripts, /dev/console, stage-1 modules.
 pub fn initramfs_entries(kernel: &Kernel, extra_keep: &[PathBuf]) -> Result<Vec<Entry>> {
-    let dir = |p: &str| Entry::Dir { path: p.into(), mode: 0o755 };
-    let mut e = vec![dir("bin"), dir("dev"), dir("proc"), dir("sys"), dir("lab"), dir("modules")];
-    e.push(Entry::CharDev { path: "dev/console".into(), mode: 0o600, major: 5, minor: 1 });
+    let dir = |p: &str| Entry::Dir {
+        path: p.into(),
+        mode: 0o755,
+    };
+    let mut e = vec![
+        dir("bin"),
+        dir("dev"),
+        dir("proc"),
+        dir("sys"),
+        dir("lab"),
+        dir("modules"),
+    ];
+    e.push(Entry::CharDev {
+        path: "dev/console".into(),
+        mode: 0o600,
+        major: 5,
+        minor: 1,
+    });
     let busybox = std::fs::read("/bin/busybox").context("reading /bin/busybox (busybox-static)")?;
-    e.push(Entry::File { path: "bin/busybox".into(), mode: 0o755, data: busybox });
-    e.push(Entry::File { path: "init".into(), mode: 0o755, data: GUEST_INIT.as_bytes().to_vec() });
-    e.push(Entry::File { path: "lab/guest.sh".into(), mode: 0o755, data: GUEST_SCRIPT.as_bytes().to_vec() });
+    e.push(Entry::File {
+        path: "bin/busybox".into(),
+        mode: 0o755,
+        data: busybox,
+    });
+    e.push(Entry::File {
+        path: "init".into(),
+        mode: 0o755,
+        data: GUEST_INIT.as_bytes().to_vec(),
+    });
+    e.push(Entry::File {
+        path: "lab/guest.sh".into(),
+        mode: 0o755,
+        data: GUEST_SCRIPT.as_bytes().to_vec(),
+    });
     // Host paths the guests must see although they lie under /tmp or /run, which the
     // guests replace with their own tmpfs (a CI clone in /tmp, a cache in /tmp...).
     let mut keep: Vec<String> = vec![
@@ -194,16 +251,32 @@ pub fn initramfs_entries(kernel: &Kernel, extra_keep: &[PathBuf]) -> Result<Vec<
         keep.push(cwd.display().to_string());
     }
     keep.extend(extra_keep.iter().map(|p| p.display().to_string()));
-    let keep: String = keep.iter().filter(|p| !p.contains(char::is_whitespace)).map(|p| format!("{p}\n")).collect();
-    e.push(Entry::File { path: "lab/keep".into(), mode: 0o644, data: keep.into_bytes() });
+    let keep: String = keep
+        .iter()
+        .filter(|p| !p.contains(char::is_whitespace))
+        .map(|p| format!("{p}\n"))
+        .collect();
+    e.push(Entry::File {
+        path: "lab/keep".into(),
+        mode: 0o644,
+        data: keep.into_bytes(),
+    });
     let stage1 = kernel.stage1_dir();
     let order = std::fs::read_to_string(stage1.join("order"))
         .with_context(|| format!("reading {}", stage1.join("order").display()))?;
     for name in order.lines().filter(|l| !l.is_empty()) {
         let data = std::fs::read(stage1.join(format!("{name}.ko")))?;
-        e.push(Entry::File { path: format!("modules/{name}.ko"), mode: 0o644, data });
+        e.push(Entry::File {
+            path: format!("modules/{name}.ko"),
+            mode: 0o644,
+            data,
+        });
     }
-    e.push(Entry::File { path: "modules/order".into(), mode: 0o644, data: order.into_bytes() });
+    e.push(Entry::File {
+        path: "modules/order".into(),
+        mode: 0o644,
+        data: order.into_bytes(),
+    });
     Ok(e)
 }
 
@@ -213,7 +286,11 @@ fn interrupted_flag() -> Result<Arc<AtomicBool>> {
         return Ok(f.clone());
     }
     let flag = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM, signal_hook::consts::SIGHUP] {
+    for sig in [
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGHUP,
+    ] {
         signal_hook::flag::register(sig, flag.clone()).context("installing the signal handler")?;
     }
     Ok(FLAG.get_or_init(|| flag).clone())
@@ -260,26 +337,56 @@ impl Guest {
             spec.kernel.modules_root().display()
         );
         let mut cmd = Command::new("qemu-system-x86_64");
-        cmd.args(["-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"])
-            .args(["-M", "pc", "-accel", "tcg,thread=multi", "-cpu", "max", "-smp", "1"])
-            .args(["-m", &spec.memory_mb.to_string()])
-            .arg("-kernel")
-            .arg(spec.kernel.vmlinux())
-            .arg("-initrd")
-            .arg(initrd)
-            .args(["-append", &append])
-            .args(["-serial", &format!("file:{}", qemu_escape(&serial_log))])
-            .args(["-serial", &format!("file:{}", qemu_escape(&output_log))])
-            .args(["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap"])
-            .args([
-                "-virtfs",
-                &format!("local,path={},mount_tag=out,security_model=none,multidevs=remap", qemu_escape(&spec.out)),
-            ])
-            .args(["-netdev", &format!("socket,id=n0,udp=127.0.0.1:{remote},localaddr=127.0.0.1:{local}")])
-            .args(["-device", &format!("virtio-net-pci,netdev=n0,mac={}", role.mac())])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_log).with_context(|| format!("creating {}", stderr_log.display()))?);
+        cmd.args([
+            "-nodefaults",
+            "-no-user-config",
+            "-display",
+            "none",
+            "-no-reboot",
+        ])
+        .args([
+            "-M",
+            "pc",
+            "-accel",
+            "tcg,thread=multi",
+            "-cpu",
+            "max",
+            "-smp",
+            "1",
+        ])
+        .args(["-m", &spec.memory_mb.to_string()])
+        .arg("-kernel")
+        .arg(spec.kernel.vmlinux())
+        .arg("-initrd")
+        .arg(initrd)
+        .args(["-append", &append])
+        .args(["-serial", &format!("file:{}", qemu_escape(&serial_log))])
+        .args(["-serial", &format!("file:{}", qemu_escape(&output_log))])
+        .args([
+            "-virtfs",
+            "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
+        ])
+        .args([
+            "-virtfs",
+            &format!(
+                "local,path={},mount_tag=out,security_model=none,multidevs=remap",
+                qemu_escape(&spec.out)
+            ),
+        ])
+        .args([
+            "-netdev",
+            &format!("socket,id=n0,udp=127.0.0.1:{remote},localaddr=127.0.0.1:{local}"),
+        ])
+        .args([
+            "-device",
+            &format!("virtio-net-pci,netdev=n0,mac={}", role.mac()),
+        ])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(
+            std::fs::File::create(&stderr_log)
+                .with_context(|| format!("creating {}", stderr_log.display()))?,
+        );
         // SAFETY: prctl and setpgid are async-signal-safe and touch only the child.
         unsafe {
             cmd.pre_exec(|| {
@@ -306,7 +413,9 @@ impl Guest {
 
     /// Read new output, print complete lines, pick up the result line.
     fn pump(&mut self, echo: bool) {
-        let Ok(mut f) = std::fs::File::open(&self.output_log) else { return };
+        let Ok(mut f) = std::fs::File::open(&self.output_log) else {
+            return;
+        };
         use std::io::Seek;
         if f.seek(std::io::SeekFrom::Start(self.read_pos)).is_err() {
             return;
@@ -318,7 +427,12 @@ impl Guest {
         }
         while let Some(i) = self.partial.iter().position(|&b| b == b'\n') {
             let line: Vec<u8> = self.partial.drain(..=i).collect();
-            self.line(String::from_utf8_lossy(&line).trim_end_matches(['\n', '\r']).to_string(), echo);
+            self.line(
+                String::from_utf8_lossy(&line)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                echo,
+            );
         }
     }
 
@@ -326,7 +440,12 @@ impl Guest {
         self.pump(echo);
         if !self.partial.is_empty() {
             let rest = std::mem::take(&mut self.partial);
-            self.line(String::from_utf8_lossy(&rest).trim_end_matches(['\n', '\r']).to_string(), echo);
+            self.line(
+                String::from_utf8_lossy(&rest)
+                    .trim_end_matches(['\n', '\r'])
+                    .to_string(),
+                echo,
+            );
         }
     }
 
@@ -359,11 +478,21 @@ impl Guest {
             Some((rc, w)) => (Some(*rc), w.clone()),
             None => (None, String::new()),
         };
-        GuestResult { role: self.role, rc, words, serial_log: self.serial_log.clone() }
+        GuestResult {
+            role: self.role,
+            rc,
+            words,
+            serial_log: self.serial_log.clone(),
+        }
     }
 
     fn qemu_stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_log).unwrap_or_default().lines().last().unwrap_or("").to_string()
+        std::fs::read_to_string(&self.stderr_log)
+            .unwrap_or_default()
+            .lines()
+            .last()
+            .unwrap_or("")
+            .to_string()
     }
 }
 
@@ -391,7 +520,15 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
     }
     std::fs::create_dir_all(&lab).with_context(|| format!("creating {}", lab.display()))?;
     let initrd = lab.join("initramfs.cpio");
-    let archive = write_newc(&initramfs_entries(&spec.kernel, &spec.smcctl.parent().map(Path::to_path_buf).into_iter().collect::<Vec<_>>())?);
+    let archive = write_newc(&initramfs_entries(
+        &spec.kernel,
+        &spec
+            .smcctl
+            .parent()
+            .map(Path::to_path_buf)
+            .into_iter()
+            .collect::<Vec<_>>(),
+    )?);
     // Cheap self-check of what is about to boot: the archive parses and has its init.
     let members = list_newc(&archive)?;
     if !members.iter().any(|(p, _, _)| p == "init") {
@@ -407,8 +544,14 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
             Role::A => spec.a_cmds.as_str(),
             Role::B => spec.b_cmds.as_deref().unwrap_or(""),
         };
-        std::fs::write(lab.join(format!("{}.env", role.lower())), guest_env(spec, role))?;
-        std::fs::write(lab.join(format!("{}.cmd", role.lower())), format!("{cmds}\n"))?;
+        std::fs::write(
+            lab.join(format!("{}.env", role.lower())),
+            guest_env(spec, role),
+        )?;
+        std::fs::write(
+            lab.join(format!("{}.cmd", role.lower())),
+            format!("{cmds}\n"),
+        )?;
     }
     let ports = free_udp_ports()?;
     let start = Instant::now();
@@ -437,7 +580,13 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
                 // one ends now instead of at its watchdog.
                 let done = lab.join(format!("{}.done", g.role.lower()));
                 if !done.exists() {
-                    let _ = std::fs::write(&done, format!("125 QEMU of guest {} exited without a result\n", g.role.upper()));
+                    let _ = std::fs::write(
+                        &done,
+                        format!(
+                            "125 QEMU of guest {} exited without a result\n",
+                            g.role.upper()
+                        ),
+                    );
                 }
             }
         }
@@ -447,8 +596,15 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
         // If one guest ended early and the other is waiting on it forever, the other's
         // own timers (peer timeout, stop grace) end it; the deadline is the last resort.
         if Instant::now() > deadline {
-            let names: Vec<_> = guests.iter().filter(|g| g.exited.is_none()).map(|g| g.role.upper()).collect();
-            let logs: Vec<_> = guests.iter().map(|g| g.serial_log.display().to_string()).collect();
+            let names: Vec<_> = guests
+                .iter()
+                .filter(|g| g.exited.is_none())
+                .map(|g| g.role.upper())
+                .collect();
+            let logs: Vec<_> = guests
+                .iter()
+                .map(|g| g.serial_log.display().to_string())
+                .collect();
             drop(guests);
             bail!(
                 "guest {} still running {}s after boot: killed (serial logs kept: {})",
@@ -479,7 +635,11 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
             Role::B => b = Some(g.result()),
         }
     }
-    Ok(Outcome { a: a.context("guest A missing")?, b, wall })
+    Ok(Outcome {
+        a: a.context("guest A missing")?,
+        b,
+        wall,
+    })
 }
 
 #[cfg(test)]
@@ -488,8 +648,14 @@ mod tests {
 
     #[test]
     fn rc_lines_parse() {
-        assert_eq!(parse_rc_line("@@SMCTRACE-RC 0 exit status of A's commands\r"), Some((0, "exit status of A's commands".into())));
-        assert_eq!(parse_rc_line("@@SMCTRACE-RC 125"), Some((125, String::new())));
+        assert_eq!(
+            parse_rc_line("@@SMCTRACE-RC 0 exit status of A's commands\r"),
+            Some((0, "exit status of A's commands".into()))
+        );
+        assert_eq!(
+            parse_rc_line("@@SMCTRACE-RC 125"),
+            Some((125, String::new()))
+        );
         assert_eq!(parse_rc_line("[  1.0] @@SMCTRACE-RC 0"), None);
         assert_eq!(parse_rc_line("@@SMCTRACE-RC x"), None);
     }
@@ -510,9 +676,18 @@ mod tests {
                 .stderr(Stdio::piped())
                 .spawn()
                 .expect("sh");
-            child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(text.as_bytes())
+                .unwrap();
             let out = child.wait_with_output().unwrap();
-            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{name}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
 
@@ -541,7 +716,10 @@ mod tests {
         assert!(a.contains("SMCTRACE_PEER='10.77.0.2'\n"));
         assert!(a.contains("LAB_ADDR='10.77.0.1'\n"));
         assert!(a.contains("SMCTRACE_OUT='/out'\n"));
-        assert!(a.contains("LAB_PNETID='SMCTRACELAB'\n"), "6.1 needs PNET entries");
+        assert!(
+            a.contains("LAB_PNETID='SMCTRACELAB'\n"),
+            "6.1 needs PNET entries"
+        );
         assert!(a.contains("LAB_EXTRA_MODULES='/c/k/rxe-fix/smctrace_rxe_fix.ko'\n"));
         assert!(a.contains("LAB_TWO_GUESTS='1'\n"));
         let b = guest_env(&spec, Role::B);
