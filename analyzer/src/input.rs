@@ -133,6 +133,7 @@ pub fn open(path: &Path, index: usize, progress: bool, warnings: Rc<RefCell<Vec<
         host: md.host.clone(),
         boot_id: md.boot_id.clone(),
         kernel_release: md.kernel_release.clone(),
+        clean_close: reader.trailer().is_some(),
         stats: Default::default(),
         snapshot_sockets: snapshot_sockets(&reader),
     };
@@ -251,6 +252,30 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
             utc(md.clock.to_realtime_ns(st.first_ts)),
             utc(md.clock.to_realtime_ns(st.last_ts))
         );
+    }
+    // Records per kind, by decoding every chunk (also for files without trailer).
+    let mut kinds: std::collections::BTreeMap<u16, u64> = Default::default();
+    let mut unreadable = 0u64;
+    for c in r.chunks() {
+        match c.and_then(|c| r.decode(&c)) {
+            Ok(d) => {
+                for ev in d.records().map_while(Result::ok) {
+                    *kinds.entry(ev.hdr().kind).or_default() += 1;
+                }
+            }
+            Err(_) => unreadable += 1,
+        }
+    }
+    let by_kind: Vec<String> = kinds
+        .iter()
+        .map(|(k, n)| match smctrace_format::event::EventKind::from_u16(*k) {
+            Some(kind) => format!("{} {n}", kind.name()),
+            None => format!("kind{k} {n}"),
+        })
+        .collect();
+    let _ = writeln!(o, "records:    {}", if by_kind.is_empty() { "none".to_string() } else { by_kind.join(", ") });
+    if unreadable > 0 {
+        let _ = writeln!(o, "unreadable: {unreadable} chunks (corrupt; listed below)");
     }
     match r.trailer() {
         Some(t) => {

@@ -15,6 +15,8 @@ pub struct RecordingMeta {
     pub host: String,
     pub boot_id: String,
     pub kernel_release: String,
+    /// The file had its trailer (else lost-event counts are unknown).
+    pub clean_close: bool,
     pub stats: RecordingStats,
     #[serde(skip)]
     pub snapshot_sockets: Vec<SnapshotSock>,
@@ -534,7 +536,9 @@ fn join_one(a: &Analysis, si: usize, s: &Side, peer: Option<(usize, &Side)>, t: 
         fill_stages(&mut m, true);
         return m;
     }
-    if s.mode == Mode::SmcD && a.recordings[s.rec].stats.lossy() {
+    // Without a trailer the kernel's drop count is unknown: as lossy.
+    let lossy = a.recordings[s.rec].stats.lossy() || !a.recordings[s.rec].clean_close;
+    if s.mode == Mode::SmcD && lossy {
         m.gaps |= gap::LOSSY_SMCD;
     }
     if t.post_ret.is_none() {

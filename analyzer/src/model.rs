@@ -644,6 +644,8 @@ pub struct RecordingStats {
     pub late_events: u64,
     pub payload_records: u64,
     pub link_down: u64,
+    /// The first link-down events (the SMC-R link a connection used failed).
+    pub link_down_events: Vec<LinkDownEvent>,
     pub unresolved_cdc_recv: u64,
     pub first_ts: Option<u64>,
     pub last_ts: Option<u64>,
@@ -653,6 +655,16 @@ pub struct RecordingStats {
     pub unreadable_chunks: u64,
     /// Records that could not be parsed (the rest of their chunk is skipped).
     pub bad_records: u64,
+}
+
+/// An SMC-R link going down (smcr_link_down_cond).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LinkDownEvent {
+    /// Own clock of the recording (ns).
+    pub ts: u64,
+    pub ibname: String,
+    pub link_id: u8,
+    pub state: u8,
 }
 
 impl RecordingStats {
@@ -976,7 +988,17 @@ impl RecordingBuilder {
                 let i = self.side(e.sock, h.ts_ns);
                 self.sides[i].close = Some((h.ts_ns, e.state, e.killed));
             }
-            EventRef::LinkDown(_) => self.stats.link_down += 1,
+            EventRef::LinkDown(e) => {
+                self.stats.link_down += 1;
+                if self.stats.link_down_events.len() < 100 {
+                    self.stats.link_down_events.push(LinkDownEvent {
+                        ts: h.ts_ns,
+                        ibname: event::c_str(&e.ibname),
+                        link_id: e.link_id,
+                        state: e.state,
+                    });
+                }
+            }
             EventRef::SendMsg(e) => self.on_sendmsg(h, e),
             EventRef::TxCopy(e) => self.on_tx_copy(h, e),
             EventRef::TxStart(e) => {

@@ -88,6 +88,8 @@ pub struct RecordingReport {
     pub host: String,
     pub kernel_release: String,
     pub boot_id: String,
+    /// False: the file has no trailer, `lost_events` is then unknown (0).
+    pub clean_close: bool,
     pub events: u64,
     pub lost_events: u64,
     pub unreadable_chunks: u64,
@@ -95,7 +97,17 @@ pub struct RecordingReport {
     pub unknown_kinds: u64,
     pub unresolved_cdc_recv: u64,
     pub duration_ns: u64,
+    /// SMC-R link failures: time on the report timeline, device, link id.
+    pub link_down: Vec<LinkDownReport>,
     pub warnings: Vec<String>,
+}
+
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct LinkDownReport {
+    pub t_ns: i64,
+    pub ibname: String,
+    pub link_id: u8,
+    pub state: u8,
 }
 
 #[derive(Clone, Debug, serde::Serialize)]
@@ -514,6 +526,7 @@ impl ReportSink {
                 path: r.path.clone(),
                 host: r.host.clone(),
                 kernel_release: r.kernel_release.clone(),
+                clean_close: r.clean_close,
                 boot_id: r.boot_id.clone(),
                 events: r.stats.events,
                 lost_events: r.stats.lost_events,
@@ -525,6 +538,17 @@ impl ReportSink {
                     (Some(f), Some(l)) => l.saturating_sub(f),
                     _ => 0,
                 },
+                link_down: r
+                    .stats
+                    .link_down_events
+                    .iter()
+                    .map(|l| LinkDownReport {
+                        t_ns: (l.ts as i64).saturating_sub(a.offset(i).unwrap_or(0)).saturating_sub(a.t0),
+                        ibname: l.ibname.clone(),
+                        link_id: l.link_id,
+                        state: l.state,
+                    })
+                    .collect(),
                 warnings: warnings.get(i).cloned().unwrap_or_default(),
             })
             .collect();
@@ -725,9 +749,19 @@ pub fn render_text(r: &Report) -> String {
             if rec.kernel_release.is_empty() { "?" } else { &rec.kernel_release },
             rec.events,
             fmt(rec.duration_ns as i64),
-            rec.lost_events,
+            if rec.clean_close { rec.lost_events.to_string() } else { "unknown".to_string() },
             if rec.unreadable_chunks > 0 { format!(", {} unreadable chunks", rec.unreadable_chunks) } else { String::new() },
         );
+        for l in &rec.link_down {
+            let _ = writeln!(
+                o,
+                "      SMC-R link down at {:.6}s: {} link {} (state {})",
+                l.t_ns as f64 / 1e9,
+                if l.ibname.is_empty() { "?" } else { &l.ibname },
+                l.link_id,
+                l.state
+            );
+        }
         for w in &rec.warnings {
             let _ = writeln!(o, "      warning: {w}");
         }

@@ -626,6 +626,7 @@ pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
                     host: format!("host{i}"),
                     boot_id: r.boot_id,
                     kernel_release: "synthetic".into(),
+                    clean_close: true,
                     stats: Default::default(),
                     snapshot_sockets: r.snapshot,
                 },
