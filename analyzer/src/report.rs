@@ -296,7 +296,12 @@ fn handshake(a: &Analysis, s: &Side) -> Option<HandshakeReport> {
         steps.push(HandshakeStep { event: "connect".into(), at_ns: 0 });
     }
     for c in &s.clc {
-        steps.push(HandshakeStep { event: format!("clc {} {}", c.dir, c.clc_type), at_ns: rel(c.ts) });
+        let why = if c.clc_type == "decline" && c.decline_diag != 0 {
+            format!(" {}", decline::name(c.decline_diag))
+        } else {
+            String::new()
+        };
+        steps.push(HandshakeStep { event: format!("clc {} {}{why}", c.dir, c.clc_type), at_ns: rel(c.ts) });
     }
     if let Some((t, code, _)) = s.fallback {
         steps.push(HandshakeStep { event: format!("fallback {}", decline::name(code)), at_ns: rel(t) });
