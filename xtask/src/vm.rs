@@ -101,6 +101,8 @@ pub struct GuestResult {
     pub rc: Option<i32>,
     /// Words that came with the code ("exit status of A's commands", "setup failed: ...").
     pub words: String,
+    /// The last line the commands printed (context for a failure).
+    pub last_line: Option<String>,
     pub serial_log: PathBuf,
 }
 
@@ -111,6 +113,12 @@ impl GuestResult {
     /// One line saying how the guest ended.
     pub fn describe(&self) -> String {
         match self.rc {
+            Some(rc) if rc != 0 && self.last_line.is_some() => format!(
+                "guest {}: exit {rc} ({}; last output: {:?})",
+                self.role.upper(),
+                self.words,
+                self.last_line.as_deref().unwrap_or("")
+            ),
             Some(rc) => format!("guest {}: exit {rc} ({})", self.role.upper(), self.words),
             None => format!(
                 "guest {}: ended without reporting a result (panic or crash?)",
@@ -305,6 +313,7 @@ struct Guest {
     stderr_log: PathBuf,
     read_pos: u64,
     partial: Vec<u8>,
+    last_line: Option<String>,
     rc: Option<(i32, String)>,
     exited: Option<Instant>,
 }
@@ -406,6 +415,7 @@ impl Guest {
             stderr_log,
             read_pos: 0,
             partial: Vec::new(),
+            last_line: None,
             rc: None,
             exited: None,
         })
@@ -457,6 +467,9 @@ impl Guest {
         if echo {
             println!("[{}] {line}", self.role.upper());
         }
+        if !line.trim().is_empty() {
+            self.last_line = Some(line);
+        }
     }
 
     fn poll_exit(&mut self) -> Result<bool> {
@@ -482,6 +495,7 @@ impl Guest {
             role: self.role,
             rc,
             words,
+            last_line: self.last_line.clone(),
             serial_log: self.serial_log.clone(),
         }
     }
