@@ -422,7 +422,11 @@ fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &
                 let t = m.first_time().map(|t| (t as i64).saturating_sub(a.offset(r).unwrap_or(0)));
                 last || !m.ranged
                     || peer.is_none()
-                    || peer.is_some_and(|(_, (pr, pi))| b[pr].sides()[pi].rx.delivered_upto().is_some_and(|d| d >= m.end))
+                    // Delivered, and the receiver has processed every event
+                    // up to that delivery (its CDC and rx processing).
+                    || peer.is_some_and(|(_, (pr, pi))| {
+                        b[pr].sides()[pi].rx.delivering(m.end).is_some_and(|t| b[pr].watermark() >= t)
+                    })
                     || t.is_some_and(|t| t.saturating_add(JOIN_HORIZON_NS) < now)
             };
             if !ready {

@@ -481,6 +481,23 @@ impl RxState {
         Some(x)
     }
 
+    /// Return time of the settled user receive that delivered the byte
+    /// before stream offset `end`.
+    pub fn delivering(&self, end: u64) -> Option<u64> {
+        // Binary search over the settled (sorted) prefix only.
+        let (mut lo, mut hi) = (0, self.settled[2].min(self.recvs.len()));
+        let n = hi;
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if self.recvs[mid].a_abs < end {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        self.recvs.get(lo).filter(|r| lo < n && r.b_abs < end && r.ret > 0).map(|r| r.ts)
+    }
+
     /// Stream offset the receiving application has consumed up to (settled points).
     pub fn delivered_upto(&self) -> Option<u64> {
         if self.settled[2] == 0 {
@@ -1383,6 +1400,12 @@ impl RecordingBuilder {
             s.tx.done.extend(pending);
             s.rx.settle();
         }
+    }
+
+    /// Every event with an earlier sort key (time, or start for spans) that
+    /// has arrived was processed.
+    pub fn watermark(&self) -> u64 {
+        self.released_ts
     }
 
     /// The sockets seen so far.

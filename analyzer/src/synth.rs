@@ -544,6 +544,13 @@ impl SimConn {
     /// A user receive of at most `max` bytes at `to` that returns at once
     /// (data already there). Returns the bytes read.
     pub fn recv(&mut self, sy: &mut Synth, to: usize, max: u64) -> u64 {
+        let t = self.now;
+        self.recv_from(sy, to, max, t)
+    }
+
+    /// Like [`recv`](Self::recv), but the call was entered at `enter` (a
+    /// reader blocked waiting for the data) and returns now.
+    pub fn recv_from(&mut self, sy: &mut Synth, to: usize, max: u64, enter: u64) -> u64 {
         let r = self.ends[to].clone();
         let n = (r.rx_prod - r.cons).min(max);
         let t = self.now;
@@ -552,7 +559,7 @@ impl SimConn {
             EventKind::RecvMsg,
             event::RecvMsg {
                 sock: r.sock,
-                enter_ns: t,
+                enter_ns: enter.min(t),
                 cons_before: curs(r.cons, r.rmb_len),
                 cons_after: curs(r.cons + n, r.rmb_len),
                 len: max,
