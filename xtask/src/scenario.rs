@@ -352,16 +352,32 @@ fn hexes(codes: &[u32]) -> String {
 /// The one-line summary of smc-load's report.
 fn load_summary(load: &Value) -> String {
     let f = |k: &str| load.get(k).and_then(Value::as_f64).unwrap_or(0.0);
-    format!(
-        "{} {}: count {}, RTT p50 {:.0} us p99 {:.0} us, {:.1} MB/s, {:.0} msgs/s",
-        load.get("mode").and_then(Value::as_str).unwrap_or("?"),
-        load.get("proto").and_then(Value::as_str).unwrap_or("?"),
-        num(load, "count"),
-        f("rtt_p50_us"),
-        f("rtt_p99_us"),
-        f("mbytes_per_s"),
-        f("msgs_per_s"),
-    )
+    let mode = load.get("mode").and_then(Value::as_str).unwrap_or("?");
+    let proto = load.get("proto").and_then(Value::as_str).unwrap_or("?");
+    let what = match mode {
+        "bulk" => format!(
+            "{} writes of {} B, {:.1} MB/s",
+            num(load, "count"),
+            num(load, "size"),
+            f("mbytes_per_s")
+        ),
+        "shortconn" => format!(
+            "{} connections, {:.0} connects/s, connect+RTT p50 {:.0} us p99 {:.0} us",
+            num(load, "connects"),
+            f("msgs_per_s"),
+            f("rtt_p50_us"),
+            f("rtt_p99_us")
+        ),
+        _ => format!(
+            "{} messages of {} B, RTT p50 {:.0} us p99 {:.0} us, {:.0} msgs/s",
+            num(load, "count"),
+            num(load, "size"),
+            f("rtt_p50_us"),
+            f("rtt_p99_us"),
+            f("msgs_per_s")
+        ),
+    };
+    format!("smc-load {mode} over {proto}: {what}")
 }
 
 /// Run `scenario` on `kernel`, check it, and return the process exit code.
@@ -469,6 +485,21 @@ mod tests {
             load: "/w/smc-load".into(),
             record: "/w/smc-record".into(),
         }
+    }
+
+    #[test]
+    fn summaries_fit_the_mode() {
+        let bulk = json!({"mode": "bulk", "proto": "smc", "count": 27, "size": 1048576, "mbytes_per_s": 8.14});
+        assert_eq!(
+            load_summary(&bulk),
+            "smc-load bulk over smc: 27 writes of 1048576 B, 8.1 MB/s"
+        );
+        let pp = json!({"mode": "pingpong", "proto": "smc", "count": 2000, "size": 64,
+            "rtt_p50_us": 1072.4, "rtt_p99_us": 10024.4, "msgs_per_s": 555.5});
+        assert_eq!(
+            load_summary(&pp),
+            "smc-load pingpong over smc: 2000 messages of 64 B, RTT p50 1072 us p99 10024 us, 556 msgs/s"
+        );
     }
 
     #[test]
