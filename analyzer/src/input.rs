@@ -104,7 +104,14 @@ impl Iterator for ChunkEvents {
 
 /// Open recording number `index` at `path` as an analyzer input. Warnings
 /// (damage, lost events) are appended to `warnings` during the first pass.
-pub fn open(path: &Path, index: usize, progress: bool, warnings: Rc<RefCell<Vec<String>>>) -> Result<Input, FormatError> {
+/// With `progress` (only when stderr is a terminal), a bar per recording
+/// shows the chunks read in both passes.
+pub fn open(
+    path: &Path,
+    index: usize,
+    progress: Option<&indicatif::MultiProgress>,
+    warnings: Rc<RefCell<Vec<String>>>,
+) -> Result<Input, FormatError> {
     let reader = Rc::new(Reader::open(path)?);
     let md = reader.metadata();
     let rec = reader.recovery();
@@ -137,8 +144,8 @@ pub fn open(path: &Path, index: usize, progress: bool, warnings: Rc<RefCell<Vec<
         stats: Default::default(),
         snapshot_sockets: snapshot_sockets(&reader),
     };
-    let bar = if progress && std::io::stderr().is_terminal() {
-        let pb = indicatif::ProgressBar::new(reader.stats().event_chunks * 2);
+    let bar = if let (Some(multi), true) = (progress, std::io::stderr().is_terminal()) {
+        let pb = multi.add(indicatif::ProgressBar::new(reader.stats().event_chunks * 2));
         pb.set_style(
             indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks (2 passes) {eta}")
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),

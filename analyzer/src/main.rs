@@ -100,9 +100,10 @@ impl From<smctrace_format::FormatError> for Failure {
 fn analyze(sel: &Selection, sink: &mut dyn join::Sink) -> Result<(join::Analysis, Vec<Vec<String>>), Failure> {
     let mut inputs = Vec::new();
     let mut warnings = Vec::new();
+    let bars = indicatif::MultiProgress::new();
     for (i, f) in sel.files.iter().enumerate() {
         let w = Rc::new(RefCell::new(Vec::new()));
-        inputs.push(input::open(f, i, true, w.clone())?);
+        inputs.push(input::open(f, i, Some(&bars), w.clone())?);
         warnings.push(w);
     }
     let a = join::run(inputs, sel.reorder_window, sink);
