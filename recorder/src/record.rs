@@ -241,7 +241,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     )?;
 
     // From here on every path goes through finish(): the file is always closed.
-    let outcome = session(&args, &stop, &progress);
+    let outcome = session(&args, &stop, &progress, &loaded);
     stop.store(true, Ordering::Release);
     let closed = close(pipeline, &loaded, &progress, !args.no_snapshot);
     if let Some(p) = &args.ready_file {
@@ -273,7 +273,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
 }
 
 /// Run until a stop condition; returns the exit code (the command's, if any).
-fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress) -> Result<u8, Failure> {
+fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loaded: &loader::Loaded) -> Result<u8, Failure> {
     let child_status: Arc<Mutex<Option<ExitStatus>>> = Arc::new(Mutex::new(None));
     if !args.command.is_empty() {
         let mut child = Command::new(&args.command[0])
@@ -310,11 +310,13 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress) -> Re
         }
         if status_line && last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
+            let lost: u64 = loaded.lost_per_cpu().map(|v| v.iter().sum()).unwrap_or(0);
             eprint!(
-                "\r{:>8.1}s  {:>10} events  {:>8.2} MB written",
+                "\r{:>8.1}s  {:>10} events  {:>8.2} MB written  {} lost",
                 started.elapsed().as_secs_f64(),
                 progress.events.load(Ordering::Relaxed),
-                progress.file_bytes.load(Ordering::Relaxed) as f64 / 1e6
+                progress.file_bytes.load(Ordering::Relaxed) as f64 / 1e6,
+                lost
             );
             let _ = std::io::stderr().flush();
         }
