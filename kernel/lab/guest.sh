@@ -52,8 +52,15 @@ if [ "$LAB_SMC_SETUP" = 1 ]; then
 	# rxe needs a crc32 shash before it loads ("failed to init crc32 algorithm err:-2").
 	step modprobe crc32_generic
 	modprobe crc32-pclmul 2>/dev/null
-	step modprobe smc
-	step modprobe smc_diag
+	if [ -n "$LAB_SMC_MODULES" ]; then
+		# An out-of-tree net/smc build (--smc-modules): only ib_core is needed beside it.
+		step modprobe ib_core
+		step insmod "$LAB_SMC_MODULES/smc.ko"
+		step insmod "$LAB_SMC_MODULES/smc_diag.ko"
+	else
+		step modprobe smc
+		step modprobe smc_diag
+	fi
 	step modprobe rdma_rxe
 	for m in $LAB_EXTRA_MODULES; do step insmod "$m"; done
 	step rdma link add rxe0 type rxe netdev eth0

@@ -53,6 +53,10 @@ struct Common {
     /// Memory of each guest in MiB.
     #[arg(long, value_name = "MIB", default_value_t = 1024)]
     memory: u32,
+    /// Load smc.ko and smc_diag.ko from this host directory instead of the kernel's own
+    /// (an out-of-tree build against the guest kernel, e.g. kernel/module/build.sh's).
+    #[arg(long, value_name = "DIR")]
+    smc_modules: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -163,6 +167,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 a_cmds: a,
                 b_cmds: b,
                 smc_setup: !no_smc_setup,
+                smc_modules: check_smc_modules(common.smc_modules.as_deref(), &k)?,
                 timeout: Duration::from_secs(common.timeout),
                 smcctl,
                 extra_modules,
@@ -223,6 +228,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 timeout: Duration::from_secs(common.timeout),
                 memory_mb: common.memory,
                 smcctl: smcctl_path(),
+                smc_modules: check_smc_modules(common.smc_modules.as_deref(), &k)?,
             };
             let mut failed = Vec::new();
             for sc in &list {
@@ -265,6 +271,37 @@ fn dispatch(cli: Cli) -> Result<i32> {
             Ok(if failed.is_empty() { 0 } else { 1 })
         }
     }
+}
+
+/// Validate `--smc-modules DIR`: both modules there, built for the kernel the guests boot.
+fn check_smc_modules(dir: Option<&Path>, k: &kernel::Kernel) -> Result<Option<PathBuf>> {
+    let Some(dir) = dir else { return Ok(None) };
+    let dir =
+        std::fs::canonicalize(dir).with_context(|| format!("--smc-modules {}", dir.display()))?;
+    for m in ["smc.ko", "smc_diag.ko"] {
+        let p = dir.join(m);
+        let out = std::process::Command::new("modinfo")
+            .args(["-F", "vermagic"])
+            .arg(&p)
+            .output()
+            .with_context(|| format!("running modinfo on {}", p.display()))?;
+        let vermagic = String::from_utf8_lossy(&out.stdout);
+        let built_for = vermagic.split_whitespace().next().unwrap_or("");
+        if !out.status.success() || built_for.is_empty() {
+            bail!(
+                "--smc-modules: {} is missing or not a kernel module",
+                p.display()
+            );
+        }
+        if built_for != k.kver {
+            bail!(
+                "--smc-modules: {} is built for {built_for}, the guests boot {}",
+                p.display(),
+                k.kver
+            );
+        }
+    }
+    Ok(Some(dir))
 }
 
 fn smcctl_path() -> PathBuf {

@@ -51,6 +51,7 @@ pub struct Options {
     pub timeout: Duration,
     pub memory_mb: u32,
     pub smcctl: PathBuf,
+    pub smc_modules: Option<PathBuf>,
 }
 
 impl Scenario {
@@ -421,6 +422,7 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
         timeout: opts.timeout,
         smcctl: tools.smcctl.clone(),
         extra_modules,
+        smc_modules: opts.smc_modules.clone(),
         memory_mb: opts.memory_mb,
         echo: true,
     };

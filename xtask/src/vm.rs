@@ -49,6 +49,9 @@ pub struct Spec {
     pub smcctl: PathBuf,
     /// Host paths of extra modules insmod'ed after rdma_rxe (the 6.1 rxe fix).
     pub extra_modules: Vec<PathBuf>,
+    /// Host directory with an out-of-tree smc.ko and smc_diag.ko loaded instead of the
+    /// kernel's own (`--smc-modules`).
+    pub smc_modules: Option<PathBuf>,
     pub memory_mb: u32,
     /// Print the commands' output live with `[A] `/`[B] ` prefixes.
     pub echo: bool,
@@ -201,6 +204,13 @@ pub fn guest_env(spec: &Spec, role: Role) -> String {
             std::env::current_dir()
                 .map(|d| d.display().to_string())
                 .unwrap_or_else(|_| "/".into()),
+        ),
+        (
+            "LAB_SMC_MODULES",
+            spec.smc_modules
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
         ),
         ("LAB_TWO_GUESTS", if two { "1" } else { "0" }.into()),
         ("LAB_READY_TIMEOUT", READY_TIMEOUT_SECS.to_string()),
@@ -541,6 +551,7 @@ pub fn run(spec: &Spec) -> Result<Outcome> {
             .parent()
             .map(Path::to_path_buf)
             .into_iter()
+            .chain(spec.smc_modules.clone())
             .collect::<Vec<_>>(),
     )?);
     // Cheap self-check of what is about to boot: the archive parses and has its init.
@@ -723,6 +734,7 @@ mod tests {
             timeout: Duration::from_secs(60),
             smcctl: "/w/smcctl".into(),
             extra_modules: vec!["/c/k/rxe-fix/smctrace_rxe_fix.ko".into()],
+            smc_modules: None,
             memory_mb: 1024,
             echo: false,
         };
