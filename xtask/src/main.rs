@@ -147,6 +147,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         } => {
             prepare_host()?;
             let k = kernel::ensure(common.kernel)?;
+            let smc_modules = check_smc_modules(common.smc_modules.as_deref(), &k)?;
             let out = out_dir(common.out.as_deref(), "exec")?;
             let smcctl = smcctl_path();
             if !no_smc_setup && !smcctl.exists() {
@@ -167,7 +168,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 a_cmds: a,
                 b_cmds: b,
                 smc_setup: !no_smc_setup,
-                smc_modules: check_smc_modules(common.smc_modules.as_deref(), &k)?,
+                smc_modules,
                 timeout: Duration::from_secs(common.timeout),
                 smcctl,
                 extra_modules,
