@@ -5,10 +5,12 @@
 //! `lab run SCENARIO` is the end-to-end test of the project (CI runs every scenario);
 //! `lab exec` is how the other parts try their binaries in real kernels. See docs/lab.md.
 
+mod ci;
 mod host;
 mod initramfs;
 mod kernel;
 mod scenario;
+mod verify;
 mod vm;
 
 use anyhow::{bail, Context, Result};
@@ -35,6 +37,20 @@ enum Top {
     /// The QEMU lab: real SMC-R between two guests running Debian's own kernels.
     #[command(subcommand)]
     Lab(LabCmd),
+    /// Every test: `cargo test` of the workspace, then the lab scenarios on Debian 6.12 and
+    /// 6.1 (recorded runs are analyzed and checked). Installs the Debian packages it needs.
+    Test {
+        /// Only `cargo test`; no lab (the lab needs root and QEMU).
+        #[arg(long)]
+        no_lab: bool,
+    },
+    /// The main job: record both peers of an SMC-R ping-pong between two Debian 6.12
+    /// guests with smc-record, then print smc-analyze's report of the two recordings.
+    Demo {
+        /// Where the recordings and lab logs go (default: lab-out/demo).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
 }
 
 #[derive(Args, Debug, Clone)]
@@ -125,7 +141,11 @@ fn main() {
 }
 
 fn dispatch(cli: Cli) -> Result<i32> {
-    let Top::Lab(cmd) = cli.cmd;
+    let cmd = match cli.cmd {
+        Top::Lab(cmd) => cmd,
+        Top::Test { no_lab } => return ci::test(!no_lab),
+        Top::Demo { out } => return ci::demo(out.as_deref()),
+    };
     match cmd {
         LabCmd::Fetch { kernel } => {
             prepare_host()?;
