@@ -32,6 +32,8 @@ pub struct Config {
     pub payload_bytes: u32,
     pub ring_bytes: u32,
     pub sock_key: [u64; 2],
+    /// Probe names not to attach (`--exclude`).
+    pub exclude: Vec<String>,
 }
 
 /// A loaded and attached recorder. Dropping it detaches everything.
@@ -105,6 +107,7 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     let mut infos = Vec::with_capacity(PROBES.len());
     for (p, verdict) in PROBES.iter().zip(verdicts) {
         let attach_type = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
+        let verdict = if cfg.exclude.iter().any(|e| e == p.name) { Some("excluded (--exclude)".to_string()) } else { verdict };
         let error = match verdict {
             Some(why) => Some(why),
             None => attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}")),

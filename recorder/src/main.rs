@@ -83,6 +83,23 @@ enum Cmd {
     },
 }
 
+/// The error chain as one line; a cause whose text the line already holds
+/// (errors that print their own source) is not repeated.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     if !matches!(cli.cmd, Cmd::Record(_)) {
@@ -99,7 +116,7 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("smc-record: {:#}", f.error);
+            eprintln!("smc-record: {}", one_line(&f.error));
             ExitCode::from(f.code)
         }
     }

@@ -66,6 +66,9 @@ pub struct RecordArgs {
     /// Create this file once every probe is attached (for scripts that wait on it).
     #[arg(long, value_name = "PATH")]
     ready_file: Option<PathBuf>,
+    /// Do not attach this probe (a name from `smc-record probes`). Repeatable.
+    #[arg(long = "exclude", value_name = "PROBE")]
+    exclude: Vec<String>,
     /// Skip the SMC netlink/smc_diag snapshots at start and end.
     #[arg(long)]
     no_snapshot: bool,
@@ -186,13 +189,22 @@ fn snapshot(enabled: bool) -> Option<Snapshot> {
 }
 
 pub fn run(args: RecordArgs) -> Result<u8, Failure> {
+    if let Some(bad) = args.exclude.iter().find(|e| !PROBES.iter().any(|p| p.name == e.as_str())) {
+        return Err(Failure::new(2, anyhow!("--exclude {bad}: no such probe (see `smc-record probes`)")));
+    }
     check_privileges()?;
     if !args.buffer.is_power_of_two() || args.buffer < 4096 || args.buffer > (1 << 30) {
         return Err(Failure::new(2, anyhow!("--buffer must be a power of two between 4k and 1G")));
     }
     let btf = kernel_btf()?;
     let filters = Filters { pids: args.pids.clone(), comms: args.comms.clone(), ports: args.ports.clone(), netns: args.netns.clone() };
-    let cfg = Config { filters: filters.clone(), payload_bytes: args.payload, ring_bytes: args.buffer as u32, sock_key: random_key()? };
+    let cfg = Config {
+        filters: filters.clone(),
+        payload_bytes: args.payload,
+        ring_bytes: args.buffer as u32,
+        sock_key: random_key()?,
+        exclude: args.exclude.clone(),
+    };
     let mut loaded = loader::load_and_attach(&btf, &cfg).map_err(|e| Failure::new(exit::BPF, e))?;
     let attached = loaded.probes.iter().filter(|p| p.attached).count();
     if attached == 0 {
@@ -200,7 +212,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
         return Err(Failure::new(exit::BPF, anyhow!("no probe could be attached (first error: {why})")));
     }
     if !args.quiet {
-        for p in loaded.probes.iter().filter(|p| !p.attached) {
+        for p in loaded.probes.iter().filter(|p| !p.attached && !args.exclude.contains(&p.name)) {
             eprintln!("smc-record: probe {} ({}) not attached: {}", p.name, p.hook, p.error.as_deref().unwrap_or("?"));
         }
     }
@@ -386,7 +398,7 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
     let verdicts = loader::preflight(&btf, &offsets);
     let attach = !dry_run && check_privileges().is_ok();
     let infos = if attach {
-        let cfg = Config { filters: Filters::default(), payload_bytes: 0, ring_bytes: 4096, sock_key: random_key()? };
+        let cfg = Config { filters: Filters::default(), payload_bytes: 0, ring_bytes: 4096, sock_key: random_key()?, exclude: Vec::new() };
         Some(loader::load_and_attach(&btf, &cfg).map_err(|e| Failure::new(exit::BPF, e))?.probes)
     } else {
         None
