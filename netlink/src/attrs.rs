@@ -11,6 +11,8 @@ use netlink_packet_core::{DefaultNla, Emitable, NlasIterator, NLA_TYPE_MASK};
 pub struct Attr<'a> {
     pub kind: u16,
     pub value: &'a [u8],
+    /// `NLA_F_NESTED` was set: the kernel's `nla_nest_start()` sets it on every nest.
+    pub is_nest: bool,
 }
 
 impl<'a> Attr<'a> {
@@ -52,12 +54,13 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Attr<'_>>, String> {
     for nla in NlasIterator::new(buf) {
         let nla = nla.map_err(|e| e.to_string())?;
         let kind = nla.kind() & NLA_TYPE_MASK;
+        let is_nest = nla.nested_flag();
         let value_len = nla.value_length();
         let inner = nla.into_inner();
         let value = inner
             .get(4..4 + value_len)
             .ok_or_else(|| format!("attribute {kind} value out of bounds"))?;
-        out.push(Attr { kind, value });
+        out.push(Attr { kind, value, is_nest });
     }
     Ok(out)
 }
@@ -145,7 +148,7 @@ mod tests {
 
     #[test]
     fn short_values_read_as_none() {
-        let a = Attr { kind: 1, value: &[1, 2, 3] };
+        let a = Attr { kind: 1, value: &[1, 2, 3], is_nest: false };
         assert_eq!(a.u32(), None);
         assert_eq!(a.u64(), None);
         assert_eq!(a.uint(), None);

@@ -550,7 +550,13 @@ fn flatten(attrs: &[Attr<'_>], level: Level, prefix: &str, out: &mut Vec<(String
             Some((n, s)) => (n.to_string(), s),
             None => (format!("attr{}", a.kind), None),
         };
-        let full = if prefix.is_empty() { name } else { format!("{prefix}.{name}") };
+        // The latency nest exists only with smctrace's net/smc series; should a kernel ever
+        // send another, non-nested attribute 22 at that level, keep it as `attr22`.
+        let (full, sub) = match sub {
+            Some(Level::LatHist) if !a.is_nest => (format!("attr{}", a.kind), None),
+            _ => (name, sub),
+        };
+        let full = if prefix.is_empty() { full } else { format!("{prefix}.{full}") };
         match sub {
             Some(l) => flatten(&a.nested()?, l, &full, out)?,
             None => {
@@ -768,6 +774,18 @@ mod tests {
         assert_eq!((h[11], h[23], h[0]), (4, 1, 0));
         assert_eq!(s.lat_histogram("smcd", "cdc_tx_compl"), Some([0; LAT_HIST_BUCKETS]));
         // a stock kernel sends no lat nest at all
+        assert_eq!(s.lat_histogram("smcr", "rx_consume"), None);
+    }
+
+    #[test]
+    fn a_plain_attribute_22_is_not_taken_for_the_latency_nest() {
+        let smcr = Builder::new().u64(22, 77).u64(19, 1).build();
+        let nest = Builder::new().nested(2, smcr).build();
+        let m = msg(CMD_GET_STATS, Builder::new().nested(GEN_STATS, nest).build());
+        let a = top_nest(&m, GEN_STATS, "t").unwrap().unwrap();
+        let s = decode_stats(&a).unwrap();
+        assert_eq!(s.get("smcr.attr22"), Some(77));
+        assert_eq!(s.get("smcr.tx_cnt"), Some(1));
         assert_eq!(s.lat_histogram("smcr", "rx_consume"), None);
     }
 
