@@ -13,7 +13,8 @@
 //!   latency histograms ([`Stats::lat_histogram`]) of kernels with smctrace's net/smc series;
 //! - [`snapshot`]: all of the above that a recording stores, as `smctrace_format::meta::Snapshot`.
 //!
-//! What it is not: a tracer. These interfaces only give counters and samples, no timing.
+//! What it is not: a tracer. These interfaces only give counters and samples; the only
+//! timing is the latency metrics of a kernel with smctrace's net/smc series.
 //! Every call opens its own socket, so the functions are independent and thread-safe.
 //! Errors are [`Error`] values whose `Display` is one line.
 
