@@ -3,7 +3,8 @@
 //! SMC connection is slow. Reads recordings only through `smctrace-format`.
 //!
 //! Data flow: events ([`model`]) -> connections, clock offsets and complete
-//! messages ([`join`]) -> statistics ([`stats`]) -> outputs ([`report`], [`export`]).
+//! messages ([`join`]) -> statistics ([`stats`]) -> outputs ([`report`], [`export`],
+//! [`pcapng`], [`plot`], [`html`]) and the CI gate ([`check`]).
 
 pub mod decline;
 pub mod duration;
@@ -14,3 +15,7 @@ pub mod stats;
 pub mod report;
 pub mod export;
 pub mod input;
+pub mod pcapng;
+pub mod check;
+pub mod plot;
+pub mod html;

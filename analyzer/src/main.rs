@@ -10,10 +10,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use smc_analyze::{duration, export, input, join, report};
+use smc_analyze::{check, duration, export, html, input, join, pcapng, plot, report};
 
 /// Exit code when an output (stdout, CSV directory) cannot be written.
 const EXIT_OUTPUT: u8 = 3;
+/// Exit code of `check` when a rule is violated.
+const EXIT_CHECK_FAILED: u8 = 1;
 
 #[derive(Parser)]
 #[command(name = "smc-analyze", version, about = "Analyze smctrace recordings of SMC (AF_SMC) connections")]
@@ -43,11 +45,57 @@ enum Cmd {
         #[arg(long, value_parser = parse_duration)]
         slow: Option<u64>,
     },
-    /// Write connections.csv, messages.csv and stages.csv.
+    /// Write CSV tables (--csv DIR) and/or a pcapng for Wireshark (--pcapng OUT).
+    #[command(group(clap::ArgGroup::new("out").required(true).multiple(true).args(["csv", "pcapng"])))]
     Export {
-        /// Directory to write the CSV files into (created if missing).
+        /// Directory to write connections.csv, messages.csv and stages.csv into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        csv: Option<PathBuf>,
+        /// Write the CLC and CDC messages as packets Wireshark decodes (see docs/analyzer.md).
+        #[arg(long, value_name = "OUT")]
+        pcapng: Option<PathBuf>,
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// Write SVG charts (stage CDF, stage breakdown, latency over time, handshake waterfall) into DIR.
+    Plot {
+        /// Directory for the .svg files (created if missing).
         #[arg(long, value_name = "DIR", required = true)]
-        csv: PathBuf,
+        out: PathBuf,
+        /// Latency from which a message counts as slow in the time chart (default: the p99).
+        #[arg(long, value_parser = parse_duration)]
+        slow: Option<u64>,
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// Write one self-contained HTML report (tables and inline SVG charts).
+    Html {
+        /// The .html file to write.
+        #[arg(value_name = "OUT.html")]
+        out: PathBuf,
+        /// How many of the slowest messages to list.
+        #[arg(long, default_value_t = 10)]
+        top: usize,
+        /// Latency from which a message counts as slow in the time chart (default: the p99).
+        #[arg(long, value_parser = parse_duration)]
+        slow: Option<u64>,
+        #[command(flatten)]
+        sel: Selection,
+    },
+    /// CI gate: exit 0 if every rule holds, 1 with one line per violated rule (see docs/ci.md).
+    Check {
+        /// Upper bound STAGE.STAT=DURATION, e.g. e2e.p99=200us (repeatable). STAT: mean, min, p50, p90, p99, p99.9, max.
+        #[arg(long = "max", value_name = "RULE", value_parser = check::parse_max)]
+        max: Vec<check::MaxRule>,
+        /// Fail when any connection fell back to TCP.
+        #[arg(long)]
+        fail_on_fallback: bool,
+        /// Fail when events were lost (ring buffer full, unreadable chunks, or a recording not closed cleanly).
+        #[arg(long)]
+        fail_on_loss: bool,
+        /// Fail when more than PCT percent of the messages are incomplete.
+        #[arg(long, value_name = "PCT", value_parser = check::parse_pct)]
+        fail_on_incomplete: Option<f64>,
         #[command(flatten)]
         sel: Selection,
     },
@@ -94,6 +142,14 @@ impl From<smctrace_format::FormatError> for Failure {
     fn from(e: smctrace_format::FormatError) -> Failure {
         Failure { code: e.exit_code().clamp(1, 255) as u8, msg: e.to_string() }
     }
+}
+
+/// Report and the selected messages (for the charts).
+fn collect(sel: &Selection, top: usize, slow: Option<u64>) -> Result<(report::Report, join::Analysis, Vec<join::Message>), Failure> {
+    let mut sink = plot::Collector { report: report::ReportSink::new(options(sel, top, slow)), messages: Vec::new() };
+    let (a, warnings) = analyze(sel, &mut sink)?;
+    let r = sink.report.finish(&a, &warnings);
+    Ok((r, a, sink.messages))
 }
 
 /// Open every recording and run both passes into `sink`.
@@ -151,15 +207,69 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print(&report::render_text(&r))
             }
         }
-        Cmd::Export { csv, sel } => {
+        Cmd::Export { csv, pcapng: pcap, sel } => {
             let out = |msg| Failure { code: EXIT_OUTPUT, msg };
-            let mut sink = export::CsvSink::create(&csv, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;
-            let (a, warnings) = analyze(&sel, &mut sink)?;
-            let (_, files) = sink.finish(&a, &warnings).map_err(out)?;
-            for w in warnings.iter().flatten() {
-                eprintln!("smc-analyze: warning: {w}");
+            let mut text = String::new();
+            if let Some(csv) = csv {
+                let mut sink = export::CsvSink::create(&csv, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;
+                let (a, warnings) = analyze(&sel, &mut sink)?;
+                let (_, files) = sink.finish(&a, &warnings).map_err(out)?;
+                for w in warnings.iter().flatten() {
+                    eprintln!("smc-analyze: warning: {w}");
+                }
+                text.push_str(&format!("wrote {}\n", files.join(", ")));
             }
+            if let Some(pcap) = pcap {
+                let mut msgs: Vec<join::Message> = Vec::new();
+                let (a, _) = analyze(&sel, &mut msgs)?;
+                let s = pcapng::write(&a, &msgs, &sel.files, &pcap, sel.conn).map_err(out)?;
+                text.push_str(&format!(
+                    "wrote {}: {} interfaces, {} CLC, {} CDC, {} RDMA write, {} SMC-D packets{}\n",
+                    pcap.display(),
+                    s.interfaces,
+                    s.clc,
+                    s.cdc,
+                    s.writes,
+                    s.smcd,
+                    if s.skipped > 0 { format!(" ({} events without a known 4-tuple or link skipped)", s.skipped) } else { String::new() }
+                ));
+            }
+            print(&text)
+        }
+        Cmd::Plot { out, slow, sel } => {
+            let fail = |msg| Failure { code: EXIT_OUTPUT, msg };
+            let (r, a, msgs) = collect(&sel, 0, slow)?;
+            let charts = plot::all(&msgs, &r, &a, slow).map_err(fail)?;
+            let files = plot::write(&out, &charts).map_err(fail)?;
             print(&format!("wrote {}\n", files.join(", ")))
+        }
+        Cmd::Html { out, top, slow, sel } => {
+            let fail = |msg| Failure { code: EXIT_OUTPUT, msg };
+            let (r, a, msgs) = collect(&sel, top, slow)?;
+            let charts = plot::all(&msgs, &r, &a, slow).map_err(fail)?;
+            std::fs::write(&out, html::render(&r, &charts)).map_err(|e| fail(format!("{}: write failed: {e}", out.display())))?;
+            print(&format!("wrote {}\n", out.display()))
+        }
+        Cmd::Check { max, fail_on_fallback, fail_on_loss, fail_on_incomplete, sel } => {
+            let mut sink = report::ReportSink::new(options(&sel, 0, None));
+            let (a, warnings) = analyze(&sel, &mut sink)?;
+            let r = sink.finish(&a, &warnings);
+            let rules = check::Rules { max, fail_on_fallback, fail_on_loss, fail_on_incomplete_pct: fail_on_incomplete };
+            let (bad, ok) = check::evaluate(&r, &rules);
+            let mut text = String::new();
+            for l in &ok {
+                text.push_str(&format!("ok   {l}\n"));
+            }
+            for l in &bad {
+                text.push_str(&format!("FAIL {l}\n"));
+            }
+            if bad.is_empty() {
+                text.push_str(&format!("check passed: {} rule(s) hold\n", ok.len()));
+                print(&text)
+            } else {
+                print(&text)?;
+                Err(Failure { code: EXIT_CHECK_FAILED, msg: format!("check failed: {} of {} rule(s) violated", bad.len(), bad.len() + ok.len()) })
+            }
         }
     }
 }
