@@ -51,7 +51,7 @@ const PALETTE: [RGBColor; 10] = [
     RGBColor(204, 121, 167),
     RGBColor(86, 180, 233),
     RGBColor(213, 94, 0),
-    RGBColor(240, 228, 66),
+    RGBColor(190, 170, 0),
     RGBColor(0, 0, 0),
     RGBColor(120, 120, 120),
     RGBColor(150, 60, 200),
@@ -71,7 +71,9 @@ fn us(ns: i64) -> f64 {
 }
 
 fn us_label(v: &f64) -> String {
-    if *v >= 1e6 {
+    if *v == 0.0 {
+        "0".into()
+    } else if *v >= 1e6 {
         format!("{}s", v / 1e6)
     } else if *v >= 1e3 {
         format!("{}ms", v / 1e3)
@@ -177,7 +179,7 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
     }
     let mut svg = String::new();
     {
-        let h = 140 + 34 * rows.len().max(2) as u32;
+        let h = (150 + 45 * rows.len() as u32).max(340);
         let root = SVGBackend::with_string(&mut svg, (W, h)).into_drawing_area();
         root.fill(&WHITE).map_err(e("breakdown"))?;
         if rows.is_empty() {
@@ -316,7 +318,7 @@ pub fn waterfall(r: &Report) -> Result<Chart, String> {
     }
     let mut svg = String::new();
     {
-        let h = 160 + 30 * hs.len().max(2) as u32;
+        let h = (150 + 32 * hs.len() as u32).max(300);
         let root = SVGBackend::with_string(&mut svg, (W, h)).into_drawing_area();
         root.fill(&WHITE).map_err(e("handshake"))?;
         if hs.is_empty() {

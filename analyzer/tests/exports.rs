@@ -1,0 +1,257 @@
+//! The exports on the lab's real recordings (`fixtures/`): the pcapng is
+//! decoded by `tshark` (Debian package `tshark`, required: the test fails
+//! without it) and every decoded CLC type, CDC seqno, token and cursor is
+//! compared with the recording decoded independently here through
+//! `smctrace_format`; the charts and the HTML report are written; the CI
+//! gate's exit codes and lines.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use smctrace_format::event::{self, EventRef};
+use smctrace_format::Reader;
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_smc-analyze")
+}
+
+fn fixture(name: &str) -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "smctrace"))
+        .collect();
+    v.sort();
+    assert!(v.len() == 2, "{}: expected two recordings", dir.display());
+    v
+}
+
+fn tmpdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("smc-analyze-exports-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn run(args: &[&str], files: &[PathBuf]) -> Output {
+    let mut c = Command::new(bin());
+    c.args(args);
+    c.args(files);
+    c.output().expect("run smc-analyze")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// `tshark -r FILE -T fields -E separator=/t -e F...` as rows of columns.
+fn tshark(file: &Path, filter: &str, fields: &[&str]) -> Vec<Vec<String>> {
+    let mut c = Command::new("tshark");
+    c.args(["-r"]).arg(file).args(["-Y", filter, "-T", "fields", "-E", "separator=/t"]);
+    for f in fields {
+        c.args(["-e", f]);
+    }
+    let o = match c.output() {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "tshark is required for this test and could not be run ({e}); install the Debian package: \
+             DEBIAN_FRONTEND=noninteractive apt-get install -y tshark"
+        ),
+    };
+    assert!(o.status.success(), "tshark failed: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).lines().map(|l| l.split('\t').map(str::to_string).collect()).collect()
+}
+
+fn hex(s: &str) -> u64 {
+    u64::from_str_radix(s.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("not hex: {s:?}"))
+}
+
+/// Every record of a recording, decoded with the format crate.
+fn events(path: &Path) -> Vec<EventRef<'static>> {
+    let r = Reader::open(path).unwrap();
+    let mut out = Vec::new();
+    for c in r.chunks() {
+        let d = r.decode(&c.unwrap()).unwrap();
+        for ev in d.records() {
+            out.push(smc_analyze::model::owned(&ev.unwrap()));
+        }
+    }
+    out
+}
+
+/// (direction flag, seqno, token, prod wrap, prod count, cons wrap, cons count)
+type CdcKey = (u64, u64, u64, u64, u64, u64, u64);
+
+fn count<T: Ord>(v: impl IntoIterator<Item = T>) -> BTreeMap<T, usize> {
+    let mut m = BTreeMap::new();
+    for x in v {
+        *m.entry(x).or_insert(0) += 1;
+    }
+    m
+}
+
+#[test]
+fn pingpong_pcapng_decodes_in_tshark_with_the_recorded_values() {
+    let files = fixture("pingpong");
+    let dir = tmpdir("pp");
+    let out = dir.join("pp.pcapng");
+    let o = run(&["export", "--pcapng", out.to_str().unwrap()], &files);
+    assert!(o.status.success(), "{}", text(&o));
+
+    // The recording's own view: every CDC sent (outbound, epb_flags 2) and
+    // received (inbound, 1) on every host, SMC-R CLCs and CONN_INFOs.
+    let mut want = Vec::new();
+    let mut infos = Vec::new();
+    let mut clc_tx = Vec::new();
+    for f in &files {
+        for ev in events(f) {
+            match ev {
+                EventRef::CdcSend(c) | EventRef::CdcRecv(c) => {
+                    let dir = if matches!(ev, EventRef::CdcSend(_)) { 2 } else { 1 };
+                    want.push((dir, c.seqno as u64, c.token as u64, c.prod.wrap as u64, c.prod.count as u64, c.cons.wrap as u64, c.cons.count as u64));
+                }
+                EventRef::ConnInfo(i) if i.mode == event::MODE_SMCR => infos.push(i),
+                EventRef::Clc(c) if c.dir == event::DIR_TX => clc_tx.push(c.clc_type),
+                _ => {}
+            }
+        }
+    }
+    assert!(want.len() > 4000, "the fixture has thousands of CDCs, found {}", want.len());
+
+    // tshark's decode of the SMC-R CDC dissector. The consumer cursor fields
+    // share the producer fields' names: each holds "prod,cons".
+    let rows = tshark(
+        &out,
+        "smc.rmbe.ctrl.seqno",
+        &["frame.packet_flags_direction", "smc.rmbe.ctrl.seqno", "smc.rmbe.ctrl.alert.token", "smc.rmbe.ctrl.prod.wrap.seq", "smc.rmbe.ctrl.peer.prod.curs", "_ws.col.Info"],
+    );
+    let got: Vec<CdcKey> = rows
+        .iter()
+        .map(|r| {
+            assert!(r[5].contains("CDC Message"), "not decoded as a CDC: {r:?}");
+            let wrap: Vec<&str> = r[3].split(',').collect();
+            let curs: Vec<&str> = r[4].split(',').collect();
+            assert_eq!((wrap.len(), curs.len()), (2, 2), "prod and cons cursor expected: {r:?}");
+            (hex(&r[0]), hex(&r[1]), hex(&r[2]), hex(wrap[0]), hex(curs[0]), hex(wrap[1]), hex(curs[1]))
+        })
+        .collect();
+    assert_eq!(got.len(), want.len(), "one CDC frame per recorded CDC_SEND/CDC_RECV");
+    assert_eq!(count(got), count(want), "decoded CDCs differ from the recording");
+
+    // CLC: the handshake decodes as Proposal, Accept, Confirm; Accept and
+    // Confirm carry the QPN and RMBE alert token of the side that sent them.
+    let rows = tshark(
+        &out,
+        "smc.clc_msg || smc.length",
+        &["_ws.col.Info", "smc.accept.server.qp.number", "smc.accept.server.rmb.element.alert.token", "smc.confirm.client.qp.number", "smc.client.rmb.element.alert.token"],
+    );
+    let info: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    let types: Vec<&str> = info
+        .iter()
+        .filter_map(|i| ["Proposal", "Accept", "Confirm", "Decline"].into_iter().find(|t| i.contains(&format!("-{t}]"))))
+        .collect();
+    assert_eq!(types, ["Proposal", "Accept", "Confirm"], "CLC frames: {info:?}");
+    assert_eq!(clc_tx.len(), 3, "the fixture records three CLC sends");
+    let server = infos.iter().find(|i| i.role == event::ROLE_SERVER).expect("server CONN_INFO");
+    let client = infos.iter().find(|i| i.role == event::ROLE_CLIENT).expect("client CONN_INFO");
+    let accept = rows.iter().find(|r| r[0].contains("-Accept]")).unwrap();
+    assert_eq!(hex(&accept[1]), server.qpn as u64);
+    assert_eq!(hex(&accept[2]), server.local_token as u64);
+    let confirm = rows.iter().find(|r| r[0].contains("-Confirm]")).unwrap();
+    assert_eq!(hex(&confirm[3]), client.qpn as u64);
+    assert_eq!(hex(&confirm[4]), client.local_token as u64);
+    // The CDC frames go to the real destination QP: the peer's QPN.
+    let qps = tshark(&out, "smc.rmbe.ctrl.seqno", &["infiniband.bth.destqp"]);
+    let want_qps: std::collections::BTreeSet<u64> = [server.qpn as u64, client.qpn as u64].into();
+    let got_qps: std::collections::BTreeSet<u64> = qps.iter().map(|r| hex(&r[0])).collect();
+    assert_eq!(got_qps, want_qps);
+
+    // Every packet has its comment; interfaces name host and device.
+    let rows = tshark(&out, "frame", &["frame.comment", "frame.interface_name"]);
+    assert!(rows.iter().all(|r| r[0].starts_with("conn 1 ")), "every packet comments its connection");
+    let names: std::collections::BTreeSet<&str> = rows.iter().map(|r| r[1].as_str()).collect();
+    assert!(names.contains("a-client:clcsock") && names.contains("b-server:rxe0"), "{names:?}");
+    assert!(rows.iter().any(|r| r[0].contains("msg 1 -> 16 B") && r[0].contains(" e2e=")), "message comments with stages");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn fallback_pcapng_shows_the_proposal_and_the_decline_with_its_diagnosis() {
+    let files = fixture("fallback");
+    let dir = tmpdir("fb");
+    let out = dir.join("fb.pcapng");
+    let o = run(&["export", "--pcapng", out.to_str().unwrap()], &files);
+    assert!(o.status.success(), "{}", text(&o));
+    let mut diags = Vec::new();
+    for f in &files {
+        for ev in events(f) {
+            if let EventRef::Clc(c) = ev {
+                if c.clc_type == 4 {
+                    diags.push(c.decline_diag as u64);
+                }
+            }
+        }
+    }
+    assert!(diags.contains(&0x0303_0000), "the fixture's server declines with NOSMCDEV: {diags:?}");
+    let rows = tshark(&out, "smc.length", &["_ws.col.Info", "smc.peer.diag.info"]);
+    let info: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
+    assert!(info.iter().any(|i| i.contains("-Proposal]")), "{info:?}");
+    let decl = rows.iter().find(|r| r[0].contains("-Decline]")).unwrap_or_else(|| panic!("no decline decoded: {info:?}"));
+    assert!(diags.contains(&hex(&decl[1])), "decline diagnosis {} not in the recording {diags:?}", decl[1]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn plot_and_html_write_titled_charts() {
+    let files = fixture("pingpong");
+    let dir = tmpdir("plot");
+    let o = run(&["plot", "--out", dir.to_str().unwrap()], &files);
+    assert!(o.status.success(), "{}", text(&o));
+    for (f, title, legend, axis) in [
+        ("stage-cdf.svg", "Stage latency CDF", "e2e (n=4001", "stage duration (log scale)"),
+        ("stage-breakdown.svg", "chain stages at p50 and p99", "app_wait", "conn 1 p99"),
+        ("latency-over-time.svg", "Message latency over time", "conn 1 (4001 msgs)", "time since the report start (s)"),
+        ("handshake-waterfall.svg", "Handshake waterfall", "clc tx proposal", "time since connect"),
+    ] {
+        let svg = std::fs::read_to_string(dir.join(f)).unwrap();
+        assert!(svg.starts_with("<svg") && svg.contains(title), "{f}: title");
+        assert!(svg.contains(legend), "{f}: legend {legend}");
+        assert!(svg.contains(axis), "{f}: axis {axis}");
+    }
+    let html = dir.join("r.html");
+    let o = run(&["html", html.to_str().unwrap()], &files);
+    assert!(o.status.success(), "{}", text(&o));
+    let h = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(h.matches("<svg").count(), 4);
+    assert!(h.contains("<td class=l>e2e</td>") && !h.contains("<script") && !h.contains("src=\"http"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn check_passes_fails_and_rejects_bad_rules() {
+    let pp = fixture("pingpong");
+    let o = run(&["check", "--max", "e2e.p99=1s", "--max", "rx_process.p50=10ms", "--fail-on-loss", "--fail-on-fallback", "--fail-on-incomplete", "1"], &pp);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o));
+    assert!(text(&o).contains("ok   e2e.p99 <= 1.000s: is 43.5ms over 4001 messages"), "{}", text(&o));
+
+    let o = run(&["check", "--max", "e2e.p99=1s", "--max", "rx_process.p50=20us"], &pp);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let fails: Vec<&str> = out.lines().filter(|l| l.starts_with("FAIL")).collect();
+    assert_eq!(fails, ["FAIL rx_process.p50 <= 20.0us: is 82.1us over 4001 messages"]);
+
+    let fb = fixture("fallback");
+    let o = run(&["check", "--fail-on-fallback", "--max", "e2e.p50=1ms"], &fb);
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("FAIL no fallback: 1 connection(s) fell back to TCP: conn 1"), "{out}");
+    assert!(out.contains("FAIL e2e.p50 <= 1.00ms: no complete measurement of e2e"), "{out}");
+
+    for bad in ["e2e.p99=200", "e2e=200us", "wire.p98=1ms", "latency.p99=1ms"] {
+        let o = run(&["check", "--max", bad], &pp);
+        assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
+        assert!(text(&o).contains(&format!("bad rule '{bad}'")), "{}", text(&o));
+    }
+}
