@@ -755,9 +755,18 @@ int BPF_KRETPROBE(clc_wait_exit, long rc)
 		ev->length = ((__u16)hdr[5] << 8) | hdr[6];
 		ev->version = hdr[7] >> 4;
 		ev->path = eye == 0xE2D4C3C4 ? 'D' : 'R';
-		/* proposal typev1/typev2 == SMC_TYPE_B (3): both R and D offered */
-		if (ev->type == 1 && ((hdr[7] & 3) == 3 || ((hdr[7] >> 2) & 3) == 3))
-			ev->path = 'B';
+		/*
+		 * A proposal always uses the SMCR eyecatcher; what it offers is in
+		 * typev2 (bits 3-2, v2) or typev1 (bits 1-0): SMC_TYPE_R 0, D 1,
+		 * N 2 (none), B 3 (both).
+		 */
+		if (ev->type == 1) {
+			__u8 t = (hdr[7] >> 2) & 3;
+
+			if (ev->version < 2 || t == 2)
+				t = hdr[7] & 3;
+			ev->path = t == 0 ? 'R' : t == 1 ? 'D' : t == 3 ? 'B' : 0;
+		}
 		if (ev->type == 4) {
 			__be32 d = 0;
 

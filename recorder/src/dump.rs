@@ -39,7 +39,7 @@ fn line(ev: &EventRef<'_>) -> Option<String> {
     let t = h.ts_ns;
     Some(match ev {
         EventRef::ConnInfo(c) => format!(
-            "{t} conn_info sock={:016x} role={} mode={} {} -> {} rc={} local_token={:#010x} peer_token={:#010x} qpn={} peer_qpn={} link_id={} ib={} smc_v{} sndbuf={} rmb={} peer_rmbe={} fallback_rsn={:#010x} peer_diag={:#010x} comm={}",
+            "{t} conn_info sock={:016x} role={} mode={} {} -> {} rc={} local_token={:#010x} peer_token={:#010x} qpn={} peer_qpn={} link_id={} ib={} dmb_token={:#x} peer_dmb_token={:#x} smc_v{} sndbuf={} rmb={} peer_rmbe={} fallback_rsn={:#010x} peer_diag={:#010x} comm={}",
             c.sock,
             if c.role == 1 { "client" } else { "server" },
             mode(c.mode),
@@ -52,6 +52,8 @@ fn line(ev: &EventRef<'_>) -> Option<String> {
             c.peer_qpn,
             c.link_id,
             c_str(&c.ibname),
+            c.local_dmb_token,
+            c.peer_dmb_token,
             c.smc_version,
             c.sndbuf_len,
             c.rmb_len,
