@@ -255,3 +255,43 @@ fn check_passes_fails_and_rejects_bad_rules() {
         assert!(text(&o).contains(&format!("bad rule '{bad}'")), "{}", text(&o));
     }
 }
+
+#[test]
+fn smcd_cdcs_use_the_documented_encapsulation() {
+    use smc_analyze::synth::{write_recording, SimConn, SimMode, Synth};
+    let dir = tmpdir("smcd");
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcD, 0, 0, 16384, 1);
+    c.handshake(&mut sy);
+    for _ in 0..5 {
+        c.pingpong_round(&mut sy, 3000);
+    }
+    let f = dir.join("lo.smctrace");
+    write_recording(&f, &sy.stream(0), "lo", "boot", 0, 50, true).unwrap();
+    let want: Vec<(u64, u64)> = events(&f)
+        .into_iter()
+        .filter_map(|ev| match ev {
+            EventRef::CdcSend(c) | EventRef::CdcRecv(c) => Some((c.prod.wrap as u64, c.prod.count as u64)),
+            _ => None,
+        })
+        .collect();
+    assert!(!want.is_empty());
+    let out = dir.join("lo.pcapng");
+    let o = run(&["export", "--pcapng", out.to_str().unwrap()], &[f]);
+    assert!(o.status.success(), "{}", text(&o));
+    // EtherType 0x88b5, "smcd", kind 1 (CDC), 3 pad, DMB token (8), then the
+    // 32-byte smcd_cdc_msg: prod cursor {u16 wrap, u32 count} little-endian at 8.
+    let rows = tshark(&out, "eth.type == 0x88b5", &["data.data"]);
+    let mut got = Vec::new();
+    for r in &rows {
+        let b: Vec<u8> = (0..r[0].len() / 2).map(|i| u8::from_str_radix(&r[0][2 * i..2 * i + 2], 16).unwrap()).collect();
+        assert_eq!(&b[0..4], b"smcd");
+        if b[4] == 1 {
+            let p = &b[16..];
+            assert_eq!(p.len(), 32);
+            got.push((u16::from_le_bytes([p[8], p[9]]) as u64, u32::from_le_bytes([p[10], p[11], p[12], p[13]]) as u64));
+        }
+    }
+    assert_eq!(count(got), count(want));
+    let _ = std::fs::remove_dir_all(&dir);
+}
