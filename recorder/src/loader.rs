@@ -90,6 +90,9 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     // Values must outlive the loader (it keeps references).
     let off_values: Vec<(&'static str, u32)> =
         offsets.iter().map(|(g, r)| (*g, *r.as_ref().unwrap_or(&0))).collect();
+    // Wake the reader at a quarter of the ring (at most 256 KiB) so a small
+    // --buffer still gets drained before it fills between 50 ms polls.
+    let wakeup_bytes: u64 = (cfg.ring_bytes as u64 / 4).min(256 << 10);
     let mut loader = EbpfLoader::new();
     for (g, v) in &off_values {
         loader.override_global(g, v, true);
@@ -99,6 +102,7 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
         .override_global("sock_key1", &cfg.sock_key[1], true)
         .override_global("filter_flags", &flags, true)
         .override_global("payload_bytes", &cfg.payload_bytes, true)
+        .override_global("wakeup_bytes", &wakeup_bytes, true)
         .map_max_entries("events", cfg.ring_bytes);
     let mut ebpf = loader.load(BPF_OBJ).map_err(anyhow::Error::new).context("loading the BPF object")?;
 
