@@ -60,7 +60,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Cmd {
     /// Record until Ctrl-C/SIGTERM, --duration, --max-size, or the end of `-- CMD ARGS`.
-    Record(record::RecordArgs),
+    Record(Box<record::RecordArgs>),
     /// List every probe: hook, stage, whether it attaches on this kernel (and why
     /// not), and what the analysis lacks without it. Attaches for real when run as root.
     Probes {
@@ -109,7 +109,7 @@ fn main() -> ExitCode {
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
     let res = match cli.cmd {
-        Cmd::Record(args) => record::run(args),
+        Cmd::Record(args) => record::run(*args),
         Cmd::Probes { dry_run, btf } => record::probes(dry_run, btf.as_deref()).map(|_| 0),
         Cmd::Dump { file, all } => dump::run(&file, all).map(|_| 0),
     };
