@@ -73,6 +73,9 @@ struct Tcp {
     dst: IpAddr,
     sport: u16,
     dport: u16,
+    /// TCP flags (PSH|ACK for CLC data; SYN, SYN|ACK, ACK for the handshake).
+    flags: u8,
+    opts: Vec<u8>,
     payload: Vec<u8>,
     macs: (u8, u8),
 }
@@ -433,6 +436,33 @@ impl SideIndex {
     }
 }
 
+/// Clock offset of recording `r` to recording 0 from the CLC messages
+/// alone, for placing packets when no CDCs could be paired (a connection
+/// that fell back): like the analyzer's CDC bracketing, the smallest apparent
+/// one-way delay each way bounds the offset; the midpoint is taken. Needs CLC
+/// messages in both directions. Not used by the report.
+fn clc_offset(a: &Analysis, r: usize) -> Option<i64> {
+    if r == 0 {
+        return Some(0);
+    }
+    let (mut to, mut from): (Option<i64>, Option<i64>) = (None, None);
+    for c in &a.conns {
+        let s0 = c.sides.iter().map(|&i| &a.sides[i]).find(|s| s.rec == 0);
+        let sr = c.sides.iter().map(|&i| &a.sides[i]).find(|s| s.rec == r);
+        let (Some(s0), Some(sr)) = (s0, sr) else { continue };
+        for (tx, rx, acc) in [(s0, sr, &mut to), (sr, s0, &mut from)] {
+            for t in tx.clc.iter().filter(|e| e.dir == "tx") {
+                if let Some(x) = rx.clc.iter().find(|e| e.dir == "rx" && e.clc_type == t.clc_type) {
+                    let d = x.ts as i64 - t.ts as i64;
+                    *acc = Some(acc.map_or(d, |v: i64| v.min(d)));
+                }
+            }
+        }
+    }
+    // to = offset + delay_to, from = -offset + delay_from.
+    Some(((to? as i128 - from? as i128) / 2) as i64)
+}
+
 /// The clcsock 4-tuple of a side: (local, remote).
 fn tuple(s: &Side) -> Option<(Addr, Addr)> {
     if let Some(i) = &s.info {
@@ -460,7 +490,13 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
     let ref_clock = readers[0].metadata().clock;
     for (r, reader) in readers.iter().enumerate() {
         let md = reader.metadata();
-        let off = a.offset(r);
+        let (off, off_from_clc) = match a.offset(r) {
+            Some(o) => (Some(o), false),
+            None => match clc_offset(a, r) {
+                Some(o) => (Some(o), true),
+                None => (None, false),
+            },
+        };
         let wall = |ts: u64| -> i128 {
             match off {
                 Some(o) => ref_clock.to_realtime_ns((ts as i64).saturating_sub(o).max(0) as u64),
@@ -471,6 +507,9 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
         let host = if md.host.is_empty() || md.host == "(none)" { stem.clone() } else { md.host.clone() };
         let clock_note = match off {
             Some(0) if r == 0 => "reference clock".to_string(),
+            Some(o) if off_from_clc => {
+                format!("corrected to recording 0's clock by -({}), estimated from CLC messages (no CDCs to pair; for display only)", fmt_ns(o))
+            }
             Some(o) => format!("corrected to recording 0's clock by -({})", fmt_ns(o)),
             None => "own clock (offset to recording 0 unknown)".to_string(),
         };
@@ -553,6 +592,8 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             dst: ip_of(dst).unwrap_or(rip),
                             sport: src.port,
                             dport: dst.port,
+                            flags: 0x18,
+                            opts: Vec::new(),
                             payload: msg.clone(),
                             macs: (ms, md_),
                         };
@@ -671,6 +712,50 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                 }
             }
         }
+
+        // The TCP handshake of every client this recording saw connect:
+        // SYN at connect() with the SMC option (kind 254, magic E2D4C3D9),
+        // SYN-ACK and ACK just before the first CLC message (their real
+        // times are not recorded; they happened in between). The SYN-ACK
+        // carries the option when a proposal followed (the client sends one
+        // only then).
+        for (si, s) in a.sides.iter().enumerate().filter(|(_, s)| s.rec == r && s.role == crate::model::Role::Client) {
+            let (Some(t_conn), Some((local, remote))) = (s.connect_ts, tuple(s)) else { continue };
+            let conn = &a.conns[a.side_conn[si]];
+            if conn_filter.is_some_and(|c| c != conn.id) {
+                continue;
+            }
+            let (Some(lip), Some(rip)) = (ip_of(&local), ip_of(&remote)) else { continue };
+            let first_clc = s.clc.iter().map(|c| c.ts).min();
+            let proposal = s.clc.iter().any(|c| c.dir == "tx" && c.clc_type == "proposal");
+            let t_est = first_clc.unwrap_or(t_conn).max(t_conn);
+            let iface = ifaces.get(r, "tcp".into(), || (format!("{host}:clcsock"), format!("{rec_desc}; CLC over the clcsock (TCP)")));
+            let opt: &[u8] = &[254, 6, 0xE2, 0xD4, 0xC3, 0xD9, 1, 1];
+            let peer_host = 0x10 | mhost;
+            let seg = |src: IpAddr, dst: IpAddr, sp: u16, dp: u16, flags: u8, opts: &[u8], macs: (u8, u8)| Tcp {
+                src,
+                dst,
+                sport: sp,
+                dport: dp,
+                flags,
+                opts: opts.to_vec(),
+                payload: Vec::new(),
+                macs,
+            };
+            let syns = [
+                (wall(t_conn), seg(lip, rip, local.port, remote.port, 0x02, opt, (mhost, peer_host)), true, "SYN with the SMC option at connect()"),
+                (
+                    wall(t_est).saturating_sub(2),
+                    seg(rip, lip, remote.port, local.port, 0x12, if proposal { opt } else { &[] }, (peer_host, mhost)),
+                    false,
+                    "SYN-ACK (time not recorded: placed just before the first CLC message)",
+                ),
+                (wall(t_est).saturating_sub(1), seg(lip, rip, local.port, remote.port, 0x10, &[], (mhost, peer_host)), true, "ACK (time not recorded: placed just before the first CLC message)"),
+            ];
+            for (ts, t, outbound, what) in syns {
+                pkts.push(Pkt { ts, iface, data: Vec::new(), tcp: Some(t), comment: format!("conn {} tcp {what} [synthesized]", conn.id), outbound });
+            }
+        }
     }
 
     pkts.sort_by_key(|p| p.ts);
@@ -679,10 +764,14 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
     let mut next: HashMap<(IpAddr, u16, IpAddr, u16), u32> = HashMap::new();
     for p in pkts.iter_mut() {
         if let Some(t) = p.tcp.take() {
-            let seq = *next.entry((t.src, t.sport, t.dst, t.dport)).or_insert(1);
-            let ack = *next.entry((t.dst, t.dport, t.src, t.sport)).or_insert(1);
-            next.insert((t.src, t.sport, t.dst, t.dport), seq.wrapping_add(t.payload.len() as u32));
-            let seg = tcp_segment(t.sport, t.dport, seq, ack, 0x18, &[], &t.payload);
+            // Initial sequence numbers are 0 (the SYN), data starts at 1.
+            let syn = t.flags & 0x02 != 0;
+            let seq = if syn { 0 } else { *next.entry((t.src, t.sport, t.dst, t.dport)).or_insert(1) };
+            let ack = if t.flags & 0x10 == 0 { 0 } else { *next.entry((t.dst, t.dport, t.src, t.sport)).or_insert(1) };
+            if !syn {
+                next.insert((t.src, t.sport, t.dst, t.dport), seq.wrapping_add(t.payload.len() as u32));
+            }
+            let seg = tcp_segment(t.sport, t.dport, seq, ack, t.flags, &t.opts, &t.payload);
             p.data = ip_frame(t.src, t.dst, 6, seg, Some(16), t.macs);
         }
     }

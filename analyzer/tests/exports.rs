@@ -200,6 +200,9 @@ fn fallback_pcapng_shows_the_proposal_and_the_decline_with_its_diagnosis() {
     assert!(info.iter().any(|i| i.contains("-Proposal]")), "{info:?}");
     let decl = rows.iter().find(|r| r[0].contains("-Decline]")).unwrap_or_else(|| panic!("no decline decoded: {info:?}"));
     assert!(diags.contains(&hex(&decl[1])), "decline diagnosis {} not in the recording {diags:?}", decl[1]);
+    // The client's SYN and the server's SYN-ACK carry the SMC experimental option.
+    let syns = tshark(&out, "tcp.flags.syn == 1", &["tcp.flags.ack", "tcp.options.experimental.exid"]);
+    assert_eq!(syns, [vec!["0".to_string(), "0xe2d4".to_string()], vec!["1".to_string(), "0xe2d4".to_string()]]);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
