@@ -22,6 +22,7 @@ pub const BUILD_PACKAGES: &[(&str, &str)] = &[
     ("libbpf-dev", "/usr/include/bpf/bpf_helpers.h"),
     ("linux-libc-dev", "/usr/include/linux/types.h"),
     ("gcc", "/usr/bin/gcc"),
+    ("tshark", "/usr/bin/tshark"), // smc-analyze's pcapng tests decode with it
 ];
 
 /// One lab run of the test suite: a scenario on a kernel, recorded or not.
