@@ -192,6 +192,12 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     if let Some(bad) = args.exclude.iter().find(|e| !PROBES.iter().any(|p| p.name == e.as_str())) {
         return Err(Failure::new(2, anyhow!("--exclude {bad}: no such probe (see `smc-record probes`)")));
     }
+    // First of all: a Ctrl-C/SIGTERM while the probes load (seconds on a slow
+    // machine) must still end with a closed file, not kill us half way.
+    let stop = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
+    }
     check_privileges()?;
     if !args.buffer.is_power_of_two() || args.buffer < 4096 || args.buffer > (1 << 30) {
         return Err(Failure::new(2, anyhow!("--buffer must be a power of two between 4k and 1G")));
@@ -238,10 +244,6 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     let writer = Writer::create(&args.output, &meta, WriterOptions { overwrite: args.force, ..Default::default() })
         .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
-    }
     let progress = Arc::new(Progress::default());
     let ring = loaded.take_ring().map_err(|e| Failure::new(exit::BPF, e))?;
     let pipeline = Pipeline::start(
@@ -287,6 +289,10 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
 /// Run until a stop condition; returns the exit code (the command's, if any).
 fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loaded: &loader::Loaded) -> Result<u8, Failure> {
     let child_status: Arc<Mutex<Option<ExitStatus>>> = Arc::new(Mutex::new(None));
+    if !args.command.is_empty() && stop.load(Ordering::Acquire) {
+        eprintln!("smc-record: interrupted before `{}` was started; not running it", args.command[0]);
+        return Ok(0);
+    }
     if !args.command.is_empty() {
         let mut child = Command::new(&args.command[0])
             .args(&args.command[1..])
