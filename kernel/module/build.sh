@@ -156,7 +156,9 @@ if [ "$CHECK" = 1 ]; then
 		echo "checkpatch --strict $(basename "$p")" >&2
 		# FILE_PATH_CHANGES ("does MAINTAINERS need updating?") fires for every new
 		# file; net/smc/smc_lat.[ch] are covered by the SMC entry's "F: net/smc/"
-		perl "$SRC/scripts/checkpatch.pl" --strict --no-tree -q --ignore FILE_PATH_CHANGES "$p" >&2 ||
+		# run outside any git work tree: inside one (e.g. the smctrace checkout, with the
+		# patch file modified) checkpatch reads the file as a change to that tree
+		(cd "$SRC" && perl scripts/checkpatch.pl --strict --no-tree -q --ignore FILE_PATH_CHANGES "$p") >&2 ||
 			die "checkpatch: $(basename "$p")"
 	done
 fi
