@@ -259,3 +259,43 @@ impl Loaded {
         Ok(v.iter().copied().collect())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kernel(name: &str) -> Option<KernelBtf> {
+        crate::offsets::test_btf::kernel(name)
+    }
+
+    /// Every probe's hook and members exist on both Debian kernels.
+    #[test]
+    fn every_probe_is_attachable_on_debian_kernels() {
+        for name in ["6.1", "6.12"] {
+            let Some(k) = kernel(name) else { continue };
+            let offsets = k.resolve_all();
+            let verdicts = preflight(&k, &offsets);
+            for (p, v) in PROBES.iter().zip(&verdicts) {
+                assert!(v.is_none(), "{name}: probe {} would not attach: {v:?}", p.name);
+            }
+        }
+    }
+
+    /// A member missing on the kernel disables exactly the probes that read it.
+    #[test]
+    fn missing_member_disables_only_its_probes() {
+        let Some(k) = kernel("6.12") else { return };
+        let mut offsets = k.resolve_all();
+        offsets.insert("off_conn_tx_curs_prep", Err("smc_connection.tx_curs_prep: no member".into()));
+        let verdicts = preflight(&k, &offsets);
+        for (p, v) in PROBES.iter().zip(&verdicts) {
+            if p.needs.contains(&"off_conn_tx_curs_prep") {
+                let why = v.as_deref().unwrap_or_else(|| panic!("{} should be disabled", p.name));
+                assert!(why.contains("tx_curs_prep"), "{why}");
+            } else {
+                assert!(v.is_none(), "{} disabled without reason: {v:?}", p.name);
+            }
+        }
+        assert!(verdicts.iter().filter(|v| v.is_some()).count() >= 4); // tx_copy + three tx_start
+    }
+}
