@@ -85,6 +85,8 @@ struct Pkt {
     iface: u32,
     data: Vec<u8>,
     tcp: Option<Tcp>,
+    /// Length on the wire when `data` holds only the captured prefix.
+    orig_len: Option<u32>,
     comment: String,
     outbound: bool,
 }
@@ -408,6 +410,52 @@ impl<'a> MsgIndex<'a> {
     }
 }
 
+/// Payload bytes a recording captured (`smc-record --payload N`: the first N
+/// bytes of each send), per side by absolute send-stream offset
+/// (`wrap * ring + count`). That offset is only right until the 16-bit wrap
+/// counter overflows; a side whose counter went backwards gets no payload.
+#[derive(Default)]
+struct PayloadStore {
+    chunks: std::collections::BTreeMap<u64, Vec<u8>>,
+    max_wrap: u16,
+    max_prod_wrap: u16,
+    overflowed: bool,
+}
+
+impl PayloadStore {
+    fn see_wrap(max: &mut u16, overflowed: &mut bool, wrap: u16) {
+        if wrap.saturating_add(1) < *max {
+            *overflowed = true;
+        }
+        *max = (*max).max(wrap);
+    }
+
+    /// The captured bytes from `b` on, contiguous, at most up to `a`.
+    fn bytes(&self, b: u64, a: u64) -> Vec<u8> {
+        let mut out = Vec::new();
+        if self.overflowed {
+            return out;
+        }
+        let mut pos = b;
+        for (&start, data) in self.chunks.range(b.saturating_sub(event::PAYLOAD_MAX as u64)..a) {
+            let end = start + data.len() as u64;
+            if end <= pos {
+                continue;
+            }
+            if start > pos {
+                break;
+            }
+            let to = end.min(a);
+            out.extend_from_slice(&data[(pos - start) as usize..(to - start) as usize]);
+            pos = to;
+            if pos >= a {
+                break;
+            }
+        }
+        out
+    }
+}
+
 /// Sides of each recording by sock id and by local alert token, in time order.
 struct SideIndex {
     by_sock: HashMap<(usize, u64), Vec<usize>>,
@@ -516,6 +564,20 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
         let rec_desc = format!("recording {r} {} (host {host}, kernel {}), {clock_note}", paths[r].display(), md.kernel_release);
         let mhost = r as u8 + 1;
 
+        let mut payloads: HashMap<usize, PayloadStore> = HashMap::new();
+        for c in reader.chunks() {
+            let Ok(d) = c.and_then(|c| reader.decode(&c)) else { continue };
+            for ev in d.records() {
+                let Ok(ev) = ev else { break };
+                let EventRef::Payload(p, bytes) = ev else { continue };
+                let Some(si) = SideIndex::pick(sides.by_sock.get(&(r, p.sock)), &a.sides, p.hdr.ts_ns) else { continue };
+                let Some(ring) = a.sides[si].info.as_ref().map(|i| i.sndbuf_len as u64).filter(|&l| l > 0) else { continue };
+                let st = payloads.entry(si).or_default();
+                PayloadStore::see_wrap(&mut st.max_wrap, &mut st.overflowed, p.prep_before.wrap);
+                let n = (p.captured as usize).min(bytes.len()).min(p.msg_len as usize);
+                st.chunks.insert(p.prep_before.wrap as u64 * ring + p.prep_before.count as u64, bytes[..n].to_vec());
+            }
+        }
         for c in reader.chunks() {
             let Ok(d) = c.and_then(|c| reader.decode(&c)) else { continue };
             for ev in d.records() {
@@ -614,7 +676,7 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                                 _ => "type, length and version",
                             }
                         );
-                        pkts.push(Pkt { ts: wall(e.hdr.ts_ns), iface, data: Vec::new(), tcp: Some(tcp), comment, outbound: tx });
+                        pkts.push(Pkt { ts: wall(e.hdr.ts_ns), iface, data: Vec::new(), tcp: Some(tcp), orig_len: None, comment, outbound: tx });
                         sum.clc += 1;
                     }
                     EventRef::CdcSend(c) | EventRef::CdcRecv(c) => {
@@ -647,7 +709,7 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             p.extend_from_slice(&tok.to_be_bytes());
                             p.extend_from_slice(&smcd_cdc_bytes(&c));
                             let iface = ifaces.get(r, "ism".into(), || (format!("{host}:ism"), format!("{rec_desc}; SMC-D (ISM), EtherType 0x88B5 encapsulation")));
-                            pkts.push(Pkt { ts: wall(c.hdr.ts_ns), iface, data: eth_raw(&p, (ms, md_)), comment, tcp: None, outbound: tx });
+                            pkts.push(Pkt { ts: wall(c.hdr.ts_ns), iface, data: eth_raw(&p, (ms, md_)), comment, tcp: None, orig_len: None, outbound: tx });
                             sum.smcd += 1;
                             continue;
                         }
@@ -665,12 +727,12 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         let iface = ifaces.get(r, dev.clone(), || {
                             (format!("{host}:{}", i.ibname), format!("{rec_desc}; SMC-R {dev}, QP {} <-> peer QP {} (RoCEv2)", i.qpn, i.peer_qpn))
                         });
-                        pkts.push(Pkt { ts: wall(c.hdr.ts_ns), iface, data: frame, comment, tcp: None, outbound: tx });
+                        pkts.push(Pkt { ts: wall(c.hdr.ts_ns), iface, data: frame, comment, tcp: None, orig_len: None, outbound: tx });
                         sum.cdc += 1;
                     }
                     EventRef::RdmaWrite(w) => {
                         let comment = format!(
-                            "conn {} rdma write prod {}:{} -> {}:{} rc {} [RETH rkey/VA synthesized: VA = offset in the peer RMBE, no payload]",
+                            "conn {} rdma write prod {}:{} -> {}:{} rc {} [RETH rkey/VA synthesized: VA = offset in the peer RMBE]",
                             conn.id, w.prod_before.wrap, w.prod_before.count, w.prod_after.wrap, w.prod_after.count, w.rc
                         );
                         if s.mode == Mode::SmcD || w.ism_len != 0 {
@@ -680,8 +742,16 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             p.extend_from_slice(&info.map(|i| i.peer_dmb_token).unwrap_or(0).to_be_bytes());
                             p.extend_from_slice(&w.ism_offset.to_be_bytes());
                             p.extend_from_slice(&w.ism_len.to_be_bytes());
+                            // Captured payload bytes follow (only what was captured).
+                            if let Some(st) = payloads.get_mut(&si) {
+                                let ring = w.peer_rmbe_size.max(1) as u64;
+                                PayloadStore::see_wrap(&mut st.max_prod_wrap, &mut st.overflowed, w.prod_before.wrap);
+                                let b = w.prod_before.wrap as u64 * ring + w.prod_before.count as u64;
+                                let e = w.prod_after.wrap as u64 * ring + w.prod_after.count as u64;
+                                p.extend_from_slice(&st.bytes(b, e));
+                            }
                             let iface = ifaces.get(r, "ism".into(), || (format!("{host}:ism"), format!("{rec_desc}; SMC-D (ISM), EtherType 0x88B5 encapsulation")));
-                            pkts.push(Pkt { ts: wall(w.hdr.ts_ns), iface, data: eth_raw(&p, (mhost, peer_host)), comment, tcp: None, outbound: true });
+                            pkts.push(Pkt { ts: wall(w.hdr.ts_ns), iface, data: eth_raw(&p, (mhost, peer_host)), comment, tcp: None, orig_len: None, outbound: true });
                             sum.smcd += 1;
                             continue;
                         }
@@ -700,12 +770,33 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         let p = psn.entry((r, i.peer_qpn)).or_insert(0);
                         let my_psn = *p;
                         *p = p.wrapping_add(1) & 0xff_ffff;
-                        let frame = rocev2(lip, rip, 0xC000 | (i.qpn as u16 & 0x3fff), OP_RDMA_WRITE_ONLY, i.peer_qpn, my_psn, &reth, (mhost, peer_host));
+                        // Captured payload bytes, if any: the frame then has the
+                        // full length on the wire and holds the captured prefix.
+                        let data = match payloads.get_mut(&si) {
+                            Some(st) => {
+                                PayloadStore::see_wrap(&mut st.max_prod_wrap, &mut st.overflowed, w.prod_before.wrap);
+                                st.bytes(before, after)
+                            }
+                            None => Vec::new(),
+                        };
+                        let mut orig_len = None;
+                        let mut payload_note = "no payload (not recorded)".to_string();
+                        if !data.is_empty() {
+                            payload_note = format!("payload: {} of {len} bytes captured", data.len());
+                            let missing = len as usize - data.len().min(len as usize);
+                            reth.extend_from_slice(&data);
+                            reth.resize(reth.len() + missing, 0);
+                        }
+                        let mut frame = rocev2(lip, rip, 0xC000 | (i.qpn as u16 & 0x3fff), OP_RDMA_WRITE_ONLY, i.peer_qpn, my_psn, &reth, (mhost, peer_host));
+                        if !data.is_empty() && data.len() < len as usize {
+                            orig_len = Some(frame.len() as u32);
+                            frame.truncate(frame.len() - 4 - (len as usize - data.len()));
+                        }
                         let dev = format!("{} link {}", i.ibname, i.link_id);
                         let iface = ifaces.get(r, dev.clone(), || {
                             (format!("{host}:{}", i.ibname), format!("{rec_desc}; SMC-R {dev}, QP {} <-> peer QP {} (RoCEv2)", i.qpn, i.peer_qpn))
                         });
-                        pkts.push(Pkt { ts: wall(w.hdr.ts_ns), iface, data: frame, comment: format!("{comment}, {len} B"), tcp: None, outbound: true });
+                        pkts.push(Pkt { ts: wall(w.hdr.ts_ns), iface, data: frame, comment: format!("{comment}, {len} B, {payload_note}"), tcp: None, orig_len, outbound: true });
                         sum.writes += 1;
                     }
                     _ => {}
@@ -753,7 +844,7 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                 (wall(t_est).saturating_sub(1), seg(lip, rip, local.port, remote.port, 0x10, &[], (mhost, peer_host)), true, "ACK (time not recorded: placed just before the first CLC message)"),
             ];
             for (ts, t, outbound, what) in syns {
-                pkts.push(Pkt { ts, iface, data: Vec::new(), tcp: Some(t), comment: format!("conn {} tcp {what} [synthesized]", conn.id), outbound });
+                pkts.push(Pkt { ts, iface, data: Vec::new(), tcp: Some(t), orig_len: None, comment: format!("conn {} tcp {what} [synthesized]", conn.id), outbound });
             }
         }
     }
@@ -795,7 +886,7 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
         w.write_pcapng_block(EnhancedPacketBlock {
             interface_id: p.iface,
             timestamp: Duration::new((ts / 1_000_000_000) as u64, (ts % 1_000_000_000) as u32),
-            original_len: p.data.len() as u32,
+            original_len: p.orig_len.unwrap_or(p.data.len() as u32),
             data: Cow::Borrowed(&p.data),
             options: vec![
                 EnhancedPacketOption::Comment(Cow::Borrowed(&p.comment)),

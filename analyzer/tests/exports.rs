@@ -298,3 +298,60 @@ fn smcd_cdcs_use_the_documented_encapsulation() {
     assert_eq!(count(got), count(want));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A PAYLOAD record (`smc-record --payload N`) as the recorder writes it.
+fn payload_event(host: usize, ts: u64, sock: u64, before: u64, ring: u32, data: &[u8], msg_len: u32) -> smc_analyze::synth::SimEvent {
+    let fixed = std::mem::size_of::<event::Payload>();
+    let total = (fixed + data.len()).div_ceil(8) * 8;
+    let p = event::Payload {
+        hdr: event::Hdr { kind: event::EventKind::Payload as u16, len: total as u16, cpu: 0, flags: 0, ts_ns: ts, pid: 100, tid: 100 },
+        sock,
+        prep_before: event::Curs { count: (before % ring as u64) as u32, wrap: (before / ring as u64) as u16, _pad: 0 },
+        captured: data.len() as u32,
+        msg_len,
+    };
+    let mut bytes = bytemuck::bytes_of(&p).to_vec();
+    bytes.extend_from_slice(data);
+    bytes.resize(total, 0);
+    smc_analyze::synth::SimEvent { host, kind: event::EventKind::Payload, ts, cpu: 0, bytes }
+}
+
+#[test]
+fn rdma_writes_carry_the_captured_payload_bytes() {
+    use smc_analyze::synth::{write_recording, SimConn, SimMode, Synth};
+    let dir = tmpdir("payload");
+    let mut sy = Synth::new(2);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 1, 65536, 1);
+    c.handshake(&mut sy);
+    let sock = c.ends[0].sock;
+    // 100 bytes of which 64 captured, then 40 bytes captured whole.
+    let a: Vec<u8> = (0..64u8).collect();
+    let b: Vec<u8> = (0..40u8).map(|x| 0xA0 ^ x).collect();
+    let t = c.send(&mut sy, 0, 100, 1);
+    sy.events.push(payload_event(0, t + 1_500, sock, 0, 65536, &a, 100));
+    c.deliver(&mut sy, 1);
+    c.recv(&mut sy, 1, 100);
+    let t = c.send(&mut sy, 0, 40, 1);
+    sy.events.push(payload_event(0, t + 1_500, sock, 100, 65536, &b, 40));
+    c.deliver(&mut sy, 1);
+    c.recv(&mut sy, 1, 40);
+    let fa = dir.join("a.smctrace");
+    let fb = dir.join("b.smctrace");
+    write_recording(&fa, &sy.stream(0), "a", "boot-a", 0, 50, true).unwrap();
+    write_recording(&fb, &sy.stream(1), "b", "boot-b", 0, 50, true).unwrap();
+    let out = dir.join("p.pcapng");
+    let o = run(&["export", "--pcapng", out.to_str().unwrap()], &[fa, fb]);
+    assert!(o.status.success(), "{}", text(&o));
+    let rows = tshark(&out, "infiniband.bth.opcode == 10", &["frame.len", "frame.cap_len", "infiniband.reth.dmalen", "data.data", "frame.comment"]);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    // Ethernet 14 + IPv4 20 + UDP 8 + BTH 12 + RETH 16 + data + ICRC 4.
+    assert_eq!(rows[0][0], (70 + 100 + 4).to_string());
+    assert_eq!(rows[0][1], (70 + 64).to_string(), "only the captured prefix is in the file");
+    assert_eq!(rows[0][2], "100");
+    assert!(rows[0][4].contains("payload: 64 of 100 bytes captured"), "{}", rows[0][4]);
+    assert_eq!(rows[1][0], (70 + 40 + 4).to_string());
+    assert_eq!(rows[1][1], rows[1][0]);
+    let want: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    assert!(rows[1][3].replace(':', "").starts_with(&want), "{:?}", rows[1][3]);
+    let _ = std::fs::remove_dir_all(&dir);
+}
