@@ -33,6 +33,7 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
             .clock
             .get(rec.index)
             .map(|c| match (c.offset_ns, c.uncertainty_ns) {
+                _ if c.method == "reference" => "reference".to_string(),
                 (Some(o), Some(u)) => format!("{} ± {} ({})", fmt(o), fmt(u as i64), c.method),
                 (Some(o), None) => format!("{} ({})", fmt(o), c.method),
                 _ => format!("unknown ({})", c.method),

@@ -162,7 +162,9 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
     for m in msgs.iter().filter(|m| !m.incomplete()) {
         by_conn.entry(a.conns[m.conn].id).or_default().push(m);
     }
+    let with_msgs = r.connections.iter().filter(|c| by_conn.contains_key(&c.id)).count();
     let shown: Vec<u32> = r.connections.iter().map(|c| c.id).filter(|id| by_conn.contains_key(id)).take(12).collect();
+    let title = if with_msgs > shown.len() { format!("{title} (first {} of {with_msgs})", shown.len()) } else { title };
     for id in &shown {
         let ms = &by_conn[id];
         for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
@@ -257,6 +259,8 @@ pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result
             let t = |m: &Message| (m.first_point().unwrap_or(a.t0) - a.t0) as f64 / 1e9;
             let tmax = ms.iter().map(|m| t(m)).fold(0.0, f64::max).max(1e-3);
             let (lo, hi) = log_bounds(us(all[0].max(1)), us(*all.last().unwrap_or(&1)));
+            // One decade of headroom keeps the legend off the points.
+            let hi = hi * 10.0;
             let mut ch = ChartBuilder::on(&root)
                 .caption(&title, ("sans-serif", 20))
                 .margin(12)
@@ -266,7 +270,7 @@ pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result
                 .map_err(e("latency-over-time"))?;
             ch.configure_mesh()
                 .x_desc("time since the report start (s)")
-                .y_desc("latency (e2e, or local span *; log scale)")
+                .y_desc("latency: e2e, or the local span if a side is missing (log)")
                 .y_label_formatter(&us_label)
                 .draw()
                 .map_err(e("latency-over-time"))?;
@@ -281,9 +285,15 @@ pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result
                     .draw_series(v.iter().filter(|m| m.latency() < thr).map(|m| Circle::new((t(m), us(m.latency())), 2, c.mix(0.6).filled())))
                     .map_err(e("latency-over-time"))?;
                 if i < 8 {
-                    s.label(format!("conn {id} ({} msgs{})", v.len(), if v[0].stages[crate::join::E2E].is_some() { "" } else { ", local span *" }))
+                    s.label(format!("conn {id} ({} msgs{})", v.len(), if v[0].stages[crate::join::E2E].is_some() { "" } else { ", local span" }))
                         .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
                 }
+            }
+            if conns.len() > 8 {
+                ch.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
+                    .map_err(e("latency-over-time"))?
+                    .label(format!("+ {} more connections (colours repeat)", conns.len() - 8))
+                    .legend(|(x, y)| PathElement::new(vec![(x, y)], WHITE));
             }
             let slow: Vec<&&Message> = ms.iter().filter(|m| m.latency() >= thr).collect();
             let n_slow = slow.len();
@@ -306,7 +316,9 @@ pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result
 /// Handshake steps per connection, as bars from connect to each step.
 pub fn waterfall(r: &Report) -> Result<Chart, String> {
     let title = "Handshake waterfall (time from connect to each CLC step)".to_string();
+    let all_hs = r.connections.iter().filter(|c| c.handshake.is_some()).count();
     let hs: Vec<(u32, &crate::report::HandshakeReport)> = r.connections.iter().filter_map(|c| c.handshake.as_ref().map(|h| (c.id, h))).take(30).collect();
+    let title = if all_hs > hs.len() { format!("{title} (first {} of {all_hs})", hs.len()) } else { title };
     // Step names in order of first appearance, for colours and the legend.
     let mut names: Vec<String> = Vec::new();
     for (_, h) in &hs {
