@@ -169,8 +169,7 @@ fn ip_frame(src: IpAddr, dst: IpAddr, proto: u8, mut l4: Vec<u8>, l4_csum_at: Op
                 IpAddr::V4(a) => a.to_ipv6_mapped(),
                 IpAddr::V6(a) => a,
             };
-            let at = l4_csum_at.or(if proto == 17 { Some(6) } else { None });
-            if let Some(at) = at {
+            if let Some(at) = l4_csum_at {
                 let mut sum = ones_sum(&s6.octets(), 0);
                 sum = ones_sum(&d6.octets(), sum);
                 sum += l4.len() as u32 + proto as u32;
@@ -245,6 +244,17 @@ fn rocev2(src: IpAddr, dst: IpAddr, sport: u16, opcode: u8, dqp: u32, psn: u32, 
     let mut f = ip_frame(src, dst, 17, l4, None, macs);
     f.truncate(f.len() - 4);
     append_icrc(&mut f);
+    // IPv6 requires a UDP checksum (IPv4 may leave it 0, as RoCEv2 does);
+    // the ICRC masks that field, so it is filled in last.
+    if f[12..14] == [0x86, 0xDD] {
+        let mut sum = ones_sum(&f[22..54], 0);
+        sum += 17 + (f.len() - 54) as u32;
+        let c = match fold(ones_sum(&f[54..], sum)) {
+            0 => 0xffff,
+            c => c,
+        };
+        f[60..62].copy_from_slice(&c.to_be_bytes());
+    }
     f
 }
 
@@ -935,6 +945,24 @@ mod tests {
     fn ipv4_header_checksum_verifies() {
         let f = ip_frame("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 6, tcp_segment(1, 2, 1, 1, 0x18, &[], b"abc"), Some(16), (1, 2));
         assert_eq!(fold(ones_sum(&f[14..34], 0)), 0);
+    }
+
+    /// Ones-complement sum of the IPv6 pseudo header and the L4 bytes: 0xffff when valid.
+    fn v6_l4_sum(f: &[u8], proto: u8) -> u16 {
+        let mut sum = ones_sum(&f[22..54], 0);
+        sum += proto as u32 + (f.len() - 54) as u32;
+        !fold(ones_sum(&f[54..], sum))
+    }
+
+    #[test]
+    fn ipv6_tcp_and_udp_checksums_verify() {
+        let (a, b): (IpAddr, IpAddr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
+        let t = ip_frame(a, b, 6, tcp_segment(1, 2, 1, 1, 0x18, &[], b"abcde"), Some(16), (1, 2));
+        assert_eq!(&t[12..14], &[0x86, 0xDD]);
+        assert_eq!(v6_l4_sum(&t, 6), 0xffff);
+        let u = rocev2(a, b, 0xC001, OP_SEND_ONLY, 7, 1, &[0xFE; 44], (1, 2));
+        assert_ne!(&u[60..62], &[0, 0]);
+        assert_eq!(v6_l4_sum(&u, 17), 0xffff);
     }
 
     #[test]
