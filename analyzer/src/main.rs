@@ -251,6 +251,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             print(&format!("wrote {}\n", out.display()))
         }
         Cmd::Check { max, fail_on_fallback, fail_on_loss, fail_on_incomplete, sel } => {
+            if max.is_empty() && !fail_on_fallback && !fail_on_loss && fail_on_incomplete.is_none() {
+                return Err(Failure {
+                    code: 2,
+                    msg: "check needs at least one rule (--max, --fail-on-fallback, --fail-on-loss, --fail-on-incomplete)".into(),
+                });
+            }
             let mut sink = report::ReportSink::new(options(&sel, 0, None));
             let (a, warnings) = analyze(&sel, &mut sink)?;
             let r = sink.finish(&a, &warnings);

@@ -252,6 +252,10 @@ fn check_passes_fails_and_rejects_bad_rules() {
     assert!(out.contains("FAIL no fallback: 1 connection(s) fell back to TCP: conn 1"), "{out}");
     assert!(out.contains("FAIL e2e.p50 <= 1.00ms: no complete measurement of e2e"), "{out}");
 
+    let o = run(&["check"], &pp);
+    assert_eq!(o.status.code(), Some(2), "no rule at all: {}", text(&o));
+    assert!(text(&o).contains("check needs at least one rule"));
+
     for bad in ["e2e.p99=200", "e2e=200us", "wire.p98=1ms", "latency.p99=1ms"] {
         let o = run(&["check", "--max", bad], &pp);
         assert_eq!(o.status.code(), Some(2), "{bad}: {}", text(&o));
