@@ -12,7 +12,10 @@
 //!   (Ethernet/IP/UDP 4791/BTH RC SEND ONLY/44-byte CDC/ICRC) with the real
 //!   destination QP and the recorded seqno, token, cursors and flags.
 //! - SMC-R RDMA writes: RoCEv2 RDMA WRITE ONLY with a RETH giving the RMBE
-//!   offset and length (no payload: the recording has no data bytes).
+//!   offset and length, carrying the payload bytes only when the recording
+//!   captured them (`smc-record --payload N`; a captured prefix is written
+//!   as a cut-short frame).
+//! - TCP SYN / SYN-ACK / ACK of each recorded client, with the SMC option.
 //! - SMC-D CDCs and ISM writes: a documented encapsulation on the IEEE local
 //!   experimental EtherType 0x88B5 (see docs/analyzer.md).
 //!
@@ -21,7 +24,7 @@
 //! `opt_comment` (connection, message, stage timings) and the `epb_flags`
 //! direction. Blocks are written by the `pcap-file` crate. Packets are
 //! collected and sorted by time before writing, so memory grows with the
-//! number of CLC/CDC/write events (about 150 bytes each).
+//! number of CLC/CDC/write events (about 200 bytes each).
 
 use std::borrow::Cow;
 use std::collections::HashMap;
