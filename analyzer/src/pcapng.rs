@@ -549,6 +549,23 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
     // Wall time: the reference recording's clock when the offset is known,
     // else the recording's own clock.
     let ref_clock = readers[0].metadata().clock;
+    // The CLC header as each receiver saw it, by (side, type): the send
+    // hooks do not see the length (recorded as 0), the receive side does.
+    let mut clc_rx: HashMap<(usize, u8), (u16, u8, u8)> = HashMap::new();
+    for (r, reader) in readers.iter().enumerate() {
+        for c in reader.chunks() {
+            let Ok(d) = c.and_then(|c| reader.decode(&c)) else { continue };
+            for ev in d.records() {
+                let Ok(EventRef::Clc(e)) = ev else { continue };
+                if e.dir != event::DIR_RX {
+                    continue;
+                }
+                if let Some(si) = SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns) {
+                    clc_rx.entry((si, e.clc_type)).or_insert((e.length, e.version, e.path));
+                }
+            }
+        }
+    }
     for (r, reader) in readers.iter().enumerate() {
         let md = reader.metadata();
         let (off, off_from_clc) = match a.offset(r) {
@@ -659,7 +676,14 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             dmb_token: info.map(|i| if tx { i.local_dmb_token } else { i.peer_dmb_token }).unwrap_or(0),
                             diag: e.decline_diag,
                         };
-                        let msg = clc_bytes(e.clc_type, e.length, e.version, e.path, &f);
+                        // A send recorded without length: take the header the
+                        // receiver read (same message), else a v1 default.
+                        let (length, version, path, hdr_from) = match a.peer(si).and_then(|p| clc_rx.get(&(p, e.clc_type))) {
+                            Some(&(l, v, p)) if tx && (e.length as usize) < 12 => (l, v, p, "; length and version as the receiver read them"),
+                            _ if (e.length as usize) < 12 => (0, e.version, e.path, "; length not recorded: v1 default length"),
+                            _ => (e.length, e.version, e.path, ""),
+                        };
+                        let msg = clc_bytes(e.clc_type, length, version, path, &f);
                         let (src, dst) = if tx { (&local, &remote) } else { (&remote, &local) };
                         let (ms, md_) = if tx { (mhost, peer_host) } else { (peer_host, mhost) };
                         let tcp = Tcp {
@@ -674,12 +698,12 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         };
                         let iface = ifaces.get(r, "tcp".into(), || (format!("{host}:clcsock"), format!("{rec_desc}; CLC over the clcsock (TCP)")));
                         let comment = format!(
-                            "conn {} clc {} {} ({} B, v{}{}) rc {}{other} [synthesized: only the header, {} are from the recording]",
+                            "conn {} clc {} {} ({} B, v{}{}) rc {}{other}{hdr_from} [synthesized: only the header, {} are from the recording]",
                             conn.id,
                             if tx { "tx" } else { "rx" },
                             clc_name(e.clc_type),
                             msg.len(),
-                            e.version,
+                            version,
                             if e.clc_type == 4 { format!(", peer diagnosis {:#010x}", e.decline_diag) } else { String::new() },
                             e.rc,
                             match (e.clc_type, smcd) {
