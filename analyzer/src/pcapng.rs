@@ -858,7 +858,9 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
             let proposal = s.clc.iter().any(|c| c.dir == "tx" && c.clc_type == "proposal");
             let t_est = first_clc.unwrap_or(t_conn).max(t_conn);
             let iface = ifaces.get(r, "tcp".into(), || (format!("{host}:clcsock"), format!("{rec_desc}; CLC over the clcsock (TCP)")));
-            let opt: &[u8] = &[254, 6, 0xE2, 0xD4, 0xC3, 0xD9, 1, 1];
+            // MSS 1460 (synthesized: Wireshark expects one on a SYN), SMC option, 2 NOPs.
+            let opt: &[u8] = &[2, 4, 0x05, 0xB4, 254, 6, 0xE2, 0xD4, 0xC3, 0xD9, 1, 1];
+            let mss: &[u8] = &opt[..4];
             let peer_host = 0x10 | mhost;
             let seg = |src: IpAddr, dst: IpAddr, sp: u16, dp: u16, flags: u8, opts: &[u8], macs: (u8, u8)| Tcp {
                 src,
@@ -874,7 +876,7 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                 (wall(t_conn), seg(lip, rip, local.port, remote.port, 0x02, opt, (mhost, peer_host)), true, "SYN with the SMC option at connect()"),
                 (
                     wall(t_est).saturating_sub(2),
-                    seg(rip, lip, remote.port, local.port, 0x12, if proposal { opt } else { &[] }, (peer_host, mhost)),
+                    seg(rip, lip, remote.port, local.port, 0x12, if proposal { opt } else { mss }, (peer_host, mhost)),
                     false,
                     "SYN-ACK (time not recorded: placed just before the first CLC message)",
                 ),
