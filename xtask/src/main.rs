@@ -5,10 +5,12 @@
 //! `lab run SCENARIO` is the end-to-end test of the project (CI runs every scenario);
 //! `lab exec` is how the other parts try their binaries in real kernels. See docs/lab.md.
 
+mod bench;
 mod ci;
 mod host;
 mod initramfs;
 mod kernel;
+mod reliability;
 mod scenario;
 mod verify;
 mod vm;
@@ -48,6 +50,31 @@ enum Top {
     /// guests with smc-record, then print smc-analyze's report of the two recordings.
     Demo {
         /// Where the recordings and lab logs go (default: lab-out/demo).
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
+    },
+    /// Benchmarks, printed as tables: recorder overhead against perf in the lab, per-event
+    /// BPF cost, the userspace pipeline, the analyzer. See docs/performance.md.
+    Bench {
+        /// recorder | bpf | pipeline | analyzer | all
+        #[arg(value_enum, default_value = "all")]
+        part: bench::Part,
+        /// Rounds of the interleaved tracer comparison (median over rounds).
+        #[arg(long, default_value_t = 5)]
+        runs: u32,
+        /// Ping-pong messages per run.
+        #[arg(long, default_value_t = 2000)]
+        count: u32,
+        /// Seconds of bulk transfer per run.
+        #[arg(long, default_value_t = 3)]
+        bulk_secs: u32,
+        /// Sizes of the analyzer's synthetic recordings (comma-separated; k/M/G suffixes).
+        #[arg(long, value_delimiter = ',', value_parser = bench::parse_count, default_value = "10M,30M")]
+        events: Vec<u64>,
+        /// Runs of each analyzer command per size (median printed).
+        #[arg(long, default_value_t = 3)]
+        analyzer_runs: u32,
+        /// Output directory (default target/bench/run-<time>).
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
@@ -145,6 +172,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Top::Lab(cmd) => cmd,
         Top::Test { no_lab } => return ci::test(!no_lab),
         Top::Demo { out } => return ci::demo(out.as_deref()),
+        Top::Bench { part, runs, count, bulk_secs, events, analyzer_runs, out } => {
+            return bench::run(&bench::Options { part, runs, count, bulk_secs, events, analyzer_runs, out })
+        }
     };
     match cmd {
         LabCmd::Fetch { kernel } => {
@@ -241,6 +271,9 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 let mut pkgs = vec!["smc-netlink", "smc-load"];
                 if record {
                     pkgs.push("smc-record");
+                }
+                if list.iter().any(|s| s.needs_recorder()) {
+                    pkgs.extend(["smc-record", "smc-analyze"]);
                 }
                 host::cargo_build(&pkgs)?;
             }
