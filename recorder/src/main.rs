@@ -24,6 +24,9 @@ pub mod exit {
     pub const NO_BTF: u8 = 11;
     pub const NO_SMC: u8 = 12;
     pub const BPF: u8 = 13;
+    /// The output file system is full (ENOSPC/EDQUOT): recording stopped, the
+    /// file holds every chunk completed before (valid, not closed cleanly).
+    pub const DISK_FULL: u8 = 14;
 }
 
 /// An error with the exit code it maps to.
@@ -41,11 +44,25 @@ impl Failure {
 
 impl From<anyhow::Error> for Failure {
     fn from(error: anyhow::Error) -> Failure {
-        let code = error
-            .chain()
-            .find_map(|e| e.downcast_ref::<smctrace_format::FormatError>())
-            .map(|f| f.exit_code() as u8)
-            .unwrap_or(exit::ERROR);
+        let disk_full = error.chain().any(|e| {
+            let os = e
+                .downcast_ref::<std::io::Error>()
+                .and_then(|io| io.raw_os_error())
+                .or_else(|| match e.downcast_ref::<smctrace_format::FormatError>() {
+                    Some(smctrace_format::FormatError::Io { source, .. }) => source.raw_os_error(),
+                    _ => None,
+                });
+            matches!(os, Some(libc::ENOSPC) | Some(libc::EDQUOT))
+        });
+        let code = if disk_full {
+            exit::DISK_FULL
+        } else {
+            error
+                .chain()
+                .find_map(|e| e.downcast_ref::<smctrace_format::FormatError>())
+                .map(|f| f.exit_code() as u8)
+                .unwrap_or(exit::ERROR)
+        };
         Failure { code, error }
     }
 }
@@ -116,7 +133,8 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            eprintln!("smc-record: {}", one_line(&f.error));
+            let what = if f.code == exit::DISK_FULL { "output file system full: " } else { "" };
+            eprintln!("smc-record: {what}{}", one_line(&f.error));
             ExitCode::from(f.code)
         }
     }

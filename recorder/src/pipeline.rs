@@ -58,9 +58,10 @@ impl Pipeline {
         let (tx, rx) = sync_channel::<RawChunk>(8);
         let p2 = progress.clone();
         let level = opts.zstd_level;
+        let stop2 = stop.clone();
         let writer = std::thread::Builder::new()
             .name("smc-record-write".into())
-            .spawn(move || write_loop(rx, writer, p2, level))
+            .spawn(move || write_loop(rx, writer, p2, level, stop2))
             .context("starting the writer thread")?;
         let drain = std::thread::Builder::new()
             .name("smc-record-drain".into())
@@ -74,10 +75,12 @@ impl Pipeline {
         let drained = self.drain.join().map_err(|_| anyhow::anyhow!("the ring buffer thread panicked"))?;
         let writer = self.writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         // A drain error is reported after the writer is back, so the file still closes.
+        // When the writer failed (disk full, I/O error), the drain thread only saw the
+        // channel close: the writer's error is the one that says what happened.
         match (drained, writer) {
             (Ok(()), w) => w,
             (Err(e), Ok(_)) => Err(e),
-            (Err(e), Err(w)) => Err(e.context(format!("writer also failed: {w:#}"))),
+            (Err(_), Err(w)) => Err(w),
         }
     }
 }
@@ -182,11 +185,27 @@ fn record_len(item: &[u8]) -> Option<usize> {
     (len >= HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some(len)
 }
 
-fn write_loop(rx: Receiver<RawChunk>, mut writer: Writer, progress: Arc<Progress>, level: i32) -> Result<Writer> {
+/// Compress and append every chunk. On the first failure (a full disk, an I/O
+/// error) the recording stops: the stop flag is raised so the session ends at
+/// once, and the writer is dropped, which cuts the file after the last complete
+/// chunk (a valid recording, read as "not closed cleanly"). The error says how
+/// much of the recording the file holds.
+fn write_loop(rx: Receiver<RawChunk>, mut writer: Writer, progress: Arc<Progress>, level: i32, stop: Arc<AtomicBool>) -> Result<Writer> {
     for c in rx {
-        let enc = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
-            .with_context(|| format!("compressing chunk {}", c.seq))?;
-        writer.append(&enc).with_context(|| format!("writing chunk {}", c.seq))?;
+        let res = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
+            .with_context(|| format!("compressing chunk {}", c.seq))
+            .and_then(|enc| writer.append(&enc).map_err(anyhow::Error::new));
+        if let Err(e) = res {
+            stop.store(true, Ordering::Release);
+            let kept = format!(
+                "writing chunk {} failed; the file keeps the {} chunks and {} events before it ({} bytes, not closed cleanly)",
+                c.seq,
+                writer.chunks_written(),
+                writer.events_written(),
+                writer.bytes_written()
+            );
+            return Err(e.context(kept));
+        }
         progress.file_bytes.store(writer.bytes_written(), Ordering::Relaxed);
     }
     Ok(writer)

@@ -44,6 +44,12 @@ pub enum Scenario {
     Bulk,
     Shortconn,
     Fallback,
+    /// smc-record killed with SIGKILL under SMC-R load (see `reliability`).
+    Crash,
+    /// smc-record writing into a 256 KiB tmpfs until it is full.
+    Diskfull,
+    /// smc-record with a 4 KiB ring buffer under SMC-R load: counted losses.
+    Overload,
 }
 
 pub struct Options {
@@ -62,13 +68,24 @@ impl Scenario {
         Scenario::Fallback,
     ];
 
+    /// The recorder's reliability scenarios (not in `all`: they test smc-record itself,
+    /// always record, and need smc-record and smc-analyze built).
+    pub const RELIABILITY: [Scenario; 3] =
+        [Scenario::Crash, Scenario::Diskfull, Scenario::Overload];
+
     pub fn parse(s: &str) -> Result<Scenario> {
         Scenario::ALL
             .into_iter()
+            .chain(Scenario::RELIABILITY)
             .find(|sc| sc.name() == s)
             .with_context(|| {
-                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback)")
+                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback, crash, diskfull, overload)")
             })
+    }
+
+    /// Whether the scenario runs smc-record and smc-analyze whatever `--record` says.
+    pub fn needs_recorder(self) -> bool {
+        Scenario::RELIABILITY.contains(&self)
     }
 
     pub fn name(self) -> &'static str {
@@ -77,6 +94,9 @@ impl Scenario {
             Scenario::Bulk => "bulk",
             Scenario::Shortconn => "shortconn",
             Scenario::Fallback => "fallback",
+            Scenario::Crash => "crash",
+            Scenario::Diskfull => "diskfull",
+            Scenario::Overload => "overload",
         }
     }
 
@@ -94,6 +114,9 @@ impl Scenario {
             Scenario::Fallback => format!("--mode pingpong --count {PINGPONG_COUNT} --size 64"),
             Scenario::Bulk => format!("--mode bulk --duration {BULK_SECS} --size 1048576"),
             Scenario::Shortconn => format!("--mode shortconn --count {SHORTCONN_COUNT} --size 64"),
+            Scenario::Crash | Scenario::Diskfull | Scenario::Overload => {
+                crate::reliability::client_args(self)
+            }
         }
     }
 }
@@ -132,12 +155,15 @@ pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
         // The server side refuses SMC-Rv2: no UEID in common with the client.
         s += &format!("{smcctl} ueid del {LAB_UEID}\n");
     }
+    let record = record && !scenario.needs_recorder();
     if record {
         s += &record_start(tools, scenario, "b");
     }
     s += &format!(
-        "{load} server --listen 0.0.0.0:{PORT} --exit-after {}\n",
-        scenario.connections()
+        "{load} server --listen 0.0.0.0:{PORT} --exit-after {}{}\n",
+        scenario.connections(),
+        // The reliability scenarios stop their client from outside: a reset is expected.
+        if scenario.needs_recorder() { " || echo \"server ended with status $?\"" } else { "" }
     );
     if record {
         s += RECORD_STOP;
@@ -148,6 +174,9 @@ pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
 
 /// Guest A's script: the client with smc_diag sampled while it runs, then the evidence.
 pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
+    if scenario.needs_recorder() {
+        return crate::reliability::a_script(scenario, tools);
+    }
     let smcctl = sh_quote(&tools.smcctl.display().to_string());
     let load = sh_quote(&tools.load.display().to_string());
     let mut s = String::from("set -e\n");
@@ -233,6 +262,9 @@ fn diag_samples(out: &Path) -> Vec<Value> {
 
 /// Check a finished run; the error names the first failed assertion.
 pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>> {
+    if scenario.needs_recorder() {
+        return crate::reliability::check(scenario, out, &debug_bin("smc-analyze"));
+    }
     let mut proven = Vec::new();
     let load = read_json(&out.join("a-load.json"))?;
     let count = num(&load, "count");
@@ -399,6 +431,14 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
                 "{name} not found at {} (build it, or drop --no-build)",
                 p.display()
             );
+        }
+    }
+    if scenario.needs_recorder() {
+        let analyze = debug_bin("smc-analyze");
+        for p in [&tools.record, &analyze] {
+            if !p.exists() {
+                bail!("scenario {} needs {}, which is not built (drop --no-build)", scenario.name(), p.display());
+            }
         }
     }
     if opts.record && !tools.record.exists() {

@@ -1,0 +1,336 @@
+//! The recorder's reliability scenarios (`cargo xtask lab run crash|diskfull|overload`):
+//! smc-record under real SMC-R load in guest A, pushed into a failure — SIGKILL, a full
+//! file system, a ring buffer too small for the burst — and the host's smc-analyze asked
+//! what the recording left behind still says. Guest B only serves the workload.
+//!
+//! Files A leaves in `/out` besides the usual `a-load.json`: `<scenario>-a.smctrace`,
+//! `<scenario>-rec.err` (smc-record's stderr), `<scenario>-rec.rc` (its exit status),
+//! `<scenario>-caps.txt` (its CapEff while recording), and for `crash`
+//! `crash-kill-time` (CLOCK_REALTIME of the SIGKILL, `date +%s.%N`).
+//! What each one proves is in docs/reliability.md.
+
+use crate::scenario::{Scenario, Tools};
+use crate::vm::sh_quote;
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+/// TCP port of the server in guest B (the same as the other scenarios).
+const PORT: u16 = 5000;
+/// Seconds of SMC-R ping-pong before the recorder is killed.
+const CRASH_AFTER_S: u32 = 4;
+/// The newest recovered event must be at most this old when the SIGKILL lands: the
+/// recorder hands a chunk to the writer every 100 ms (50 ms poll), so a kill loses at
+/// most the last ~150 ms plus whatever the TCG guest delays; 1 s is the asserted bound.
+pub const CRASH_LOSS_BOUND_S: f64 = 1.0;
+/// Size of the tmpfs `diskfull` records into.
+const DISKFULL_TMPFS: &str = "256k";
+/// smc-record's exit code for a full output file system (recorder/src/main.rs).
+pub const EXIT_DISK_FULL: i64 = 14;
+/// Messages of the `overload` ping-pong (with a 4 KiB ring buffer).
+const OVERLOAD_COUNT: u64 = 2000;
+
+/// smc-load's arguments: the crash and disk-full runs are stopped from outside, so
+/// their count only has to outlast the test.
+pub fn client_args(sc: Scenario) -> String {
+    match sc {
+        Scenario::Overload => format!("--mode pingpong --count {OVERLOAD_COUNT} --size 64"),
+        _ => "--mode pingpong --count 1000000 --size 64".to_string(),
+    }
+}
+
+/// Start smc-record in the background (`$rec`), wait for its ready file, save its CapEff.
+fn start_recorder(tools: &Tools, sc: Scenario, output: &str, extra: &str) -> String {
+    let name = sc.name();
+    format!(
+        "{rec} record --output {output} --ready-file /tmp/rec.ready -q {extra} 2>/out/{name}-rec.err &\n\
+         rec=$!\n\
+         n=0\n\
+         while [ ! -e /tmp/rec.ready ]; do\n\
+         \x20 kill -0 $rec 2>/dev/null || {{ echo \"smc-record exited before it was ready\"; cat /out/{name}-rec.err; exit 90; }}\n\
+         \x20 n=$((n + 1)); [ $n -le 600 ] || {{ echo \"smc-record not ready after 60 s\"; kill -KILL $rec; exit 91; }}\n\
+         \x20 sleep 0.1\n\
+         done\n\
+         grep -E '^Cap(Eff|Prm):' /proc/$rec/status > /out/{name}-caps.txt\n",
+        rec = sh_quote(&tools.record.display().to_string()),
+    )
+}
+
+fn start_load(tools: &Tools, sc: Scenario) -> String {
+    format!(
+        "{load} client --connect \"$SMCTRACE_PEER:{PORT}\" {} --json > /out/a-load.json &\n\
+         load=$!\n",
+        client_args(sc),
+        load = sh_quote(&tools.load.display().to_string()),
+    )
+}
+
+/// Stop the (endless) client; its status does not matter.
+const STOP_LOAD: &str = "kill -TERM $load 2>/dev/null || true\nwait $load || true\n";
+
+/// Guest A's script for a reliability scenario.
+pub fn a_script(sc: Scenario, tools: &Tools) -> String {
+    let name = sc.name();
+    let mut s = String::from("set -e\n");
+    match sc {
+        Scenario::Crash => {
+            s += &start_recorder(tools, sc, "/out/crash-a.smctrace", "");
+            s += &start_load(tools, sc);
+            s += &format!(
+                "sleep {CRASH_AFTER_S}\n\
+                 kill -0 $load 2>/dev/null || {{ echo \"smc-load ended before the kill\"; cat /out/a-load.json; exit 93; }}\n\
+                 date +%s.%N > /out/crash-kill-time\n\
+                 kill -KILL $rec\n\
+                 rc=0; wait $rec || rc=$?\n\
+                 echo $rc > /out/{name}-rec.rc\n"
+            );
+            s += STOP_LOAD;
+        }
+        Scenario::Diskfull => {
+            s += &format!(
+                "mkdir -p /tmp/small\n\
+                 mount -t tmpfs -o size={DISKFULL_TMPFS},mode=0700 smctrace-small /tmp/small\n"
+            );
+            s += &start_recorder(tools, sc, "/tmp/small/diskfull-a.smctrace", "");
+            s += &start_load(tools, sc);
+            // The recorder must end by itself; after 90 s it is stopped and the check fails.
+            s += &format!(
+                "( sleep 90; kill -INT $rec 2>/dev/null ) &\n\
+                 guard=$!\n\
+                 rc=0; wait $rec || rc=$?\n\
+                 kill $guard 2>/dev/null || true\n\
+                 echo $rc > /out/{name}-rec.rc\n\
+                 df -k /tmp/small > /out/diskfull-df.txt\n\
+                 cp /tmp/small/diskfull-a.smctrace /out/diskfull-a.smctrace\n"
+            );
+            s += STOP_LOAD;
+        }
+        Scenario::Overload => {
+            s += &start_recorder(tools, sc, "/out/overload-a.smctrace", "--buffer 4k");
+            s += &start_load(tools, sc);
+            s += &format!(
+                "lrc=0; wait $load || lrc=$?\n\
+                 kill -INT $rec\n\
+                 rc=0; wait $rec || rc=$?\n\
+                 echo $rc > /out/{name}-rec.rc\n\
+                 [ $lrc -eq 0 ] || {{ echo \"smc-load client failed with status $lrc\"; exit $lrc; }}\n"
+            );
+        }
+        _ => unreachable!("not a reliability scenario"),
+    }
+    s += &format!("cat /out/{name}-rec.err\necho \"smc-record exit status $(cat /out/{name}-rec.rc)\"\n");
+    s
+}
+
+fn read(out: &Path, file: &str) -> Result<String> {
+    std::fs::read_to_string(out.join(file)).with_context(|| format!("{} missing", out.join(file).display()))
+}
+
+/// Run smc-analyze on the host; returns (exit code, stdout, stderr).
+fn analyze(analyze: &Path, args: &[&str]) -> Result<(i32, String, String)> {
+    let o = Command::new(analyze)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {}", analyze.display()))?;
+    Ok((
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    ))
+}
+
+/// The value after `key` on the first line of `text` starting with it.
+fn line<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
+}
+
+/// Event count of `smc-analyze info`'s "chunks:" line ("N event chunks, E events, ...").
+pub fn info_events(info: &str) -> Option<(u64, u64)> {
+    let l = line(info, "chunks:")?;
+    let mut it = l.split(',');
+    let chunks = it.next()?.split_whitespace().next()?.parse().ok()?;
+    let events = it.next()?.split_whitespace().next()?.parse().ok()?;
+    Some((chunks, events))
+}
+
+/// The lost count of `smc-analyze info`'s "lost:" line (None: "unknown (no trailer)").
+pub fn info_lost(info: &str) -> Option<u64> {
+    line(info, "lost:")?.split_whitespace().next()?.parse().ok()
+}
+
+/// The end of `smc-analyze info`'s "time:" line ("A UTC .. B UTC"), as Unix seconds.
+fn info_last_event_s(info: &str) -> Result<f64> {
+    let l = line(info, "time:").context("smc-analyze info printed no time: line")?;
+    let end = l.split("..").nth(1).context("time: line without '..'")?.trim();
+    let o = Command::new("date")
+        .args(["-u", "-d", end, "+%s.%N"])
+        .output()
+        .context("running date")?;
+    let s = String::from_utf8_lossy(&o.stdout);
+    s.trim().parse().with_context(|| format!("date cannot read {end:?}"))
+}
+
+/// The number in the recorder's "warning: N events were lost" line.
+pub fn recorder_lost(stderr: &str) -> Option<u64> {
+    stderr
+        .lines()
+        .find_map(|l| l.strip_prefix("smc-record: warning: "))
+        .filter(|l| l.contains("events were lost"))
+        .and_then(|l| l.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+}
+
+/// Capability bits of a `CapEff:` line.
+pub fn cap_eff(caps: &str) -> Option<u64> {
+    line(caps, "CapEff:").and_then(|v| u64::from_str_radix(v, 16).ok())
+}
+
+/// Check a finished reliability run on the host.
+pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
+    let name = sc.name();
+    let mut proven = Vec::new();
+    let rec = out.join(format!("{name}-a.smctrace"));
+    let recp = rec.display().to_string();
+    let rc: i64 = read(out, &format!("{name}-rec.rc"))?.trim().parse().context("bad rc file")?;
+    let err = read(out, &format!("{name}-rec.err"))?;
+    if let Ok(caps) = read(out, &format!("{name}-caps.txt")) {
+        if let Some(c) = cap_eff(&caps) {
+            proven.push(format!("smc-record CapEff while recording: {c:016x}"));
+        }
+    }
+    let mode = std::fs::metadata(&rec).with_context(|| format!("{recp} missing"))?;
+    let (code, info, ierr) = analyze(analyze_bin, &["info", &recp])?;
+    if code != 0 {
+        bail!("assertion failed: smc-analyze info {recp} exited {code}: {}", ierr.trim());
+    }
+    let (chunks, events) = info_events(&info).context("smc-analyze info printed no chunks: line")?;
+    let close = line(&info, "close:").unwrap_or("").to_string();
+    let (code, rep, rerr) = analyze(analyze_bin, &["report", "--json", &recp])?;
+    if code != 0 {
+        bail!("assertion failed: smc-analyze report {recp} exited {code}: {}", rerr.trim());
+    }
+    let rep: Value = serde_json::from_str(&rep).context("smc-analyze report --json is not JSON")?;
+    let r0 = &rep["recordings"][0];
+    let clean = r0["clean_close"].as_bool();
+    let unreadable = r0["unreadable_chunks"].as_u64().unwrap_or(u64::MAX);
+    let summary = &rep["summary"];
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
+    match sc {
+        Scenario::Crash | Scenario::Diskfull => {
+            if sc == Scenario::Crash && rc != 137 {
+                bail!("assertion failed: smc-record should have died of SIGKILL (status 137), status {rc}");
+            }
+            if sc == Scenario::Diskfull {
+                let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+                if rc != EXIT_DISK_FULL || lines.len() != 1 || !lines[0].contains("output file system full") {
+                    bail!(
+                        "assertion failed: smc-record must exit {EXIT_DISK_FULL} with one 'output file system full' line, got status {rc} and stderr {:?}",
+                        err.trim()
+                    );
+                }
+                proven.push(format!("smc-record stopped on the full tmpfs: exit {rc}, one line: {}", lines[0]));
+            }
+            if !close.starts_with("NOT clean") || clean != Some(false) {
+                bail!("assertion failed: {recp} must read as not closed cleanly (info: {close:?}, report clean_close {clean:?})");
+            }
+            if chunks == 0 || events == 0 || unreadable != 0 {
+                bail!("assertion failed: {recp}: {chunks} chunks / {events} events recovered, {unreadable} unreadable chunks");
+            }
+            if !close.contains(&format!("recovered {chunks} chunks, {events} events")) {
+                bail!("assertion failed: info's recovery report {close:?} disagrees with its chunk totals ({chunks} chunks, {events} events)");
+            }
+            if n(summary, "messages") == 0 {
+                bail!("assertion failed: report of {recp} finds no message in {events} recovered events");
+            }
+            proven.push(format!(
+                "{recp} ({} bytes, mode {:o}): {close}; report: {} events, {} messages ({} complete)",
+                mode.len(),
+                std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777,
+                n(summary, "events"),
+                n(summary, "messages"),
+                n(summary, "complete_messages")
+            ));
+            if sc == Scenario::Crash {
+                let kill: f64 = read(out, "crash-kill-time")?.trim().parse().context("bad crash-kill-time")?;
+                let last = info_last_event_s(&info)?;
+                let gap = kill - last;
+                if !(-0.5..=CRASH_LOSS_BOUND_S).contains(&gap) {
+                    bail!("assertion failed: the newest recovered event is {gap:.3} s older than the SIGKILL (bound {CRASH_LOSS_BOUND_S} s)");
+                }
+                proven.push(format!(
+                    "newest recovered event {:.0} ms before the SIGKILL time stamp (bound {:.0} ms; negative: events between the time stamp and the kill)",
+                    gap * 1000.0,
+                    CRASH_LOSS_BOUND_S * 1000.0
+                ));
+            } else {
+                let df = read(out, "diskfull-df.txt").unwrap_or_default();
+                proven.push(format!("tmpfs at the end: {}", df.lines().last().unwrap_or("?").split_whitespace().collect::<Vec<_>>().join(" ")));
+            }
+        }
+        Scenario::Overload => {
+            if rc != 0 {
+                bail!("assertion failed: smc-record must exit 0 after SIGINT, status {rc}: {}", err.trim());
+            }
+            let lost = info_lost(&info).context("smc-analyze info: no lost count (no trailer?)")?;
+            if lost == 0 {
+                bail!("assertion failed: a 4 KiB ring buffer lost nothing ({events} events); the scenario proves nothing");
+            }
+            let warned = recorder_lost(&err);
+            let (rl, sl) = (n(r0, "lost_events"), n(summary, "lost_events"));
+            if warned != Some(lost) || rl != lost || sl != lost {
+                bail!("assertion failed: lost counts disagree: trailer {lost}, smc-record warning {warned:?}, report recording {rl}, report summary {sl}");
+            }
+            if clean != Some(true) {
+                bail!("assertion failed: {recp} not closed cleanly after SIGINT");
+            }
+            let inc = n(summary, "incomplete_messages");
+            if inc == 0 {
+                bail!("assertion failed: {lost} events lost but no message marked incomplete");
+            }
+            proven.push(format!(
+                "lost {lost} events: trailer == smc-record's warning == report (recording and summary); {events} events kept"
+            ));
+            proven.push(format!(
+                "report: {} messages, {inc} incomplete, {} complete",
+                n(summary, "messages"),
+                n(summary, "complete_messages")
+            ));
+        }
+        _ => unreachable!("not a reliability scenario"),
+    }
+    Ok(proven)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn info_lines_are_parsed() {
+        let info = "chunks:     62 event chunks, 12010 events, 739848 raw bytes\n\
+                    lost:       16535 events (cpu0 16535)\n\
+                    close:      clean\n";
+        assert_eq!(info_events(info), Some((62, 12010)));
+        assert_eq!(info_lost(info), Some(16535));
+        assert_eq!(info_lost("lost:       unknown (no trailer)\n"), None);
+        assert_eq!(
+            recorder_lost("smc-record: warning: 42 events were lost (ring buffer full); try\n"),
+            Some(42)
+        );
+        assert_eq!(recorder_lost("smc-record: warning: the kernel skipped 3 probe runs\n"), None);
+        assert_eq!(cap_eff("CapPrm:\t000001ffffffffff\nCapEff:\t0000000000001000\n"), Some(0x1000));
+    }
+
+    #[test]
+    fn scripts_kill_and_fill() {
+        let tools = Tools { smcctl: "/w/smcctl".into(), load: "/w/smc-load".into(), record: "/w/smc-record".into() };
+        let a = a_script(Scenario::Crash, &tools);
+        assert!(a.rfind("kill -KILL $rec").unwrap() > a.find("crash-kill-time").unwrap());
+        let d = a_script(Scenario::Diskfull, &tools);
+        assert!(d.contains("mount -t tmpfs -o size=256k"));
+        assert!(d.contains("--output /tmp/small/diskfull-a.smctrace"));
+        let o = a_script(Scenario::Overload, &tools);
+        assert!(o.contains("--buffer 4k") && o.contains("kill -INT $rec"));
+    }
+}
