@@ -238,16 +238,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
             }
             say(&format!("boot-to-result {:.1} s", o.wall.as_secs_f64()));
             if !o.ok() {
-                let failed: Vec<String> = o
-                    .guests()
-                    .filter(|g| !g.ok())
-                    .map(|g| g.describe())
-                    .collect();
-                eprintln!(
-                    "lab: exec failed: {} (serial logs kept: {})",
-                    failed.join("; "),
-                    o.serial_logs()
-                );
+                eprintln!("lab: exec failed: {}", o.failure_summary());
                 return Ok(1);
             }
             Ok(0)

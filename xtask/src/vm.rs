@@ -152,6 +152,11 @@ impl Outcome {
             .collect::<Vec<_>>()
             .join(" ")
     }
+    /// What went wrong, for one error line: each failed guest, then the kept serial logs.
+    pub fn failure_summary(&self) -> String {
+        let failed: Vec<String> = self.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
+        format!("{} (serial logs kept: {})", failed.join("; "), self.serial_logs())
+    }
 }
 
 /// Quote a value for a POSIX shell (`'...'`, with `'` as `'\''`).
