@@ -60,7 +60,9 @@ pub struct Options {
 }
 
 /// The tracers compared in the lab, in the order of the first round.
-const TRACERS: [&str; 3] = ["none", "smc-record", "perf"];
+/// `floor`: the empty programs of the BPF part on every smc-record hook (the cost of the
+/// kprobes themselves, with nothing recorded).
+const TRACERS: [&str; 4] = ["none", "smc-record", "perf", "floor"];
 
 pub fn run(opts: &Options) -> Result<i32> {
     let out = match &opts.out {
@@ -315,7 +317,7 @@ fn build_floor(dir: &Path, progs: &[Prog]) -> Result<Vec<(String, String, String
     let clang = std::env::var_os("CLANG").unwrap_or_else(|| "clang".into());
     host::run_checked(
         Command::new(clang)
-            .args(["-O2", "-g", "-target", "bpf", "-c"])
+            .args(["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-c"])
             .arg(&c)
             .arg("-o")
             .arg(dir.join("floor.bpf.o")),
@@ -352,13 +354,21 @@ fn a_script(opts: &Options, bin: &Path, floor: &Path, recorder: bool, bpf: bool)
                    { stat -c %s /tmp/r.smctrace; $REC dump /tmp/r.smctrace | grep '^trailer:'; } > $B/file-smc-record-$i.txt";
     let run_perf = "rm -f /tmp/p.data; perf record -q -e 'smc:*' -z -a -o /tmp/p.data -- sh /tmp/work.sh perf $i\n\
                     { stat -c %s /tmp/p.data; perf report -i /tmp/p.data --stats 2>&1 | grep -E 'SAMPLE events|LOST events' | head -2; } > $B/file-perf-$i.txt";
+    let run_floor = format!(
+        "rm -f /tmp/floor.ready; {loader} {obj} /tmp/floor.ready 2> $B/floor.err & F=$!\n\
+         while [ ! -e /tmp/floor.ready ]; do kill -0 $F; sleep 0.2; done\n\
+         sh /tmp/work.sh floor $i; kill $F; wait $F || true",
+        loader = floor.join("floor-loader").display(),
+        obj = floor.join("floor.bpf.o").display(),
+    );
     if recorder {
         let _ = write!(
             s,
-            "for i in $(seq 1 {runs}); do\n  case $((i % 3)) in\n\
-             1) order='none smc-record perf';;\n  2) order='smc-record perf none';;\n  0) order='perf none smc-record';;\n  esac\n\
+            "for i in $(seq 1 {runs}); do\n  case $((i % 4)) in\n\
+             1) order='none smc-record perf floor';;\n  2) order='smc-record perf floor none';;\n\
+             3) order='perf floor none smc-record';;\n  0) order='floor none smc-record perf';;\n  esac\n\
              for t in $order; do\n    echo \"bench: round $i $t\"\n    case $t in\n\
-             none) {run_none};;\n    smc-record) {run_rec};;\n    perf) {run_perf};;\n    esac\n  done\ndone\n",
+             none) {run_none};;\n    smc-record) {run_rec};;\n    perf) {run_perf};;\n    floor) {run_floor};;\n    esac\n  done\ndone\n",
             runs = opts.runs,
         );
     }
@@ -366,7 +376,7 @@ fn a_script(opts: &Options, bin: &Path, floor: &Path, recorder: bool, bpf: bool)
         let _ = write!(
             s,
             "echo 'bench: bpf statistics'\nsysctl -qw kernel.bpf_stats_enabled=1\n\
-             {loader} {obj} /tmp/floor.ready 2> $B/floor.err & F=$!\n\
+             rm -f /tmp/floor.ready; {loader} {obj} /tmp/floor.ready 2> $B/floor.err & F=$!\n\
              while [ ! -e /tmp/floor.ready ]; do kill -0 $F; sleep 0.2; done\n\
              cat $B/floor.err\n\
              rm -f /tmp/b.smctrace; $REC record --output /tmp/b.smctrace -q -- sh -c 'sh /tmp/work.sh bpf 1 && bpftool -j prog show > /out/bench/bpf-progs.json'\n\
@@ -413,12 +423,13 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
         bail!("no SEC(\"kprobe/...\") programs found in {}", src_path.display());
     }
     let floor_dir = out.join("floor");
-    let floor_map = if bpf { build_floor(&floor_dir, &progs)? } else { Vec::new() };
+    // The empty programs serve both parts: a tracer of the overhead rounds, the BPF floor.
+    let floor_map = build_floor(&floor_dir, &progs)?;
     let k = kernel::ensure(Series::V6_12)?;
     let lab_out = out.join("lab");
     std::fs::create_dir_all(lab_out.join("bench")).with_context(|| format!("creating {}", lab_out.display()))?;
     // A round: three tracers, each ~(count x RTT + bulk), smc-record's start-up ~15 s under TCG.
-    let per_round = 3 * (opts.count as u64 * 3 / 1000 + opts.bulk_secs as u64 + 10) + 30;
+    let per_round = 4 * (opts.count as u64 * 3 / 1000 + opts.bulk_secs as u64 + 10) + 30;
     let timeout = 240 + per_round * (opts.runs as u64 + 2);
     let spec = vm::Spec {
         kernel: k.clone(),
@@ -499,9 +510,10 @@ fn file_figures(tracer: &str, p: &Path) -> Result<(f64, f64, f64)> {
         } else if let Some(i) = words.iter().position(|w| *w == "events:") {
             // SAMPLE events:  1001  (81.1%) / LOST events: 3
             let n: f64 = words.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
-            if words.first() == Some(&"SAMPLE") {
+            // The first line of each is the aggregate; per-event lines follow.
+            if words.first() == Some(&"SAMPLE") && events.is_nan() {
                 events = n;
-            } else if words.first() == Some(&"LOST") {
+            } else if words.first() == Some(&"LOST") && lost == 0.0 {
                 lost = n;
             }
         }
@@ -550,7 +562,7 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
             s.r50.push(p50 / b50);
             s.r99.push(p99 / b99);
             s.rmbs.push(mbs / bmbs);
-            if tracer != "none" {
+            if tracer == "smc-record" || tracer == "perf" {
                 let (by, ev, lo) = file_figures(tracer, &dir.join(format!("file-{tracer}-{i}.txt")))?;
                 s.bytes.push(by);
                 s.events.push(ev);
@@ -579,17 +591,18 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
             median(&mut s.r50),
             median(&mut s.r99),
             median(&mut s.rmbs),
-            if tracer == "none" { "-".into() } else { format!("{ev:.0}") },
-            if tracer == "none" { "-".into() } else { format!("{by:.0}") },
-            if tracer == "none" { "-".into() } else { format!("{:.1}", by / ev) },
-            if tracer == "none" { "-".into() } else { format!("{:.0}", s.lost) },
+            if s.events.is_empty() { "-".into() } else { format!("{ev:.0}") },
+            if s.events.is_empty() { "-".into() } else { format!("{by:.0}") },
+            if s.events.is_empty() { "-".into() } else { format!("{:.1}", by / ev) },
+            if s.events.is_empty() { "-".into() } else { format!("{:.0}", s.lost) },
         );
     }
     let _ = writeln!(
         t,
         "\nvalues: medians over the rounds; ratios: median of (traced / untraced of the same round). \
          perf records the 2 `smc:*` tracepoints that fire on the data path (smc_tx_sendmsg, smc_rx_recvmsg); \
-         smc-record every stage (about 10 records per ping-pong round trip on the client). \
+         smc-record every stage (about 10 records per ping-pong round trip on the client); \
+         floor: the empty BPF programs on every smc-record hook (what the kprobes alone cost). \
          Targets (issue 8): <= 1.03 on p50 RTT and bulk; <= 8 bytes/event.\n"
     );
     Ok(t)
@@ -599,11 +612,16 @@ fn bpf_table(dir: &Path, progs: &[Prog], floor: &[(String, String, String)]) -> 
     let p = dir.join("bpf-progs.json");
     let v = read_json(&p)?;
     let list = v.as_array().with_context(|| format!("{}: not a JSON array", p.display()))?;
-    // The kernel keeps the first 15 characters of a program name.
+    // The kernel keeps the first 15 characters of a program name; bpftool shows the full
+    // name from BTF when it has it. bpftool leaves out run_cnt/run_time_ns while they are 0.
     let stats = |name: &str| -> Option<(f64, f64)> {
         let short: String = name.chars().take(15).collect();
-        let e = list.iter().find(|e| e.get("name").and_then(|n| n.as_str()) == Some(short.as_str()))?;
-        Some((e.get("run_time_ns")?.as_f64()?, e.get("run_cnt")?.as_f64()?))
+        let e = list.iter().find(|e| {
+            let n = e.get("name").and_then(|n| n.as_str());
+            n == Some(name) || n == Some(short.as_str())
+        })?;
+        let get = |k: &str| e.get(k).and_then(|x| x.as_f64()).unwrap_or(0.0);
+        Some((get("run_time_ns"), get("run_cnt")))
     };
     let mut t = String::from(
         "### Per-event BPF cost (kernel.bpf_stats_enabled=1, one ping-pong + bulk run, client guest)\n\n\
@@ -851,7 +869,7 @@ mod tests {
         let r = d.join("r.txt");
         std::fs::write(&r, "62880\ntrailer: clean close, 5026 events, lost 3 (per cpu [3])\n").unwrap();
         assert_eq!(file_figures("smc-record", &r).unwrap(), (62880.0, 5026.0, 3.0));
-        std::fs::write(&r, "40801\n          SAMPLE events:       1001  (81.1%)\n").unwrap();
+        std::fs::write(&r, "40801\n          SAMPLE events:       1001  (81.1%)\n          SAMPLE events:        501\n").unwrap();
         assert_eq!(file_figures("perf", &r).unwrap(), (40801.0, 1001.0, 0.0));
         std::fs::write(&r, "40801\n").unwrap();
         assert!(file_figures("perf", &r).is_err());
