@@ -12,6 +12,7 @@ mod initramfs;
 mod kernel;
 mod reliability;
 mod scenario;
+mod smcd;
 mod verify;
 mod vm;
 
@@ -263,7 +264,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 if record {
                     pkgs.push("smc-record");
                 }
-                if list.iter().any(|s| s.needs_recorder()) {
+                if list.iter().any(|s| s.needs_recorder() || scenario::Scenario::SMCD.contains(s)) {
                     pkgs.extend(["smc-record", "smc-analyze"]);
                 }
                 host::cargo_build(&pkgs)?;

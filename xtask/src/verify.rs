@@ -40,6 +40,8 @@ pub fn recorded_scenario(scenario: Scenario, report: &Value, out: &Path) -> Vec<
         Scenario::Fallback => fallback(report, &mut problems),
         // One recording, checked by reliability::check instead.
         Scenario::Crash | Scenario::Diskfull | Scenario::Overload => problems.push("a reliability scenario has no two-peer analysis".into()),
+        // One guest, checked by smcd::check instead.
+        Scenario::SmcdLoopback | Scenario::Metrics => problems.push("an SMC-D scenario has no two-peer analysis".into()),
         Scenario::Bulk | Scenario::Shortconn => {
             if u(report, &["summary", "connections_by_mode", "SMC-R"]) == 0 {
                 problems.push("no SMC-R connection in the analysis".into());
