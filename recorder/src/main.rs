@@ -8,6 +8,7 @@ mod dump;
 mod loader;
 mod offsets;
 mod pipeline;
+mod privs;
 mod probes;
 mod record;
 

@@ -129,6 +129,22 @@ fn check_privileges() -> Result<(), Failure> {
     ))
 }
 
+/// Refuse an output path the format crate's writer would refuse anyway (a
+/// symbolic link; an existing file without --force) before seconds of probe
+/// loading, with the same error and exit code (26). The writer checks again when
+/// it creates the file (O_NOFOLLOW, O_EXCL), so this is not the security check.
+fn check_output(path: &Path, force: bool) -> Result<(), Failure> {
+    let refused = |reason: &str| {
+        Failure::from(anyhow::Error::new(smctrace_format::FormatError::OutputRefused { path: path.to_path_buf(), reason: reason.to_string() }))
+    };
+    match std::fs::symlink_metadata(path) {
+        Ok(st) if st.file_type().is_symlink() => Err(refused("it is a symbolic link")),
+        Ok(_) if !force => Err(refused("it already exists (use --force to replace it)")),
+        Ok(st) if !st.file_type().is_file() => Err(refused("it exists and is not a regular file")),
+        _ => Ok(()),
+    }
+}
+
 /// vmlinux + smc BTF of the running kernel, with a clear error for each gap.
 fn kernel_btf() -> Result<KernelBtf, Failure> {
     if !Path::new("/sys/kernel/btf/vmlinux").exists() {
@@ -198,6 +214,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    check_output(&args.output, args.force)?;
     check_privileges()?;
     if !args.buffer.is_power_of_two() || args.buffer < 4096 || args.buffer > (1 << 30) {
         return Err(Failure::new(2, anyhow!("--buffer must be a power of two between 4k and 1G")));
@@ -246,6 +263,9 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
 
     let progress = Arc::new(Progress::default());
     let ring = loaded.take_ring().map_err(|e| Failure::new(exit::BPF, e))?;
+    // Everything privileged is done: record with no effective capability (see privs.rs).
+    // Before Pipeline::start, so its threads (and the command's waiter) start without them.
+    crate::privs::drop_while_recording().context("dropping capabilities")?;
     let pipeline = Pipeline::start(
         ring,
         writer,
@@ -328,7 +348,8 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loade
         }
         if status_line && last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
-            let lost: u64 = loaded.lost_per_cpu().map(|v| v.iter().sum()).unwrap_or(0);
+            // Without capabilities, kernels before 6.5 refuse the map read: "?" then.
+            let lost = loaded.lost_per_cpu().map(|v| v.iter().sum::<u64>().to_string()).unwrap_or_else(|_| "?".into());
             eprint!(
                 "\r{:>8.1}s  {:>10} events  {:>8.2} MB written  {} lost",
                 started.elapsed().as_secs_f64(),
@@ -361,6 +382,9 @@ fn close(
     snap: bool,
 ) -> Result<(smctrace_format::WriteSummary, Vec<u64>), Failure> {
     let writer = pipeline.finish()?;
+    if let Err(e) = crate::privs::raise_for_close() {
+        eprintln!("smc-record: warning: {e:#}; the counters and end snapshot may be incomplete");
+    }
     let probe_hits = loaded.probe_hits().unwrap_or_else(|e| {
         eprintln!("smc-record: warning: {e:#}");
         Vec::new()

@@ -28,14 +28,15 @@ pub const CRASH_LOSS_BOUND_S: f64 = 1.0;
 const DISKFULL_TMPFS: &str = "256k";
 /// smc-record's exit code for a full output file system (recorder/src/main.rs).
 pub const EXIT_DISK_FULL: i64 = 14;
-/// Messages of the `overload` ping-pong (with a 4 KiB ring buffer).
-const OVERLOAD_COUNT: u64 = 2000;
+/// Seconds of the `overload` burst: 64-byte writes as fast as the client can, into a
+/// 4 KiB ring buffer (a ping-pong has one message in flight and never overflows it).
+const OVERLOAD_SECS: u64 = 3;
 
 /// smc-load's arguments: the crash and disk-full runs are stopped from outside, so
 /// their count only has to outlast the test.
 pub fn client_args(sc: Scenario) -> String {
     match sc {
-        Scenario::Overload => format!("--mode pingpong --count {OVERLOAD_COUNT} --size 64"),
+        Scenario::Overload => format!("--mode bulk --duration {OVERLOAD_SECS} --size 64"),
         _ => "--mode pingpong --count 1000000 --size 64".to_string(),
     }
 }
@@ -52,7 +53,7 @@ fn start_recorder(tools: &Tools, sc: Scenario, output: &str, extra: &str) -> Str
          \x20 n=$((n + 1)); [ $n -le 600 ] || {{ echo \"smc-record not ready after 60 s\"; kill -KILL $rec; exit 91; }}\n\
          \x20 sleep 0.1\n\
          done\n\
-         grep -E '^Cap(Eff|Prm):' /proc/$rec/status > /out/{name}-caps.txt\n",
+         grep -H -E '^Cap(Eff|Prm):' /proc/$rec/task/*/status > /out/{name}-caps.txt\n",
         rec = sh_quote(&tools.record.display().to_string()),
     )
 }
@@ -119,12 +120,15 @@ pub fn a_script(sc: Scenario, tools: &Tools) -> String {
         }
         _ => unreachable!("not a reliability scenario"),
     }
-    s += &format!("cat /out/{name}-rec.err\necho \"smc-record exit status $(cat /out/{name}-rec.rc)\"\n");
+    s += &format!(
+        "cat /out/{name}-rec.err\necho \"smc-record exit status $(cat /out/{name}-rec.rc)\"\n"
+    );
     s
 }
 
 fn read(out: &Path, file: &str) -> Result<String> {
-    std::fs::read_to_string(out.join(file)).with_context(|| format!("{} missing", out.join(file).display()))
+    std::fs::read_to_string(out.join(file))
+        .with_context(|| format!("{} missing", out.join(file).display()))
 }
 
 /// Run smc-analyze on the host; returns (exit code, stdout, stderr).
@@ -142,7 +146,9 @@ fn analyze(analyze: &Path, args: &[&str]) -> Result<(i32, String, String)> {
 
 /// The value after `key` on the first line of `text` starting with it.
 fn line<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines().find_map(|l| l.strip_prefix(key)).map(str::trim)
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .map(str::trim)
 }
 
 /// Event count of `smc-analyze info`'s "chunks:" line ("N event chunks, E events, ...").
@@ -162,13 +168,19 @@ pub fn info_lost(info: &str) -> Option<u64> {
 /// The end of `smc-analyze info`'s "time:" line ("A UTC .. B UTC"), as Unix seconds.
 fn info_last_event_s(info: &str) -> Result<f64> {
     let l = line(info, "time:").context("smc-analyze info printed no time: line")?;
-    let end = l.split("..").nth(1).context("time: line without '..'")?.trim();
+    let end = l
+        .split("..")
+        .nth(1)
+        .context("time: line without '..'")?
+        .trim();
     let o = Command::new("date")
         .args(["-u", "-d", end, "+%s.%N"])
         .output()
         .context("running date")?;
     let s = String::from_utf8_lossy(&o.stdout);
-    s.trim().parse().with_context(|| format!("date cannot read {end:?}"))
+    s.trim()
+        .parse()
+        .with_context(|| format!("date cannot read {end:?}"))
 }
 
 /// The number in the recorder's "warning: N events were lost" line.
@@ -181,10 +193,25 @@ pub fn recorder_lost(stderr: &str) -> Option<u64> {
         .and_then(|n| n.parse().ok())
 }
 
-/// Capability bits of a `CapEff:` line.
-pub fn cap_eff(caps: &str) -> Option<u64> {
-    line(caps, "CapEff:").and_then(|v| u64::from_str_radix(v, 16).ok())
+/// Capability masks of every `CapEff:`/`CapPrm:` line of `grep -H` over the
+/// recorder's `/proc/PID/task/*/status`: (effective of each thread, permitted of each).
+pub fn thread_caps(caps: &str) -> (Vec<u64>, Vec<u64>) {
+    let (mut eff, mut prm) = (Vec::new(), Vec::new());
+    for l in caps.lines() {
+        let l = l.rsplit_once("status:").map(|(_, r)| r).unwrap_or(l);
+        let parse = |v: &str| u64::from_str_radix(v.trim(), 16).ok();
+        if let Some(v) = l.strip_prefix("CapEff:").and_then(parse) {
+            eff.push(v);
+        } else if let Some(v) = l.strip_prefix("CapPrm:").and_then(parse) {
+            prm.push(v);
+        }
+    }
+    (eff, prm)
 }
+
+/// What smc-record keeps permitted while recording as root: CAP_BPF and CAP_NET_ADMIN
+/// (recorder/src/privs.rs); effective: nothing.
+pub const KEPT_CAPS: u64 = (1 << 39) | (1 << 12);
 
 /// Check a finished reliability run on the host.
 pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
@@ -192,23 +219,48 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
     let mut proven = Vec::new();
     let rec = out.join(format!("{name}-a.smctrace"));
     let recp = rec.display().to_string();
-    let rc: i64 = read(out, &format!("{name}-rec.rc"))?.trim().parse().context("bad rc file")?;
+    let rc: i64 = read(out, &format!("{name}-rec.rc"))?
+        .trim()
+        .parse()
+        .context("bad rc file")?;
     let err = read(out, &format!("{name}-rec.err"))?;
-    if let Ok(caps) = read(out, &format!("{name}-caps.txt")) {
-        if let Some(c) = cap_eff(&caps) {
-            proven.push(format!("smc-record CapEff while recording: {c:016x}"));
-        }
+    let (eff, prm) = thread_caps(&read(out, &format!("{name}-caps.txt"))?);
+    if eff.len() < 3 || eff.iter().any(|&e| e != 0) || prm.iter().any(|&p| p != KEPT_CAPS) {
+        bail!("assertion failed: while recording, every smc-record thread must have CapEff 0 and CapPrm {KEPT_CAPS:016x}; threads have CapEff {eff:x?}, CapPrm {prm:x?}");
     }
+    proven.push(format!(
+        "least privilege: all {} smc-record threads at CapEff 0, CapPrm {KEPT_CAPS:016x} (CAP_BPF, CAP_NET_ADMIN) while recording",
+        eff.len()
+    ));
     let mode = std::fs::metadata(&rec).with_context(|| format!("{recp} missing"))?;
     let (code, info, ierr) = analyze(analyze_bin, &["info", &recp])?;
     if code != 0 {
-        bail!("assertion failed: smc-analyze info {recp} exited {code}: {}", ierr.trim());
+        bail!(
+            "assertion failed: smc-analyze info {recp} exited {code}: {}",
+            ierr.trim()
+        );
     }
-    let (chunks, events) = info_events(&info).context("smc-analyze info printed no chunks: line")?;
+    let (chunks, events) =
+        info_events(&info).context("smc-analyze info printed no chunks: line")?;
+    // Security: every recording is 0600 and carries no user data without --payload.
+    let perm = std::os::unix::fs::PermissionsExt::mode(&mode.permissions()) & 0o777;
+    if perm != 0o600 {
+        bail!("assertion failed: {recp} has mode {perm:o}, recordings must be 0600");
+    }
+    let records = line(&info, "records:").unwrap_or("");
+    if line(&info, "payload:") != Some("not captured") || records.contains("payload") {
+        bail!("assertion failed: {recp} holds payload without --payload (records: {records})");
+    }
+    proven.push(format!(
+        "{recp}: mode 0600, no payload records (--payload not given)"
+    ));
     let close = line(&info, "close:").unwrap_or("").to_string();
     let (code, rep, rerr) = analyze(analyze_bin, &["report", "--json", &recp])?;
     if code != 0 {
-        bail!("assertion failed: smc-analyze report {recp} exited {code}: {}", rerr.trim());
+        bail!(
+            "assertion failed: smc-analyze report {recp} exited {code}: {}",
+            rerr.trim()
+        );
     }
     let rep: Value = serde_json::from_str(&rep).context("smc-analyze report --json is not JSON")?;
     let r0 = &rep["recordings"][0];
@@ -223,13 +275,19 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
             }
             if sc == Scenario::Diskfull {
                 let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-                if rc != EXIT_DISK_FULL || lines.len() != 1 || !lines[0].contains("output file system full") {
+                if rc != EXIT_DISK_FULL
+                    || lines.len() != 1
+                    || !lines[0].contains("output file system full")
+                {
                     bail!(
                         "assertion failed: smc-record must exit {EXIT_DISK_FULL} with one 'output file system full' line, got status {rc} and stderr {:?}",
                         err.trim()
                     );
                 }
-                proven.push(format!("smc-record stopped on the full tmpfs: exit {rc}, one line: {}", lines[0]));
+                proven.push(format!(
+                    "smc-record stopped on the full tmpfs: exit {rc}, one line: {}",
+                    lines[0]
+                ));
             }
             if !close.starts_with("NOT clean") || clean != Some(false) {
                 bail!("assertion failed: {recp} must read as not closed cleanly (info: {close:?}, report clean_close {clean:?})");
@@ -252,7 +310,10 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
                 n(summary, "complete_messages")
             ));
             if sc == Scenario::Crash {
-                let kill: f64 = read(out, "crash-kill-time")?.trim().parse().context("bad crash-kill-time")?;
+                let kill: f64 = read(out, "crash-kill-time")?
+                    .trim()
+                    .parse()
+                    .context("bad crash-kill-time")?;
                 let last = info_last_event_s(&info)?;
                 let gap = kill - last;
                 if !(-0.5..=CRASH_LOSS_BOUND_S).contains(&gap) {
@@ -265,12 +326,23 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
                 ));
             } else {
                 let df = read(out, "diskfull-df.txt").unwrap_or_default();
-                proven.push(format!("tmpfs at the end: {}", df.lines().last().unwrap_or("?").split_whitespace().collect::<Vec<_>>().join(" ")));
+                proven.push(format!(
+                    "tmpfs at the end: {}",
+                    df.lines()
+                        .last()
+                        .unwrap_or("?")
+                        .split_whitespace()
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                ));
             }
         }
         Scenario::Overload => {
             if rc != 0 {
-                bail!("assertion failed: smc-record must exit 0 after SIGINT, status {rc}: {}", err.trim());
+                bail!(
+                    "assertion failed: smc-record must exit 0 after SIGINT, status {rc}: {}",
+                    err.trim()
+                );
             }
             let lost = info_lost(&info).context("smc-analyze info: no lost count (no trailer?)")?;
             if lost == 0 {
@@ -318,13 +390,21 @@ mod tests {
             recorder_lost("smc-record: warning: 42 events were lost (ring buffer full); try\n"),
             Some(42)
         );
-        assert_eq!(recorder_lost("smc-record: warning: the kernel skipped 3 probe runs\n"), None);
-        assert_eq!(cap_eff("CapPrm:\t000001ffffffffff\nCapEff:\t0000000000001000\n"), Some(0x1000));
+        assert_eq!(
+            recorder_lost("smc-record: warning: the kernel skipped 3 probe runs\n"),
+            None
+        );
+        let caps = "/proc/9/task/9/status:CapPrm:\t0000008000001000\n/proc/9/task/9/status:CapEff:\t0000000000000000\n/proc/9/task/10/status:CapEff:\t0000000000001000\n";
+        assert_eq!(thread_caps(caps), (vec![0, 0x1000], vec![KEPT_CAPS]));
     }
 
     #[test]
     fn scripts_kill_and_fill() {
-        let tools = Tools { smcctl: "/w/smcctl".into(), load: "/w/smc-load".into(), record: "/w/smc-record".into() };
+        let tools = Tools {
+            smcctl: "/w/smcctl".into(),
+            load: "/w/smc-load".into(),
+            record: "/w/smc-record".into(),
+        };
         let a = a_script(Scenario::Crash, &tools);
         assert!(a.rfind("kill -KILL $rec").unwrap() > a.find("crash-kill-time").unwrap());
         let d = a_script(Scenario::Diskfull, &tools);

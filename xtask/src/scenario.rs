@@ -175,7 +175,11 @@ pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
         "{load} server --listen 0.0.0.0:{PORT} --exit-after {}{}\n",
         scenario.connections(),
         // The reliability scenarios stop their client from outside: a reset is expected.
-        if scenario.needs_recorder() { " || echo \"server ended with status $?\"" } else { "" }
+        if scenario.needs_recorder() {
+            " || echo \"server ended with status $?\""
+        } else {
+            ""
+        }
     );
     if record {
         s += RECORD_STOP;
@@ -452,7 +456,11 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
         let analyze = debug_bin("smc-analyze");
         for p in [&tools.record, &analyze] {
             if !p.exists() {
-                bail!("scenario {} needs {}, which is not built (drop --no-build)", scenario.name(), p.display());
+                bail!(
+                    "scenario {} needs {}, which is not built (drop --no-build)",
+                    scenario.name(),
+                    p.display()
+                );
             }
         }
     }
@@ -492,17 +500,7 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
     let o: Outcome = vm::run(&spec)?;
     let wall = o.wall.as_secs_f64();
     if !o.ok() {
-        let failed: Vec<String> = o
-            .guests()
-            .filter(|g| !g.ok())
-            .map(|g| g.describe())
-            .collect();
-        eprintln!(
-            "lab: {} FAILED after {wall:.1} s: {} (serial logs kept: {})",
-            scenario.name(),
-            failed.join("; "),
-            o.serial_logs()
-        );
+        eprintln!("lab: {} FAILED after {wall:.1} s: {}", scenario.name(), o.failure_summary());
         return Ok(1);
     }
     match check(scenario, out, opts.record) {
