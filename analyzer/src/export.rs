@@ -1,163 +1,406 @@
-//! `smc-analyze export --csv DIR`: the report's tables as CSV for
-//! spreadsheets and SQL engines: connections.csv (one row per connection),
-//! messages.csv (one row per message: every point and stage), stages.csv
-//! (the per-stage statistics). Columns are documented in docs/analyzer.md.
-//! Parquet is deferred (it needs polars/arrow; see docs).
+//! `smc-analyze export --csv DIR` / `--parquet DIR`: the report's tables for
+//! spreadsheets and SQL engines: connections (one row per connection),
+//! messages (one row per message: every point and stage) and stages (the
+//! per-stage statistics). Columns are documented in docs/analyzer.md.
+//!
+//! The three tables are defined once here ([`Column`]s with a [`Kind`], and
+//! rows of [`Value`]s); the CSV writer below and the Parquet writer
+//! ([`parquet`]) only encode them, so both formats always carry the same
+//! columns with the same meaning. Messages are streamed into every open
+//! output while the report is accumulated (memory does not grow with the
+//! number of messages); connections and stages are written at the end.
+
+pub mod parquet;
 
 use std::path::{Path, PathBuf};
 
-use crate::join::{Analysis, Message, Sink, POINTS, STAGES};
+use crate::join::{Analysis, Dir, Message, MsgKind, Sink, POINTS, STAGES};
 use crate::model::gap;
-use crate::report::{message_report, Report, ReportSink};
+use crate::report::{message_report, ConnReport, Report, ReportSink, SideReport};
 
-fn w(dir: &Path, name: &str) -> Result<csv::Writer<std::fs::File>, String> {
-    let p = dir.join(name);
-    csv::Writer::from_path(&p).map_err(|e| format!("{}: cannot create: {e}", p.display()))
+/// What one column holds; the CSV writes every kind as text, Parquet as the
+/// matching physical type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// A signed 64-bit integer (counts, sizes, stream offsets, ns times and durations).
+    Int,
+    /// An SMC decline code: an integer, written in hex (`0x03030000`) in CSV.
+    Code,
+    /// UTF-8 text (names, `|`-separated lists).
+    Text,
+    Bool,
 }
 
-fn opt<T: ToString>(v: Option<T>) -> String {
-    v.map(|v| v.to_string()).unwrap_or_default()
+/// One column of an exported table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub kind: Kind,
+    /// May be empty (CSV: empty cell, Parquet: null).
+    pub nullable: bool,
 }
 
-/// Streams messages.csv while the report is accumulated; `finish` writes
-/// connections.csv and stages.csv.
-pub struct CsvSink {
+/// One cell. `Int` carries both `Kind::Int` and `Kind::Code` values.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Value {
+        v.map_or(Value::Null, Into::into)
+    }
+}
+macro_rules! int_value {
+    ($($t:ty),*) => {$(
+        impl From<$t> for Value {
+            fn from(v: $t) -> Value {
+                Value::Int(v as i64)
+            }
+        }
+    )*};
+}
+// Lossless: every one of these fits an i64.
+int_value!(i64, u32, u16, u8, usize);
+impl From<u64> for Value {
+    /// Counts, sizes and stream offsets: below 2^63 in any real recording;
+    /// saturates rather than wrapping to a negative number.
+    fn from(v: u64) -> Value {
+        Value::Int(i64::try_from(v).unwrap_or(i64::MAX))
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Value {
+        Value::Bool(v)
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Value {
+        Value::Text(v)
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Value {
+        Value::Text(v.to_string())
+    }
+}
+
+fn col(name: &str, kind: Kind, nullable: bool) -> Column {
+    Column { name: name.to_string(), kind, nullable }
+}
+
+/// The three tables, in the order they are written.
+pub const TABLES: [&str; 3] = ["connections", "messages", "stages"];
+
+/// Columns of the messages table.
+pub fn message_columns() -> Vec<Column> {
+    use Kind::*;
+    let mut c = vec![
+        col("conn", Int, false),
+        col("dir", Text, false),
+        col("kind", Text, false),
+        col("len", Int, false),
+        col("stream_start", Int, false),
+        col("stream_end", Int, false),
+        col("cdc_seqno", Int, true),
+        col("complete", Bool, false),
+        // Empty text when the message has no gap (not null: "no gaps" is known).
+        col("gaps", Text, false),
+        col("latency_ns", Int, false),
+        col("latency_basis", Text, false),
+        col("blocking_stage", Text, true),
+    ];
+    c.extend(POINTS.iter().map(|p| col(&format!("t_{p}_ns"), Int, true)));
+    c.extend(STAGES.iter().map(|s| col(&format!("{}_ns", s.name), Int, true)));
+    c
+}
+
+/// One row of the messages table: points relative to the report start.
+pub fn message_row(a: &Analysis, msg: &Message) -> Vec<Value> {
+    let mr = message_report(a, msg);
+    let mut row: Vec<Value> = vec![
+        mr.conn.into(),
+        match mr.dir {
+            Dir::Forward => "forward",
+            Dir::Backward => "backward",
+        }
+        .into(),
+        match mr.kind {
+            MsgKind::Smc => "smc",
+            MsgKind::Fallback => "fallback",
+            MsgKind::RxOnly => "rx_only",
+        }
+        .into(),
+        mr.len.into(),
+        mr.stream_start.into(),
+        mr.stream_end.into(),
+        mr.cdc_seqno.into(),
+        mr.complete.into(),
+        gap::names(msg.gaps).join("|").into(),
+        mr.latency_ns.into(),
+        mr.latency_basis.into(),
+        mr.blocking_stage.into(),
+    ];
+    row.extend(msg.points.iter().map(|p| p.map(|t| t.saturating_sub(a.t0)).into()));
+    row.extend(msg.stages.iter().map(|s| Value::from(*s)));
+    row
+}
+
+/// Columns of the connections table.
+pub fn connection_columns() -> Vec<Column> {
+    use Kind::*;
+    vec![
+        col("id", Int, false),
+        col("mode", Text, false),
+        col("client", Text, true),
+        col("server", Text, true),
+        col("recordings", Text, false),
+        col("pids", Text, false),
+        col("comms", Text, false),
+        col("fallback_code", Code, true),
+        col("fallback_name", Text, true),
+        col("messages_fwd", Int, false),
+        col("messages_bwd", Int, false),
+        col("bytes_fwd", Int, false),
+        col("bytes_bwd", Int, false),
+        col("incomplete", Int, false),
+        col("latency_basis", Text, false),
+        col("latency_p50_ns", Int, true),
+        col("latency_p99_ns", Int, true),
+        col("dominant_stage", Text, true),
+        col("handshake_ns", Int, true),
+        col("first_data_ns", Int, true),
+        col("local_token", Int, true),
+        col("peer_token", Int, true),
+        col("qpn", Int, true),
+        col("peer_qpn", Int, true),
+        col("ibname", Text, true),
+        col("sndbuf_len", Int, true),
+        col("rmb_len", Int, true),
+        col("peer_rmbe_size", Int, true),
+    ]
+}
+
+/// One row of the connections table; per-side values are `|`-separated,
+/// the tokens, QP and buffer sizes are the first side's.
+pub fn connection_row(x: &ConnReport) -> Vec<Value> {
+    let first = x.sides.first();
+    let join = |f: &dyn Fn(&SideReport) -> String| x.sides.iter().map(f).collect::<Vec<_>>().join("|");
+    vec![
+        x.id.into(),
+        x.mode.label().into(),
+        x.client.clone().into(),
+        x.server.clone().into(),
+        join(&|s| s.recording.to_string()).into(),
+        join(&|s| s.pid.to_string()).into(),
+        join(&|s| s.comm.clone()).into(),
+        x.fallback.as_ref().map(|f| f.code).into(),
+        x.fallback.as_ref().map(|f| f.name.clone()).into(),
+        x.messages_fwd.into(),
+        x.messages_bwd.into(),
+        x.bytes_fwd.into(),
+        x.bytes_bwd.into(),
+        x.incomplete.into(),
+        x.latency_basis.into(),
+        x.latency_p50_ns.into(),
+        x.latency_p99_ns.into(),
+        x.dominant_stage.into(),
+        x.handshake.as_ref().and_then(|h| h.total_ns).into(),
+        x.handshake.as_ref().and_then(|h| h.first_data_ns).into(),
+        first.and_then(|s| s.local_token).into(),
+        first.and_then(|s| s.peer_token).into(),
+        first.and_then(|s| s.qpn).into(),
+        first.and_then(|s| s.peer_qpn).into(),
+        first.and_then(|s| s.ibname.clone()).into(),
+        first.map(|s| s.sndbuf_len).into(),
+        first.map(|s| s.rmb_len).into(),
+        first.map(|s| s.peer_rmbe_size).into(),
+    ]
+}
+
+/// Columns of the stages table.
+pub fn stage_columns() -> Vec<Column> {
+    ["stage", "count", "mean_ns", "min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]
+        .iter()
+        .map(|n| col(n, if *n == "stage" { Kind::Text } else { Kind::Int }, false))
+        .collect()
+}
+
+/// The stages table of a finished report (complete messages only).
+pub fn stage_rows(r: &Report) -> Vec<Vec<Value>> {
+    r.stages
+        .iter()
+        .map(|st| {
+            let x = &st.summary;
+            vec![
+                st.stage.into(),
+                x.count.into(),
+                x.mean_ns.into(),
+                x.min_ns.into(),
+                x.p50_ns.into(),
+                x.p90_ns.into(),
+                x.p99_ns.into(),
+                x.p999_ns.into(),
+                x.max_ns.into(),
+            ]
+        })
+        .collect()
+}
+
+/// Check a row against its columns (a programming error in the row
+/// builders would otherwise shift every later column).
+fn check_row(path: &Path, columns: &[Column], row: &[Value]) -> Result<(), String> {
+    if row.len() != columns.len() {
+        return Err(format!("{}: internal error: row of {} values for {} columns", path.display(), row.len(), columns.len()));
+    }
+    for (c, v) in columns.iter().zip(row) {
+        let ok = match v {
+            Value::Null => c.nullable,
+            Value::Int(_) => matches!(c.kind, Kind::Int | Kind::Code),
+            Value::Text(_) => c.kind == Kind::Text,
+            Value::Bool(_) => c.kind == Kind::Bool,
+        };
+        if !ok {
+            return Err(format!("{}: internal error: value {v:?} does not fit column {} ({:?})", path.display(), c.name, c.kind));
+        }
+    }
+    Ok(())
+}
+
+/// An output format of `export`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    /// Parquet with at most this many rows per row group.
+    Parquet { row_group_rows: usize },
+}
+
+impl Format {
+    fn ext(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Parquet { .. } => "parquet",
+        }
+    }
+}
+
+/// One table being written in one format.
+pub trait TableWriter {
+    fn row(&mut self, row: &[Value]) -> Result<(), String>;
+    /// Flush everything and close the file.
+    fn finish(self: Box<Self>) -> Result<(), String>;
+}
+
+/// Create `dir/<table>.<ext>` in `format`.
+pub fn open_table(format: Format, dir: &Path, table: &str, columns: Vec<Column>) -> Result<Box<dyn TableWriter>, String> {
+    let path = dir.join(format!("{table}.{}", format.ext()));
+    Ok(match format {
+        Format::Csv => Box::new(CsvTable::create(path, columns)?),
+        Format::Parquet { row_group_rows } => Box::new(parquet::ParquetTable::create(path, table, columns, row_group_rows)?),
+    })
+}
+
+/// A CSV table: a header line with the column names, then one line per row.
+struct CsvTable {
+    path: PathBuf,
+    columns: Vec<Column>,
+    out: csv::Writer<std::fs::File>,
+    cells: Vec<String>,
+}
+
+impl CsvTable {
+    fn create(path: PathBuf, columns: Vec<Column>) -> Result<CsvTable, String> {
+        let mut out = csv::Writer::from_path(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+        out.write_record(columns.iter().map(|c| &c.name)).map_err(|e| format!("{}: write failed: {e}", path.display()))?;
+        Ok(CsvTable { path, columns, out, cells: Vec::new() })
+    }
+}
+
+impl TableWriter for CsvTable {
+    fn row(&mut self, row: &[Value]) -> Result<(), String> {
+        check_row(&self.path, &self.columns, row)?;
+        self.cells.clear();
+        self.cells.extend(self.columns.iter().zip(row).map(|(c, v)| match v {
+            Value::Null => String::new(),
+            Value::Int(i) if c.kind == Kind::Code => format!("{:#010x}", *i as u32),
+            Value::Int(i) => i.to_string(),
+            Value::Text(s) => s.clone(),
+            Value::Bool(b) => b.to_string(),
+        }));
+        self.out.write_record(&self.cells).map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), String> {
+        self.out.flush().map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+    }
+}
+
+/// Streams the messages table into every output while the report is
+/// accumulated; `finish` writes the connections and stages tables.
+pub struct ExportSink {
     pub report: ReportSink,
-    dir: PathBuf,
-    messages: csv::Writer<std::fs::File>,
+    outputs: Vec<(Format, PathBuf)>,
+    messages: Vec<Box<dyn TableWriter>>,
     error: Option<String>,
 }
 
-impl CsvSink {
-    /// Create `dir` and start messages.csv.
-    pub fn create(dir: &Path, report: ReportSink) -> Result<CsvSink, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
-        let mut m = w(dir, "messages.csv")?;
-        let mut head: Vec<String> = [
-            "conn", "dir", "kind", "len", "stream_start", "stream_end", "cdc_seqno", "complete", "gaps", "latency_ns",
-            "latency_basis", "blocking_stage",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        head.extend(POINTS.iter().map(|p| format!("t_{p}_ns")));
-        head.extend(STAGES.iter().map(|s| format!("{}_ns", s.name)));
-        m.write_record(&head).map_err(|e| format!("{}: write failed: {e}", dir.join("messages.csv").display()))?;
-        Ok(CsvSink { report, dir: dir.to_path_buf(), messages: m, error: None })
+impl ExportSink {
+    /// Create every output directory and start its messages table.
+    pub fn create(outputs: Vec<(Format, PathBuf)>, report: ReportSink) -> Result<ExportSink, String> {
+        let mut messages = Vec::new();
+        for (format, dir) in &outputs {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+            messages.push(open_table(*format, dir, "messages", message_columns())?);
+        }
+        Ok(ExportSink { report, outputs, messages, error: None })
     }
 
-    /// Finish messages.csv, write the other two files; returns the report and the file names.
+    /// Finish the messages tables, write the other two; returns the report
+    /// and the files written.
     pub fn finish(mut self, a: &Analysis, warnings: &[Vec<String>]) -> Result<(Report, Vec<String>), String> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
-        self.messages.flush().map_err(|e| format!("{}: {e}", self.dir.join("messages.csv").display()))?;
+        for m in self.messages {
+            m.finish()?;
+        }
         let r = self.report.finish(a, warnings);
-        write_tables(&self.dir, &r)?;
-        Ok((r, ["connections.csv", "messages.csv", "stages.csv"].iter().map(|n| self.dir.join(n).display().to_string()).collect()))
+        let mut files = Vec::new();
+        for (format, dir) in &self.outputs {
+            let mut c = open_table(*format, dir, "connections", connection_columns())?;
+            for x in &r.connections {
+                c.row(&connection_row(x))?;
+            }
+            c.finish()?;
+            let mut s = open_table(*format, dir, "stages", stage_columns())?;
+            for row in stage_rows(&r) {
+                s.row(&row)?;
+            }
+            s.finish()?;
+            files.extend(TABLES.iter().map(|t| dir.join(format!("{t}.{}", format.ext())).display().to_string()));
+        }
+        Ok((r, files))
     }
 }
 
-impl Sink for CsvSink {
+impl Sink for ExportSink {
     fn begin(&mut self, a: &Analysis) {
         self.report.begin(a);
     }
 
     fn message(&mut self, a: &Analysis, msg: Message) {
         if self.error.is_none() && self.report.selected(a, &msg) {
-            let mr = message_report(a, &msg);
-            let mut row = vec![
-                mr.conn.to_string(),
-                format!("{:?}", mr.dir).to_lowercase(),
-                serde_json::to_value(mr.kind).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default(),
-                mr.len.to_string(),
-                mr.stream_start.to_string(),
-                mr.stream_end.to_string(),
-                opt(mr.cdc_seqno),
-                mr.complete.to_string(),
-                gap::names(msg.gaps).join("|"),
-                mr.latency_ns.to_string(),
-                mr.latency_basis.to_string(),
-                opt(mr.blocking_stage),
-            ];
-            row.extend(msg.points.iter().map(|p| opt(p.map(|t| t.saturating_sub(a.t0)))));
-            row.extend(msg.stages.iter().map(|s| opt(*s)));
-            if let Err(e) = self.messages.write_record(&row) {
-                self.error = Some(format!("{}: write failed: {e}", self.dir.join("messages.csv").display()));
+            let row = message_row(a, &msg);
+            for m in &mut self.messages {
+                if let Err(e) = m.row(&row) {
+                    self.error = Some(e);
+                    break;
+                }
             }
         }
         self.report.message(a, msg);
     }
-}
-
-/// Write connections.csv and stages.csv for a finished report.
-fn write_tables(dir: &Path, r: &Report) -> Result<(), String> {
-    let err = |name: &str, e: csv::Error| format!("{}: write failed: {e}", dir.join(name).display());
-
-    let name = "connections.csv";
-    let mut c = w(dir, name)?;
-    c.write_record([
-        "id", "mode", "client", "server", "recordings", "pids", "comms", "fallback_code", "fallback_name",
-        "messages_fwd", "messages_bwd", "bytes_fwd", "bytes_bwd", "incomplete", "latency_basis", "latency_p50_ns",
-        "latency_p99_ns", "dominant_stage", "handshake_ns", "first_data_ns", "local_token", "peer_token", "qpn",
-        "peer_qpn", "ibname", "sndbuf_len", "rmb_len", "peer_rmbe_size",
-    ])
-    .map_err(|e| err(name, e))?;
-    for x in &r.connections {
-        let first = x.sides.first();
-        let join = |f: &dyn Fn(&crate::report::SideReport) -> String| x.sides.iter().map(f).collect::<Vec<_>>().join("|");
-        c.write_record([
-            x.id.to_string(),
-            x.mode.label().to_string(),
-            x.client.clone().unwrap_or_default(),
-            x.server.clone().unwrap_or_default(),
-            join(&|s| s.recording.to_string()),
-            join(&|s| s.pid.to_string()),
-            join(&|s| s.comm.clone()),
-            opt(x.fallback.as_ref().map(|f| format!("{:#010x}", f.code))),
-            opt(x.fallback.as_ref().map(|f| f.name.clone())),
-            x.messages_fwd.to_string(),
-            x.messages_bwd.to_string(),
-            x.bytes_fwd.to_string(),
-            x.bytes_bwd.to_string(),
-            x.incomplete.to_string(),
-            x.latency_basis.to_string(),
-            opt(x.latency_p50_ns),
-            opt(x.latency_p99_ns),
-            opt(x.dominant_stage),
-            opt(x.handshake.as_ref().and_then(|h| h.total_ns)),
-            opt(x.handshake.as_ref().and_then(|h| h.first_data_ns)),
-            opt(first.and_then(|s| s.local_token)),
-            opt(first.and_then(|s| s.peer_token)),
-            opt(first.and_then(|s| s.qpn)),
-            opt(first.and_then(|s| s.peer_qpn)),
-            opt(first.and_then(|s| s.ibname.clone())),
-            opt(first.map(|s| s.sndbuf_len)),
-            opt(first.map(|s| s.rmb_len)),
-            opt(first.map(|s| s.peer_rmbe_size)),
-        ])
-        .map_err(|e| err(name, e))?;
-    }
-    c.flush().map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
-
-    let name = "stages.csv";
-    let mut s = w(dir, name)?;
-    s.write_record(["stage", "count", "mean_ns", "min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]).map_err(|e| err(name, e))?;
-    for st in &r.stages {
-        let x = &st.summary;
-        s.write_record([
-            st.stage.to_string(),
-            x.count.to_string(),
-            x.mean_ns.to_string(),
-            x.min_ns.to_string(),
-            x.p50_ns.to_string(),
-            x.p90_ns.to_string(),
-            x.p99_ns.to_string(),
-            x.p999_ns.to_string(),
-            x.max_ns.to_string(),
-        ])
-        .map_err(|e| err(name, e))?;
-    }
-    s.flush().map_err(|e| format!("{}: {e}", dir.join(name).display()))?;
-    Ok(())
 }

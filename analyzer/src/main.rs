@@ -45,12 +45,19 @@ enum Cmd {
         #[arg(long, value_parser = parse_duration)]
         slow: Option<u64>,
     },
-    /// Write CSV tables (--csv DIR) and/or a pcapng for Wireshark (--pcapng OUT).
-    #[command(group(clap::ArgGroup::new("out").required(true).multiple(true).args(["csv", "pcapng"])))]
+    /// Write CSV tables (--csv DIR), Parquet tables (--parquet DIR) and/or a pcapng for Wireshark (--pcapng OUT).
+    #[command(group(clap::ArgGroup::new("out").required(true).multiple(true).args(["csv", "parquet", "pcapng"])))]
     Export {
         /// Directory to write connections.csv, messages.csv and stages.csv into (created if missing).
         #[arg(long, value_name = "DIR")]
         csv: Option<PathBuf>,
+        /// Directory to write connections.parquet, messages.parquet and stages.parquet into (created if missing).
+        #[arg(long, value_name = "DIR")]
+        parquet: Option<PathBuf>,
+        /// Rows per Parquet row group (memory use grows with it).
+        #[arg(long, value_name = "N", default_value_t = export::parquet::DEFAULT_ROW_GROUP_ROWS as u32,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        row_group_rows: u32,
         /// Write the CLC and CDC messages as packets Wireshark decodes (see docs/analyzer.md).
         #[arg(long, value_name = "OUT")]
         pcapng: Option<PathBuf>,
@@ -207,11 +214,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print(&report::render_text(&r))
             }
         }
-        Cmd::Export { csv, pcapng: pcap, sel } => {
+        Cmd::Export { csv, parquet, row_group_rows, pcapng: pcap, sel } => {
             let out = |msg| Failure { code: EXIT_OUTPUT, msg };
             let mut text = String::new();
-            if let Some(csv) = csv {
-                let mut sink = export::CsvSink::create(&csv, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;
+            let mut tables = Vec::new();
+            if let Some(dir) = csv {
+                tables.push((export::Format::Csv, dir));
+            }
+            if let Some(dir) = parquet {
+                tables.push((export::Format::Parquet { row_group_rows: row_group_rows as usize }, dir));
+            }
+            if !tables.is_empty() {
+                let mut sink = export::ExportSink::create(tables, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;
                 let (a, warnings) = analyze(&sel, &mut sink)?;
                 let (_, files) = sink.finish(&a, &warnings).map_err(out)?;
                 for w in warnings.iter().flatten() {
