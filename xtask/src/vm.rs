@@ -355,7 +355,7 @@ impl Guest {
             Role::B => (ports.1, ports.0),
         };
         let append = format!(
-            "console=ttyS0 panic=-1 oops=panic mitigations=off tsc=reliable smctrace.role={} smctrace.watchdog={} smctrace.moddir={}",
+            "console=ttyS0 panic=-1 oops=panic mitigations=off tsc=reliable no_timer_check smctrace.role={} smctrace.watchdog={} smctrace.moddir={}",
             role.lower(),
             spec.timeout.as_secs(),
             spec.kernel.modules_root().display()
