@@ -4,6 +4,7 @@
 //! analyze (that is smc-analyze) and it does not define the file format (that
 //! is the smctrace-format crate). See docs/recorder.md.
 
+mod conns;
 mod dump;
 mod loader;
 mod offsets;
@@ -91,6 +92,9 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         btf: Option<PathBuf>,
     },
+    /// Live table of SMC connections and their latency metrics, sorted by anomalies:
+    /// the kernel's SMC_DIAG_LATENCY where it exists, else the BPF monitor.
+    Conns(conns::ConnsArgs),
     /// Check a recording: metadata, probes, per-kind event counts, losses,
     /// and the connection records (identity, CLC, fallbacks).
     Dump {
@@ -130,6 +134,7 @@ fn main() -> ExitCode {
         Cmd::Record(args) => record::run(*args),
         Cmd::Probes { dry_run, btf } => record::probes(dry_run, btf.as_deref()).map(|_| 0),
         Cmd::Dump { file, all } => dump::run(&file, all).map(|_| 0),
+        Cmd::Conns(args) => conns::run(args),
     };
     match res {
         Ok(code) => ExitCode::from(code),
