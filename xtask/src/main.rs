@@ -57,7 +57,7 @@ enum Top {
     /// Benchmarks, printed as tables: recorder overhead against perf in the lab, per-event
     /// BPF cost, the userspace pipeline, the analyzer. See docs/performance.md.
     Bench {
-        /// recorder | bpf | pipeline | analyzer | all
+        /// recorder | bpf | lab (recorder + bpf) | pipeline | analyzer | all
         #[arg(value_enum, default_value = "all")]
         part: bench::Part,
         /// Rounds of the interleaved tracer comparison (median over rounds).
