@@ -385,10 +385,12 @@ fn check_metrics(out: &Path, proven: &mut Vec<String>) -> Result<()> {
         kernel.len(),
         METRICS_DELAY_MS + DELAY_SLACK_MS
     ));
-    // The BPF monitor's view: its last sample holding the same socket.
+    // The BPF monitor's view: every anomaly it showed for the same socket over all its
+    // samples (each keeps the last 8, as the kernel), and its last sample of it.
     let text = std::fs::read_to_string(out.join("metrics-bpf.jsonl"))
         .context("metrics-bpf.jsonl missing")?;
     let mut conn = None;
+    let mut bpf: Vec<(u64, u64)> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
         let v: Value = serde_json::from_str(line).context("metrics-bpf.jsonl: a line is not JSON")?;
         if v.get("source").and_then(Value::as_str) != Some("bpf") {
@@ -399,13 +401,15 @@ fn check_metrics(out: &Path, proven: &mut Vec<String>) -> Result<()> {
             .and_then(Value::as_array)
             .and_then(|cs| cs.iter().find(|c| num(c, "local_port") == local_port && num(c, "remote_port") == PORT as u64))
         {
+            bpf.extend(anomalies_of(c, "rx_consume"));
             conn = Some(c.clone());
         }
     }
+    bpf.sort_unstable();
+    bpf.dedup();
     let conn = conn.with_context(|| {
         format!("assertion failed: the BPF monitor never showed the reader's connection 127.0.0.1:{local_port}")
     })?;
-    let bpf = anomalies_of(&conn, "rx_consume");
     let matched = match_anomalies(&kernel, &bpf)?;
     let worst = matched
         .iter()
