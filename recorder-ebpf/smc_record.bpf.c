@@ -183,6 +183,14 @@ struct {
 	__type(value, __u8);
 } filter_netns SEC(".maps");
 
+/* --conn: (local port << 16 | remote port), host order, of the clcsock. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, __u8);
+} filter_conns SEC(".maps");
+
 /* ---- small helpers ---- */
 
 #define AT(base, off) ((const void *)((const char *)(base) + (off)))
@@ -369,7 +377,7 @@ static __always_inline __u8 need_bits(void)
 {
 	__u8 need = 0;
 
-	if (filter_flags & (FLT_PORT | FLT_NETNS))
+	if (filter_flags & (FLT_PORT | FLT_NETNS | FLT_CONN))
 		need |= CONN_OK;
 	if (filter_flags & (FLT_PID | FLT_COMM))
 		need |= TASK_OK;
@@ -380,6 +388,8 @@ static __always_inline __u8 need_bits(void)
  * Is this socket recorded? task_ctx: we run in the process that uses the
  * socket, so a pid/comm match marks the socket for its softirq events too.
  */
+static __always_inline bool clc_pass(const void *smc);
+
 static __always_inline bool sock_wanted(const void *smc, bool task_ctx)
 {
 	__u64 key = (__u64)smc;
@@ -389,8 +399,16 @@ static __always_inline bool sock_wanted(const void *smc, bool task_ctx)
 		return true;
 	need = need_bits();
 	st = bpf_map_lookup_elem(&conns, &key);
-	if (st)
+	if (st) {
 		have = *st;
+	} else if (need & CONN_OK) {
+		/*
+		 * Connected before the recording began (no handshake seen):
+		 * judge its identity now, once.
+		 */
+		have = clc_pass(smc) ? CONN_OK : 0;
+		bpf_map_update_elem(&conns, &key, &have, BPF_ANY);
+	}
 	if (task_ctx && (need & TASK_OK) && !(have & TASK_OK) && task_matches()) {
 		have |= TASK_OK;
 		bpf_map_update_elem(&conns, &key, &have, BPF_ANY);
@@ -408,6 +426,11 @@ static __always_inline bool conn_pass(__u16 lport, __u16 rport, __u64 netns)
 		     bpf_map_lookup_elem(&filter_ports, &rport);
 	if (ok && (filter_flags & FLT_NETNS))
 		ok = bpf_map_lookup_elem(&filter_netns, &netns) != 0;
+	if (ok && (filter_flags & FLT_CONN)) {
+		__u32 pair = ((__u32)lport << 16) | rport;
+
+		ok = bpf_map_lookup_elem(&filter_conns, &pair) != 0;
+	}
 	return ok;
 }
 

@@ -42,6 +42,7 @@ enum probe_id {
 #define FLT_COMM	0x2
 #define FLT_PORT	0x4
 #define FLT_NETNS	0x8
+#define FLT_CONN	0x10	/* --conn: exact (local port, remote port) pairs */
 
 /* Per-connection state in the conns map. */
 #define CONN_OK		0x1	/* port/netns filters passed */

@@ -534,6 +534,63 @@ pub fn run(args: ConnsArgs) -> Result<u8, Failure> {
     Ok(0)
 }
 
+/// A `--conn` ID: a token as `conns` shows it, or a TCP 4-tuple.
+#[derive(Debug, PartialEq, Eq)]
+enum ConnId {
+    Token(u32),
+    Ports(u16, u16),
+}
+
+/// `ADDR:PORT` (IPv6 as `[ADDR]:PORT`) -> the port.
+fn endpoint_port(s: &str) -> Option<u16> {
+    s.parse::<std::net::SocketAddr>().ok().map(|a| a.port())
+}
+
+fn parse_id(id: &str) -> Result<ConnId> {
+    let id = id.trim();
+    if let Some((l, r)) = id.split_once('-') {
+        if let (Some(lp), Some(rp)) = (endpoint_port(l), endpoint_port(r)) {
+            return Ok(ConnId::Ports(lp, rp));
+        }
+    }
+    let hex = id.strip_prefix("0x").unwrap_or(id);
+    if !hex.is_empty() && hex.len() <= 8 && hex.chars().all(|c| c.is_ascii_hexdigit()) {
+        return Ok(ConnId::Token(u32::from_str_radix(hex, 16)?));
+    }
+    anyhow::bail!("--conn {id:?}: expected a token as `smc-record conns` shows it (8 hex digits) or LOCAL:PORT-PEER:PORT")
+}
+
+/// `--conn` IDs -> (local port, remote port) pairs for the kernel filter, each pair
+/// also reversed (the other end of a connection inside this host). Tokens are looked
+/// up with smc_diag among the connections alive now.
+pub fn resolve_ids(ids: &[String]) -> Result<Vec<(u16, u16)>> {
+    let mut pairs = Vec::new();
+    let mut socks: Option<Vec<DiagSock>> = None;
+    for id in ids {
+        let (l, r) = match parse_id(id)? {
+            ConnId::Ports(l, r) => (l, r),
+            ConnId::Token(t) => {
+                if socks.is_none() {
+                    socks = Some(smc_netlink::diag_sockets().context("--conn: looking the token up with smc_diag")?);
+                }
+                let s = socks
+                    .as_deref()
+                    .unwrap_or_default()
+                    .iter()
+                    .find(|s| s.conn.as_ref().is_some_and(|c| c.token == t) && s.remote_port != 0)
+                    .with_context(|| format!("--conn {id}: no live SMC connection has token {t:08x} (see smc-record conns)"))?;
+                (s.local_port, s.remote_port)
+            }
+        };
+        for p in [(l, r), (r, l)] {
+            if !pairs.contains(&p) {
+                pairs.push(p);
+            }
+        }
+    }
+    Ok(pairs)
+}
+
 fn write_ready(p: &Path) -> Result<()> {
     std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("creating ready file {}", p.display()))
 }
@@ -587,6 +644,18 @@ mod tests {
         assert_eq!(r.anomalies.len(), 8);
         assert_eq!(r.anomalies[0].tstamp_ns, 109);
         assert_eq!(r.anomalies[7].tstamp_ns, 102);
+    }
+
+    #[test]
+    fn conn_ids_parse() {
+        assert_eq!(parse_id("00000002").unwrap(), ConnId::Token(2));
+        assert_eq!(parse_id("0x1f").unwrap(), ConnId::Token(0x1f));
+        assert_eq!(parse_id("127.0.0.1:42844-127.0.0.1:5000").unwrap(), ConnId::Ports(42844, 5000));
+        assert_eq!(parse_id("[::1]:40000-[::1]:5000").unwrap(), ConnId::Ports(40000, 5000));
+        assert!(parse_id("127.0.0.1:5000").is_err());
+        assert!(parse_id("token").is_err());
+        let pairs = resolve_ids(&["10.0.0.1:1000-10.0.0.2:5000".into(), "10.0.0.2:5000-10.0.0.1:1000".into()]).unwrap();
+        assert_eq!(pairs, vec![(1000, 5000), (5000, 1000)]);
     }
 
     #[test]

@@ -25,6 +25,7 @@ const FLT_PID: u32 = 0x1;
 const FLT_COMM: u32 = 0x2;
 const FLT_PORT: u32 = 0x4;
 const FLT_NETNS: u32 = 0x8;
+const FLT_CONN: u32 = 0x10;
 
 /// What the programs are configured with.
 pub struct Config {
@@ -34,6 +35,8 @@ pub struct Config {
     pub sock_key: [u64; 2],
     /// Probe names not to attach (`--exclude`).
     pub exclude: Vec<String>,
+    /// `--conn`: (local port, remote port) of the clcsock of the connections to record.
+    pub conn_pairs: Vec<(u16, u16)>,
 }
 
 /// A loaded and attached recorder. Dropping it detaches everything.
@@ -86,6 +89,9 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     if !cfg.filters.netns.is_empty() {
         flags |= FLT_NETNS;
     }
+    if !cfg.conn_pairs.is_empty() {
+        flags |= FLT_CONN;
+    }
 
     // Values must outlive the loader (it keeps references).
     let off_values: Vec<(&'static str, u32)> =
@@ -107,6 +113,13 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     let mut ebpf = loader.load(BPF_OBJ).map_err(anyhow::Error::new).context("loading the BPF object")?;
 
     fill_filters(&mut ebpf, &cfg.filters)?;
+    {
+        let mut m: BpfHashMap<&mut MapData, u32, u8> = map_mut(&mut ebpf, "filter_conns")?;
+        for (l, r) in &cfg.conn_pairs {
+            let pair = (*l as u32) << 16 | *r as u32;
+            m.insert(pair, 1, 0).map_err(anyhow::Error::new).context("filling the --conn filter")?;
+        }
+    }
 
     let mut infos = Vec::with_capacity(PROBES.len());
     for (p, verdict) in PROBES.iter().zip(verdicts) {

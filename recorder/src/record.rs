@@ -51,6 +51,11 @@ pub struct RecordArgs {
     /// Record only connections in this network namespace (inode, as in /proc/PID/ns/net). Repeatable.
     #[arg(long = "netns", value_name = "INODE")]
     netns: Vec<u64>,
+    /// Record only this connection: an ID from `smc-record conns` (its token, 8 hex
+    /// digits) or its TCP 4-tuple LOCAL:PORT-PEER:PORT. Both ends on this host are
+    /// recorded. Filtered in the kernel. Repeatable.
+    #[arg(long = "conn", value_name = "ID")]
+    conns: Vec<String>,
     /// Capture the first N bytes of each send's user data (0-256; default 0: no user data).
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=256))]
     payload: u32,
@@ -227,6 +232,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
         ring_bytes: args.buffer as u32,
         sock_key: random_key()?,
         exclude: args.exclude.clone(),
+        conn_pairs: crate::conns::resolve_ids(&args.conns).map_err(|e| Failure::new(2, e))?,
     };
     let mut loaded = loader::load_and_attach(&btf, &cfg).map_err(|e| Failure::new(exit::BPF, e))?;
     let attached = loaded.probes.iter().filter(|p| p.attached).count();
@@ -428,7 +434,7 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
     let verdicts = loader::preflight(&btf, &offsets);
     let attach = !dry_run && check_privileges().is_ok();
     let infos = if attach {
-        let cfg = Config { filters: Filters::default(), payload_bytes: 0, ring_bytes: 4096, sock_key: random_key()?, exclude: Vec::new() };
+        let cfg = Config { filters: Filters::default(), payload_bytes: 0, ring_bytes: 4096, sock_key: random_key()?, exclude: Vec::new(), conn_pairs: Vec::new() };
         Some(loader::load_and_attach(&btf, &cfg).map_err(|e| Failure::new(exit::BPF, e))?.probes)
     } else {
         None
