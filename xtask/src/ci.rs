@@ -168,7 +168,7 @@ fn analyze_recordings(case: &LabCase, out: &Path) -> Result<i32> {
     }
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).context("smc-analyze report --json is not JSON")?;
     std::fs::write(out.join("report.json"), &o.stdout).context("writing report.json")?;
-    let problems = crate::verify::recorded_scenario(case.scenario, &report, out);
+    let problems = crate::verify::recorded_scenario(case.scenario, case.kernel, &report, out);
     for p in &problems {
         eprintln!("lab: {}: analysis: {p}", case.scenario.name());
     }
