@@ -154,3 +154,44 @@ fn unrelated_recordings_are_analyzed_and_the_missing_pairing_is_said() {
     assert!(conns.iter().all(|c| c["sides"].as_array().map(Vec::len) == Some(1)), "a connection was paired across unrelated recordings");
     assert_eq!(j["clock"][1]["method"], "unknown", "{}", j["clock"]);
 }
+
+/// A file cut at any point (power loss, a copy that stopped) is still read: up to
+/// the header and metadata it is refused with its own code; from there on every
+/// complete chunk before the cut is recovered, never more, and the analysis runs.
+#[test]
+fn a_recording_cut_anywhere_is_recovered_up_to_the_cut() {
+    let d = tmpdir("cut");
+    let good = std::fs::read(fixture("shortconn/a-client.smctrace")).unwrap();
+    let full = smctrace_format::Reader::open(&fixture("shortconn/a-client.smctrace")).unwrap();
+    let header_len = full.header_len() as usize;
+    let total_events = full.recovery().events_ok;
+    let f = d.join("cut.smctrace");
+    let mut last_events = 0;
+    let step = (good.len() / 97).max(1);
+    let mut cuts: Vec<usize> = (1..good.len()).step_by(step).collect();
+    cuts.extend([header_len - 1, header_len, header_len + 1, good.len() - 1]);
+    cuts.sort();
+    for cut in cuts {
+        std::fs::write(&f, &good[..cut]).unwrap();
+        match smctrace_format::Reader::open(&f) {
+            Err(e) => {
+                assert!(cut < header_len, "cut at {cut} (header ends at {header_len}) refused: {e}");
+                assert!(matches!(e.exit_code(), 21 | 23), "cut at {cut}: {e} (exit {})", e.exit_code());
+            }
+            Ok(r) => {
+                let rec = r.recovery();
+                assert!(!rec.clean_close, "cut at {cut} reads as clean");
+                assert!(rec.events_ok >= last_events, "cut at {cut}: fewer events than a shorter cut");
+                assert!(rec.events_ok <= total_events);
+                last_events = rec.events_ok;
+                let text = smc_analyze::input::info(&f).unwrap();
+                assert!(text.contains("NOT clean"), "cut at {cut}");
+            }
+        }
+    }
+    assert!(last_events > 0 && last_events <= total_events);
+    // the report of a cut file succeeds through the binary too
+    std::fs::write(&f, &good[..good.len() / 2]).unwrap();
+    let o = analyze(&["report", "--json", f.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+}
