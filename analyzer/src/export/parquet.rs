@@ -32,7 +32,10 @@ pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
 /// 0 = null) for OPTIONAL columns.
 enum Values {
     Int(Vec<i64>),
-    Text(Vec<ByteArray>),
+    /// Text as one byte buffer and the end offset of each value: a
+    /// `ByteArray` per cell would cost an allocation and ~64 bytes each;
+    /// they are made one column at a time when the row group is written.
+    Text { bytes: Vec<u8>, ends: Vec<usize> },
     Bool(Vec<bool>),
 }
 
@@ -45,7 +48,10 @@ impl ColumnBuffer {
     fn clear(&mut self) {
         match &mut self.values {
             Values::Int(v) => v.clear(),
-            Values::Text(v) => v.clear(),
+            Values::Text { bytes, ends } => {
+                bytes.clear();
+                ends.clear();
+            }
             Values::Bool(v) => v.clear(),
         }
         self.def.clear();
@@ -99,7 +105,7 @@ impl ParquetTable {
             .map(|c| ColumnBuffer {
                 values: match c.kind {
                     Kind::Int | Kind::Code => Values::Int(Vec::new()),
-                    Kind::Text => Values::Text(Vec::new()),
+                    Kind::Text => Values::Text { bytes: Vec::new(), ends: Vec::new() },
                     Kind::Bool => Values::Bool(Vec::new()),
                 },
                 def: Vec::new(),
@@ -123,7 +129,11 @@ impl ParquetTable {
             let def = c.nullable.then_some(&b.def[..]);
             match &b.values {
                 Values::Int(v) => w.typed::<Int64Type>().write_batch(v, def, None),
-                Values::Text(v) => w.typed::<ByteArrayType>().write_batch(v, def, None),
+                Values::Text { bytes, ends } => {
+                    let starts = std::iter::once(0).chain(ends.iter().copied());
+                    let v: Vec<ByteArray> = starts.zip(ends).map(|(a, &b)| ByteArray::from(&bytes[a..b])).collect();
+                    w.typed::<ByteArrayType>().write_batch(&v, def, None)
+                }
                 Values::Bool(v) => w.typed::<BoolType>().write_batch(v, def, None),
             }
             .map_err(fail)?;
@@ -141,12 +151,17 @@ impl ParquetTable {
 impl TableWriter for ParquetTable {
     fn row(&mut self, row: &[Value]) -> Result<(), String> {
         check_row(&self.path, &self.columns, row)?;
-        for (b, v) in self.buffers.iter_mut().zip(row) {
-            b.def.push(if *v == Value::Null { 0 } else { 1 });
+        for ((b, v), c) in self.buffers.iter_mut().zip(row).zip(&self.columns) {
+            if c.nullable {
+                b.def.push(if *v == Value::Null { 0 } else { 1 });
+            }
             match (&mut b.values, v) {
                 (_, Value::Null) => {}
                 (Values::Int(x), Value::Int(i)) => x.push(*i),
-                (Values::Text(x), Value::Text(s)) => x.push(ByteArray::from(s.as_str())),
+                (Values::Text { bytes, ends }, Value::Text(s)) => {
+                    bytes.extend_from_slice(s.as_bytes());
+                    ends.push(bytes.len());
+                }
                 (Values::Bool(x), Value::Bool(y)) => x.push(*y),
                 // check_row has matched every value to its column's kind.
                 _ => return Err(format!("{}: internal error: value {v:?} in a column of another type", self.path.display())),
