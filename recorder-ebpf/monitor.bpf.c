@@ -6,7 +6,9 @@
  * the "mon_conns" hash map keyed by the smc_sock address, count / sum / max,
  * log2 histograms and the last 8 anomalies of the same four stages:
  *
- *   cdc_tx_compl    smc_cdc_msg_send(pend)      -> smc_cdc_tx_handler(pend)   (SMC-R)
+ *   cdc_tx_compl    smc_cdc_msg_send            -> smc_cdc_tx_handler          (SMC-R)
+ *                   of the same (connection, CDC sequence number): the handler gets
+ *                   a copy of the pend (smc_wr_tx_process_cqe), not its address
  *   rx_consume      new data seen by smc_cdc_msg_recv_action
  *                                               -> smc_rx_recvmsg returns > 0
  *                   (after a partial read the rest is aged from the newest arrival)
@@ -59,6 +61,8 @@ volatile const __u32 off_conn_rx_prod = 0;
 volatile const __u32 off_conn_bytes_to_rcv = 0;
 volatile const __u32 off_lgr_is_smcd = 0;
 volatile const __u32 off_pend_conn = 0;
+volatile const __u32 off_pend_ctrl_seq = 0;
+volatile const __u32 off_conn_tx_cdc_seq = 0;
 
 /* ---- maps ---- */
 
@@ -77,17 +81,17 @@ struct {
 	__type(value, struct mon_conn);
 } mon_zero SEC(".maps");
 
-/* Posted CDCs (SMC-R): struct smc_cdc_tx_pend * -> {smc, posted at}. */
-struct pend_val {
-	__u64 smc;
-	__u64 ts;
+/* Posted CDCs (SMC-R): {connection, ctrl_seq} -> posted at. */
+struct pend_key {
+	__u64 conn;
+	__u64 seq;
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct pend_val);
+	__type(key, struct pend_key);
+	__type(value, __u64);
 } mon_pend SEC(".maps");
 
 /* Entry arguments for the return probes, per task (per CPU in softirq). */
@@ -377,35 +381,36 @@ int BPF_KPROBE(mon_tx_sendmsg, void *smc)
 
 /* ---- SMC-R: cdc_tx_compl ---- */
 
-/* smc_cdc_msg_send(conn, wr_buf, pend) */
+/* smc_cdc_msg_send(conn, ...): the pend will carry ctrl_seq = tx_cdc_seq as of now. */
 SEC("kprobe/smc_cdc_msg_send")
-int BPF_KPROBE(mon_cdc_send, void *conn, void *wr_buf, void *pend)
+int BPF_KPROBE(mon_cdc_send, void *conn)
 {
-	struct pend_val v = { .smc = (__u64)smc_of_conn(conn), .ts = bpf_ktime_get_ns() };
-	__u64 k = (__u64)pend;
+	struct pend_key k = { .conn = (__u64)conn, .seq = rd_u16(conn, off_conn_tx_cdc_seq) };
+	__u64 ts = bpf_ktime_get_ns();
 
-	bpf_map_update_elem(&mon_pend, &k, &v, BPF_ANY);
+	bpf_map_update_elem(&mon_pend, &k, &ts, BPF_ANY);
 	return 0;
 }
 
-/* smc_cdc_tx_handler(pend, link, wc_status) */
+/* smc_cdc_tx_handler(pend copy, link, wc_status) */
 SEC("kprobe/smc_cdc_tx_handler")
 int BPF_KPROBE(mon_cdc_tx_done, void *pend)
 {
-	__u64 k = (__u64)pend, now = bpf_ktime_get_ns();
-	struct pend_val *v = bpf_map_lookup_elem(&mon_pend, &k);
-	const void *conn;
+	__u64 now = bpf_ktime_get_ns(), *ts;
+	const void *conn = rd_ptr(pend, off_pend_conn);
+	struct pend_key k = { .conn = (__u64)conn, .seq = rd_u16(pend, off_pend_ctrl_seq) };
 	struct mon_conn *c;
 
-	if (!v)
+	if (!conn)
 		return 0;
-	c = get_conn((const void *)v->smc);
+	ts = bpf_map_lookup_elem(&mon_pend, &k);
+	if (!ts)
+		return 0;
+	c = get_conn(smc_of_conn(conn));
 	if (c) {
-		sample(c, MON_CDC_TX_COMPL, v->ts, now);
+		sample(c, MON_CDC_TX_COMPL, *ts, now);
 		/* SMC-R frees send buffer space on completion */
-		conn = rd_ptr(pend, off_pend_conn);
-		if (conn)
-			sndbuf_check(c, conn, now);
+		sndbuf_check(c, conn, now);
 	}
 	bpf_map_delete_elem(&mon_pend, &k);
 	return 0;

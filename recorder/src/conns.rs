@@ -365,6 +365,8 @@ const MON_FIELDS: &[(&str, &str)] = &[
     ("off_conn_bytes_to_rcv", "smc_connection.bytes_to_rcv"),
     ("off_lgr_is_smcd", "smc_link_group.is_smcd"),
     ("off_pend_conn", "smc_cdc_tx_pend.conn"),
+    ("off_pend_ctrl_seq", "smc_cdc_tx_pend.ctrl_seq"),
+    ("off_conn_tx_cdc_seq", "smc_connection.tx_cdc_seq"),
 ];
 
 /// Programs of monitor.bpf.c: (program, hook, return probe, what it measures).
