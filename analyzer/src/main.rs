@@ -56,7 +56,7 @@ enum Cmd {
         parquet: Option<PathBuf>,
         /// Rows per Parquet row group (memory use grows with it).
         #[arg(long, value_name = "N", default_value_t = export::parquet::DEFAULT_ROW_GROUP_ROWS as u32,
-              value_parser = clap::value_parser!(u32).range(1..))]
+              value_parser = clap::value_parser!(u32).range(1..), requires = "parquet")]
         row_group_rows: u32,
         /// Write the CLC and CDC messages as packets Wireshark decodes (see docs/analyzer.md).
         #[arg(long, value_name = "OUT")]

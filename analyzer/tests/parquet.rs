@@ -268,5 +268,7 @@ fn unwritable_parquet_dir_is_one_error_line() {
     assert!(err.starts_with("smc-analyze: ") && err.contains("cannot create directory"), "{err}");
     let o = run(&["export", "--parquet", d.to_str().unwrap(), "--row-group-rows", "0"], &files);
     assert_eq!(o.status.code(), Some(2), "row groups of 0 rows are refused: {}", text(&o));
+    let o = run(&["export", "--csv", d.to_str().unwrap(), "--row-group-rows", "10"], &files);
+    assert_eq!(o.status.code(), Some(2), "--row-group-rows needs --parquet: {}", text(&o));
     let _ = std::fs::remove_dir_all(&d);
 }
