@@ -1157,6 +1157,26 @@ int BPF_KPROBE(cdc_tx_done, void *pend, void *link, __u32 wc_status)
 	return 0;
 }
 
+/*
+ * The same record from the smctrace series' tracepoint (preferred where the
+ * kernel has it, see probes.rs TP_PREFERRED): smc_cdc_tx_done(conn, seqno
+ * (ctrl_seq + 1, as above), prod cursor, wc_status, lat_ns).
+ */
+SEC("raw_tp/smc_cdc_tx_done")
+int BPF_PROG(cdc_tx_done_tp, const void *conn, __u16 seqno, const void *prod, int wc_status, __u64 lat_ns)
+{
+	count_hit(P_CDC_TX_DONE);
+	if (!conn || !sock_wanted(smc_of_conn(conn), false))
+		return 0;
+	RESERVE(struct st_cdc_tx_done, ev, ST_EV_CDC_TX_DONE);
+	ev->sock = sock_id(smc_of_conn(conn));
+	ev->seqno = seqno;
+	ev->wc_status = wc_status;
+	rd_curs(&ev->prod, prod, 0);
+	submit(ev);
+	return 0;
+}
+
 /* ---- receiver ---- */
 
 /* smc_cdc_rx_handler(wc, buf): one received CDC (SMC-R), before validation. */

@@ -17,7 +17,7 @@ use aya::{Ebpf, EbpfLoader};
 use smctrace_format::meta::{Filters, ProbeInfo};
 
 use crate::offsets::KernelBtf;
-use crate::probes::{Attach, PROBES};
+use crate::probes::{preferred_tracepoint, Attach, PROBES};
 
 static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/smc_record.bpf.o"));
 
@@ -125,13 +125,26 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     for (p, verdict) in PROBES.iter().zip(verdicts) {
         let attach_type = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
         let verdict = if cfg.exclude.iter().any(|e| e == p.name) { Some("excluded (--exclude)".to_string()) } else { verdict };
+        let (mut hook, mut attach_type) = (p.hook.to_string(), attach_type);
         let error = match verdict {
             Some(why) => Some(why),
-            None => attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}")),
+            None => {
+                // The series' tracepoint first; its kprobe when the kernel lacks it or it fails.
+                let tp = preferred_tracepoint(p.name, |t| btf.has_tracepoint(t))
+                    .filter(|t| attach_probe(&mut ebpf, t.tracepoint, &[(t.program, Attach::RawTp)]).is_ok());
+                match tp {
+                    Some(t) => {
+                        hook = t.tracepoint.to_string();
+                        attach_type = "raw_tp (tracepoint)".to_string();
+                        None
+                    }
+                    None => attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}")),
+                }
+            }
         };
         infos.push(ProbeInfo {
             name: p.name.to_string(),
-            hook: p.hook.to_string(),
+            hook,
             attach_type,
             stage: p.stage.to_string(),
             attached: error.is_none(),
@@ -292,6 +305,21 @@ mod tests {
                 assert!(v.is_none(), "{name}: probe {} would not attach: {v:?}", p.name);
             }
         }
+    }
+
+    /// Stock Debian kernels have the upstream SMC tracepoints but not the series' ones,
+    /// so every probe keeps its kprobe there.
+    #[test]
+    fn series_tracepoints_only_where_the_kernel_has_them() {
+        let Some(k) = kernel("6.12") else { return };
+        assert!(k.has_tracepoint("smc_switch_to_fallback"));
+        assert!(!k.has_tracepoint("smc_cdc_tx_done"));
+        for p in PROBES {
+            assert!(preferred_tracepoint(p.name, |t| k.has_tracepoint(t)).is_none(), "{}", p.name);
+        }
+        let t = preferred_tracepoint("cdc_tx_done", |t| t == "smc_cdc_tx_done").unwrap();
+        assert_eq!(t.program, "cdc_tx_done_tp");
+        assert!(preferred_tracepoint("cdc_recv", |_| true).is_none());
     }
 
     /// A member missing on the kernel disables exactly the probes that read it.

@@ -186,6 +186,15 @@ impl KernelBtf {
 
     /// Whether a function exists in the BTF (module or vmlinux): the hook
     /// names of static functions are checked this way before attaching.
+    /// Whether the kernel (or the smc module) defines tracepoint `name`
+    /// (its `btf_trace_<name>` typedef, which raw_tp programs attach by).
+    pub fn has_tracepoint(&self, name: &str) -> bool {
+        self.btf
+            .resolve_types_by_name(&format!("btf_trace_{name}"))
+            .map(|v| v.iter().any(|t| matches!(t, Type::Typedef(_))))
+            .unwrap_or(false)
+    }
+
     pub fn has_func(&self, name: &str) -> bool {
         self.btf
             .resolve_types_by_name(name)

@@ -42,6 +42,31 @@ pub struct Probe {
 
 use Attach::*;
 
+/// A tracepoint of the smctrace kernel series (docs/kernel.md) that replaces a
+/// probe's kprobe where the kernel has it: a stable interface instead of a
+/// static function's entry, and a cheaper hook. The program emits the same record.
+pub struct TpAlternative {
+    /// `Probe::name` it replaces.
+    pub probe: &'static str,
+    pub tracepoint: &'static str,
+    /// raw_tp program in smc_record.bpf.c.
+    pub program: &'static str,
+}
+
+/// Tracepoints preferred over kprobes. (The series' other tracepoints carry what
+/// the recorder's kprobes read too, but with different timing or fewer fields;
+/// only this one is a drop-in replacement so far.)
+pub const TP_PREFERRED: &[TpAlternative] = &[TpAlternative {
+    probe: "cdc_tx_done",
+    tracepoint: "smc_cdc_tx_done",
+    program: "cdc_tx_done_tp",
+}];
+
+/// The tracepoint to use instead of probe `name`'s kprobes on this kernel, if any.
+pub fn preferred_tracepoint(name: &str, has_tracepoint: impl Fn(&str) -> bool) -> Option<&'static TpAlternative> {
+    TP_PREFERRED.iter().find(|t| t.probe == name && has_tracepoint(t.tracepoint))
+}
+
 const SOCK: &[&str] = &["off_socket_sk"];
 const CONN_SMC: &[&str] = &["off_smc_conn"];
 const TX_START: &[&str] = &["off_smc_conn", "off_conn_tx_curs_prep", "off_conn_tx_curs_sent"];

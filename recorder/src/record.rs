@@ -442,8 +442,19 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{:<18} {:<26} {:<18} {:<24} STATUS", "PROBE", "HOOK", "ATTACH", "STAGE");
     let mut lost_stages = Vec::new();
+    let mut on_tracepoints = Vec::new();
     for (i, p) in PROBES.iter().enumerate() {
-        let kind = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
+        let mut kind = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
+        let mut hook = p.hook.to_string();
+        let tp = match &infos {
+            Some(v) => (v[i].error.is_none() && v[i].attach_type.starts_with("raw_tp (")).then(|| v[i].hook.clone()),
+            None => crate::probes::preferred_tracepoint(p.name, |t| btf.has_tracepoint(t)).map(|t| t.tracepoint.to_string()),
+        };
+        if let Some(tp) = tp {
+            on_tracepoints.push(format!("{} on tracepoint smc:{tp} (instead of a kprobe on {})", p.name, p.hook));
+            hook = tp;
+            kind = "raw_tp".to_string();
+        }
         let status = match &infos {
             Some(v) => match &v[i].error {
                 None => "attached".to_string(),
@@ -458,7 +469,15 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
         if !ok {
             lost_stages.push(format!("{} ({}): {}", p.stage, p.name, p.loses));
         }
-        let _ = writeln!(out, "{:<18} {:<26} {:<18} {:<24} {}", p.name, p.hook, kind, p.stage, status);
+        let _ = writeln!(out, "{:<18} {:<26} {:<18} {:<24} {}", p.name, hook, kind, p.stage, status);
+    }
+    if on_tracepoints.is_empty() {
+        let _ = writeln!(out, "\nTracepoints: none of the smctrace series' tracepoints in this kernel; kprobes everywhere.");
+    } else {
+        let _ = writeln!(out, "\nTracepoints of the smctrace series preferred over kprobes:");
+        for l in &on_tracepoints {
+            let _ = writeln!(out, "  - {l}");
+        }
     }
     if lost_stages.is_empty() {
         let _ = writeln!(out, "\nEvery stage is available on this kernel.");
