@@ -458,6 +458,11 @@ pub fn check(sc: Scenario, out: &Path) -> Result<Vec<String>> {
 pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
     let modules = match &opts.smc_modules {
         Some(d) => d.clone(),
+        // The series and SMC_LO (loopback-ism) exist for 6.12 only (upstream since 6.10).
+        None if kernel.series != crate::kernel::Series::V6_12 => bail!(
+            "scenario {} needs SMC-D loopback-ism, which exists only in 6.12's net/smc: use --kernel 6.12",
+            sc.name()
+        ),
         None => ensure_patched_modules(kernel)?,
     };
     let load = debug_bin("smc-load");
