@@ -109,10 +109,14 @@ enum LabCmd {
     ///
     /// Scenarios: pingpong (SMC-R ping-pong of small messages), bulk (SMC-R stream of 1 MiB
     /// writes), shortconn (many short SMC-R connections), fallback (the server has no UEID,
-    /// so connections fall back to TCP with the decoded reason). The workspace binaries they
-    /// use (smcctl, smc-load, and smc-record with --record) are built first.
+    /// so connections fall back to TCP with the decoded reason); one guest on the patched
+    /// smc.ko of kernel/module/build.sh (built and cached first): smcd-loopback (SMC-D
+    /// recorded and analyzed), metrics (slow reader: kernel metrics against the BPF monitor).
+    /// The workspace binaries they use (smcctl, smc-load, and smc-record with --record) are
+    /// built first.
     Run {
-        /// pingpong | bulk | shortconn | fallback | all (each in turn, then "N passed, N failed")
+        /// pingpong | bulk | shortconn | fallback | smcd-loopback | metrics | all (each of the
+        /// first four in turn, then "N passed, N failed")
         scenario: String,
         #[command(flatten)]
         common: Common,
