@@ -137,9 +137,14 @@ fn wait_listen() -> String {
 }
 
 /// Sample smc_diag while `$load` runs: every sample is kept (`metrics` needs the last).
+/// `stop_at_first`: stop at the first sample with the client socket in mode SMCD (during
+/// the handshake smc_diag reports mode 0 with no link group yet; `mode` is 5 lines above
+/// `remote_port` in smcctl's pretty JSON).
 fn diag_loop(smcctl: &str, stop_at_first: bool) -> String {
     let brk = if stop_at_first {
-        format!("\x20 grep -q '\"remote_port\": {PORT}' /out/a-diag-$i.json && break\n")
+        format!(
+            "\x20 grep -B5 '\"remote_port\": {PORT},' /out/a-diag-$i.json | grep -q '\"mode\": {MODE_SMCD},' && break\n"
+        )
     } else {
         String::new()
     };
@@ -570,5 +575,6 @@ mod tests {
         let l = a_script(Scenario::SmcdLoopback, Path::new("/w/smcctl"), Path::new("/w/smc-load"), Path::new("/w/smc-record"));
         assert!(l.contains("record --output /out/smcd-loopback-a.smctrace"));
         assert!(l.contains(":1388 00000000:0000 0A"));
+        assert!(l.contains("grep -B5 '\"remote_port\": 5000,' /out/a-diag-$i.json | grep -q '\"mode\": 2,' && break"));
     }
 }
