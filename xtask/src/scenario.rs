@@ -31,6 +31,8 @@ const DIAG_SAMPLES: u32 = 50;
 const BULK_SECS: u64 = 3;
 /// smc_diag mode values (`SMC_DIAG_MODE_*`).
 const MODE_SMCR: u64 = 0;
+/// smc_diag state of an established SMC socket (`SMC_ACTIVE`).
+const SMC_ACTIVE: u64 = 1;
 const MODE_FALLBACK_TCP: u64 = 1;
 /// The fallback the `fallback` scenario expects. B has no UEID, so it finds no SMC-Rv2
 /// device/EID in common and declines with NOSMCDEV (`SMC_CLC_DECL_NOSMCDEV`); A falls back
@@ -205,7 +207,7 @@ pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
          i=0\n\
          while kill -0 $load 2>/dev/null && [ $i -lt {DIAG_SAMPLES} ]; do\n\
          \x20 {smcctl} diag --json > /out/a-diag-$i.json || true\n\
-         \x20 grep -q '\"remote_port\": {PORT}' /out/a-diag-$i.json && break\n\
+         \x20 grep -q '\"remote_port\": {PORT}' /out/a-diag-$i.json && grep -q '\"state\": 1,' /out/a-diag-$i.json && break\n\
          \x20 i=$((i + 1)); sleep 0.1\n\
          done\n\
          if wait $load; then :; else rc=$?; echo \"smc-load client failed with status $rc\"; exit $rc; fi\n",
@@ -363,9 +365,11 @@ pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>
     }
     proven.push("TCP fallbacks: 0 on both sides (netlink)".to_string());
     if scenario != Scenario::Shortconn {
-        if !socks.iter().any(|s| num(s, "mode") == MODE_SMCR) {
+        // Mid-handshake smc_diag says state INIT and mode 0, which is also SMCR's value:
+        // only an established (ACTIVE) socket proves the mode.
+        if !socks.iter().any(|s| num(s, "state") == SMC_ACTIVE && num(s, "mode") == MODE_SMCR) {
             bail!(
-                "assertion failed: no smc_diag sample ({} taken) shows the client socket in mode SMCR",
+                "assertion failed: no smc_diag sample ({} taken) shows the client socket ACTIVE in mode SMCR",
                 samples.len()
             );
         }
@@ -607,7 +611,11 @@ mod tests {
             "b-fallback.json",
             json!({"server_total": 0, "client_total": 0, "reasons": []}),
         );
-        w("a-diag-0.json", json!([{"mode": 0, "remote_port": 5000}]));
+        // Mid-handshake (state INIT, mode 0) proves nothing; an ACTIVE SMCR socket does.
+        w("a-diag-0.json", json!([{"state": 2, "mode": 0, "remote_port": 5000}]));
+        let e = check(Scenario::Pingpong, &dir, false).unwrap_err().to_string();
+        assert!(e.contains("ACTIVE in mode SMCR"), "{e}");
+        w("a-diag-0.json", json!([{"state": 1, "mode": 0, "remote_port": 5000}]));
         assert_eq!(check(Scenario::Pingpong, &dir, false).unwrap().len(), 3);
         w(
             "b-fallback.json",
@@ -624,7 +632,7 @@ mod tests {
             "b-fallback.json",
             json!({"server_total": 0, "client_total": 0, "reasons": []}),
         );
-        w("a-diag-0.json", json!([{"mode": 1, "remote_port": 5000}]));
+        w("a-diag-0.json", json!([{"state": 1, "mode": 1, "remote_port": 5000}]));
         let e = check(Scenario::Pingpong, &dir, false)
             .unwrap_err()
             .to_string();
