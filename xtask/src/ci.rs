@@ -32,7 +32,9 @@ struct LabCase {
     record: bool,
 }
 
-/// The lab part of `cargo xtask test`: every scenario on 6.12, recorded and analyzed; on
+/// The lab part of `cargo xtask test`: every scenario on 6.12, recorded and analyzed, plus
+/// the reliability scenarios (recorder killed, disk full, ring overload) and SMC-D over
+/// loopback-ism with the patched module (recorded; kernel metrics against the BPF monitor); on
 /// 6.1 (SMC-R through the lab's rxe fix module) every scenario, ping-pong and fallback
 /// recorded, so one recorder build is proven on both kernels.
 fn lab_cases() -> Vec<LabCase> {
@@ -41,6 +43,12 @@ fn lab_cases() -> Vec<LabCase> {
         LabCase { scenario: Scenario::Bulk, kernel: Series::V6_12, record: true },
         LabCase { scenario: Scenario::Shortconn, kernel: Series::V6_12, record: true },
         LabCase { scenario: Scenario::Fallback, kernel: Series::V6_12, record: true },
+        // These record (or load other modules) and check their own evidence.
+        LabCase { scenario: Scenario::Crash, kernel: Series::V6_12, record: false },
+        LabCase { scenario: Scenario::Diskfull, kernel: Series::V6_12, record: false },
+        LabCase { scenario: Scenario::Overload, kernel: Series::V6_12, record: false },
+        LabCase { scenario: Scenario::SmcdLoopback, kernel: Series::V6_12, record: false },
+        LabCase { scenario: Scenario::Metrics, kernel: Series::V6_12, record: false },
         LabCase { scenario: Scenario::Pingpong, kernel: Series::V6_1, record: true },
         LabCase { scenario: Scenario::Bulk, kernel: Series::V6_1, record: false },
         LabCase { scenario: Scenario::Shortconn, kernel: Series::V6_1, record: false },
