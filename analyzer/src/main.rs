@@ -55,7 +55,7 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         parquet: Option<PathBuf>,
         /// Rows per Parquet row group (memory use grows with it).
-        #[arg(long, value_name = "N", default_value_t = export::parquet::DEFAULT_ROW_GROUP_ROWS as u32,
+        #[arg(long, value_name = "N", default_value_t = export::DEFAULT_ROW_GROUP_ROWS as u32,
               value_parser = clap::value_parser!(u32).range(1..), requires = "parquet")]
         row_group_rows: u32,
         /// Write the CLC and CDC messages as packets Wireshark decodes (see docs/analyzer.md).
@@ -222,6 +222,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 tables.push((export::Format::Csv, dir));
             }
             if let Some(dir) = parquet {
+                if !cfg!(feature = "parquet") {
+                    return Err(Failure { code: 2, msg: export::PARQUET_MISSING.into() });
+                }
                 tables.push((export::Format::Parquet { row_group_rows: row_group_rows as usize }, dir));
             }
             if !tables.is_empty() {

@@ -5,6 +5,8 @@
 //! type); the Parquet types, nullability and row-group bound are checked
 //! against the file's own metadata; an unwritable directory is one error line.
 
+#![cfg(feature = "parquet")]
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

@@ -23,10 +23,6 @@ use ::parquet::schema::types::Type;
 
 use super::{check_row, Column, Kind, TableWriter, Value};
 
-/// Default rows per row group: large enough for engines to scan in
-/// parallel, small enough to buffer (a messages row is ~300 bytes).
-pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
-
 /// The buffered values of one column in the current row group: only the
 /// non-null values, plus one definition level per row (1 = value present,
 /// 0 = null) for OPTIONAL columns.
