@@ -87,14 +87,14 @@ pub fn test(lab: bool) -> Result<i32> {
         }
         host::ensure_packages()?;
     }
-    say("cargo test --workspace");
+    say("cargo test --workspace --all-features");
     let status = Command::new(cargo())
-        .args(["test", "--workspace"])
+        .args(["test", "--workspace", "--all-features"])
         .current_dir(host::workspace_root())
         .status()
         .context("running cargo test")?;
     if !status.success() {
-        bail!("cargo test --workspace failed ({status})");
+        bail!("cargo test --workspace --all-features failed ({status})");
     }
     if !lab {
         say("lab scenarios not run (--no-lab)");
