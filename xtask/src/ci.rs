@@ -53,10 +53,6 @@ fn lab_cases() -> Vec<LabCase> {
         LabCase { scenario: Scenario::Bulk, kernel: Series::V6_1, record: false },
         LabCase { scenario: Scenario::Shortconn, kernel: Series::V6_1, record: false },
         LabCase { scenario: Scenario::Fallback, kernel: Series::V6_1, record: true },
-        // The recorder's reliability scenarios (they record and check by themselves).
-        LabCase { scenario: Scenario::Crash, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Diskfull, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Overload, kernel: Series::V6_12, record: false },
     ]
 }
 
