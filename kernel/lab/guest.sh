@@ -17,6 +17,8 @@ ROLE=$SMCTRACE_ROLE
 export PATH SMCTRACE_ROLE SMCTRACE_PEER SMCTRACE_OUT SMCTRACE_READY_FILE HOME=/tmp TERM=dumb
 SMCTRACE_KERNEL=$(uname -r)
 export SMCTRACE_KERNEL
+# Recordings name their host: give each guest its own name (lab-a, lab-b).
+echo "lab-$ROLE" > /proc/sys/kernel/hostname
 OUT=/dev/ttyS1
 
 say() { echo "smctrace-lab[$ROLE] $(cut -d' ' -f1 /proc/uptime)s: $*"; }
