@@ -35,6 +35,7 @@
 #include <bpf/bpf_tracing.h>
 
 #include "monitor.h"
+#include "kread.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -109,44 +110,6 @@ struct {
 
 /* ---- helpers ---- */
 
-#define AT(base, off) ((const void *)((const char *)(base) + (off)))
-
-static __always_inline __u64 rd_u64(const void *base, __u32 off)
-{
-	__u64 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline __u32 rd_u32(const void *base, __u32 off)
-{
-	__u32 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline __u16 rd_u16(const void *base, __u32 off)
-{
-	__u16 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline __u8 rd_u8(const void *base, __u32 off)
-{
-	__u8 v = 0;
-
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline const void *rd_ptr(const void *base, __u32 off)
-{
-	return (const void *)rd_u64(base, off);
-}
 
 static __always_inline const void *conn_of(const void *smc)
 {

@@ -26,6 +26,7 @@
 
 #include "smctrace_event.h"
 #include "smc_record.h"
+#include "kread.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -193,40 +194,6 @@ struct {
 
 /* ---- small helpers ---- */
 
-#define AT(base, off) ((const void *)((const char *)(base) + (off)))
-
-static __always_inline __u64 rd_u64(const void *base, __u32 off)
-{
-	__u64 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline __u32 rd_u32(const void *base, __u32 off)
-{
-	__u32 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline __u16 rd_u16(const void *base, __u32 off)
-{
-	__u16 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline __u8 rd_u8(const void *base, __u32 off)
-{
-	__u8 v = 0;
-	bpf_probe_read_kernel(&v, sizeof(v), AT(base, off));
-	return v;
-}
-
-static __always_inline const void *rd_ptr(const void *base, __u32 off)
-{
-	return (const void *)rd_u64(base, off);
-}
 
 /* union smc_host_cursor: {u16 reserved; u16 wrap; u32 count} over an atomic64. */
 static __always_inline void curs_from_raw(struct st_curs *c, __u64 raw)

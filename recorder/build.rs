@@ -14,7 +14,7 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
 
-    for f in ["smc_record.bpf.c", "smc_record.h", "monitor.bpf.c", "monitor.h"] {
+    for f in ["smc_record.bpf.c", "smc_record.h", "monitor.bpf.c", "monitor.h", "kread.h"] {
         println!("cargo:rerun-if-changed={}", src_dir.join(f).display());
     }
     println!("cargo:rerun-if-changed={}", inc.join("smctrace_event.h").display());
