@@ -90,33 +90,10 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
         h.push_str("</table>\n");
     }
     h.push_str("<h2>Stages (complete messages)</h2><table><tr><th class=l>stage</th><th>count</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
-    for st in &r.stages {
-        let x = &st.summary;
-        let _ = writeln!(
-            h,
-            "<tr><td class=l>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            st.stage,
-            x.count,
-            fmt(x.mean_ns),
-            fmt(x.p50_ns),
-            fmt(x.p90_ns),
-            fmt(x.p99_ns),
-            fmt(x.p999_ns),
-            fmt(x.max_ns)
-        );
-    }
-    if let Some(x) = &r.handshake {
-        let _ = writeln!(
-            h,
-            "<tr><td class=l>handshake</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-            x.count,
-            fmt(x.mean_ns),
-            fmt(x.p50_ns),
-            fmt(x.p90_ns),
-            fmt(x.p99_ns),
-            fmt(x.p999_ns),
-            fmt(x.max_ns)
-        );
+    let rows = r.stages.iter().map(|st| (st.stage, &st.summary)).chain(r.handshake.as_ref().map(|x| ("handshake", x)));
+    for (name, x) in rows {
+        let cells: String = x.cells().iter().map(|c| format!("<td>{c}</td>")).collect();
+        let _ = writeln!(h, "<tr><td class=l>{name}</td>{cells}</tr>");
     }
     h.push_str("</table>\n");
     h.push_str("<h2>Connections</h2><table><tr><th>id</th><th class=l>mode</th><th class=l>client → server</th><th>msgs →/←</th><th>bytes →/←</th><th>incomplete</th><th>p50</th><th>p99</th><th class=l>basis</th><th class=l>dominant</th><th class=l>fallback</th></tr>\n");

@@ -828,19 +828,8 @@ pub fn render_text(r: &Report) -> String {
         let _ = writeln!(o, "  (no complete messages)");
     }
     for st in &r.stages {
-        let x = &st.summary;
-        let _ = writeln!(
-            o,
-            "  {:<13} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
-            st.stage,
-            x.count,
-            fmt(x.mean_ns),
-            fmt(x.p50_ns),
-            fmt(x.p90_ns),
-            fmt(x.p99_ns),
-            fmt(x.p999_ns),
-            fmt(x.max_ns)
-        );
+        let [count, mean, p50, p90, p99, p999, max] = st.summary.cells();
+        let _ = writeln!(o, "  {:<13} {count:>8} {mean:>9} {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}", st.stage);
     }
     let _ = writeln!(o, "\nconnections:");
     let _ = writeln!(

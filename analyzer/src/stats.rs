@@ -16,6 +16,23 @@ pub struct Summary {
     pub max_ns: i64,
 }
 
+impl Summary {
+    /// The table cells every report shows for a summary, in column order:
+    /// count, mean, p50, p90, p99, p99.9, max (durations human-formatted).
+    pub fn cells(&self) -> [String; 7] {
+        use crate::duration::fmt;
+        [
+            self.count.to_string(),
+            fmt(self.mean_ns),
+            fmt(self.p50_ns),
+            fmt(self.p90_ns),
+            fmt(self.p99_ns),
+            fmt(self.p999_ns),
+            fmt(self.max_ns),
+        ]
+    }
+}
+
 /// Nearest-rank quantile of sorted values: the smallest value with at least
 /// `q` of all values at or below it.
 pub fn quantile(sorted: &[i64], q: f64) -> i64 {
