@@ -223,13 +223,15 @@ pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
     s
 }
 
-fn read_json(path: &Path) -> Result<Value> {
+/// A JSON file a guest left in the output directory.
+pub fn read_json(path: &Path) -> Result<Value> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("{} missing", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
 }
 
-fn num(v: &Value, key: &str) -> u64 {
+/// An unsigned field of a JSON object, 0 when absent.
+pub fn num(v: &Value, key: &str) -> u64 {
     v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 

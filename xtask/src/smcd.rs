@@ -19,7 +19,7 @@
 
 use crate::host::{debug_bin, say, workspace_root};
 use crate::kernel::Kernel;
-use crate::scenario::{Options, Scenario};
+use crate::scenario::{num, read_json, Options, Scenario};
 use crate::vm::{self, sh_quote};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -208,16 +208,6 @@ pub fn a_script(sc: Scenario, smcctl: &Path, load: &Path, record: &Path) -> Stri
         "{smcctl} stats --json > /out/a-stats.json\n{smcctl} fallback --json > /out/a-fallback.json\ncat /out/a-load.json\n"
     );
     s
-}
-
-fn read_json(path: &Path) -> Result<Value> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("{} missing", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{} is not JSON", path.display()))
-}
-
-fn num(v: &Value, key: &str) -> u64 {
-    v.get(key).and_then(Value::as_u64).unwrap_or(0)
 }
 
 fn diag_samples(out: &Path) -> Vec<Value> {
