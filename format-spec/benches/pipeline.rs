@@ -39,7 +39,7 @@ fn record_len(item: &[u8]) -> Option<usize> {
         return None;
     }
     let len = u16::from_le_bytes([item[2], item[3]]) as usize;
-    (len >= smctrace_format::event::HDR_LEN && len <= item.len() && len % 8 == 0).then_some(len)
+    (len >= smctrace_format::event::HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some(len)
 }
 
 /// Frame a record stream as BPF ring buffer items.

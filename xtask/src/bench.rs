@@ -167,13 +167,13 @@ impl LoadSampler {
         let s = stop.clone();
         let handle = std::thread::spawn(move || {
             let mut v = Vec::new();
-            let mut last = Instant::now() - Duration::from_secs(10);
+            let mut last: Option<Instant> = None;
             while !s.load(Ordering::Relaxed) {
-                if last.elapsed() >= Duration::from_secs(5) {
+                if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
                     if let Some(l) = loadavg().split_whitespace().next().and_then(|x| x.parse().ok()) {
                         v.push(l);
                     }
-                    last = Instant::now();
+                    last = Some(Instant::now());
                 }
                 std::thread::sleep(Duration::from_millis(200));
             }
@@ -770,6 +770,9 @@ fn timed(cmd: &mut Command, what: &str) -> Result<(f64, f64, u64)> {
     Ok((wall, cpu(ru.ru_utime) + cpu(ru.ru_stime), ru.ru_maxrss as u64))
 }
 
+/// One analyzer run: wall s, CPU s, peak RSS KiB, host load when it started.
+type Timing = (f64, f64, u64, f64);
+
 /// Synthetic recordings: 64 concurrent SMC-R connections, 64-byte request/response.
 const SYNTH_CONNECTIONS: u32 = 64;
 const SYNTH_MSG: u32 = 64;
@@ -823,7 +826,7 @@ fn analyzer(opts: &Options, out: &Path) -> Result<String> {
         }
         let mb = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0) as f64 / 1e6;
         let csv = out.join(format!("csv-{n}"));
-        let mut res: Vec<(&str, Vec<(f64, f64, u64, f64)>)> = vec![("report", vec![]), ("export --csv", vec![])];
+        let mut res: Vec<(&str, Vec<Timing>)> = vec![("report", vec![]), ("export --csv", vec![])];
         for i in 0..opts.analyzer_runs {
             for (cmd, v) in res.iter_mut() {
                 say(&format!("smc-analyze {cmd} {} events, run {}", n, i + 1));
