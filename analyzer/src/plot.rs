@@ -202,14 +202,7 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
                 .x_desc("time, each stage at its own quantile (stacked)")
                 .x_label_formatter(&us_label)
                 .y_labels(rows.len())
-                .y_label_formatter(&|y| {
-                    let i = y.round();
-                    if (y - i).abs() < 0.01 && i >= 0.0 && (i as usize) < labels.len() {
-                        labels[labels.len() - 1 - i as usize].clone()
-                    } else {
-                        String::new()
-                    }
-                })
+                .y_label_formatter(&|y| row_label(&labels, *y))
                 .draw()
                 .map_err(e("breakdown"))?;
             for (pos, &k) in chain.iter().enumerate() {
@@ -351,14 +344,7 @@ pub fn waterfall(r: &Report) -> Result<Chart, String> {
                 .x_desc("time since connect (or the first CLC message on a server)")
                 .x_label_formatter(&us_label)
                 .y_labels(hs.len())
-                .y_label_formatter(&|y| {
-                    let i = y.round();
-                    if (y - i).abs() < 0.01 && i >= 0.0 && (i as usize) < labels.len() {
-                        labels[labels.len() - 1 - i as usize].clone()
-                    } else {
-                        String::new()
-                    }
-                })
+                .y_label_formatter(&|y| row_label(&labels, *y))
                 .draw()
                 .map_err(e("handshake"))?;
             for (ni, name) in names.iter().enumerate() {
@@ -408,4 +394,15 @@ pub fn write(dir: &std::path::Path, charts: &[Chart]) -> Result<Vec<String>, Str
         out.push(p.display().to_string());
     }
     Ok(out)
+}
+
+/// The label of a horizontal-bar chart's row at y (rows are drawn top-down, one per
+/// integer y); nothing between rows.
+fn row_label(labels: &[String], y: f64) -> String {
+    let i = y.round();
+    if (y - i).abs() < 0.01 && i >= 0.0 && (i as usize) < labels.len() {
+        labels[labels.len() - 1 - i as usize].clone()
+    } else {
+        String::new()
+    }
 }
