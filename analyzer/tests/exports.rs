@@ -12,21 +12,8 @@ use std::process::{Command, Output};
 use smctrace_format::event::{self, EventRef};
 use smctrace_format::Reader;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_smc-analyze")
-}
-
-fn fixture(name: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "smctrace"))
-        .collect();
-    v.sort();
-    assert!(v.len() == 2, "{}: expected two recordings", dir.display());
-    v
-}
+mod common;
+use common::{bin, fixture};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("smc-analyze-exports-{tag}-{}", std::process::id()));

@@ -30,16 +30,8 @@ fn fixtures() -> Vec<PathBuf> {
     v
 }
 
-fn recordings(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "smctrace"))
-        .collect();
-    v.sort();
-    v
-}
+mod common;
+use common::recordings;
 
 fn report(files: &[PathBuf]) -> serde_json::Value {
     let o = Command::new(env!("CARGO_BIN_EXE_smc-analyze"))

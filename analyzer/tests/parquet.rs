@@ -15,21 +15,8 @@ use parquet::basic::{LogicalType, Repetition, Type as Physical};
 use parquet::file::reader::{FileReader, SerializedFileReader};
 use parquet::record::Field;
 
-fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_smc-analyze")
-}
-
-fn fixture(name: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "smctrace"))
-        .collect();
-    v.sort();
-    assert_eq!(v.len(), 2, "{}: expected two recordings", dir.display());
-    v
-}
+mod common;
+use common::{bin, fixture};
 
 fn tmpdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("smc-analyze-parquet-{tag}-{}", std::process::id()));
