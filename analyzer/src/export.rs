@@ -10,7 +10,6 @@
 //! output while the report is accumulated (memory does not grow with the
 //! number of messages); connections and stages are written at the end.
 
-#[cfg(feature = "parquet")]
 pub mod parquet;
 
 use std::path::{Path, PathBuf};
@@ -276,15 +275,12 @@ fn check_row(path: &Path, columns: &[Column], row: &[Value]) -> Result<(), Strin
 /// (about 20 MB for the messages table).
 pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
 
-/// The error of `--parquet` in a build without the `parquet` feature.
-pub const PARQUET_MISSING: &str = "--parquet: this smc-analyze was built without Parquet support (cargo feature `parquet`)";
-
 /// An output format of `export`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
     Csv,
     /// Parquet with at most this many rows per row group.
-    Parquet { row_group_rows: usize },
+    Parquet { row_group_rows: usize, compression: parquet::Compression },
 }
 
 impl Format {
@@ -308,10 +304,9 @@ pub fn open_table(format: Format, dir: &Path, table: &str, columns: Vec<Column>)
     let path = dir.join(format!("{table}.{}", format.ext()));
     Ok(match format {
         Format::Csv => Box::new(CsvTable::create(path, columns)?),
-        #[cfg(feature = "parquet")]
-        Format::Parquet { row_group_rows } => Box::new(parquet::ParquetTable::create(path, table, columns, row_group_rows)?),
-        #[cfg(not(feature = "parquet"))]
-        Format::Parquet { .. } => return Err(PARQUET_MISSING.to_string()),
+        Format::Parquet { row_group_rows, compression } => {
+            Box::new(parquet::ParquetTable::create(path, table, columns, row_group_rows, compression)?)
+        }
     })
 }
 

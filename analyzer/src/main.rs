@@ -58,6 +58,9 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = export::DEFAULT_ROW_GROUP_ROWS as u32,
               value_parser = clap::value_parser!(u32).range(1..), requires = "parquet")]
         row_group_rows: u32,
+        /// Compression of the Parquet pages.
+        #[arg(long, value_name = "CODEC", value_enum, default_value = "zstd", requires = "parquet")]
+        parquet_compression: export::parquet::Compression,
         /// Write the CLC and CDC messages as packets Wireshark decodes (see docs/analyzer.md).
         #[arg(long, value_name = "OUT")]
         pcapng: Option<PathBuf>,
@@ -214,7 +217,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print(&report::render_text(&r))
             }
         }
-        Cmd::Export { csv, parquet, row_group_rows, pcapng: pcap, sel } => {
+        Cmd::Export { csv, parquet, row_group_rows, parquet_compression, pcapng: pcap, sel } => {
             let out = |msg| Failure { code: EXIT_OUTPUT, msg };
             let mut text = String::new();
             let mut tables = Vec::new();
@@ -222,10 +225,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 tables.push((export::Format::Csv, dir));
             }
             if let Some(dir) = parquet {
-                if !cfg!(feature = "parquet") {
-                    return Err(Failure { code: 2, msg: export::PARQUET_MISSING.into() });
-                }
-                tables.push((export::Format::Parquet { row_group_rows: row_group_rows as usize }, dir));
+                tables.push((export::Format::Parquet { row_group_rows: row_group_rows as usize, compression: parquet_compression }, dir));
             }
             if !tables.is_empty() {
                 let mut sink = export::ExportSink::create(tables, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;

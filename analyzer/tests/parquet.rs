@@ -5,7 +5,6 @@
 //! type); the Parquet types, nullability and row-group bound are checked
 //! against the file's own metadata; an unwritable directory is one error line.
 
-#![cfg(feature = "parquet")]
 
 use std::fs::File;
 use std::path::{Path, PathBuf};

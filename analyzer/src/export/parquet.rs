@@ -2,47 +2,138 @@
 //! [`super`]) as Parquet files, so large recordings can be queried with
 //! DuckDB, Spark or DataFusion without parsing text.
 //!
-//! Written with the `parquet` crate's low-level column writer (no Arrow:
-//! it would multiply the build time). Types: integers are INT64 (signed, so
-//! every engine reads them as a plain 64-bit integer), text is UTF-8
-//! (BYTE_ARRAY, logical type String), booleans BOOLEAN; a column that can be
-//! an empty CSV cell is OPTIONAL (null), every other REQUIRED. Pages are
-//! zstd-compressed. Rows are buffered column by column and written as one
-//! row group every `row_group_rows` rows, so memory is bounded by the row
-//! group, not by the file.
+//! Our own writer of the Parquet format (apache/parquet-format, README and
+//! `parquet.thrift`), not the `parquet` crate: that crate (and every other
+//! Rust Parquet writer, polars' included) is licensed Apache-2.0 only, which
+//! the FSF holds incompatible with the GPL-2.0-only smc-analyze. The tables
+//! are flat and small-typed, so the subset needed is small:
+//!
+//! - file: `PAR1`, the row groups, the footer (`FileMetaData` in the Thrift
+//!   compact protocol, [`thrift`]), its length (u32 LE), `PAR1`;
+//! - schema: one primitive leaf per column: INT64 for integers (signed, so
+//!   every engine reads a plain 64-bit integer), BYTE_ARRAY with the STRING
+//!   logical type (and the UTF8 converted type for old readers) for text,
+//!   BOOLEAN; a column that can be an empty CSV cell is OPTIONAL (null),
+//!   every other REQUIRED;
+//! - a row group every `row_group_rows` rows: one column chunk per column,
+//!   made of v1 data pages of about [`PAGE_BYTES`] of values, PLAIN encoded;
+//!   OPTIONAL columns carry their definition levels (1 = value, 0 = null) in
+//!   the RLE/bit-packed hybrid encoding; pages are zstd-compressed (or not)
+//!   and carry a CRC32;
+//! - chunk statistics: null count, and the min and max value (with the
+//!   type-defined column order) when cheap: always for integers and booleans,
+//!   for text when both are at most [`MAX_TEXT_STAT`] bytes.
+//!
+//! Memory is bounded by one row group: rows are buffered column by column
+//! and written when the group is full.
+
+mod thrift;
 
 use std::fs::File;
+use std::io::{BufWriter, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
-
-use ::parquet::basic::{Compression, LogicalType, Repetition, Type as Physical, ZstdLevel};
-use ::parquet::data_type::{BoolType, ByteArray, ByteArrayType, Int64Type};
-use ::parquet::file::properties::WriterProperties;
-use ::parquet::file::writer::SerializedFileWriter;
-use ::parquet::schema::types::Type;
 
 use super::{check_row, Column, Kind, TableWriter, Value};
 
+/// Uncompressed value bytes after which a data page is cut: big enough for
+/// compression to work, small enough for readers to skip pages.
+pub const PAGE_BYTES: usize = 1 << 20;
+
+/// Longest text min/max written into the statistics (longer text would
+/// bloat the footer for little pruning value).
+pub const MAX_TEXT_STAT: usize = 64;
+
+/// The zstd level of `--parquet-compression zstd` (zstd's default).
+const ZSTD_LEVEL: i32 = 3;
+
+const MAGIC: &[u8; 4] = b"PAR1";
+
+// Values of parquet.thrift's enums.
+const TYPE_BOOLEAN: i32 = 0;
+const TYPE_INT64: i32 = 2;
+const TYPE_BYTE_ARRAY: i32 = 6;
+const REQUIRED: i32 = 0;
+const OPTIONAL: i32 = 1;
+const CONVERTED_UTF8: i32 = 0;
+const ENCODING_PLAIN: i32 = 0;
+const ENCODING_RLE: i32 = 3;
+const CODEC_UNCOMPRESSED: i32 = 0;
+const CODEC_ZSTD: i32 = 6;
+const PAGE_DATA: i32 = 0;
+
+/// How the pages of a Parquet file are compressed (`--parquet-compression`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Compression {
+    /// zstd level 3: about 4x smaller than uncompressed on the fixtures.
+    Zstd,
+    /// Uncompressed pages: larger files, faster to write.
+    None,
+}
+
 /// The buffered values of one column in the current row group: only the
-/// non-null values, plus one definition level per row (1 = value present,
-/// 0 = null) for OPTIONAL columns.
+/// non-null values, plus one flag per row (value present) for OPTIONAL
+/// columns.
 enum Values {
     Int(Vec<i64>),
-    /// Text as one byte buffer and the end offset of each value: a
-    /// `ByteArray` per cell would cost an allocation and ~64 bytes each;
-    /// they are made one column at a time when the row group is written.
+    /// Text as one byte buffer and the end offset of each value.
     Text { bytes: Vec<u8>, ends: Vec<usize> },
     Bool(Vec<bool>),
 }
 
-struct ColumnBuffer {
-    values: Values,
-    def: Vec<i16>,
-}
+impl Values {
+    fn len(&self) -> usize {
+        match self {
+            Values::Int(v) => v.len(),
+            Values::Text { ends, .. } => ends.len(),
+            Values::Bool(v) => v.len(),
+        }
+    }
 
-impl ColumnBuffer {
+    fn text<'a>(bytes: &'a [u8], ends: &[usize], i: usize) -> &'a [u8] {
+        let start = if i == 0 { 0 } else { ends[i - 1] };
+        &bytes[start..ends[i]]
+    }
+
+    /// PLAIN size of value `i` (booleans: rounded up per page).
+    fn plain_len(&self, i: usize) -> usize {
+        match self {
+            Values::Int(_) => 8,
+            Values::Text { bytes, ends } => 4 + Values::text(bytes, ends, i).len(),
+            Values::Bool(_) => 1,
+        }
+    }
+
+    /// Append the PLAIN encoding of values `range` to `out`.
+    fn plain(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
+        match self {
+            Values::Int(v) => v[range].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Values::Text { bytes, ends } => {
+                for i in range {
+                    let s = Values::text(bytes, ends, i);
+                    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+                    out.extend_from_slice(s);
+                }
+            }
+            // Bit-packed, least significant bit first.
+            Values::Bool(v) => out.extend(v[range].chunks(8).map(|c| c.iter().enumerate().fold(0u8, |b, (k, &x)| b | (u8::from(x) << k)))),
+        }
+    }
+
+    /// The PLAIN bytes (no length prefix for text) of the min and max value.
+    fn min_max(&self) -> Option<(Vec<u8>, Vec<u8>)> {
+        match self {
+            Values::Int(v) => Some((v.iter().min()?.to_le_bytes().to_vec(), v.iter().max()?.to_le_bytes().to_vec())),
+            Values::Text { bytes, ends } => {
+                let all = (0..ends.len()).map(|i| Values::text(bytes, ends, i));
+                let (min, max) = (all.clone().min()?, all.max()?);
+                (min.len() <= MAX_TEXT_STAT && max.len() <= MAX_TEXT_STAT).then(|| (min.to_vec(), max.to_vec()))
+            }
+            Values::Bool(v) => Some((vec![u8::from(v.iter().all(|&x| x))], vec![u8::from(v.iter().any(|&x| x))])),
+        }
+    }
+
     fn clear(&mut self) {
-        match &mut self.values {
+        match self {
             Values::Int(v) => v.clear(),
             Values::Text { bytes, ends } => {
                 bytes.clear();
@@ -50,52 +141,96 @@ impl ColumnBuffer {
             }
             Values::Bool(v) => v.clear(),
         }
-        self.def.clear();
     }
 }
 
-/// The Parquet schema of a table: one primitive field per column.
-fn schema(table: &str, columns: &[Column]) -> ::parquet::errors::Result<Type> {
-    let fields = columns
-        .iter()
-        .map(|c| {
-            let (physical, logical) = match c.kind {
-                Kind::Int | Kind::Code => (Physical::INT64, None),
-                Kind::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
-                Kind::Bool => (Physical::BOOLEAN, None),
-            };
-            Type::primitive_type_builder(&c.name, physical)
-                .with_repetition(if c.nullable { Repetition::OPTIONAL } else { Repetition::REQUIRED })
-                .with_logical_type(logical)
-                .build()
-                .map(Arc::new)
-        })
-        .collect::<::parquet::errors::Result<Vec<_>>>()?;
-    Type::group_type_builder(table).with_fields(fields).build()
+struct ColumnBuffer {
+    values: Values,
+    /// Per row: is there a value (OPTIONAL columns only).
+    present: Vec<bool>,
+}
+
+/// Append `levels` (bit width 1) in the RLE/bit-packed hybrid encoding: a
+/// run of 8 or more equal levels is one RLE run (header `count << 1`, then
+/// the value in one byte); anything else goes into bit-packed runs (header
+/// `groups << 1 | 1`, then 8 levels per byte, first level in the lowest
+/// bit). A bit-packed run holds whole groups of 8, so it may swallow the
+/// start of a long run; only the last group is padded with zeros.
+fn rle_hybrid_bits(levels: &[bool], out: &mut Vec<u8>) {
+    let run_at = |i: usize| levels[i..].iter().take_while(|&&x| x == levels[i]).count();
+    let varint = |out: &mut Vec<u8>, mut v: u64| {
+        while v >= 0x80 {
+            out.push((v as u8 & 0x7f) | 0x80);
+            v >>= 7;
+        }
+        out.push(v as u8);
+    };
+    let mut i = 0;
+    while i < levels.len() {
+        let run = run_at(i);
+        if run >= 8 {
+            varint(out, (run as u64) << 1);
+            out.push(u8::from(levels[i]));
+            i += run;
+            continue;
+        }
+        let mut packed = Vec::new();
+        while i < levels.len() {
+            let group = &levels[i..levels.len().min(i + 8)];
+            packed.push(group.iter().enumerate().fold(0u8, |b, (k, &x)| b | (u8::from(x) << k)));
+            i += 8;
+            if i >= levels.len() || run_at(i) >= 8 {
+                break;
+            }
+        }
+        varint(out, ((packed.len() as u64) << 1) | 1);
+        out.extend_from_slice(&packed);
+    }
+}
+
+/// What the footer needs to know about one written column chunk.
+struct ChunkMeta {
+    data_page_offset: i64,
+    num_values: i64,
+    uncompressed: i64,
+    compressed: i64,
+    null_count: i64,
+    min_max: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+struct RowGroupMeta {
+    chunks: Vec<ChunkMeta>,
+    num_rows: i64,
+    file_offset: i64,
 }
 
 /// One table being written as a Parquet file.
 pub struct ParquetTable {
     path: PathBuf,
+    table: String,
     columns: Vec<Column>,
-    writer: SerializedFileWriter<File>,
+    out: BufWriter<File>,
+    /// Bytes written so far (the offset of the next byte).
+    pos: u64,
     buffers: Vec<ColumnBuffer>,
     rows: usize,
     row_group_rows: usize,
+    compressor: Option<zstd::bulk::Compressor<'static>>,
+    row_groups: Vec<RowGroupMeta>,
+    /// Reused page buffer.
+    page: Vec<u8>,
 }
 
 impl ParquetTable {
-    /// Create `path` with the schema of `columns`; rows are written in row
-    /// groups of at most `row_group_rows` (at least 1).
-    pub fn create(path: PathBuf, table: &str, columns: Vec<Column>, row_group_rows: usize) -> Result<ParquetTable, String> {
+    /// Create `path` for a table named `table` with `columns`; rows are
+    /// written in row groups of at most `row_group_rows` (at least 1).
+    pub fn create(path: PathBuf, table: &str, columns: Vec<Column>, row_group_rows: usize, compression: Compression) -> Result<ParquetTable, String> {
         let fail = |e: &dyn std::fmt::Display| format!("{}: cannot create: {e}", path.display());
-        let schema = Arc::new(schema(table, &columns).map_err(|e| fail(&e))?);
-        let props = WriterProperties::builder()
-            .set_compression(Compression::ZSTD(ZstdLevel::try_new(3).map_err(|e| fail(&e))?))
-            .set_created_by(format!("smc-analyze {}", env!("CARGO_PKG_VERSION")))
-            .build();
+        let compressor = match compression {
+            Compression::Zstd => Some(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| fail(&e))?),
+            Compression::None => None,
+        };
         let file = File::create(&path).map_err(|e| fail(&e))?;
-        let writer = SerializedFileWriter::new(file, schema, Arc::new(props)).map_err(|e| fail(&e))?;
         let buffers = columns
             .iter()
             .map(|c| ColumnBuffer {
@@ -104,10 +239,65 @@ impl ParquetTable {
                     Kind::Text => Values::Text { bytes: Vec::new(), ends: Vec::new() },
                     Kind::Bool => Values::Bool(Vec::new()),
                 },
-                def: Vec::new(),
+                present: Vec::new(),
             })
             .collect();
-        Ok(ParquetTable { path, columns, writer, buffers, rows: 0, row_group_rows: row_group_rows.max(1) })
+        let mut t = ParquetTable {
+            path,
+            table: table.to_string(),
+            columns,
+            out: BufWriter::with_capacity(1 << 20, file),
+            pos: 0,
+            buffers,
+            rows: 0,
+            row_group_rows: row_group_rows.max(1),
+            compressor,
+            row_groups: Vec::new(),
+            page: Vec::new(),
+        };
+        t.write(MAGIC)?;
+        Ok(t)
+    }
+
+    fn write(&mut self, b: &[u8]) -> Result<(), String> {
+        self.out.write_all(b).map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
+        self.pos += b.len() as u64;
+        Ok(())
+    }
+
+    /// Write one data page of column `c`: rows `rows` holding values `vals`.
+    /// Returns (uncompressed, compressed) sizes including the header.
+    fn write_page(&mut self, c: usize, rows: std::ops::Range<usize>, vals: std::ops::Range<usize>) -> Result<(i64, i64), String> {
+        let mut page = std::mem::take(&mut self.page);
+        page.clear();
+        let b = &self.buffers[c];
+        if self.columns[c].nullable {
+            page.extend_from_slice(&[0; 4]);
+            rle_hybrid_bits(&b.present[rows.clone()], &mut page);
+            let n = (page.len() - 4) as u32;
+            page[..4].copy_from_slice(&n.to_le_bytes());
+        }
+        b.values.plain(vals, &mut page);
+        let too_big = |n: usize| i32::try_from(n).map_err(|_| format!("{}: internal error: page of {n} bytes", self.path.display()));
+        let uncompressed = too_big(page.len())?;
+        let compressed_page;
+        let body: &[u8] = match &mut self.compressor {
+            Some(z) => {
+                compressed_page = z.compress(&page).map_err(|e| format!("{}: zstd failed: {e}", self.path.display()))?;
+                &compressed_page
+            }
+            None => &page,
+        };
+        let compressed = too_big(body.len())?;
+        let mut h = thrift::Writer::new();
+        h.i32(1, PAGE_DATA).i32(2, uncompressed).i32(3, compressed).i32(4, crc32fast::hash(body) as i32);
+        h.begin(5).i32(1, too_big(rows.len())?).i32(2, ENCODING_PLAIN).i32(3, ENCODING_RLE).i32(4, ENCODING_RLE).end();
+        let header = h.finish();
+        self.write(&header)?;
+        self.write(body)?;
+        let sizes = ((header.len() + page.len()) as i64, (header.len() + body.len()) as i64);
+        self.page = page;
+        Ok(sizes)
     }
 
     /// Write the buffered rows as one row group.
@@ -115,32 +305,115 @@ impl ParquetTable {
         if self.rows == 0 {
             return Ok(());
         }
-        let fail = |e: ::parquet::errors::ParquetError| format!("{}: write failed: {e}", self.path.display());
-        let mut rg = self.writer.next_row_group().map_err(fail)?;
-        for (c, b) in self.columns.iter().zip(&self.buffers) {
-            let mut w = rg
-                .next_column()
-                .map_err(fail)?
-                .ok_or_else(|| format!("{}: internal error: schema has no column {}", self.path.display(), c.name))?;
-            let def = c.nullable.then_some(&b.def[..]);
-            match &b.values {
-                Values::Int(v) => w.typed::<Int64Type>().write_batch(v, def, None),
-                Values::Text { bytes, ends } => {
-                    let starts = std::iter::once(0).chain(ends.iter().copied());
-                    let v: Vec<ByteArray> = starts.zip(ends).map(|(a, &b)| ByteArray::from(&bytes[a..b])).collect();
-                    w.typed::<ByteArrayType>().write_batch(&v, def, None)
+        let file_offset = self.pos as i64;
+        let mut chunks = Vec::with_capacity(self.columns.len());
+        for c in 0..self.columns.len() {
+            let data_page_offset = self.pos as i64;
+            let (mut uncompressed, mut compressed) = (0, 0);
+            // Cut pages at row boundaries once PAGE_BYTES of values are in.
+            let (mut row0, mut val0, mut val, mut bytes) = (0, 0, 0, 0);
+            for row in 0..self.rows {
+                let b = &self.buffers[c];
+                if !self.columns[c].nullable || b.present[row] {
+                    bytes += b.values.plain_len(val);
+                    val += 1;
                 }
-                Values::Bool(v) => w.typed::<BoolType>().write_batch(v, def, None),
+                if bytes >= PAGE_BYTES || row + 1 == self.rows {
+                    let (u, z) = self.write_page(c, row0..row + 1, val0..val)?;
+                    uncompressed += u;
+                    compressed += z;
+                    (row0, val0, bytes) = (row + 1, val, 0);
+                }
             }
-            .map_err(fail)?;
-            w.close().map_err(fail)?;
+            let b = &self.buffers[c];
+            chunks.push(ChunkMeta {
+                data_page_offset,
+                num_values: self.rows as i64,
+                uncompressed,
+                compressed,
+                null_count: (self.rows - b.values.len()) as i64,
+                min_max: b.values.min_max(),
+            });
         }
-        rg.close().map_err(fail)?;
+        self.row_groups.push(RowGroupMeta { chunks, num_rows: self.rows as i64, file_offset });
         for b in &mut self.buffers {
-            b.clear();
+            b.values.clear();
+            b.present.clear();
         }
         self.rows = 0;
         Ok(())
+    }
+
+    /// The footer: parquet.thrift's `FileMetaData`.
+    fn file_metadata(&self) -> Vec<u8> {
+        let mut w = thrift::Writer::new();
+        w.i32(1, 1); // version
+        w.list(2, thrift::STRUCT, self.columns.len() + 1);
+        w.enter().binary(4, self.table.as_bytes()).i32(5, self.columns.len() as i32).end();
+        for c in &self.columns {
+            w.enter();
+            w.i32(
+                1,
+                match c.kind {
+                    Kind::Int | Kind::Code => TYPE_INT64,
+                    Kind::Text => TYPE_BYTE_ARRAY,
+                    Kind::Bool => TYPE_BOOLEAN,
+                },
+            );
+            w.i32(3, if c.nullable { OPTIONAL } else { REQUIRED });
+            w.binary(4, c.name.as_bytes());
+            if c.kind == Kind::Text {
+                w.i32(6, CONVERTED_UTF8);
+                w.begin(10).begin(1).end().end(); // LogicalType { STRING: StringType {} }
+            }
+            w.end();
+        }
+        w.i64(3, self.row_groups.iter().map(|g| g.num_rows).sum());
+        w.list(4, thrift::STRUCT, self.row_groups.len());
+        for (ordinal, g) in self.row_groups.iter().enumerate() {
+            w.enter();
+            w.list(1, thrift::STRUCT, g.chunks.len());
+            for (c, m) in self.columns.iter().zip(&g.chunks) {
+                w.enter().i64(2, 0); // ColumnChunk.file_offset: deprecated, 0
+                w.begin(3); // ColumnMetaData
+                w.i32(
+                    1,
+                    match c.kind {
+                        Kind::Int | Kind::Code => TYPE_INT64,
+                        Kind::Text => TYPE_BYTE_ARRAY,
+                        Kind::Bool => TYPE_BOOLEAN,
+                    },
+                );
+                if c.nullable {
+                    w.list(2, thrift::I32, 2).list_i32(ENCODING_PLAIN).list_i32(ENCODING_RLE);
+                } else {
+                    w.list(2, thrift::I32, 1).list_i32(ENCODING_PLAIN);
+                }
+                w.list(3, thrift::BINARY, 1).list_binary(c.name.as_bytes());
+                w.i32(4, if self.compressor.is_some() { CODEC_ZSTD } else { CODEC_UNCOMPRESSED });
+                w.i64(5, m.num_values).i64(6, m.uncompressed).i64(7, m.compressed).i64(9, m.data_page_offset);
+                w.begin(12).i64(3, m.null_count); // Statistics
+                if let Some((min, max)) = &m.min_max {
+                    w.binary(5, max).binary(6, min).bool(7, true).bool(8, true);
+                }
+                w.end().end().end();
+            }
+            w.i64(2, g.chunks.iter().map(|m| m.uncompressed).sum());
+            w.i64(3, g.num_rows);
+            w.i64(5, g.file_offset);
+            w.i64(6, g.chunks.iter().map(|m| m.compressed).sum());
+            if let Ok(o) = i16::try_from(ordinal) {
+                w.i16(7, o);
+            }
+            w.end();
+        }
+        w.binary(6, format!("smc-analyze version {}", env!("CARGO_PKG_VERSION")).as_bytes());
+        // column_orders: TypeDefinedOrder for every column, so readers trust min/max.
+        w.list(7, thrift::STRUCT, self.columns.len());
+        for _ in &self.columns {
+            w.enter().begin(1).end().end();
+        }
+        w.finish()
     }
 }
 
@@ -149,7 +422,7 @@ impl TableWriter for ParquetTable {
         check_row(&self.path, &self.columns, row)?;
         for ((b, v), c) in self.buffers.iter_mut().zip(row).zip(&self.columns) {
             if c.nullable {
-                b.def.push(if *v == Value::Null { 0 } else { 1 });
+                b.present.push(*v != Value::Null);
             }
             match (&mut b.values, v) {
                 (_, Value::Null) => {}
@@ -172,8 +445,84 @@ impl TableWriter for ParquetTable {
 
     fn finish(mut self: Box<Self>) -> Result<(), String> {
         self.flush_row_group()?;
+        let footer = self.file_metadata();
+        let len = u32::try_from(footer.len()).map_err(|_| format!("{}: internal error: footer of {} bytes", self.path.display(), footer.len()))?;
+        self.write(&footer)?;
+        self.write(&len.to_le_bytes())?;
+        self.write(MAGIC)?;
         let path = self.path.clone();
-        self.writer.close().map_err(|e| format!("{}: write failed: {e}", path.display()))?;
-        Ok(())
+        let file = self.out.into_inner().map_err(|e| format!("{}: write failed: {}", path.display(), e.error()))?;
+        file.sync_all().map_err(|e| format!("{}: write failed: {e}", path.display()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decode the hybrid encoding (bit width 1) back, for the round trip.
+    fn decode(mut b: &[u8], n: usize) -> Vec<bool> {
+        let mut out = Vec::new();
+        while out.len() < n {
+            let (mut h, mut shift) = (0u64, 0);
+            loop {
+                let x = b[0];
+                b = &b[1..];
+                h |= u64::from(x & 0x7f) << shift;
+                shift += 7;
+                if x < 0x80 {
+                    break;
+                }
+            }
+            if h & 1 == 0 {
+                let v = b[0] != 0;
+                b = &b[1..];
+                out.extend(std::iter::repeat_n(v, (h >> 1) as usize));
+            } else {
+                for _ in 0..(h >> 1) {
+                    out.extend((0..8).map(|k| b[0] >> k & 1 == 1));
+                    b = &b[1..];
+                }
+            }
+        }
+        assert!(b.is_empty(), "trailing bytes");
+        out.truncate(n);
+        out
+    }
+
+    #[test]
+    fn rle_hybrid_known_bytes() {
+        let mut out = Vec::new();
+        rle_hybrid_bits(&[true; 100], &mut out);
+        assert_eq!(out, [200, 1, 1]); // varint(100 << 1), value 1
+        out.clear();
+        rle_hybrid_bits(&[true, false, true], &mut out);
+        assert_eq!(out, [0b11, 0b101]); // one bit-packed group
+    }
+
+    #[test]
+    fn rle_hybrid_round_trips() {
+        // Mixed patterns: short alternations, long runs starting mid-group, tails.
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        for n in [0, 1, 7, 8, 9, 15, 16, 17, 100, 1000] {
+            for style in 0..4 {
+                let levels: Vec<bool> = (0..n)
+                    .map(|i| {
+                        seed ^= seed << 13;
+                        seed ^= seed >> 7;
+                        seed ^= seed << 17;
+                        match style {
+                            0 => seed & 1 == 0,
+                            1 => (i / 13) % 2 == 0,
+                            2 => i % 3 == 0 || (i > n / 2),
+                            _ => seed % 10 != 0,
+                        }
+                    })
+                    .collect();
+                let mut out = Vec::new();
+                rle_hybrid_bits(&levels, &mut out);
+                assert_eq!(decode(&out, n), levels, "n={n} style={style}");
+            }
+        }
     }
 }
