@@ -490,6 +490,126 @@ mod tests {
         out
     }
 
+    /// Rows of a table that needs several pages per chunk (long text),
+    /// several row groups, nulls in runs and alone, all-null chunks.
+    fn sample_rows(n: usize) -> Vec<Vec<Value>> {
+        (0..n)
+            .map(|i| {
+                vec![
+                    Value::Int(i as i64 - 7),
+                    if i % 3 == 0 { Value::Null } else { Value::Text(format!("{i:05}-{}", "x".repeat((i * 7) % 4000))) },
+                    if i % 5 == 1 { Value::Null } else { Value::Bool(i % 2 == 0) },
+                    // null for whole row groups of 1000 (rows 1000..2000), else a value
+                    if (1000..2000).contains(&i) { Value::Null } else { Value::Int(-(i as i64) * 1_000_000_007) },
+                    Value::Text(["", "é", "zz"][i % 3].to_string()),
+                ]
+            })
+            .collect()
+    }
+
+    fn sample_columns() -> Vec<Column> {
+        let c = |name: &str, kind, nullable| Column { name: name.into(), kind, nullable };
+        vec![
+            c("id", Kind::Int, false),
+            c("text", Kind::Text, true),
+            c("flag", Kind::Bool, true),
+            c("big", Kind::Int, true),
+            c("short", Kind::Text, false),
+        ]
+    }
+
+    /// Our file read back by the `parquet` crate (a dev-dependency only):
+    /// every value, every page's CRC (its `crc` feature), several pages per
+    /// chunk, the statistics.
+    #[test]
+    fn parquet_crate_reads_back_pages_row_groups_and_statistics() {
+        use ::parquet::file::reader::{FileReader, SerializedFileReader};
+        use ::parquet::file::statistics::Statistics;
+        use ::parquet::record::Field;
+        for compression in [Compression::Zstd, Compression::None] {
+            let path = std::env::temp_dir().join(format!("smc-analyze-pq-unit-{}-{compression:?}.parquet", std::process::id()));
+            let rows = sample_rows(2500);
+            let mut t = Box::new(ParquetTable::create(path.clone(), "sample", sample_columns(), 1000, compression).unwrap());
+            for r in &rows {
+                t.row(r).unwrap();
+            }
+            t.finish().unwrap();
+            let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+            let md = r.metadata();
+            assert_eq!(md.file_metadata().num_rows(), 2500);
+            assert_eq!((0..md.num_row_groups()).map(|g| md.row_group(g).num_rows()).collect::<Vec<_>>(), [1000, 1000, 500]);
+            let mut got = Vec::new();
+            for row in r.get_row_iter(None).unwrap() {
+                got.push(row.unwrap().get_column_iter().map(|(_, f)| f.clone()).collect::<Vec<_>>());
+            }
+            let want: Vec<Vec<Field>> = rows
+                .iter()
+                .map(|r| {
+                    r.iter()
+                        .map(|v| match v {
+                            Value::Null => Field::Null,
+                            Value::Int(i) => Field::Long(*i),
+                            Value::Text(s) => Field::Str(s.clone()),
+                            Value::Bool(b) => Field::Bool(*b),
+                        })
+                        .collect()
+                })
+                .collect();
+            assert_eq!(got.len(), want.len());
+            for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                assert_eq!(g, w, "row {i}");
+            }
+            // The long text of each row group is over PAGE_BYTES: several pages.
+            let rg = r.get_row_group(0).unwrap();
+            let pages = rg.get_column_page_reader(1).unwrap().map(|p| p.unwrap().num_values()).collect::<Vec<_>>();
+            assert!(pages.len() > 1, "pages {pages:?}");
+            assert_eq!(pages.iter().sum::<u32>(), 1000);
+            // Statistics of every chunk, against the rows of its group.
+            for g in 0..md.num_row_groups() {
+                let part = &rows[g * 1000..(g * 1000 + 1000).min(rows.len())];
+                for (c, col) in sample_columns().iter().enumerate() {
+                    let vals: Vec<&Value> = part.iter().map(|r| &r[c]).filter(|v| **v != Value::Null).collect();
+                    let st = md.row_group(g).column(c).statistics().unwrap_or_else(|| panic!("rg {g} {}: no statistics", col.name));
+                    assert_eq!(st.null_count_opt(), Some((part.len() - vals.len()) as u64), "rg {g} {}", col.name);
+                    match st {
+                        Statistics::Int64(s) => {
+                            let ints: Vec<i64> = vals.iter().map(|v| if let Value::Int(i) = v { *i } else { unreachable!() }).collect();
+                            assert_eq!((s.min_opt(), s.max_opt()), (ints.iter().min(), ints.iter().max()), "rg {g} {}", col.name);
+                        }
+                        Statistics::Boolean(s) => {
+                            let b: Vec<bool> = vals.iter().map(|v| *v == &Value::Bool(true)).collect();
+                            assert_eq!((s.min_opt(), s.max_opt()), (b.iter().min(), b.iter().max()), "rg {g} {}", col.name);
+                        }
+                        Statistics::ByteArray(s) => {
+                            let t: Vec<&[u8]> = vals.iter().map(|v| if let Value::Text(t) = v { t.as_bytes() } else { unreachable!() }).collect();
+                            let (min, max) = (t.iter().min().copied(), t.iter().max().copied());
+                            if min.is_some_and(|m| m.len() > MAX_TEXT_STAT) || max.is_some_and(|m| m.len() > MAX_TEXT_STAT) {
+                                assert!(s.min_opt().is_none() && s.max_opt().is_none(), "rg {g} {}: long text has no min/max", col.name);
+                            } else {
+                                assert_eq!((s.min_opt().map(|x| x.data()), s.max_opt().map(|x| x.data())), (min, max), "rg {g} {}", col.name);
+                            }
+                        }
+                        other => panic!("{}: statistics {other:?}", col.name),
+                    }
+                }
+            }
+            let codec = md.row_group(0).column(0).compression();
+            assert_eq!(format!("{codec:?}").starts_with("ZSTD"), compression == Compression::Zstd, "{codec:?}");
+            std::fs::remove_file(&path).unwrap();
+        }
+    }
+
+    #[test]
+    fn empty_table_is_a_valid_file() {
+        use ::parquet::file::reader::{FileReader, SerializedFileReader};
+        let path = std::env::temp_dir().join(format!("smc-analyze-pq-empty-{}.parquet", std::process::id()));
+        Box::new(ParquetTable::create(path.clone(), "empty", sample_columns(), 10, Compression::Zstd).unwrap()).finish().unwrap();
+        let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        assert_eq!(r.metadata().num_row_groups(), 0);
+        assert_eq!(r.metadata().file_metadata().schema_descr().num_columns(), 5);
+        std::fs::remove_file(&path).unwrap();
+    }
+
     #[test]
     fn rle_hybrid_known_bytes() {
         let mut out = Vec::new();
