@@ -40,6 +40,7 @@ pub mod event;
 pub mod layout;
 pub mod meta;
 pub mod reader;
+pub mod stream;
 pub mod synth;
 pub mod writer;
 

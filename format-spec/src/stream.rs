@@ -1,0 +1,218 @@
+//! Reading a whole recording's events in file order, fast: chunks are
+//! checked and decompressed on a worker thread a few chunks ahead of the
+//! consumer (chunk N+1 decompresses while chunk N is parsed), and the
+//! consumer gets each record as an [`EventRef`] parsed straight from the
+//! decoded chunk buffer: no per-event allocation, no copy of the chunk.
+//!
+//! Semantics are those of [`Reader::chunks`] + [`Reader::decode`], in the
+//! same order: a damaged chunk is one [`StreamItem::BadChunk`] (its events
+//! are missing, the stream goes on), a malformed record ends its chunk with
+//! one [`StreamItem::BadRecord`], and the end of a file that was not closed
+//! cleanly is simply the end of the stream (see [`Reader::recovery`]).
+//!
+//! Memory is bounded: at most `depth` decoded chunks wait in the queue, plus
+//! the one the worker is decoding and the one the consumer is reading.
+//!
+//! Not for: random access to chunks (use [`Reader::decode`], which is
+//! independent per chunk) or interpreting events (the analyzer's model).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use crate::chunk::{ChunkInfo, DecodedChunk};
+use crate::error::FormatError;
+use crate::event::{EventRef, RecordError};
+use crate::reader::Reader;
+
+/// Decoded chunks the worker may hold ready by default: enough to hide the
+/// jitter of one slow chunk, small enough (a few MiB at 1 MiB chunks) to
+/// keep memory flat.
+pub const DEFAULT_DEPTH: usize = 3;
+
+type Decoded = Result<DecodedChunk, FormatError>;
+
+enum Source {
+    /// Decoding on the caller's thread (depth 0, or no thread could be spawned).
+    Inline { reader: Arc<Reader>, chunks: std::vec::IntoIter<Result<ChunkInfo, FormatError>> },
+    /// Decoding on a worker thread feeding a bounded queue.
+    Worker {
+        rx: Option<Receiver<Decoded>>,
+        stop: Arc<AtomicBool>,
+        worker: Option<JoinHandle<()>>,
+    },
+}
+
+/// The event chunks of a recording, decoded in file order, `depth` chunks
+/// ahead on a worker thread. Yields what [`Reader::decoded_chunks`] yields.
+pub struct DecodedChunks {
+    src: Source,
+}
+
+impl DecodedChunks {
+    /// Start decoding `reader`'s chunks. `depth` 0 decodes on the caller's
+    /// thread, one chunk per `next()`; otherwise a worker thread decodes up
+    /// to `depth` chunks ahead. If the thread cannot be spawned the chunks
+    /// are decoded inline (same results, slower).
+    pub fn new(reader: Arc<Reader>, depth: usize) -> DecodedChunks {
+        let inline = |reader: Arc<Reader>| {
+            let chunks: Vec<_> = reader.chunks().collect();
+            DecodedChunks { src: Source::Inline { reader, chunks: chunks.into_iter() } }
+        };
+        if depth == 0 {
+            return inline(reader);
+        }
+        let (tx, rx) = sync_channel::<Decoded>(depth);
+        let stop = Arc::new(AtomicBool::new(false));
+        let r = reader.clone();
+        let st = stop.clone();
+        let spawned = std::thread::Builder::new().name("smctrace-decode".into()).spawn(move || {
+            for c in r.chunks() {
+                if st.load(Ordering::Relaxed) {
+                    return;
+                }
+                let d = c.and_then(|c| r.decode(&c));
+                // The consumer went away: stop decoding.
+                if tx.send(d).is_err() {
+                    return;
+                }
+            }
+        });
+        match spawned {
+            Ok(h) => DecodedChunks { src: Source::Worker { rx: Some(rx), stop, worker: Some(h) } },
+            Err(_) => inline(reader),
+        }
+    }
+}
+
+impl Iterator for DecodedChunks {
+    type Item = Decoded;
+
+    fn next(&mut self) -> Option<Decoded> {
+        match &mut self.src {
+            Source::Inline { reader, chunks } => chunks.next().map(|c| c.and_then(|c| reader.decode(&c))),
+            // A closed channel is the end: the worker sent every chunk (or
+            // died, which the join in `drop` would surface as a panic).
+            Source::Worker { rx, .. } => rx.as_ref().and_then(|rx| rx.recv().ok()),
+        }
+    }
+}
+
+impl Drop for DecodedChunks {
+    fn drop(&mut self) {
+        if let Source::Worker { rx, stop, worker } = &mut self.src {
+            stop.store(true, Ordering::Relaxed);
+            // Dropping the receiver makes a blocked `send` fail at once.
+            drop(rx.take());
+            if let Some(h) = worker.take() {
+                // A panic in the worker would be a bug in the reader; the
+                // consumer already saw the stream end early. Do not panic
+                // again in drop.
+                let _ = h.join();
+            }
+        }
+    }
+}
+
+/// One step of an [`EventStream`].
+#[derive(Debug)]
+pub enum StreamItem<'a> {
+    /// A record, parsed from the decoded chunk (a payload's bytes borrow it).
+    Event(EventRef<'a>),
+    /// A chunk that could not be read (damaged header or body, or a body
+    /// that does not decompress): its events are missing.
+    BadChunk(FormatError),
+    /// A malformed record: the rest of its chunk is skipped.
+    BadRecord {
+        chunk: ChunkInfo,
+        /// Byte offset of the record inside the decoded chunk.
+        offset: usize,
+        error: RecordError,
+    },
+}
+
+/// Every record of a recording in file order, borrowed from the chunk being
+/// read (a lending iterator: each item lives until the next call).
+///
+/// ```
+/// use std::sync::Arc;
+/// use smctrace_format::stream::{EventStream, StreamItem};
+/// use smctrace_format::{encode_chunk, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let path = dir.path().join("rec.smctrace");
+/// # let mut w = Writer::create(&path, &Metadata::default(), WriterOptions::default())?;
+/// # let (records, n) = smctrace_format::synth::PingPong::default().build(10);
+/// # w.append(&encode_chunk(0, &records, n as u32, 0, 0, 3)?)?;
+/// # w.finish(TrailerInput::default())?;
+/// let mut events = EventStream::new(Arc::new(Reader::open(&path)?));
+/// let mut n = 0;
+/// while let Some(item) = events.next_item() {
+///     match item {
+///         StreamItem::Event(ev) => n += (ev.hdr().ts_ns > 0) as u64,
+///         StreamItem::BadChunk(e) => eprintln!("{e}"),
+///         StreamItem::BadRecord { error, .. } => eprintln!("{error}"),
+///     }
+/// }
+/// assert_eq!(n, events.reader().stats().events);
+/// # Ok::<(), smctrace_format::FormatError>(())
+/// ```
+pub struct EventStream {
+    reader: Arc<Reader>,
+    chunks: DecodedChunks,
+    cur: Option<DecodedChunk>,
+    off: usize,
+    chunks_seen: u64,
+}
+
+impl EventStream {
+    /// A stream decoding [`DEFAULT_DEPTH`] chunks ahead on a worker thread.
+    pub fn new(reader: Arc<Reader>) -> EventStream {
+        EventStream::with_depth(reader, DEFAULT_DEPTH)
+    }
+
+    /// A stream with an explicit look-ahead (0: decode on this thread).
+    pub fn with_depth(reader: Arc<Reader>, depth: usize) -> EventStream {
+        let chunks = DecodedChunks::new(reader.clone(), depth);
+        EventStream { reader, chunks, cur: None, off: 0, chunks_seen: 0 }
+    }
+
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// Event chunks started so far (readable or not): for progress display.
+    pub fn chunks_seen(&self) -> u64 {
+        self.chunks_seen
+    }
+
+    /// The next record or damage report; `None` at the end of the recording.
+    #[inline]
+    pub fn next_item(&mut self) -> Option<StreamItem<'_>> {
+        // Move to a chunk with records left without holding a borrow of it.
+        while self.cur.as_ref().is_none_or(|c| self.off >= c.bytes().len()) {
+            self.cur = None;
+            self.off = 0;
+            let next = self.chunks.next()?;
+            self.chunks_seen += 1;
+            match next {
+                Ok(d) => self.cur = Some(d),
+                Err(e) => return Some(StreamItem::BadChunk(e)),
+            }
+        }
+        let cur = self.cur.as_ref().expect("chunk with records left");
+        match EventRef::parse(&cur.bytes()[self.off..]) {
+            Ok((ev, len)) => {
+                self.off += len;
+                Some(StreamItem::Event(ev))
+            }
+            Err(error) => {
+                let chunk = *cur.info();
+                let offset = self.off;
+                // The rest of the chunk cannot be resynchronised: skip it.
+                self.off = cur.bytes().len();
+                Some(StreamItem::BadRecord { chunk, offset, error })
+            }
+        }
+    }
+}
