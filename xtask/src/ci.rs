@@ -73,6 +73,21 @@ pub fn ensure_build_packages() -> Result<()> {
     Ok(())
 }
 
+/// smc-analyze's Parquet test cross-checks its files with DuckDB's Python module when
+/// `python3` has it: install it from PyPI as root if missing. Best effort: without it
+/// that one test prints that it skipped.
+fn ensure_duckdb() {
+    let has = || Command::new("python3").args(["-c", "import duckdb"]).output().is_ok_and(|o| o.status.success());
+    if has() || !host::is_root() {
+        return;
+    }
+    say("pip3 install duckdb (for smc-analyze's Parquet cross-check)");
+    let ok = Command::new("pip3").args(["install", "--quiet", "--break-system-packages", "duckdb"]).status().is_ok_and(|s| s.success());
+    if !ok || !has() {
+        say("duckdb not installed: the DuckDB cross-check of the Parquet export will be skipped");
+    }
+}
+
 /// `cargo xtask test`: cargo test of the whole workspace, then the lab scenarios.
 pub fn test(lab: bool) -> Result<i32> {
     let started = Instant::now();
@@ -83,6 +98,11 @@ pub fn test(lab: bool) -> Result<i32> {
         }
         host::ensure_packages()?;
     }
+    say("licence gate (cargo xtask licenses)");
+    if crate::licenses::check()? != 0 {
+        bail!("a shipped binary links a crate whose licence is not GPL-2.0-compatible (see above)");
+    }
+    ensure_duckdb();
     say("cargo test --workspace --all-features");
     let status = Command::new(cargo())
         .args(["test", "--workspace", "--all-features"])

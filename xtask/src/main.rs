@@ -10,6 +10,7 @@ mod ci;
 mod host;
 mod initramfs;
 mod kernel;
+mod licenses;
 mod reliability;
 mod scenario;
 mod smcd;
@@ -47,6 +48,9 @@ enum Top {
         #[arg(long)]
         no_lab: bool,
     },
+    /// Fail if a crate linked into smc-record, smc-analyze, smc-load or smcctl has a licence
+    /// that is not GPL-2.0-compatible (see docs/ci.md).
+    Licenses,
     /// The main job: record both peers of an SMC-R ping-pong between two Debian 6.12
     /// guests with smc-record, then print smc-analyze's report of the two recordings.
     Demo {
@@ -177,6 +181,7 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Top::Lab(cmd) => cmd,
         Top::Test { no_lab } => return ci::test(!no_lab),
         Top::Demo { out } => return ci::demo(out.as_deref()),
+        Top::Licenses => return licenses::check(),
         Top::Bench { part, runs, count, bulk_secs, events, analyzer_runs, out } => {
             return bench::run(&bench::Options { part, runs, count, bulk_secs, events, analyzer_runs, out })
         }
