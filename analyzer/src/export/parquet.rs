@@ -16,7 +16,8 @@
 //!   BOOLEAN; a column that can be an empty CSV cell is OPTIONAL (null),
 //!   every other REQUIRED;
 //! - a row group every `row_group_rows` rows: one column chunk per column,
-//!   made of v1 data pages of about [`PAGE_BYTES`] of values, PLAIN encoded;
+//!   made of v1 data pages of about [`PAGE_BYTES`] of values (at most
+//!   [`PAGE_ROWS`] rows), PLAIN encoded;
 //!   OPTIONAL columns carry their definition levels (1 = value, 0 = null) in
 //!   the RLE/bit-packed hybrid encoding; pages are zstd-compressed (or not)
 //!   and carry a CRC32;
@@ -38,6 +39,10 @@ use super::{check_row, Column, Kind, TableWriter, Value};
 /// Uncompressed value bytes after which a data page is cut: big enough for
 /// compression to work, small enough for readers to skip pages.
 pub const PAGE_BYTES: usize = 1 << 20;
+
+/// Rows after which a data page is cut even if its values are small (a
+/// column of nulls has no value bytes; a page counts its rows in an i32).
+pub const PAGE_ROWS: usize = 1 << 20;
 
 /// Longest text min/max written into the statistics (longer text would
 /// bloat the footer for little pruning value).
@@ -310,7 +315,7 @@ impl ParquetTable {
         for c in 0..self.columns.len() {
             let data_page_offset = self.pos as i64;
             let (mut uncompressed, mut compressed) = (0, 0);
-            // Cut pages at row boundaries once PAGE_BYTES of values are in.
+            // Cut pages at row boundaries once PAGE_BYTES of values or PAGE_ROWS rows are in.
             let (mut row0, mut val0, mut val, mut bytes) = (0, 0, 0, 0);
             for row in 0..self.rows {
                 let b = &self.buffers[c];
@@ -318,7 +323,7 @@ impl ParquetTable {
                     bytes += b.values.plain_len(val);
                     val += 1;
                 }
-                if bytes >= PAGE_BYTES || row + 1 == self.rows {
+                if bytes >= PAGE_BYTES || row + 1 - row0 >= PAGE_ROWS || row + 1 == self.rows {
                     let (u, z) = self.write_page(c, row0..row + 1, val0..val)?;
                     uncompressed += u;
                     compressed += z;
@@ -599,6 +604,25 @@ mod tests {
         }
     }
 
+    /// A chunk of nulls has no value bytes: its pages are cut by rows.
+    #[test]
+    fn null_pages_are_cut_by_rows() {
+        use ::parquet::file::reader::{FileReader, SerializedFileReader};
+        let path = std::env::temp_dir().join(format!("smc-analyze-pq-nulls-{}.parquet", std::process::id()));
+        let cols = vec![Column { name: "n".into(), kind: Kind::Int, nullable: true }];
+        let rows = PAGE_ROWS + PAGE_ROWS / 2;
+        let mut t = Box::new(ParquetTable::create(path.clone(), "nulls", cols, rows, Compression::Zstd).unwrap());
+        for _ in 0..rows {
+            t.row(&[Value::Null]).unwrap();
+        }
+        t.finish().unwrap();
+        let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
+        let pages: Vec<u32> = r.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().map(|p| p.unwrap().num_values()).collect();
+        assert_eq!(pages, [PAGE_ROWS as u32, (PAGE_ROWS / 2) as u32]);
+        assert_eq!(r.get_row_iter(None).unwrap().filter(|x| x.as_ref().unwrap().get_column_iter().all(|(_, f)| *f == ::parquet::record::Field::Null)).count(), rows);
+        std::fs::remove_file(&path).unwrap();
+    }
+
     #[test]
     fn empty_table_is_a_valid_file() {
         use ::parquet::file::reader::{FileReader, SerializedFileReader};
@@ -635,7 +659,7 @@ mod tests {
                             0 => seed & 1 == 0,
                             1 => (i / 13) % 2 == 0,
                             2 => i % 3 == 0 || (i > n / 2),
-                            _ => seed % 10 != 0,
+                            _ => !seed.is_multiple_of(10),
                         }
                     })
                     .collect();
