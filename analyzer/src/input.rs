@@ -9,8 +9,10 @@ use std::path::Path;
 
 use std::cell::RefCell;
 use std::rc::Rc;
+use std::sync::Arc;
 
-use smctrace_format::{ChunkInfo, FormatError, Reader};
+use smctrace_format::stream::{EventStream, StreamItem};
+use smctrace_format::{FormatError, Reader};
 
 use crate::join::{Input, Item, RecordingMeta, SnapshotSock};
 use crate::model::{owned, Addr, Mode};
@@ -38,14 +40,17 @@ fn snapshot_sockets(r: &Reader) -> Vec<SnapshotSock> {
         .collect()
 }
 
-/// Streams one recording's events chunk by chunk (one chunk decompressed at
-/// a time); damaged chunks become [`Item::UnreadableChunk`] and a warning.
+/// Streams one recording's events in file order. Chunks are checked and
+/// decompressed on a worker thread a few chunks ahead
+/// ([`smctrace_format::stream`]), and each record is parsed straight from
+/// the decoded chunk when it is asked for (no per-chunk event vector);
+/// damaged chunks become [`Item::UnreadableChunk`] and a warning.
 struct ChunkEvents {
-    reader: Rc<Reader>,
-    chunks: std::vec::IntoIter<Result<ChunkInfo, FormatError>>,
-    pending: std::vec::IntoIter<Item>,
+    events: EventStream,
     warnings: Option<Rc<RefCell<Vec<String>>>>,
     bar: Option<indicatif::ProgressBar>,
+    /// Chunks of the earlier pass already shown on the bar.
+    bar_base: u64,
     last_pass: bool,
 }
 
@@ -60,45 +65,33 @@ impl ChunkEvents {
 impl Iterator for ChunkEvents {
     type Item = Item;
 
+    #[inline]
     fn next(&mut self) -> Option<Item> {
-        loop {
-            if let Some(it) = self.pending.next() {
-                return Some(it);
+        let seen = self.events.chunks_seen();
+        let item = match self.events.next_item() {
+            Some(StreamItem::Event(ev)) => Item::Event(owned(&ev)),
+            Some(StreamItem::BadChunk(e)) => {
+                self.warn(format!("{e}; its events are missing"));
+                Item::UnreadableChunk
             }
-            let Some(c) = self.chunks.next() else {
+            Some(StreamItem::BadRecord { chunk, error, .. }) => {
+                self.warn(format!("chunk {} (seq {}): {error}; rest of the chunk skipped", chunk.index, chunk.seq));
+                Item::BadRecord
+            }
+            None => {
                 if let (Some(pb), true) = (&self.bar, self.last_pass) {
                     pb.finish_and_clear();
                 }
                 return None;
-            };
-            if let Some(pb) = &self.bar {
-                pb.inc(1);
             }
-            match c.and_then(|c| self.reader.decode(&c)) {
-                Err(e) => {
-                    self.warn(format!("{e}; its events are missing"));
-                    return Some(Item::UnreadableChunk);
-                }
-                Ok(d) => {
-                    let mut items = Vec::with_capacity(d.info().event_count as usize);
-                    for r in d.records() {
-                        match r {
-                            Ok(ev) => items.push(Item::Event(owned(&ev))),
-                            Err(e) => {
-                                self.warn(format!(
-                                    "chunk {} (seq {}): {e}; rest of the chunk skipped",
-                                    d.info().index,
-                                    d.info().seq
-                                ));
-                                items.push(Item::BadRecord);
-                                break;
-                            }
-                        }
-                    }
-                    self.pending = items.into_iter();
-                }
+        };
+        if let Some(pb) = &self.bar {
+            let now = self.events.chunks_seen();
+            if now != seen {
+                pb.set_position(self.bar_base + now);
             }
         }
+        Some(item)
     }
 }
 
@@ -112,7 +105,7 @@ pub fn open(
     progress: Option<&indicatif::MultiProgress>,
     warnings: Rc<RefCell<Vec<String>>>,
 ) -> Result<Input, FormatError> {
-    let reader = Rc::new(Reader::open(path)?);
+    let reader = Arc::new(Reader::open(path)?);
     let md = reader.metadata();
     let rec = reader.recovery();
     let mut lost = 0;
@@ -158,13 +151,11 @@ pub fn open(
     let mut pass = 0;
     let open = move || -> Box<dyn Iterator<Item = Item>> {
         pass += 1;
-        let chunks: Vec<_> = reader.chunks().collect();
         Box::new(ChunkEvents {
-            reader: reader.clone(),
-            chunks: chunks.into_iter(),
-            pending: Vec::new().into_iter(),
+            events: EventStream::new(reader.clone()),
             warnings: (pass == 1).then(|| warnings.clone()),
             bar: bar.clone(),
+            bar_base: if pass >= 2 { reader.stats().event_chunks } else { 0 },
             last_pass: pass >= 2,
         })
     };
@@ -198,7 +189,7 @@ pub fn utc(realtime_ns: i128) -> String {
 
 /// The text of `smc-analyze info FILE`.
 pub fn info(path: &Path) -> Result<String, FormatError> {
-    let r = Reader::open(path)?;
+    let r = Arc::new(Reader::open(path)?);
     let md = r.metadata();
     let st = r.stats();
     let rec = r.recovery();
@@ -260,22 +251,23 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
             utc(md.clock.to_realtime_ns(st.last_ts))
         );
     }
-    // Records per kind, by decoding every chunk (also for files without trailer).
-    let mut kinds: std::collections::BTreeMap<u16, u64> = Default::default();
+    // Records per kind, by decoding every chunk (also for files without
+    // trailer), decompressing ahead on a second thread.
+    let mut kinds = vec![0u64; 1 << 16];
     let mut unreadable = 0u64;
-    for c in r.chunks() {
-        match c.and_then(|c| r.decode(&c)) {
-            Ok(d) => {
-                for ev in d.records().map_while(Result::ok) {
-                    *kinds.entry(ev.hdr().kind).or_default() += 1;
-                }
-            }
-            Err(_) => unreadable += 1,
+    let mut events = EventStream::new(r.clone());
+    while let Some(it) = events.next_item() {
+        match it {
+            StreamItem::Event(ev) => kinds[ev.hdr().kind as usize] += 1,
+            StreamItem::BadChunk(_) => unreadable += 1,
+            StreamItem::BadRecord { .. } => {}
         }
     }
     let by_kind: Vec<String> = kinds
         .iter()
-        .map(|(k, n)| match smctrace_format::event::EventKind::from_u16(*k) {
+        .enumerate()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| match smctrace_format::event::EventKind::from_u16(k as u16) {
             Some(kind) => format!("{} {n}", kind.name()),
             None => format!("kind{k} {n}"),
         })
