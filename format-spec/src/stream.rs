@@ -10,8 +10,9 @@
 //! one [`StreamItem::BadRecord`], and the end of a file that was not closed
 //! cleanly is simply the end of the stream (see [`Reader::recovery`]).
 //!
-//! Memory is bounded: at most `depth` decoded chunks wait in the queue, plus
-//! the one the worker is decoding and the one the consumer is reading.
+//! Memory is bounded: at most `depth` decoded chunks (rounded up to a
+//! multiple of the number of workers) wait in the queues, plus one being
+//! decoded per worker and the one the consumer is reading.
 //!
 //! Not for: random access to chunks (use [`Reader::decode`], which is
 //! independent per chunk) or interpreting events (the analyzer's model).
@@ -36,26 +37,37 @@ type Decoded = Result<DecodedChunk, FormatError>;
 enum Source {
     /// Decoding on the caller's thread (depth 0, or no thread could be spawned).
     Inline { reader: Arc<Reader>, chunks: std::vec::IntoIter<Result<ChunkInfo, FormatError>> },
-    /// Decoding on a worker thread feeding a bounded queue.
-    Worker {
-        rx: Option<Receiver<Decoded>>,
+    /// Decoding on worker threads, each feeding its own bounded queue:
+    /// worker `i` decodes chunks `i, i + W, i + 2W, ...`, and the consumer
+    /// reads the queues in turn, which restores file order.
+    Workers {
+        queues: Vec<Receiver<Decoded>>,
+        /// The queue the next chunk comes from.
+        turn: usize,
         stop: Arc<AtomicBool>,
-        worker: Option<JoinHandle<()>>,
+        workers: Vec<Option<JoinHandle<()>>>,
     },
 }
 
-/// The event chunks of a recording, decoded in file order, `depth` chunks
-/// ahead on a worker thread. Yields what [`Reader::decoded_chunks`] yields.
+/// The event chunks of a recording, decoded in file order a few chunks
+/// ahead on worker threads. Yields what [`Reader::decoded_chunks`] yields.
 pub struct DecodedChunks {
     src: Source,
 }
 
 impl DecodedChunks {
-    /// Start decoding `reader`'s chunks. `depth` 0 decodes on the caller's
-    /// thread, one chunk per `next()`; otherwise a worker thread decodes up
-    /// to `depth` chunks ahead. If the thread cannot be spawned the chunks
-    /// are decoded inline (same results, slower).
+    /// Start decoding `reader`'s chunks on one worker thread, up to `depth`
+    /// chunks ahead; `depth` 0 decodes on the caller's thread, one chunk per
+    /// `next()`. If the thread cannot be spawned the chunks are decoded
+    /// inline (same results, slower).
     pub fn new(reader: Arc<Reader>, depth: usize) -> DecodedChunks {
+        DecodedChunks::with_workers(reader, depth, 1)
+    }
+
+    /// As [`DecodedChunks::new`] with `workers` decoding threads (at least
+    /// one) sharing the look-ahead of `depth` chunks (at least one each):
+    /// for consumers that do little per event, decompression is the limit.
+    pub fn with_workers(reader: Arc<Reader>, depth: usize, workers: usize) -> DecodedChunks {
         let inline = |reader: Arc<Reader>| {
             let chunks: Vec<_> = reader.chunks().collect();
             DecodedChunks { src: Source::Inline { reader, chunks: chunks.into_iter() } }
@@ -63,26 +75,40 @@ impl DecodedChunks {
         if depth == 0 {
             return inline(reader);
         }
-        let (tx, rx) = sync_channel::<Decoded>(depth);
+        let n = workers.max(1);
+        let per = depth.div_ceil(n);
         let stop = Arc::new(AtomicBool::new(false));
-        let r = reader.clone();
-        let st = stop.clone();
-        let spawned = std::thread::Builder::new().name("smctrace-decode".into()).spawn(move || {
-            for c in r.chunks() {
-                if st.load(Ordering::Relaxed) {
-                    return;
+        let mut queues = Vec::with_capacity(n);
+        let mut handles = Vec::with_capacity(n);
+        for i in 0..n {
+            let (tx, rx) = sync_channel::<Decoded>(per);
+            let r = reader.clone();
+            let st = stop.clone();
+            let spawned = std::thread::Builder::new().name(format!("smctrace-decode-{i}")).spawn(move || {
+                for c in r.chunks().skip(i).step_by(n) {
+                    if st.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let d = c.and_then(|c| r.decode(&c));
+                    // The consumer went away: stop decoding.
+                    if tx.send(d).is_err() {
+                        return;
+                    }
                 }
-                let d = c.and_then(|c| r.decode(&c));
-                // The consumer went away: stop decoding.
-                if tx.send(d).is_err() {
-                    return;
+            });
+            match spawned {
+                Ok(h) => {
+                    queues.push(rx);
+                    handles.push(Some(h));
+                }
+                Err(_) => {
+                    // Stop the workers already running, then decode inline.
+                    drop(DecodedChunks { src: Source::Workers { queues, turn: 0, stop, workers: handles } });
+                    return inline(reader);
                 }
             }
-        });
-        match spawned {
-            Ok(h) => DecodedChunks { src: Source::Worker { rx: Some(rx), stop, worker: Some(h) } },
-            Err(_) => inline(reader),
         }
+        DecodedChunks { src: Source::Workers { queues, turn: 0, stop, workers: handles } }
     }
 }
 
@@ -92,23 +118,38 @@ impl Iterator for DecodedChunks {
     fn next(&mut self) -> Option<Decoded> {
         match &mut self.src {
             Source::Inline { reader, chunks } => chunks.next().map(|c| c.and_then(|c| reader.decode(&c))),
-            // A closed channel is the end: the worker sent every chunk (or
-            // died, which the join in `drop` would surface as a panic).
-            Source::Worker { rx, .. } => rx.as_ref().and_then(|rx| rx.recv().ok()),
+            Source::Workers { queues, turn, workers, .. } => {
+                let t = *turn;
+                match queues.get(t)?.recv() {
+                    Ok(d) => {
+                        *turn = (t + 1) % queues.len();
+                        Some(d)
+                    }
+                    // The worker whose turn it is has finished: that is the
+                    // end of the chunks, unless it panicked (a bug in the
+                    // reader), which is raised here as it would be inline.
+                    Err(_) => {
+                        if let Some(h) = workers[t].take() {
+                            if let Err(p) = h.join() {
+                                std::panic::resume_unwind(p);
+                            }
+                        }
+                        None
+                    }
+                }
+            }
         }
     }
 }
 
 impl Drop for DecodedChunks {
     fn drop(&mut self) {
-        if let Source::Worker { rx, stop, worker } = &mut self.src {
+        if let Source::Workers { queues, stop, workers, .. } = &mut self.src {
             stop.store(true, Ordering::Relaxed);
-            // Dropping the receiver makes a blocked `send` fail at once.
-            drop(rx.take());
-            if let Some(h) = worker.take() {
-                // A panic in the worker would be a bug in the reader; the
-                // consumer already saw the stream end early. Do not panic
-                // again in drop.
+            // Dropping the receivers makes a blocked `send` fail at once.
+            queues.clear();
+            for h in workers.iter_mut().filter_map(Option::take) {
+                // Do not panic in drop; a worker's panic message was printed.
                 let _ = h.join();
             }
         }
@@ -173,7 +214,12 @@ impl EventStream {
 
     /// A stream with an explicit look-ahead (0: decode on this thread).
     pub fn with_depth(reader: Arc<Reader>, depth: usize) -> EventStream {
-        let chunks = DecodedChunks::new(reader.clone(), depth);
+        EventStream::with_workers(reader, depth, 1)
+    }
+
+    /// A stream decoding on `workers` threads (see [`DecodedChunks::with_workers`]).
+    pub fn with_workers(reader: Arc<Reader>, depth: usize, workers: usize) -> EventStream {
+        let chunks = DecodedChunks::with_workers(reader.clone(), depth, workers);
         EventStream { reader, chunks, cur: None, off: 0, chunks_seen: 0 }
     }
 

@@ -42,8 +42,8 @@ fn reference(r: &Reader) -> Vec<Step> {
     out
 }
 
-fn streamed(r: &Arc<Reader>, depth: usize) -> Vec<Step> {
-    let mut s = EventStream::with_depth(r.clone(), depth);
+fn streamed(r: &Arc<Reader>, depth: usize, workers: usize) -> Vec<Step> {
+    let mut s = EventStream::with_workers(r.clone(), depth, workers);
     let mut out = Vec::new();
     while let Some(it) = s.next_item() {
         out.push(match it {
@@ -58,13 +58,13 @@ fn streamed(r: &Arc<Reader>, depth: usize) -> Vec<Step> {
 fn check_all_depths(path: &std::path::Path) -> Vec<Step> {
     let r = Arc::new(Reader::open(path).unwrap());
     let want = reference(&r);
-    for depth in [0, 1, 2, 3, 8] {
-        let got = streamed(&r, depth);
-        assert_eq!(got.len(), want.len(), "depth {depth}: item count");
+    for (depth, workers) in [(0, 1), (1, 1), (2, 1), (3, 1), (8, 1), (1, 2), (3, 2), (4, 3), (2, 5)] {
+        let got = streamed(&r, depth, workers);
+        assert_eq!(got.len(), want.len(), "depth {depth} workers {workers}: item count");
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
-            assert_eq!(g, w, "depth {depth}: item {i} differs");
+            assert_eq!(g, w, "depth {depth} workers {workers}: item {i} differs");
         }
-        let chunks: Vec<String> = DecodedChunks::new(r.clone(), depth)
+        let chunks: Vec<String> = DecodedChunks::with_workers(r.clone(), depth, workers)
             .map(|d| match d {
                 Ok(d) => format!("ok {} {:?}", d.info().index, d.bytes().len()),
                 Err(e) => format!("err {e}"),
@@ -77,7 +77,7 @@ fn check_all_depths(path: &std::path::Path) -> Vec<Step> {
                 Err(e) => format!("err {e}"),
             })
             .collect();
-        assert_eq!(chunks, want_chunks, "depth {depth}: decoded chunks");
+        assert_eq!(chunks, want_chunks, "depth {depth} workers {workers}: decoded chunks");
     }
     want
 }
@@ -173,11 +173,11 @@ fn dropping_a_stream_early_stops_its_worker() {
     let dir = tempfile::tempdir().unwrap();
     let b = common::build(dir.path(), "d.smctrace", 40, 5, true);
     let r = Arc::new(Reader::open(&b.path).unwrap());
-    for depth in [1, 2, 4] {
-        let mut s = EventStream::with_depth(r.clone(), depth);
+    for (depth, workers) in [(1, 1), (2, 1), (4, 1), (1, 2), (4, 2)] {
+        let mut s = EventStream::with_workers(r.clone(), depth, workers);
         assert!(matches!(s.next_item(), Some(StreamItem::Event(_))));
         drop(s);
-        let mut c = DecodedChunks::new(r.clone(), depth);
+        let mut c = DecodedChunks::with_workers(r.clone(), depth, workers);
         assert!(c.next().unwrap().is_ok());
         drop(c);
     }
