@@ -12,6 +12,7 @@ mod pipeline;
 mod privs;
 mod probes;
 mod record;
+mod tracing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
