@@ -30,6 +30,20 @@
 
 char LICENSE[] SEC("license") = "GPL";
 
+/*
+ * Every kprobe/kretprobe program has an fentry/fexit twin (same name + "_fe")
+ * that calls the same body; the loader attaches the twin where the kernel
+ * allows (BPF_PROG_TYPE_TRACING on the module function, see
+ * recorder/src/tracing.rs) and the kprobe otherwise. Arguments and return
+ * values are fetched with bpf_get_func_arg/ret (inlined by the verifier):
+ * they come back as plain scalars, so the shared bodies do the same pointer
+ * arithmetic and hashing as under kprobes (a BTF-typed pointer read straight
+ * from ctx could not be XORed or used as a map key).
+ */
+#define FARG(n) ({ __u64 __v = 0; bpf_get_func_arg(ctx, (n), &__v); __v; })
+#define FRET() ({ __u64 __v = 0; bpf_get_func_ret(ctx, &__v); __v; })
+#define TRACING(name) name(__u64 *ctx)
+
 /* ---- configuration written by the loader (EbpfLoader::set_global) ---- */
 
 volatile const __u64 sock_key0 = 0;	/* keyed transform of kernel addresses */
@@ -447,8 +461,7 @@ static __always_inline bool clc_pass(const void *smc)
 
 /* ---- connection lifecycle ---- */
 
-SEC("kprobe/smc_connect")
-int BPF_KPROBE(connect_enter, void *sock, void *addr)
+static __always_inline int on_connect_enter(void *sock, void *addr)
 {
 	const void *smc;
 	__u16 family, port;
@@ -482,6 +495,18 @@ int BPF_KPROBE(connect_enter, void *sock, void *addr)
 	bpf_get_current_comm(ev->comm, sizeof(ev->comm));
 	submit(ev);
 	return 0;
+}
+
+SEC("kprobe/smc_connect")
+int BPF_KPROBE(connect_enter, void *sock, void *addr)
+{
+	return on_connect_enter(sock, addr);
+}
+
+SEC("fentry/smc_connect")
+int TRACING(connect_enter_fe)
+{
+	return on_connect_enter((void *)FARG(0), (void *)FARG(1));
 }
 
 static __always_inline int hs_enter(__u32 probe, const void *smc, bool server)
@@ -616,6 +641,18 @@ int BPF_KRETPROBE(hs_client_exit, long rc)
 	return hs_exit(P_HS_CLIENT, ST_ROLE_CLIENT, (int)rc);
 }
 
+SEC("fentry/__smc_connect")
+int TRACING(hs_client_enter_fe)
+{
+	return hs_enter(P_HS_CLIENT, (void *)FARG(0), false);
+}
+
+SEC("fexit/__smc_connect")
+int TRACING(hs_client_exit_fe)
+{
+	return hs_exit(P_HS_CLIENT, ST_ROLE_CLIENT, (int)FRET());
+}
+
 SEC("kprobe/smc_listen_work")
 int BPF_KPROBE(hs_server_enter, void *work)
 {
@@ -624,6 +661,18 @@ int BPF_KPROBE(hs_server_enter, void *work)
 
 SEC("kretprobe/smc_listen_work")
 int BPF_KRETPROBE(hs_server_exit)
+{
+	return hs_exit(P_HS_SERVER, ST_ROLE_SERVER, 0);
+}
+
+SEC("fentry/smc_listen_work")
+int TRACING(hs_server_enter_fe)
+{
+	return hs_enter(P_HS_SERVER, (const char *)FARG(0) - off_smc_listen_work, true);
+}
+
+SEC("fexit/smc_listen_work")
+int TRACING(hs_server_exit_fe)
 {
 	return hs_exit(P_HS_SERVER, ST_ROLE_SERVER, 0);
 }
@@ -673,6 +722,18 @@ int BPF_KRETPROBE(clc_proposal_exit, long rc)
 	return clc_tx_exit(P_CLC_PROPOSAL, 1, (int)rc);
 }
 
+SEC("fentry/smc_clc_send_proposal")
+int TRACING(clc_proposal_enter_fe)
+{
+	return clc_tx_enter(P_CLC_PROPOSAL, (void *)FARG(0), 0, 0);
+}
+
+SEC("fexit/smc_clc_send_proposal")
+int TRACING(clc_proposal_exit_fe)
+{
+	return clc_tx_exit(P_CLC_PROPOSAL, 1, (int)FRET());
+}
+
 SEC("kprobe/smc_clc_send_accept")
 int BPF_KPROBE(clc_accept_enter, void *smc, int first_contact, __u8 version)
 {
@@ -683,6 +744,18 @@ SEC("kretprobe/smc_clc_send_accept")
 int BPF_KRETPROBE(clc_accept_exit, long rc)
 {
 	return clc_tx_exit(P_CLC_ACCEPT, 2, (int)rc);
+}
+
+SEC("fentry/smc_clc_send_accept")
+int TRACING(clc_accept_enter_fe)
+{
+	return clc_tx_enter(P_CLC_ACCEPT, (void *)FARG(0), (__u8)FARG(2), 0);
+}
+
+SEC("fexit/smc_clc_send_accept")
+int TRACING(clc_accept_exit_fe)
+{
+	return clc_tx_exit(P_CLC_ACCEPT, 2, (int)FRET());
 }
 
 SEC("kprobe/smc_clc_send_confirm")
@@ -697,6 +770,18 @@ int BPF_KRETPROBE(clc_confirm_exit, long rc)
 	return clc_tx_exit(P_CLC_CONFIRM, 3, (int)rc);
 }
 
+SEC("fentry/smc_clc_send_confirm")
+int TRACING(clc_confirm_enter_fe)
+{
+	return clc_tx_enter(P_CLC_CONFIRM, (void *)FARG(0), (__u8)FARG(2), 0);
+}
+
+SEC("fexit/smc_clc_send_confirm")
+int TRACING(clc_confirm_exit_fe)
+{
+	return clc_tx_exit(P_CLC_CONFIRM, 3, (int)FRET());
+}
+
 SEC("kprobe/smc_clc_send_decline")
 int BPF_KPROBE(clc_decline_enter, void *smc, __u32 diag, __u8 version)
 {
@@ -709,9 +794,20 @@ int BPF_KRETPROBE(clc_decline_exit, long rc)
 	return clc_tx_exit(P_CLC_DECLINE, 4, (int)rc);
 }
 
+SEC("fentry/smc_clc_send_decline")
+int TRACING(clc_decline_enter_fe)
+{
+	return clc_tx_enter(P_CLC_DECLINE, (void *)FARG(0), (__u8)FARG(2), (__u32)FARG(1));
+}
+
+SEC("fexit/smc_clc_send_decline")
+int TRACING(clc_decline_exit_fe)
+{
+	return clc_tx_exit(P_CLC_DECLINE, 4, (int)FRET());
+}
+
 /* CLC messages received: smc_clc_wait_msg(smc, buf, buflen, type, timeout). */
-SEC("kprobe/smc_clc_wait_msg")
-int BPF_KPROBE(clc_wait_enter, void *smc, void *buf)
+static __always_inline int on_clc_wait_enter(void *smc, void *buf)
 {
 	struct stash s = {};
 
@@ -725,8 +821,19 @@ int BPF_KPROBE(clc_wait_enter, void *smc, void *buf)
 	return 0;
 }
 
-SEC("kretprobe/smc_clc_wait_msg")
-int BPF_KRETPROBE(clc_wait_exit, long rc)
+SEC("kprobe/smc_clc_wait_msg")
+int BPF_KPROBE(clc_wait_enter, void *smc, void *buf)
+{
+	return on_clc_wait_enter(smc, buf);
+}
+
+SEC("fentry/smc_clc_wait_msg")
+int TRACING(clc_wait_enter_fe)
+{
+	return on_clc_wait_enter((void *)FARG(0), (void *)FARG(1));
+}
+
+static __always_inline int on_clc_wait_exit(int rc)
 {
 	struct stash s;
 	__u8 hdr[8] = {};
@@ -738,7 +845,7 @@ int BPF_KRETPROBE(clc_wait_exit, long rc)
 	RESERVE(struct st_clc, ev, ST_EV_CLC);
 	ev->sock = sock_id((const void *)s.a0);
 	ev->dir = ST_DIR_RX;
-	ev->rc = (int)rc;
+	ev->rc = rc;
 	eye = ((__u32)hdr[0] << 24) | ((__u32)hdr[1] << 16) | ((__u32)hdr[2] << 8) | hdr[3];
 	if (eye == 0xE2D4C3D9 || eye == 0xE2D4C3C4) {
 		ev->type = hdr[4];
@@ -768,6 +875,18 @@ int BPF_KRETPROBE(clc_wait_exit, long rc)
 	return 0;
 }
 
+SEC("kretprobe/smc_clc_wait_msg")
+int BPF_KRETPROBE(clc_wait_exit, long rc)
+{
+	return on_clc_wait_exit((int)rc);
+}
+
+SEC("fexit/smc_clc_wait_msg")
+int TRACING(clc_wait_exit_fe)
+{
+	return on_clc_wait_exit((int)FRET());
+}
+
 SEC("raw_tp/smc_switch_to_fallback")
 int BPF_PROG(fallback, void *smc, int reason)
 {
@@ -782,8 +901,7 @@ int BPF_PROG(fallback, void *smc, int reason)
 	return 0;
 }
 
-SEC("kprobe/smc_release")
-int BPF_KPROBE(release_enter, void *sock)
+static __always_inline int on_release_enter(void *sock)
 {
 	const void *smc;
 
@@ -802,6 +920,18 @@ int BPF_KPROBE(release_enter, void *sock)
 	return 0;
 }
 
+SEC("kprobe/smc_release")
+int BPF_KPROBE(release_enter, void *sock)
+{
+	return on_release_enter(sock);
+}
+
+SEC("fentry/smc_release")
+int TRACING(release_enter_fe)
+{
+	return on_release_enter((void *)FARG(0));
+}
+
 SEC("raw_tp/smcr_link_down")
 int BPF_PROG(link_down, void *lnk)
 {
@@ -818,8 +948,7 @@ int BPF_PROG(link_down, void *lnk)
 
 /* ---- sender ---- */
 
-SEC("kprobe/smc_sendmsg")
-int BPF_KPROBE(sendmsg_enter, void *sock, void *msg, __u64 len)
+static __always_inline int on_sendmsg_enter(void *sock, __u64 len)
 {
 	struct stash s = {};
 	const void *smc;
@@ -835,8 +964,19 @@ int BPF_KPROBE(sendmsg_enter, void *sock, void *msg, __u64 len)
 	return 0;
 }
 
-SEC("kretprobe/smc_sendmsg")
-int BPF_KRETPROBE(sendmsg_exit, long ret)
+SEC("kprobe/smc_sendmsg")
+int BPF_KPROBE(sendmsg_enter, void *sock, void *msg, __u64 len)
+{
+	return on_sendmsg_enter(sock, len);
+}
+
+SEC("fentry/smc_sendmsg")
+int TRACING(sendmsg_enter_fe)
+{
+	return on_sendmsg_enter((void *)FARG(0), FARG(2));
+}
+
+static __always_inline int on_sendmsg_exit(long ret)
 {
 	struct stash s;
 
@@ -851,8 +991,19 @@ int BPF_KRETPROBE(sendmsg_exit, long ret)
 	return 0;
 }
 
-SEC("kprobe/smc_tx_sendmsg")
-int BPF_KPROBE(tx_copy_enter, void *smc, void *msg, __u64 len)
+SEC("kretprobe/smc_sendmsg")
+int BPF_KRETPROBE(sendmsg_exit, long ret)
+{
+	return on_sendmsg_exit((int)ret);
+}
+
+SEC("fexit/smc_sendmsg")
+int TRACING(sendmsg_exit_fe)
+{
+	return on_sendmsg_exit((int)FRET());
+}
+
+static __always_inline int on_tx_copy_enter(void *smc, __u64 len)
 {
 	struct stash s = {};
 
@@ -865,6 +1016,18 @@ int BPF_KPROBE(tx_copy_enter, void *smc, void *msg, __u64 len)
 	s.v0 = rd_u64(conn_of(smc), off_conn_tx_curs_prep);
 	stash_put(P_TX_COPY, &s);
 	return 0;
+}
+
+SEC("kprobe/smc_tx_sendmsg")
+int BPF_KPROBE(tx_copy_enter, void *smc, void *msg, __u64 len)
+{
+	return on_tx_copy_enter(smc, len);
+}
+
+SEC("fentry/smc_tx_sendmsg")
+int TRACING(tx_copy_enter_fe)
+{
+	return on_tx_copy_enter((void *)FARG(0), FARG(2));
 }
 
 /* --payload N: the first bytes the send put into the send buffer. */
@@ -912,8 +1075,7 @@ static __always_inline int emit_payload(const void *smc, __u64 prep_raw, long co
 	return 0;
 }
 
-SEC("kretprobe/smc_tx_sendmsg")
-int BPF_KRETPROBE(tx_copy_exit, long ret)
+static __always_inline int on_tx_copy_exit(long ret)
 {
 	struct stash s;
 	const void *smc, *conn, *buf;
@@ -938,6 +1100,18 @@ int BPF_KRETPROBE(tx_copy_exit, long ret)
 	if (payload_bytes && ret > 0)
 		emit_payload(smc, s.v0, ret);
 	return 0;
+}
+
+SEC("kretprobe/smc_tx_sendmsg")
+int BPF_KRETPROBE(tx_copy_exit, long ret)
+{
+	return on_tx_copy_exit((int)ret);
+}
+
+SEC("fexit/smc_tx_sendmsg")
+int TRACING(tx_copy_exit_fe)
+{
+	return on_tx_copy_exit((int)FRET());
 }
 
 static __always_inline int tx_start(__u32 probe, const void *conn, __u8 path)
@@ -980,8 +1154,25 @@ int BPF_KPROBE(tx_start_work, void *work)
 	return tx_start(P_TX_START_WORK, (const char *)work - off_conn_tx_work, ST_TX_PATH_WORK);
 }
 
-SEC("kprobe/smc_tx_rdma_writes")
-int BPF_KPROBE(rdma_write_enter, void *conn)
+SEC("fentry/smc_tx_sndbuf_nonempty")
+int TRACING(tx_start_sendmsg_fe)
+{
+	return tx_start(P_TX_START_SENDMSG, (void *)FARG(0), ST_TX_PATH_SENDMSG);
+}
+
+SEC("fentry/smc_tx_pending")
+int TRACING(tx_start_pending_fe)
+{
+	return tx_start(P_TX_START_PENDING, (void *)FARG(0), ST_TX_PATH_PENDING);
+}
+
+SEC("fentry/smc_tx_work")
+int TRACING(tx_start_work_fe)
+{
+	return tx_start(P_TX_START_WORK, (const char *)FARG(0) - off_conn_tx_work, ST_TX_PATH_WORK);
+}
+
+static __always_inline int on_rdma_write_enter(void *conn)
 {
 	struct stash s = {};
 	const void *smc = smc_of_conn(conn);
@@ -996,8 +1187,19 @@ int BPF_KPROBE(rdma_write_enter, void *conn)
 	return 0;
 }
 
-SEC("kretprobe/smc_tx_rdma_writes")
-int BPF_KRETPROBE(rdma_write_exit, long rc)
+SEC("kprobe/smc_tx_rdma_writes")
+int BPF_KPROBE(rdma_write_enter, void *conn)
+{
+	return on_rdma_write_enter(conn);
+}
+
+SEC("fentry/smc_tx_rdma_writes")
+int TRACING(rdma_write_enter_fe)
+{
+	return on_rdma_write_enter((void *)FARG(0));
+}
+
+static __always_inline int on_rdma_write_exit(long rc)
 {
 	struct stash s;
 	const void *conn;
@@ -1015,6 +1217,18 @@ int BPF_KRETPROBE(rdma_write_exit, long rc)
 	ev->rc = (int)rc;
 	submit(ev);
 	return 0;
+}
+
+SEC("kretprobe/smc_tx_rdma_writes")
+int BPF_KRETPROBE(rdma_write_exit, long rc)
+{
+	return on_rdma_write_exit((int)rc);
+}
+
+SEC("fexit/smc_tx_rdma_writes")
+int TRACING(rdma_write_exit_fe)
+{
+	return on_rdma_write_exit((int)FRET());
 }
 
 /* Wire cursor (big-endian {reserved, wrap, count}) to host. */
@@ -1039,8 +1253,7 @@ static __always_inline void cdc_from_wire(struct st_cdc *ev, const void *wire)
 	ev->conn_state_flags = w[25];
 }
 
-SEC("kprobe/smc_cdc_msg_send")
-int BPF_KPROBE(cdc_send_enter, void *conn, void *wr_buf)
+static __always_inline int on_cdc_send_enter(void *conn, void *wr_buf)
 {
 	struct stash s = {};
 
@@ -1054,8 +1267,19 @@ int BPF_KPROBE(cdc_send_enter, void *conn, void *wr_buf)
 	return 0;
 }
 
-SEC("kretprobe/smc_cdc_msg_send")
-int BPF_KRETPROBE(cdc_send_exit, long rc)
+SEC("kprobe/smc_cdc_msg_send")
+int BPF_KPROBE(cdc_send_enter, void *conn, void *wr_buf)
+{
+	return on_cdc_send_enter(conn, wr_buf);
+}
+
+SEC("fentry/smc_cdc_msg_send")
+int TRACING(cdc_send_enter_fe)
+{
+	return on_cdc_send_enter((void *)FARG(0), (void *)FARG(1));
+}
+
+static __always_inline int on_cdc_send_exit(long rc)
 {
 	struct stash s;
 
@@ -1069,9 +1293,20 @@ int BPF_KRETPROBE(cdc_send_exit, long rc)
 	return 0;
 }
 
+SEC("kretprobe/smc_cdc_msg_send")
+int BPF_KRETPROBE(cdc_send_exit, long rc)
+{
+	return on_cdc_send_exit((int)rc);
+}
+
+SEC("fexit/smc_cdc_msg_send")
+int TRACING(cdc_send_exit_fe)
+{
+	return on_cdc_send_exit((int)FRET());
+}
+
 /* SMC-D: the CDC is written from conn->local_tx_ctrl; read it there at return. */
-SEC("kprobe/smcd_cdc_msg_send")
-int BPF_KPROBE(smcd_cdc_send_enter, void *conn)
+static __always_inline int on_smcd_cdc_send_enter(void *conn)
 {
 	struct stash s = {};
 
@@ -1084,8 +1319,19 @@ int BPF_KPROBE(smcd_cdc_send_enter, void *conn)
 	return 0;
 }
 
-SEC("kretprobe/smcd_cdc_msg_send")
-int BPF_KRETPROBE(smcd_cdc_send_exit, long rc)
+SEC("kprobe/smcd_cdc_msg_send")
+int BPF_KPROBE(smcd_cdc_send_enter, void *conn)
+{
+	return on_smcd_cdc_send_enter(conn);
+}
+
+SEC("fentry/smcd_cdc_msg_send")
+int TRACING(smcd_cdc_send_enter_fe)
+{
+	return on_smcd_cdc_send_enter((void *)FARG(0));
+}
+
+static __always_inline int on_smcd_cdc_send_exit(long rc)
 {
 	struct stash s;
 	const void *conn;
@@ -1105,9 +1351,20 @@ int BPF_KRETPROBE(smcd_cdc_send_exit, long rc)
 	return 0;
 }
 
+SEC("kretprobe/smcd_cdc_msg_send")
+int BPF_KRETPROBE(smcd_cdc_send_exit, long rc)
+{
+	return on_smcd_cdc_send_exit((int)rc);
+}
+
+SEC("fexit/smcd_cdc_msg_send")
+int TRACING(smcd_cdc_send_exit_fe)
+{
+	return on_smcd_cdc_send_exit((int)FRET());
+}
+
 /* smc_cdc_tx_handler(pnd_snd, link, wc_status): pnd_snd is a struct smc_cdc_tx_pend. */
-SEC("kprobe/smc_cdc_tx_handler")
-int BPF_KPROBE(cdc_tx_done, void *pend, void *link, __u32 wc_status)
+static __always_inline int on_cdc_tx_done(void *pend, __u32 wc_status)
 {
 	const void *conn;
 
@@ -1122,6 +1379,18 @@ int BPF_KPROBE(cdc_tx_done, void *pend, void *link, __u32 wc_status)
 	rd_curs(&ev->prod, pend, off_pend_p_cursor);
 	submit(ev);
 	return 0;
+}
+
+SEC("kprobe/smc_cdc_tx_handler")
+int BPF_KPROBE(cdc_tx_done, void *pend, void *link, __u32 wc_status)
+{
+	return on_cdc_tx_done(pend, wc_status);
+}
+
+SEC("fentry/smc_cdc_tx_handler")
+int TRACING(cdc_tx_done_fe)
+{
+	return on_cdc_tx_done((void *)FARG(0), (__u32)FARG(2));
 }
 
 /*
@@ -1147,8 +1416,7 @@ int BPF_PROG(cdc_tx_done_tp, const void *conn, __u16 seqno, const void *prod, in
 /* ---- receiver ---- */
 
 /* smc_cdc_rx_handler(wc, buf): one received CDC (SMC-R), before validation. */
-SEC("kprobe/smc_cdc_rx_handler")
-int BPF_KPROBE(cdc_recv, void *wc, void *buf)
+static __always_inline int on_cdc_recv(void *wc, void *buf)
 {
 	const void *smc = 0;
 	__u32 token = 0;
@@ -1174,13 +1442,24 @@ int BPF_KPROBE(cdc_recv, void *wc, void *buf)
 	return 0;
 }
 
+SEC("kprobe/smc_cdc_rx_handler")
+int BPF_KPROBE(cdc_recv, void *wc, void *buf)
+{
+	return on_cdc_recv(wc, buf);
+}
+
+SEC("fentry/smc_cdc_rx_handler")
+int TRACING(cdc_recv_fe)
+{
+	return on_cdc_recv((void *)FARG(0), (void *)FARG(1));
+}
+
 /*
  * smcd_cdc_rx_tsklet(t): t is &conn->rx_tsklet; the CDC sits at the start of
  * the DMB (struct smcd_cdc_msg, host order: prod at 8, cons at 16, each
  * {u16 wrap; u32 count; u8 prod_flags; u8 conn_state_flags} packed).
  */
-SEC("kprobe/smcd_cdc_rx_tsklet")
-int BPF_KPROBE(smcd_cdc_recv, void *t)
+static __always_inline int on_smcd_cdc_recv(void *t)
 {
 	const void *conn = (const char *)t - off_conn_rx_tsklet;
 	const void *smc = smc_of_conn(conn), *buf, *dmb;
@@ -1206,8 +1485,19 @@ int BPF_KPROBE(smcd_cdc_recv, void *t)
 	return 0;
 }
 
-SEC("kprobe/smc_cdc_msg_recv_action")
-int BPF_KPROBE(rx_action_enter, void *smc)
+SEC("kprobe/smcd_cdc_rx_tsklet")
+int BPF_KPROBE(smcd_cdc_recv, void *t)
+{
+	return on_smcd_cdc_recv(t);
+}
+
+SEC("fentry/smcd_cdc_rx_tsklet")
+int TRACING(smcd_cdc_recv_fe)
+{
+	return on_smcd_cdc_recv((void *)FARG(0));
+}
+
+static __always_inline int on_rx_action_enter(void *smc)
 {
 	struct stash s = {};
 
@@ -1221,8 +1511,19 @@ int BPF_KPROBE(rx_action_enter, void *smc)
 	return 0;
 }
 
-SEC("kretprobe/smc_cdc_msg_recv_action")
-int BPF_KRETPROBE(rx_action_exit)
+SEC("kprobe/smc_cdc_msg_recv_action")
+int BPF_KPROBE(rx_action_enter, void *smc)
+{
+	return on_rx_action_enter(smc);
+}
+
+SEC("fentry/smc_cdc_msg_recv_action")
+int TRACING(rx_action_enter_fe)
+{
+	return on_rx_action_enter((void *)FARG(0));
+}
+
+static __always_inline int on_rx_action_exit(void)
 {
 	struct stash s;
 	const void *smc, *conn, *buf;
@@ -1248,8 +1549,19 @@ int BPF_KRETPROBE(rx_action_exit)
 	return 0;
 }
 
-SEC("kprobe/smc_rx_wake_up")
-int BPF_KPROBE(rx_wake, void *sk)
+SEC("kretprobe/smc_cdc_msg_recv_action")
+int BPF_KRETPROBE(rx_action_exit)
+{
+	return on_rx_action_exit();
+}
+
+SEC("fexit/smc_cdc_msg_recv_action")
+int TRACING(rx_action_exit_fe)
+{
+	return on_rx_action_exit();
+}
+
+static __always_inline int on_rx_wake(void *sk)
 {
 	count_hit(P_RX_WAKE);
 	if (!sock_wanted(sk, false))
@@ -1260,9 +1572,20 @@ int BPF_KPROBE(rx_wake, void *sk)
 	return 0;
 }
 
+SEC("kprobe/smc_rx_wake_up")
+int BPF_KPROBE(rx_wake, void *sk)
+{
+	return on_rx_wake(sk);
+}
+
+SEC("fentry/smc_rx_wake_up")
+int TRACING(rx_wake_fe)
+{
+	return on_rx_wake((void *)FARG(0));
+}
+
 /* smc_rx_recvmsg(smc, msg, pipe, len, flags) */
-SEC("kprobe/smc_rx_recvmsg")
-int BPF_KPROBE(recvmsg_enter, void *smc, void *msg, void *pipe, __u64 len, int flags)
+static __always_inline int on_recvmsg_enter(void *smc, __u64 len, int flags)
 {
 	struct stash s = {};
 
@@ -1278,8 +1601,19 @@ int BPF_KPROBE(recvmsg_enter, void *smc, void *msg, void *pipe, __u64 len, int f
 	return 0;
 }
 
-SEC("kretprobe/smc_rx_recvmsg")
-int BPF_KRETPROBE(recvmsg_exit, long ret)
+SEC("kprobe/smc_rx_recvmsg")
+int BPF_KPROBE(recvmsg_enter, void *smc, void *msg, void *pipe, __u64 len, int flags)
+{
+	return on_recvmsg_enter(smc, len, flags);
+}
+
+SEC("fentry/smc_rx_recvmsg")
+int TRACING(recvmsg_enter_fe)
+{
+	return on_recvmsg_enter((void *)FARG(0), FARG(3), (int)FARG(4));
+}
+
+static __always_inline int on_recvmsg_exit(long ret)
 {
 	struct stash s;
 	const void *smc, *conn, *buf;
@@ -1301,4 +1635,16 @@ int BPF_KRETPROBE(recvmsg_exit, long ret)
 		ev->rmb_len = rd_u32(buf, off_buf_len);
 	submit(ev);
 	return 0;
+}
+
+SEC("kretprobe/smc_rx_recvmsg")
+int BPF_KRETPROBE(recvmsg_exit, long ret)
+{
+	return on_recvmsg_exit((int)ret);
+}
+
+SEC("fexit/smc_rx_recvmsg")
+int TRACING(recvmsg_exit_fe)
+{
+	return on_recvmsg_exit((int)FRET());
 }

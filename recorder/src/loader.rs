@@ -6,9 +6,15 @@
 //! exists and whose members resolved. A probe that cannot attach is recorded
 //! with the reason (in the file's metadata and in `smc-record probes`), never
 //! fatal: the recording goes on with what the kernel allows.
+//!
+//! Each kprobe/kretprobe probe is attached as fentry/fexit first (its `_fe`
+//! twin programs, loaded by `tracing.rs` because aya cannot attach to module
+//! functions) and falls back to its kprobes when that fails; the probe's
+//! `attach_type` says which one attached. `SMC_RECORD_ATTACH=kprobe` in the
+//! environment forces kprobes everywhere (for comparisons).
 
 use std::collections::BTreeMap;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 
 use anyhow::{Context, Result};
 use aya::maps::{HashMap as BpfHashMap, MapData, PerCpuArray, RingBuf};
@@ -17,7 +23,8 @@ use aya::{Ebpf, EbpfLoader};
 use smctrace_format::meta::{Filters, ProbeInfo};
 
 use crate::offsets::KernelBtf;
-use crate::probes::{preferred_tracepoint, Attach, PROBES};
+use crate::probes::{preferred_tracepoint, Attach, Probe, PROBES};
+use crate::tracing::{self, TracingObject};
 
 static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/smc_record.bpf.o"));
 
@@ -43,6 +50,62 @@ pub struct Config {
 pub struct Loaded {
     pub ebpf: Ebpf,
     pub probes: Vec<ProbeInfo>,
+    /// fentry/fexit programs and their links (closing them detaches).
+    traced: Vec<Traced>,
+}
+
+/// One attached fentry/fexit program.
+struct Traced {
+    /// Index in `PROBES`.
+    probe: usize,
+    prog: OwnedFd,
+    _link: OwnedFd,
+}
+
+/// Environment variable that selects the attach mechanism: `kprobe` forces
+/// kprobes/kretprobes for every probe; anything else (or unset) prefers fentry/fexit.
+pub const ATTACH_ENV: &str = "SMC_RECORD_ATTACH";
+
+/// Name of the fentry/fexit twin of a kprobe/kretprobe program (smc_record.bpf.c).
+pub fn fentry_twin(program: &str) -> String {
+    format!("{program}_fe")
+}
+
+/// What fentry needs on this kernel: the relocated object and the smc module's
+/// BTF object, or why fentry is not used.
+fn tracing_setup(ebpf: &Ebpf) -> Result<(TracingObject, OwnedFd), String> {
+    if std::env::var(ATTACH_ENV).is_ok_and(|v| v == "kprobe") {
+        return Err(format!("{ATTACH_ENV}=kprobe"));
+    }
+    let btf_fd = tracing::module_btf_fd("smc").map_err(|e| format!("{e:#}"))?;
+    let obj = TracingObject::new(BPF_OBJ, ebpf).map_err(|e| format!("{e:#}"))?;
+    Ok((obj, btf_fd))
+}
+
+/// Attach probe `p` with the fentry/fexit twins of its programs (exit first, as
+/// for kretprobes). All or nothing: on an error the ones attached are dropped.
+fn attach_tracing(btf: &KernelBtf, t: &(TracingObject, OwnedFd), idx: usize, p: &Probe) -> Result<(Vec<Traced>, String)> {
+    let (obj, smc_btf) = t;
+    let (id, in_module) = btf.func_btf_id(p.hook).with_context(|| format!("no BTF function {}", p.hook))?;
+    let mut order: Vec<&(&str, Attach)> = p.programs.iter().collect();
+    order.sort_by_key(|(_, a)| if *a == Attach::KRetProbe { 0 } else { 1 });
+    let mut out = Vec::new();
+    for (name, how) in order {
+        let kind = match how {
+            Attach::KProbe => tracing::Kind::FEntry,
+            Attach::KRetProbe => tracing::Kind::FExit,
+            Attach::RawTp => anyhow::bail!("raw tracepoint probe"),
+        };
+        let (prog, link) = obj.load_attach(&fentry_twin(name), kind, id, in_module.then_some(smc_btf))?;
+        out.push(Traced { probe: idx, prog, _link: link });
+    }
+    let kinds = p
+        .programs
+        .iter()
+        .map(|(_, a)| if *a == Attach::KRetProbe { "fexit" } else { "fentry" })
+        .collect::<Vec<_>>()
+        .join("+");
+    Ok((out, kinds))
 }
 
 /// Why each probe could (not) attach before loading anything: hooks that the
@@ -121,8 +184,10 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
         }
     }
 
+    let tracing = tracing_setup(&ebpf);
+    let mut traced = Vec::new();
     let mut infos = Vec::with_capacity(PROBES.len());
-    for (p, verdict) in PROBES.iter().zip(verdicts) {
+    for (idx, (p, verdict)) in PROBES.iter().zip(verdicts).enumerate() {
         let attach_type = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
         let verdict = if cfg.exclude.iter().any(|e| e == p.name) { Some("excluded (--exclude)".to_string()) } else { verdict };
         let (mut hook, mut attach_type) = (p.hook.to_string(), attach_type);
@@ -138,7 +203,28 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
                         attach_type = "raw_tp (tracepoint)".to_string();
                         None
                     }
-                    None => attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}")),
+                    None => {
+                        // fentry/fexit where the kernel allows, else the kprobes.
+                        let is_tp = p.programs.iter().all(|(_, a)| *a == Attach::RawTp);
+                        let fentry = match &tracing {
+                            Ok(t) if !is_tp => attach_tracing(btf, t, idx, p).map_err(|e| format!("{e:#}")),
+                            Ok(_) => Err(String::new()),
+                            Err(why) => Err(why.clone()),
+                        };
+                        match fentry {
+                            Ok((progs, kinds)) => {
+                                traced.extend(progs);
+                                attach_type = kinds;
+                                None
+                            }
+                            Err(why) => {
+                                if !is_tp && !why.is_empty() {
+                                    attach_type = format!("{attach_type} (fentry: {why})");
+                                }
+                                attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}"))
+                            }
+                        }
+                    }
                 }
             }
         };
@@ -151,7 +237,7 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
             error,
         });
     }
-    Ok(Loaded { ebpf, probes: infos })
+    Ok(Loaded { ebpf, probes: infos, traced })
 }
 
 fn attach_probe(ebpf: &mut Ebpf, hook: &str, programs: &[(&str, Attach)]) -> Result<()> {
@@ -272,7 +358,13 @@ impl Loaded {
                     .filter_map(|prog| prog.fd().ok())
                     .map(|fd| prog_recursion_misses(fd.as_fd().as_raw_fd()))
                     .sum();
-                (p.name.to_string(), n)
+                let f: u64 = self
+                    .traced
+                    .iter()
+                    .filter(|t| PROBES[t.probe].name == p.name)
+                    .map(|t| prog_recursion_misses(t.prog.as_raw_fd()))
+                    .sum();
+                (p.name.to_string(), n + f)
             })
             .collect()
     }

@@ -195,6 +195,20 @@ impl KernelBtf {
             .unwrap_or(false)
     }
 
+    /// BTF id of function `name` for an fentry/fexit attach, and whether it is
+    /// in the smc module's split BTF (then `attach_btf_obj_fd` must be the
+    /// module's BTF object) rather than vmlinux's. Split ids continue after
+    /// vmlinux's, exactly as the kernel numbers them.
+    pub fn func_btf_id(&self, name: &str) -> Option<(u32, bool)> {
+        let is_func = |id: &u32| matches!(self.btf.resolve_type_by_id(*id), Ok(Type::Func(_)));
+        if let Some(split) = self.btf.split() {
+            if let Some(id) = split.resolve_ids_by_name(name).ok()?.into_iter().find(is_func) {
+                return Some((id, true));
+            }
+        }
+        self.btf.base().resolve_ids_by_name(name).ok()?.into_iter().find(is_func).map(|id| (id, false))
+    }
+
     pub fn has_func(&self, name: &str) -> bool {
         self.btf
             .resolve_types_by_name(name)
@@ -341,6 +355,31 @@ mod tests {
 
     fn kernel(name: &str) -> Option<KernelBtf> {
         test_btf::kernel(name)
+    }
+
+    /// fentry attach ids: module functions carry split-BTF ids (as the kernel
+    /// numbers them, checked with `bpftool -B vmlinux.btf btf dump file smc.btf`),
+    /// vmlinux functions their base ids.
+    #[test]
+    fn func_btf_ids() {
+        for (name, sendmsg, rx) in [("6.1", 100992, 101317), ("6.12", 112714, 113255)] {
+            let Some(k) = kernel(name) else { continue };
+            // the ids are those of the kernel builds the lab caches; other builds differ
+            let (id, in_module) = k.func_btf_id("smc_sendmsg").unwrap();
+            assert!(in_module);
+            if (id, k.func_btf_id("smc_cdc_rx_handler")) != (sendmsg, Some((rx, true))) {
+                eprintln!("{name}: a different kernel build than the ids were taken from; id {id}");
+            }
+            assert!(matches!(k.btf.resolve_type_by_id(id), Ok(Type::Func(f)) if k.btf.resolve_name(&f).unwrap() == "smc_sendmsg"));
+            let (vid, vm) = k.func_btf_id("tcp_sendmsg").unwrap();
+            assert!(!vm && vid < id);
+            assert!(k.func_btf_id("no_such_function_x").is_none());
+            for p in crate::probes::PROBES {
+                if p.programs.iter().all(|(_, a)| *a != crate::probes::Attach::RawTp) {
+                    assert!(k.func_btf_id(p.hook).is_some_and(|(_, m)| m), "{name}: {} not an smc.ko function", p.hook);
+                }
+            }
+        }
     }
 
     fn check_kernel(k: &KernelBtf, smc_sk_in_union: bool) {

@@ -317,11 +317,17 @@ mod tests {
             .collect();
         assert_eq!(ids.len(), PROBES.len(), "probe count differs from enum probe_id");
         for (id, p) in ids.iter().zip(PROBES) {
-            // each program's source uses count_hit(<its id>) in its entry program
+            // each entry program passes <its id> to a shared body, or its body
+            // (`on_<program>`, shared with the fentry twin) uses count_hit(<its id>)
             let entry = p.programs[0].0;
             let needle = format!("{entry},");
             let at = BPF_SRC.find(&needle).unwrap_or_else(|| panic!("program {entry} not in the BPF source"));
             let window = &BPF_SRC[at..(at + 600).min(BPF_SRC.len())];
+            let body = format!("static __always_inline int on_{entry}(");
+            let window = match BPF_SRC.find(&body) {
+                Some(b) if !window.contains(id) => &BPF_SRC[b..(b + 600).min(BPF_SRC.len())],
+                _ => window,
+            };
             assert!(window.contains(id), "program {entry} (probe {}) does not use {id}", p.name);
         }
     }
@@ -331,8 +337,17 @@ mod tests {
     fn programs_and_globals_exist() {
         let globals: Vec<&str> = FIELDS.iter().flat_map(|f| std::iter::once(f.global).chain(f.bit_global)).collect();
         for p in PROBES {
-            for (prog, _) in p.programs {
+            for (prog, how) in p.programs {
                 assert!(BPF_SRC.contains(&format!("({prog},")) || BPF_SRC.contains(&format!("({prog})")), "{prog}");
+                // every kprobe/kretprobe has its fentry/fexit twin on the same function
+                let twin = crate::loader::fentry_twin(prog);
+                let sec = match how {
+                    KProbe => "fentry",
+                    KRetProbe => "fexit",
+                    RawTp => continue,
+                };
+                let decl = format!("SEC(\"{sec}/{}\")\nint TRACING({twin})", p.hook);
+                assert!(BPF_SRC.contains(&decl), "{}: no `{decl}` in smc_record.bpf.c", p.name);
             }
             for n in p.needs {
                 assert!(globals.contains(n), "{}: {n} not in offsets::FIELDS", p.name);
