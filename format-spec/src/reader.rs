@@ -474,6 +474,20 @@ impl Reader {
 
     /// Check the CRC of an event chunk and decompress it (at most 64 MiB).
     pub fn decode(&self, chunk: &ChunkInfo) -> Result<DecodedChunk, FormatError> {
+        self.decode_with(chunk, &mut ChunkDecoder::new(), Vec::new())
+    }
+
+    /// [`Reader::decode`] reusing a decoder's state and the allocation of
+    /// `buf` (its contents are replaced): a reader of many chunks then
+    /// neither allocates nor page-faults a fresh buffer per chunk
+    /// ([`crate::stream`] hands back the buffers of chunks it is done with).
+    /// Same checks, same results.
+    pub fn decode_with(
+        &self,
+        chunk: &ChunkInfo,
+        dec: &mut ChunkDecoder,
+        buf: Vec<u8>,
+    ) -> Result<DecodedChunk, FormatError> {
         let err =
             |reason: String| self.chunk_err(chunk.index, Some(chunk.seq), chunk.offset, reason);
         let off = chunk.offset as usize;
@@ -502,7 +516,7 @@ impl Reader {
         if crc32c::crc32c(body) != h.body_crc {
             return Err(err("chunk body checksum mismatch".into()));
         }
-        let data = unpack(body, &h, MAX_EVENTS_RAW).map_err(err)?;
+        let data = unpack_into(body, &h, MAX_EVENTS_RAW, dec, buf).map_err(err)?;
         Ok(DecodedChunk {
             info: ChunkInfo::from_header(chunk.index, chunk.offset, &h),
             data,
@@ -538,8 +552,39 @@ impl Reader {
     }
 }
 
+/// Decoding state kept across chunks: the zstd context (created on first
+/// use). One per thread; see [`Reader::decode_with`].
+#[derive(Default)]
+pub struct ChunkDecoder {
+    zstd: Option<zstd::bulk::Decompressor<'static>>,
+}
+
+impl ChunkDecoder {
+    pub fn new() -> ChunkDecoder {
+        ChunkDecoder::default()
+    }
+}
+
+impl std::fmt::Debug for ChunkDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkDecoder").field("zstd", &self.zstd.is_some()).finish()
+    }
+}
+
 /// Body -> raw bytes, never more than `limit` (nor than `raw_len`).
 fn unpack(body: &[u8], h: &ChunkHeader, limit: usize) -> Result<Vec<u8>, String> {
+    unpack_into(body, h, limit, &mut ChunkDecoder::new(), Vec::new())
+}
+
+/// [`unpack`] into `out` (its contents are replaced, its allocation reused)
+/// with `dec`'s zstd context.
+fn unpack_into(
+    body: &[u8],
+    h: &ChunkHeader,
+    limit: usize,
+    dec: &mut ChunkDecoder,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
     let raw_len = h.raw_len as usize;
     if raw_len > limit {
         return Err(format!(
@@ -556,16 +601,27 @@ fn unpack(body: &[u8], h: &ChunkHeader, limit: usize) -> Result<Vec<u8>, String>
                 body.len()
             ));
         }
-        return Ok(body.to_vec());
+        out.clear();
+        out.extend_from_slice(body);
+        return Ok(out);
     }
-    let data = zstd::bulk::decompress(body, raw_len).map_err(|e| format!("zstd: {e}"))?;
-    if data.len() != raw_len {
+    let z = match &mut dec.zstd {
+        Some(z) => z,
+        slot => slot.insert(zstd::bulk::Decompressor::new().map_err(|e| format!("zstd: {e}"))?),
+    };
+    out.clear();
+    // Room for exactly raw_len bytes (a reused buffer may have more: then
+    // an oversized frame is caught by the length check below).
+    out.reserve_exact(raw_len);
+    z.decompress_to_buffer(body, &mut out)
+        .map_err(|e| format!("zstd: {e}"))?;
+    if out.len() != raw_len {
         return Err(format!(
             "decompressed to {} bytes, header says {raw_len}",
-            data.len()
+            out.len()
         ));
     }
-    Ok(data)
+    Ok(out)
 }
 
 /// Next 8-aligned offset in `[from, end)` that holds a valid chunk header.

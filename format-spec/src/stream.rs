@@ -18,14 +18,14 @@
 //! independent per chunk) or interpreting events (the analyzer's model).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::mpsc::{channel, sync_channel, Receiver, Sender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use crate::chunk::{ChunkInfo, DecodedChunk};
 use crate::error::FormatError;
 use crate::event::{EventRef, RecordError};
-use crate::reader::Reader;
+use crate::reader::{ChunkDecoder, Reader};
 
 /// Decoded chunks the worker may hold ready by default: enough to hide the
 /// jitter of one slow chunk, small enough (a few MiB at 1 MiB chunks) to
@@ -36,12 +36,20 @@ type Decoded = Result<DecodedChunk, FormatError>;
 
 enum Source {
     /// Decoding on the caller's thread (depth 0, or no thread could be spawned).
-    Inline { reader: Arc<Reader>, chunks: std::vec::IntoIter<Result<ChunkInfo, FormatError>> },
+    Inline {
+        reader: Arc<Reader>,
+        chunks: std::vec::IntoIter<Result<ChunkInfo, FormatError>>,
+        dec: ChunkDecoder,
+        spare: Vec<u8>,
+    },
     /// Decoding on worker threads, each feeding its own bounded queue:
     /// worker `i` decodes chunks `i, i + W, i + 2W, ...`, and the consumer
     /// reads the queues in turn, which restores file order.
     Workers {
         queues: Vec<Receiver<Decoded>>,
+        /// Per worker: buffers of chunks the consumer is done with, to
+        /// decompress into again.
+        spares: Vec<Sender<Vec<u8>>>,
         /// The queue the next chunk comes from.
         turn: usize,
         stop: Arc<AtomicBool>,
@@ -70,7 +78,9 @@ impl DecodedChunks {
     pub fn with_workers(reader: Arc<Reader>, depth: usize, workers: usize) -> DecodedChunks {
         let inline = |reader: Arc<Reader>| {
             let chunks: Vec<_> = reader.chunks().collect();
-            DecodedChunks { src: Source::Inline { reader, chunks: chunks.into_iter() } }
+            DecodedChunks {
+                src: Source::Inline { reader, chunks: chunks.into_iter(), dec: ChunkDecoder::new(), spare: Vec::new() },
+            }
         };
         if depth == 0 {
             return inline(reader);
@@ -79,17 +89,21 @@ impl DecodedChunks {
         let per = depth.div_ceil(n);
         let stop = Arc::new(AtomicBool::new(false));
         let mut queues = Vec::with_capacity(n);
+        let mut spares = Vec::with_capacity(n);
         let mut handles = Vec::with_capacity(n);
         for i in 0..n {
             let (tx, rx) = sync_channel::<Decoded>(per);
+            let (spare_tx, spare_rx) = channel::<Vec<u8>>();
             let r = reader.clone();
             let st = stop.clone();
             let spawned = std::thread::Builder::new().name(format!("smctrace-decode-{i}")).spawn(move || {
+                let mut dec = ChunkDecoder::new();
                 for c in r.chunks().skip(i).step_by(n) {
                     if st.load(Ordering::Relaxed) {
                         return;
                     }
-                    let d = c.and_then(|c| r.decode(&c));
+                    let buf = spare_rx.try_recv().unwrap_or_default();
+                    let d = c.and_then(|c| r.decode_with(&c, &mut dec, buf));
                     // The consumer went away: stop decoding.
                     if tx.send(d).is_err() {
                         return;
@@ -99,16 +113,33 @@ impl DecodedChunks {
             match spawned {
                 Ok(h) => {
                     queues.push(rx);
+                    spares.push(spare_tx);
                     handles.push(Some(h));
                 }
                 Err(_) => {
                     // Stop the workers already running, then decode inline.
-                    drop(DecodedChunks { src: Source::Workers { queues, turn: 0, stop, workers: handles } });
+                    drop(DecodedChunks { src: Source::Workers { queues, spares, turn: 0, stop, workers: handles } });
                     return inline(reader);
                 }
             }
         }
-        DecodedChunks { src: Source::Workers { queues, turn: 0, stop, workers: handles } }
+        DecodedChunks { src: Source::Workers { queues, spares, turn: 0, stop, workers: handles } }
+    }
+
+    /// Hand back a chunk the caller is done with: its buffer is decompressed
+    /// into again instead of a fresh allocation (optional; saves a page
+    /// fault per 4 KiB of every chunk).
+    pub fn recycle(&mut self, done: DecodedChunk) {
+        match &mut self.src {
+            Source::Inline { spare, .. } => *spare = done.data,
+            // To the worker the consumer waits on next; a worker that has
+            // finished drops it.
+            Source::Workers { spares, turn, .. } => {
+                if let Some(s) = spares.get(*turn) {
+                    let _ = s.send(done.data);
+                }
+            }
+        }
     }
 }
 
@@ -117,7 +148,10 @@ impl Iterator for DecodedChunks {
 
     fn next(&mut self) -> Option<Decoded> {
         match &mut self.src {
-            Source::Inline { reader, chunks } => chunks.next().map(|c| c.and_then(|c| reader.decode(&c))),
+            Source::Inline { reader, chunks, dec, spare } => {
+                let c = chunks.next()?;
+                Some(c.and_then(|c| reader.decode_with(&c, dec, std::mem::take(spare))))
+            }
             Source::Workers { queues, turn, workers, .. } => {
                 let t = *turn;
                 match queues.get(t)?.recv() {
@@ -144,10 +178,11 @@ impl Iterator for DecodedChunks {
 
 impl Drop for DecodedChunks {
     fn drop(&mut self) {
-        if let Source::Workers { queues, stop, workers, .. } = &mut self.src {
+        if let Source::Workers { queues, spares, stop, workers, .. } = &mut self.src {
             stop.store(true, Ordering::Relaxed);
             // Dropping the receivers makes a blocked `send` fail at once.
             queues.clear();
+            spares.clear();
             for h in workers.iter_mut().filter_map(Option::take) {
                 // Do not panic in drop; a worker's panic message was printed.
                 let _ = h.join();
@@ -237,7 +272,9 @@ impl EventStream {
     pub fn next_item(&mut self) -> Option<StreamItem<'_>> {
         // Move to a chunk with records left without holding a borrow of it.
         while self.cur.as_ref().is_none_or(|c| self.off >= c.bytes().len()) {
-            self.cur = None;
+            if let Some(done) = self.cur.take() {
+                self.chunks.recycle(done);
+            }
             self.off = 0;
             let next = self.chunks.next()?;
             self.chunks_seen += 1;

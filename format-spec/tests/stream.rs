@@ -193,3 +193,58 @@ fn empty_recording_streams_nothing() {
     w.finish(TrailerInput::default()).unwrap();
     assert!(check_all_depths(&path).is_empty());
 }
+
+#[test]
+fn decode_with_reused_buffers_matches_decode_and_keeps_its_limits() {
+    use smctrace_format::layout::{self, ChunkHeader, CHUNK_F_ZSTD};
+    use smctrace_format::reader::ChunkDecoder;
+    let dir = tempfile::tempdir().unwrap();
+    let b = common::build(dir.path(), "r.smctrace", 12, 13, false);
+    // Then a stored (uncompressed) chunk and a frame larger than its header says.
+    let raw = |flags: u16, raw_len: u32, body: &[u8]| {
+        let h = ChunkHeader {
+            chunk_type: layout::CHUNK_EVENTS,
+            flags,
+            seq: 77,
+            event_count: 1,
+            raw_len,
+            comp_len: body.len() as u32,
+            body_crc: crc32c::crc32c(body),
+            ..Default::default()
+        };
+        let mut v = h.encode().to_vec();
+        v.extend_from_slice(body);
+        v.resize(CHUNK_HEADER_LEN + layout::pad8(body.len()), 0);
+        v
+    };
+    let stored = b.chunks[0].clone();
+    let big = zstd::bulk::compress(&vec![7u8; 100_000], 3).unwrap();
+    let mut f = std::fs::OpenOptions::new().append(true).open(&b.path).unwrap();
+    use std::io::Write;
+    f.write_all(&raw(0, stored.len() as u32, &stored)).unwrap();
+    f.write_all(&raw(CHUNK_F_ZSTD, 64, &big)).unwrap();
+    drop(f);
+    let r = Reader::open(&b.path).unwrap();
+    let infos: Vec<_> = r.chunks().map(|c| c.unwrap()).collect();
+    let mut dec = ChunkDecoder::new();
+    // A buffer larger than any chunk, reused from chunk to chunk.
+    let mut buf = vec![0xAAu8; 4 << 20];
+    for c in &infos {
+        let want = r.decode(c);
+        let got = r.decode_with(c, &mut dec, std::mem::take(&mut buf));
+        match (want, got) {
+            (Ok(w), Ok(g)) => {
+                assert_eq!(w.bytes(), g.bytes(), "chunk {}", c.index);
+                buf = g.bytes().to_vec();
+                buf.reserve(4 << 20);
+            }
+            (Err(w), Err(g)) => {
+                assert_eq!(c.seq, 77, "only the oversized frame fails");
+                assert!(g.to_string().contains("decompressed to 100000 bytes"), "{g} / {w}");
+                buf = vec![0u8; 4 << 20];
+            }
+            (w, g) => panic!("chunk {}: decode {w:?} vs decode_with {g:?}", c.index),
+        }
+    }
+    assert_eq!(infos.len(), b.chunks.len() + 2);
+}
