@@ -6,8 +6,10 @@
 
 mod conns;
 mod dump;
+mod flight;
 mod loader;
 mod offsets;
+mod output;
 mod pipeline;
 mod privs;
 mod probes;
@@ -79,7 +81,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Cmd {
-    /// Record until Ctrl-C/SIGTERM, --duration, --max-size, or the end of `-- CMD ARGS`.
+    /// Record until Ctrl-C/SIGTERM, --duration, --max-size (without --rotate), or the end of `-- CMD ARGS`.
     Record(Box<record::RecordArgs>),
     /// List every probe: hook, stage, whether it attaches on this kernel (and why
     /// not), and what the analysis lacks without it. Attaches for real when run as root.

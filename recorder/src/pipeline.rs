@@ -9,10 +9,15 @@
 //! file. The channel between them is bounded: if compression falls behind,
 //! the drain thread blocks, the kernel's ring buffer fills, and the kernel
 //! counts the records it could not reserve (never a silent loss).
+//!
+//! With `--rotate` or `--flight` the drain thread also reads the kernel's lost
+//! counters each time it cuts a chunk (so each file's trailer counts the
+//! losses of exactly its own span) and checks every record against the
+//! flight triggers; the writer thread hands chunks to an [`Output`].
 
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -20,7 +25,10 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use smctrace_format::event::HDR_LEN;
-use smctrace_format::{encode_chunk, Writer};
+use smctrace_format::encode_chunk;
+
+use crate::flight::TriggerCheck;
+use crate::output::{Boundary, Output};
 
 /// Counters shared with the status line and the stop conditions.
 #[derive(Default)]
@@ -37,6 +45,12 @@ pub struct Options {
     pub chunk_bytes: usize,
     pub chunk_age: Duration,
     pub zstd_level: i32,
+    /// Read the lost counters at every chunk cut (rotate and flight modes).
+    pub lost_at_cut: Option<Arc<dyn Boundary>>,
+    /// Flight triggers checked on every record.
+    pub triggers: TriggerCheck,
+    /// Raised by SIGUSR1: write the flight ring out.
+    pub dump_request: Arc<AtomicBool>,
 }
 
 struct RawChunk {
@@ -45,23 +59,26 @@ struct RawChunk {
     count: u32,
     first_ts: u64,
     last_ts: u64,
+    lost_after: Option<Vec<u64>>,
+    trigger: Option<String>,
 }
 
 pub struct Pipeline {
     drain: JoinHandle<Result<()>>,
-    writer: JoinHandle<Result<Writer>>,
+    writer: JoinHandle<Result<Output>>,
 }
 
 impl Pipeline {
-    pub fn start(ring: RingBuf<MapData>, writer: Writer, stop: Arc<AtomicBool>, progress: Arc<Progress>, opts: Options) -> Result<Pipeline> {
-        progress.file_bytes.store(writer.bytes_written(), Ordering::Relaxed);
+    pub fn start(ring: RingBuf<MapData>, output: Output, stop: Arc<AtomicBool>, progress: Arc<Progress>, opts: Options) -> Result<Pipeline> {
+        progress.file_bytes.store(output.bytes_written(), Ordering::Relaxed);
         let (tx, rx) = sync_channel::<RawChunk>(8);
         let p2 = progress.clone();
         let level = opts.zstd_level;
         let stop2 = stop.clone();
+        let dump = opts.dump_request.clone();
         let writer = std::thread::Builder::new()
             .name("smc-record-write".into())
-            .spawn(move || write_loop(rx, writer, p2, level, stop2))
+            .spawn(move || write_loop(rx, output, p2, level, stop2, dump))
             .context("starting the writer thread")?;
         let drain = std::thread::Builder::new()
             .name("smc-record-drain".into())
@@ -70,8 +87,8 @@ impl Pipeline {
         Ok(Pipeline { drain, writer })
     }
 
-    /// Wait for the final drain (the stop flag must be set) and get the writer back.
-    pub fn finish(self) -> Result<Writer> {
+    /// Wait for the final drain (the stop flag must be set) and get the output back.
+    pub fn finish(self) -> Result<Output> {
         let drained = self.drain.join().map_err(|_| anyhow::anyhow!("the ring buffer thread panicked"))?;
         let writer = self.writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         // A drain error is reported after the writer is back, so the file still closes.
@@ -92,6 +109,7 @@ struct Batch {
     first_ts: u64,
     last_ts: u64,
     started: Option<Instant>,
+    trigger: Option<String>,
 }
 
 impl Batch {
@@ -117,6 +135,8 @@ impl Batch {
             count: self.count,
             first_ts: self.first_ts,
             last_ts: self.last_ts,
+            lost_after: None,
+            trigger: self.trigger.take(),
         };
         self.seq += 1;
         self.count = 0;
@@ -125,10 +145,13 @@ impl Batch {
     }
 }
 
-fn drain_loop(mut ring: RingBuf<MapData>, tx: SyncSender<RawChunk>, stop: Arc<AtomicBool>, progress: Arc<Progress>, opts: Options) -> Result<()> {
+fn drain_loop(mut ring: RingBuf<MapData>, tx: SyncSender<RawChunk>, stop: Arc<AtomicBool>, progress: Arc<Progress>, mut opts: Options) -> Result<()> {
     let fd = ring.as_raw_fd();
     let cap = opts.chunk_bytes + 4096;
-    let mut batch = Batch { seq: 0, buf: Vec::with_capacity(cap), count: 0, first_ts: 0, last_ts: 0, started: None };
+    let mut batch = Batch { seq: 0, buf: Vec::with_capacity(cap), count: 0, first_ts: 0, last_ts: 0, started: None, trigger: None };
+    let check_triggers = !opts.triggers.is_empty();
+    let lost = opts.lost_at_cut.take();
+    let emit = |c: Option<RawChunk>| send(&tx, c, lost.as_deref());
     loop {
         // Read stop before draining, so the last pass sees everything submitted before it.
         let stopping = stop.load(Ordering::Acquire);
@@ -138,6 +161,9 @@ fn drain_loop(mut ring: RingBuf<MapData>, tx: SyncSender<RawChunk>, stop: Arc<At
                 Some(len) => {
                     let ts = u64::from_le_bytes(rec[8..16].try_into().unwrap());
                     batch.push(&rec[..len], ts);
+                    if check_triggers && batch.trigger.is_none() {
+                        batch.trigger = opts.triggers.check(&rec[..len]);
+                    }
                     progress.events.fetch_add(1, Ordering::Relaxed);
                     progress.raw_bytes.fetch_add(len as u64, Ordering::Relaxed);
                 }
@@ -147,15 +173,16 @@ fn drain_loop(mut ring: RingBuf<MapData>, tx: SyncSender<RawChunk>, stop: Arc<At
             }
             drop(item);
             if batch.buf.len() >= opts.chunk_bytes {
-                send(&tx, batch.take(cap))?;
+                emit(batch.take(cap))?;
             }
         }
         if stopping {
-            send(&tx, batch.take(cap))?;
+            emit(batch.take(cap))?;
             return Ok(());
         }
-        if batch.started.is_some_and(|t| t.elapsed() >= opts.chunk_age) {
-            send(&tx, batch.take(cap))?;
+        // A chunk holding a trigger goes to the writer at once.
+        if batch.trigger.is_some() || batch.started.is_some_and(|t| t.elapsed() >= opts.chunk_age) {
+            emit(batch.take(cap))?;
         }
         let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
         // SAFETY: one valid pollfd for the duration of the call.
@@ -169,8 +196,11 @@ fn drain_loop(mut ring: RingBuf<MapData>, tx: SyncSender<RawChunk>, stop: Arc<At
     }
 }
 
-fn send(tx: &SyncSender<RawChunk>, chunk: Option<RawChunk>) -> Result<()> {
-    if let Some(c) = chunk {
+fn send(tx: &SyncSender<RawChunk>, chunk: Option<RawChunk>, lost: Option<&dyn Boundary>) -> Result<()> {
+    if let Some(mut c) = chunk {
+        // Read after the cut: every loss counted so far belongs to this chunk's
+        // span or an earlier one.
+        c.lost_after = lost.and_then(|b| b.lost_per_cpu());
         tx.send(c).map_err(|_| anyhow::anyhow!("the writer thread stopped early"))?;
     }
     Ok(())
@@ -185,30 +215,43 @@ fn record_len(item: &[u8]) -> Option<usize> {
     (len >= HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some(len)
 }
 
-/// Compress and append every chunk. On the first failure (a full disk, an I/O
-/// error) the recording stops: the stop flag is raised so the session ends at
-/// once, and the writer is dropped, which cuts the file after the last complete
-/// chunk (a valid recording, read as "not closed cleanly"). The error says how
-/// much of the recording the file holds.
-fn write_loop(rx: Receiver<RawChunk>, mut writer: Writer, progress: Arc<Progress>, level: i32, stop: Arc<AtomicBool>) -> Result<Writer> {
-    for c in rx {
+/// Compress every chunk and hand it to the output. On the first failure (a
+/// full disk, an I/O error) the recording stops: the stop flag is raised so
+/// the session ends at once, and the output is dropped, which cuts the open
+/// file after the last complete chunk (a valid recording, read as "not closed
+/// cleanly"). The error says how much of the recording the file holds.
+fn write_loop(
+    rx: Receiver<RawChunk>,
+    mut output: Output,
+    progress: Arc<Progress>,
+    level: i32,
+    stop: Arc<AtomicBool>,
+    dump: Arc<AtomicBool>,
+) -> Result<Output> {
+    let fail = |e: anyhow::Error| {
+        stop.store(true, Ordering::Release);
+        Err(e)
+    };
+    loop {
+        if dump.swap(false, Ordering::AcqRel) {
+            output.request_dump("SIGUSR1");
+        }
+        if let Err(e) = output.tick() {
+            return fail(e);
+        }
+        let c = match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => return Ok(output),
+        };
         let res = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
             .with_context(|| format!("compressing chunk {}", c.seq))
-            .and_then(|enc| writer.append(&enc).map_err(anyhow::Error::new));
+            .and_then(|enc| output.push(enc, c.lost_after, c.trigger));
         if let Err(e) = res {
-            stop.store(true, Ordering::Release);
-            let kept = format!(
-                "writing chunk {} failed; the file keeps the {} chunks and {} events before it ({} bytes, not closed cleanly)",
-                c.seq,
-                writer.chunks_written(),
-                writer.events_written(),
-                writer.bytes_written()
-            );
-            return Err(e.context(kept));
+            return fail(e);
         }
-        progress.file_bytes.store(writer.bytes_written(), Ordering::Relaxed);
+        progress.file_bytes.store(output.bytes_written(), Ordering::Relaxed);
     }
-    Ok(writer)
 }
 
 #[cfg(test)]
@@ -234,7 +277,7 @@ mod tests {
 
     #[test]
     fn batch_tracks_time_range_and_resets() {
-        let mut b = Batch { seq: 7, buf: Vec::new(), count: 0, first_ts: 0, last_ts: 0, started: None };
+        let mut b = Batch { seq: 7, buf: Vec::new(), count: 0, first_ts: 0, last_ts: 0, started: None, trigger: None };
         assert!(b.take(0).is_none());
         b.push(&[1; 24], 50);
         b.push(&[2; 24], 40);

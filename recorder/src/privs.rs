@@ -93,6 +93,17 @@ pub fn raise_for_close() -> Result<()> {
     set(permitted, permitted)
 }
 
+/// Run `f` with the kept capabilities effective on the calling thread, then
+/// empty the effective set again: for the counters and snapshots a rotation
+/// or a flight dump needs in the middle of a recording.
+pub fn with_raised<T>(f: impl FnOnce() -> T) -> Result<T> {
+    let (_, permitted) = get()?;
+    set(permitted, permitted)?;
+    let out = f();
+    set(0, permitted)?;
+    Ok(out)
+}
+
 /// The calling thread's effective set.
 #[cfg(test)]
 fn effective() -> Result<u64> {
@@ -125,6 +136,8 @@ mod tests {
             assert_eq!(p, keep);
             // a dropped capability cannot come back
             assert!(set(before, before).is_err() || before == keep);
+            assert_eq!(with_raised(|| effective().unwrap()).unwrap(), keep);
+            assert_eq!(effective().unwrap(), 0, "with_raised lowers again");
             raise_for_close().unwrap();
             assert_eq!(effective().unwrap(), keep);
         })

@@ -4,7 +4,8 @@
 //! loads the probes, writes the metadata, runs the pipeline until a stop
 //! condition (signal, duration, size, end of the command), then closes the
 //! file with the trailer (probe hits, per-CPU losses, end snapshot) on every
-//! stop path.
+//! stop path. Where the chunks go (one file, rotated files, the flight ring)
+//! is output.rs.
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
@@ -16,7 +17,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 use smctrace_format::meta::{ClockRef, Filters, Metadata, Snapshot};
-use smctrace_format::{TrailerInput, Writer, WriterOptions};
+
+use crate::flight::{parse_trigger, Trigger, TriggerCheck};
+use crate::output::{self, Boundary, Output};
 
 use crate::exit;
 use crate::loader::{self, Config};
@@ -36,9 +39,25 @@ pub struct RecordArgs {
     /// Stop after this many seconds (fractions allowed).
     #[arg(long, value_name = "SECONDS")]
     duration: Option<f64>,
-    /// Stop once the file reaches this many bytes (suffixes k, M, G allowed).
+    /// Stop once the file reaches this many bytes (suffixes k, M, G allowed);
+    /// with --rotate, continue in the next file instead.
     #[arg(long, value_name = "BYTES", value_parser = parse_size)]
     max_size: Option<u64>,
+    /// With --max-size: close a full file and continue in the next one
+    /// (OUTPUT.000001.smctrace, OUTPUT.000002.smctrace, ...), keeping the newest N.
+    #[arg(long, value_name = "N", requires = "max_size", value_parser = clap::value_parser!(u32).range(1..))]
+    rotate: Option<u32>,
+    /// Flight recorder: keep only the last MIB MiB of compressed chunks in memory and
+    /// write them out (OUTPUT.000001.smctrace, ...) on SIGUSR1, on a --trigger, and at exit.
+    #[arg(long, value_name = "MIB", conflicts_with_all = ["max_size", "rotate"], value_parser = clap::value_parser!(u32).range(1..=4096))]
+    flight: Option<u32>,
+    /// Write the flight ring out when this happens: `fallback`, `link-down`, or
+    /// `slow=DURATION` (a sendmsg call or a CDC send->completion longer than DURATION). Repeatable.
+    #[arg(long = "trigger", value_name = "TRIGGER", requires = "flight", value_parser = parse_trigger)]
+    triggers: Vec<Trigger>,
+    /// After a trigger, keep recording this many seconds before writing the ring out.
+    #[arg(long, value_name = "SECONDS", requires = "flight")]
+    trigger_post: Option<f64>,
     /// Record only sockets used by these processes (tgid). Repeatable.
     #[arg(long = "pid", value_name = "PID")]
     pids: Vec<u32>,
@@ -178,7 +197,7 @@ fn random_key() -> Result<[u64; 2]> {
     Ok([u64::from_le_bytes(b[..8].try_into().unwrap()), u64::from_le_bytes(b[8..].try_into().unwrap())])
 }
 
-fn clock_ns(clock: libc::clockid_t) -> u64 {
+pub fn clock_ns(clock: libc::clockid_t) -> u64 {
     let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
@@ -209,6 +228,51 @@ fn snapshot(enabled: bool) -> Option<Snapshot> {
     Some(s)
 }
 
+/// The session's side of [`Boundary`]: counters and snapshots for the writer
+/// thread, each read with the kept capabilities raised for just that call.
+struct Live {
+    loaded: Arc<loader::Loaded>,
+    snap: bool,
+}
+
+impl Live {
+    fn raised<T>(&self, what: &str, f: impl FnOnce() -> Result<T>) -> Result<T> {
+        crate::privs::with_raised(f).with_context(|| format!("raising capabilities for {what}"))?
+    }
+
+    /// Recursion skips per probe with a count.
+    fn misses(&self) -> Vec<(String, u64)> {
+        self.loaded.recursion_misses().into_iter().filter(|(_, n)| *n > 0).collect()
+    }
+}
+
+impl Boundary for Live {
+    fn lost_per_cpu(&self) -> Option<Vec<u64>> {
+        // Without capabilities, kernels before 6.5 refuse the map read: retry raised.
+        self.loaded.lost_per_cpu().or_else(|_| self.raised("the lost counters", || self.loaded.lost_per_cpu())).ok()
+    }
+
+    fn probe_hits(&self) -> Vec<(String, u64)> {
+        let mut hits = self.loaded.probe_hits().or_else(|_| self.raised("the probe hits", || self.loaded.probe_hits())).unwrap_or_else(|e| {
+            eprintln!("smc-record: warning: {e:#}");
+            Vec::new()
+        });
+        // Skipped runs (another BPF program active on the CPU) go next to the hits
+        // as "<probe>.missed" entries, so the trailer shows every kind of loss.
+        hits.extend(self.misses().into_iter().map(|(p, n)| (format!("{p}.missed"), n)));
+        hits
+    }
+
+    fn snapshot(&self) -> Option<Snapshot> {
+        if !self.snap {
+            return None;
+        }
+        crate::privs::with_raised(|| snapshot(true)).unwrap_or_else(|e| {
+            Some(Snapshot { taken_monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC), error: Some(format!("{e:#}")), ..Default::default() })
+        })
+    }
+}
+
 pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     if let Some(bad) = args.exclude.iter().find(|e| !PROBES.iter().any(|p| p.name == e.as_str())) {
         return Err(Failure::new(2, anyhow!("--exclude {bad}: no such probe (see `smc-record probes`)")));
@@ -219,7 +283,28 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
-    check_output(&args.output, args.force)?;
+    let mode = match (args.flight, args.rotate, args.max_size) {
+        (Some(mib), _, _) => output::Mode::Flight {
+            budget: mib as u64 * (1 << 20),
+            post: Duration::from_secs_f64(args.trigger_post.unwrap_or(0.0).clamp(0.0, 3600.0)),
+        },
+        (None, Some(keep), Some(max_size)) => output::Mode::Rotate { max_size, keep: keep as usize },
+        _ => output::Mode::Single,
+    };
+    if args.trigger_post.is_some_and(|p| !(0.0..=3600.0).contains(&p)) {
+        return Err(Failure::new(2, anyhow!("--trigger-post must be between 0 and 3600 seconds")));
+    }
+    if matches!(mode, output::Mode::Single) {
+        check_output(&args.output, args.force)?;
+    } else {
+        if std::fs::symlink_metadata(&args.output).is_ok_and(|m| m.is_dir()) {
+            return Err(Failure::new(2, anyhow!("--output {} is a directory; give a file name (the series is named after it)", args.output.display())));
+        }
+        check_output(&output::numbered(&args.output, 1), args.force)?;
+        output::check_series(&args.output, args.force).map_err(|e| {
+            Failure::from(anyhow::Error::new(smctrace_format::FormatError::OutputRefused { path: args.output.clone(), reason: format!("{e:#}") }))
+        })?;
+    }
     check_privileges()?;
     if !args.buffer.is_power_of_two() || args.buffer < 4096 || args.buffer > (1 << 30) {
         return Err(Failure::new(2, anyhow!("--buffer must be a power of two between 4k and 1G")));
@@ -264,43 +349,57 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
             ("event_abi".into(), smctrace_format::event::EVENT_ABI.to_string()),
         ],
     };
-    let writer = Writer::create(&args.output, &meta, WriterOptions { overwrite: args.force, ..Default::default() })
-        .map_err(|e| Failure::from(anyhow::Error::new(e)))?;
+    let ring = loaded.take_ring().map_err(|e| Failure::new(exit::BPF, e))?;
+    let loaded = Arc::new(loaded);
+    let live = Arc::new(Live { loaded: loaded.clone(), snap: !args.no_snapshot });
+    let multi = !matches!(mode, output::Mode::Single);
+    let output = Output::new(mode, &args.output, args.force, meta, live.clone(), args.quiet).map_err(Failure::from)?;
+    let dump_request = Arc::new(AtomicBool::new(false));
+    if args.flight.is_some() {
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump_request.clone()).context("installing the SIGUSR1 handler")?;
+    }
 
     let progress = Arc::new(Progress::default());
-    let ring = loaded.take_ring().map_err(|e| Failure::new(exit::BPF, e))?;
     // Everything privileged is done: record with no effective capability (see privs.rs).
     // Before Pipeline::start, so its threads (and the command's waiter) start without them.
     crate::privs::drop_while_recording().context("dropping capabilities")?;
+    let lost_at_cut: Option<Arc<dyn Boundary>> = if multi { Some(live.clone()) } else { None };
     let pipeline = Pipeline::start(
         ring,
-        writer,
+        output,
         stop.clone(),
         progress.clone(),
-        Options { chunk_bytes: 1 << 20, chunk_age: Duration::from_millis(100), zstd_level: args.zstd_level },
+        Options {
+            chunk_bytes: 1 << 20,
+            chunk_age: Duration::from_millis(100),
+            zstd_level: args.zstd_level,
+            lost_at_cut,
+            triggers: TriggerCheck::new(&args.triggers),
+            dump_request,
+        },
     )?;
 
     // From here on every path goes through finish(): the file is always closed.
-    let outcome = session(&args, &stop, &progress, &loaded);
+    let outcome = session(&args, &stop, &progress, &loaded, multi);
     stop.store(true, Ordering::Release);
-    let closed = close(pipeline, &loaded, &progress, !args.no_snapshot);
+    let closed = close(pipeline, &live);
     if let Some(p) = &args.ready_file {
         let _ = std::fs::remove_file(p);
     }
-    let summary = closed?;
-    let lost: u64 = summary.1.iter().sum();
+    let (files, lost) = closed?;
     if !args.quiet {
         if std::io::stderr().is_terminal() {
             eprintln!();
         }
-        eprintln!(
-            "smc-record: {} events, {} chunks, {} bytes -> {}; lost {}",
-            summary.0.events,
-            summary.0.chunks,
-            summary.0.bytes,
-            summary.0.path.display(),
-            lost
-        );
+        let events: u64 = files.iter().map(|f| f.summary.events).sum();
+        let chunks: u64 = files.iter().map(|f| f.summary.chunks).sum();
+        let bytes: u64 = files.iter().map(|f| f.summary.bytes).sum();
+        let last = files.last().map(|f| f.summary.path.display().to_string()).unwrap_or_default();
+        if multi {
+            eprintln!("smc-record: {events} events, {chunks} chunks, {bytes} bytes in {} files written (last {last}); lost {lost}", files.len());
+        } else {
+            eprintln!("smc-record: {events} events, {chunks} chunks, {bytes} bytes -> {last}; lost {lost}");
+        }
     }
     if lost > 0 {
         eprintln!("smc-record: warning: {lost} events were lost (ring buffer full); try a larger --buffer or filters");
@@ -313,7 +412,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
 }
 
 /// Run until a stop condition; returns the exit code (the command's, if any).
-fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loaded: &loader::Loaded) -> Result<u8, Failure> {
+fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loaded: &loader::Loaded, multi: bool) -> Result<u8, Failure> {
     let child_status: Arc<Mutex<Option<ExitStatus>>> = Arc::new(Mutex::new(None));
     if !args.command.is_empty() && stop.load(Ordering::Acquire) {
         eprintln!("smc-record: interrupted before `{}` was started; not running it", args.command[0]);
@@ -346,7 +445,7 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loade
         if deadline.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if args.max_size.is_some_and(|m| progress.file_bytes.load(Ordering::Relaxed) >= m) {
+        if !multi && args.max_size.is_some_and(|m| progress.file_bytes.load(Ordering::Relaxed) >= m) {
             if !args.quiet {
                 eprintln!("\nsmc-record: --max-size reached");
             }
@@ -381,28 +480,15 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loade
     })
 }
 
-fn close(
-    pipeline: Pipeline,
-    loaded: &loader::Loaded,
-    progress: &Progress,
-    snap: bool,
-) -> Result<(smctrace_format::WriteSummary, Vec<u64>), Failure> {
-    let writer = pipeline.finish()?;
+/// Stop the pipeline and close the output; returns the files written and the
+/// events the kernel lost over the whole recording.
+fn close(pipeline: Pipeline, live: &Live) -> Result<(Vec<output::Closed>, u64), Failure> {
+    let output = pipeline.finish()?;
     if let Err(e) = crate::privs::raise_for_close() {
         eprintln!("smc-record: warning: {e:#}; the counters and end snapshot may be incomplete");
     }
-    let probe_hits = loaded.probe_hits().unwrap_or_else(|e| {
-        eprintln!("smc-record: warning: {e:#}");
-        Vec::new()
-    });
-    let lost_per_cpu = loaded.lost_per_cpu().unwrap_or_else(|e| {
-        eprintln!("smc-record: warning: {e:#}");
-        Vec::new()
-    });
-    let _ = progress;
-    // Skipped runs (another BPF program active on the CPU) go next to the hits
-    // as "<probe>.missed" entries, so the trailer shows every kind of loss.
-    let misses: Vec<(String, u64)> = loaded.recursion_misses().into_iter().filter(|(_, n)| *n > 0).collect();
+    let lost_per_cpu = live.loaded.lost_per_cpu().map_err(|e| eprintln!("smc-record: warning: {e:#}")).ok();
+    let misses = live.misses();
     let missed: u64 = misses.iter().map(|(_, n)| n).sum();
     if missed > 0 {
         let list: Vec<String> = misses.iter().map(|(p, n)| format!("{p} {n}")).collect();
@@ -411,16 +497,9 @@ fn close(
             list.join(", ")
         );
     }
-    let mut probe_hits = probe_hits;
-    probe_hits.extend(misses.into_iter().map(|(p, n)| (format!("{p}.missed"), n)));
-    let trailer = TrailerInput {
-        probe_hits,
-        lost_per_cpu: lost_per_cpu.clone(),
-        end_monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC),
-        end_snapshot: snapshot(snap),
-    };
-    let summary = writer.finish(trailer).map_err(|e| Failure::from(anyhow::Error::new(e).context("closing the recording")))?;
-    Ok((summary, lost_per_cpu))
+    let lost = lost_per_cpu.as_ref().map_or(0, |v| v.iter().sum());
+    let files = output.finish(lost_per_cpu).map_err(|e| Failure::from(e.context("closing the recording")))?;
+    Ok((files, lost))
 }
 
 /// `smc-record probes`: the table of probes on this kernel.

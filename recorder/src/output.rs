@@ -1,0 +1,388 @@
+//! Where the compressed chunks go: one file (the default), a series of files
+//! of bounded size of which the newest N are kept (`--max-size S --rotate N`),
+//! or the flight-recorder ring that is written out as a recording on demand
+//! (`--flight M`). The writer thread drives an [`Output`]; every file it closes
+//! is a complete recording on its own: metadata with a start snapshot taken
+//! when the file was opened, a trailer with the losses of its own span and an
+//! end snapshot.
+//!
+//! File names: with `--rotate` or `--flight`, `-o rec.smctrace` names the
+//! series `rec.000001.smctrace`, `rec.000002.smctrace`, ... (six digits, so
+//! `ls` order is time order); `-o rec` gives `rec.000001`, ...
+
+use std::collections::VecDeque;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, Context, Result};
+use smctrace_format::meta::{Metadata, Snapshot};
+use smctrace_format::{EncodedChunk, TrailerInput, WriteSummary, Writer, WriterOptions};
+
+use crate::flight::{lost_delta, ChunkRing, HeldChunk};
+
+/// What the writer thread asks the session for when it opens or closes a file.
+/// Each call makes the needed capabilities effective on the calling thread
+/// for its duration only (see privs.rs).
+pub trait Boundary: Send + Sync {
+    /// Kernel-side lost counters per possible CPU since the probes were loaded.
+    fn lost_per_cpu(&self) -> Option<Vec<u64>>;
+    /// Cumulative probe hits (and `<probe>.missed` recursion skips).
+    fn probe_hits(&self) -> Vec<(String, u64)>;
+    /// An SMC snapshot now (None when snapshots are off).
+    fn snapshot(&self) -> Option<Snapshot>;
+}
+
+/// How chunks are stored.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    Single,
+    Rotate { max_size: u64, keep: usize },
+    Flight { budget: u64, post: Duration },
+}
+
+/// `base` with a six-digit sequence number before its `.smctrace` extension.
+pub fn numbered(base: &Path, n: u64) -> PathBuf {
+    let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let numbered = match name.strip_suffix(".smctrace") {
+        Some(stem) => format!("{stem}.{n:06}.smctrace"),
+        None => format!("{name}.{n:06}"),
+    };
+    base.with_file_name(numbered)
+}
+
+/// Files of the series of `base` that exist already (any sequence number).
+pub fn existing_series(base: &Path) -> Vec<PathBuf> {
+    let dir = match base.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let probe = numbered(base, 0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    // "rec.000000.smctrace" -> prefix "rec.", suffix ".smctrace"
+    let Some(pos) = probe.find("000000") else { return Vec::new() };
+    let (prefix, suffix) = (&probe[..pos], &probe[pos + 6..]);
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().into_owned();
+            n.len() == prefix.len() + 6 + suffix.len()
+                && n.starts_with(prefix)
+                && n.ends_with(suffix)
+                && n[prefix.len()..prefix.len() + 6].bytes().all(|b| b.is_ascii_digit())
+        })
+        .map(|e| e.path())
+        .collect();
+    out.sort();
+    out
+}
+
+/// One closed file, for the final report.
+pub struct Closed {
+    pub summary: WriteSummary,
+}
+
+pub struct Output {
+    mode: Mode,
+    base: PathBuf,
+    force: bool,
+    meta: Metadata,
+    live: Arc<dyn Boundary>,
+    quiet: bool,
+    /// The open file (single and rotate modes; a flight dump while written) and its path.
+    writer: Option<Writer>,
+    open_path: PathBuf,
+    /// Sequence number of the last numbered file created.
+    index: u64,
+    /// Numbered files of this session still on disk, oldest first.
+    kept: VecDeque<PathBuf>,
+    /// Lost counters at the start of the open file's span (rotate mode).
+    lost_base: Vec<u64>,
+    /// Newest lost counters attached to a chunk in the open file.
+    lost_last: Option<Vec<u64>>,
+    /// Probe hits when the open file (or flight span) started.
+    hits_base: Vec<(String, u64)>,
+    ring: ChunkRing,
+    /// A dump due at this time, and why.
+    pending: Option<(Instant, String)>,
+    pub closed: Vec<Closed>,
+    /// Bytes in all files written so far (closed ones + the open one).
+    bytes_closed: u64,
+}
+
+impl Output {
+    /// Open the first file (single, rotate) or just the ring (flight).
+    pub fn new(mode: Mode, base: &Path, force: bool, meta: Metadata, live: Arc<dyn Boundary>, quiet: bool) -> Result<Output> {
+        let budget = match &mode {
+            Mode::Flight { budget, .. } => *budget,
+            _ => 0,
+        };
+        let mut o = Output {
+            mode,
+            base: base.to_path_buf(),
+            force,
+            meta,
+            live,
+            quiet,
+            writer: None,
+            open_path: base.to_path_buf(),
+            index: 0,
+            kept: VecDeque::new(),
+            lost_base: Vec::new(),
+            lost_last: None,
+            hits_base: Vec::new(),
+            ring: ChunkRing::new(budget),
+            pending: None,
+            closed: Vec::new(),
+            bytes_closed: 0,
+        };
+        match o.mode {
+            Mode::Single => {
+                let w = Writer::create(base, &o.meta, WriterOptions { overwrite: force, ..Default::default() })?;
+                o.writer = Some(w);
+            }
+            Mode::Rotate { .. } => {
+                // The first file's start snapshot is the one the metadata already holds.
+                let meta = o.file_meta(vec![("rotate.index".into(), "1".into())], None);
+                o.open_next(meta)?;
+            }
+            Mode::Flight { .. } => {}
+        }
+        Ok(o)
+    }
+
+    fn file_meta(&self, extra: Vec<(String, String)>, snap: Option<Option<Snapshot>>) -> Metadata {
+        let mut m = self.meta.clone();
+        if let Some(s) = snap {
+            m.start_snapshot = s;
+        }
+        m.extra.extend(extra);
+        m
+    }
+
+    /// Create the next numbered file; delete the oldest beyond `--rotate N`.
+    fn open_next(&mut self, meta: Metadata) -> Result<PathBuf> {
+        self.index += 1;
+        let path = numbered(&self.base, self.index);
+        let w = Writer::create(&path, &meta, WriterOptions { overwrite: self.force, ..Default::default() })?;
+        self.writer = Some(w);
+        self.open_path = path.clone();
+        self.kept.push_back(path.clone());
+        if let Mode::Rotate { keep, .. } = self.mode {
+            while self.kept.len() > keep {
+                let old = self.kept.pop_front().expect("non-empty");
+                if let Err(e) = std::fs::remove_file(&old) {
+                    eprintln!("smc-record: warning: could not remove {} (rotation): {e}", old.display());
+                }
+            }
+        }
+        Ok(path)
+    }
+
+    /// Bytes written to files so far.
+    pub fn bytes_written(&self) -> u64 {
+        self.bytes_closed + self.writer.as_ref().map_or(0, |w| w.bytes_written())
+    }
+
+    /// Take one compressed chunk. `trigger` says a record in it fired a trigger.
+    pub fn push(&mut self, chunk: EncodedChunk, lost_after: Option<Vec<u64>>, trigger: Option<String>) -> Result<()> {
+        match self.mode.clone() {
+            Mode::Single => self.append(&chunk),
+            Mode::Rotate { max_size, .. } => {
+                let w = self.writer.as_ref().expect("rotate mode has an open file");
+                if w.chunks_written() > 0 && w.bytes_written() + chunk.as_bytes().len() as u64 > max_size {
+                    self.rotate()?;
+                }
+                self.append(&chunk)?;
+                if lost_after.is_some() {
+                    self.lost_last = lost_after;
+                }
+                Ok(())
+            }
+            Mode::Flight { post, .. } => {
+                self.ring.push(HeldChunk { chunk, lost_after });
+                if let Some(why) = trigger {
+                    if self.pending.is_none() {
+                        if !self.quiet {
+                            eprintln!("smc-record: trigger: {why}; writing the flight ring out in {:.1} s", post.as_secs_f64());
+                        }
+                        self.pending = Some((Instant::now() + post, format!("trigger: {why}")));
+                    }
+                }
+                self.tick()
+            }
+        }
+    }
+
+    /// Ask for a dump now (SIGUSR1); coalesced with one already pending.
+    pub fn request_dump(&mut self, why: &str) {
+        if matches!(self.mode, Mode::Flight { .. }) && self.pending.is_none() {
+            self.pending = Some((Instant::now(), why.to_string()));
+        }
+    }
+
+    /// Write a pending dump out once it is due.
+    pub fn tick(&mut self) -> Result<()> {
+        if let Some((due, _)) = &self.pending {
+            if Instant::now() >= *due {
+                let (_, why) = self.pending.take().expect("pending");
+                self.dump(&why, None)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, chunk: &EncodedChunk) -> Result<()> {
+        let w = self.writer.as_mut().expect("an open file");
+        if let Err(e) = w.append(chunk) {
+            let kept = format!(
+                "writing chunk {} failed; {} keeps the {} chunks and {} events before it ({} bytes, not closed cleanly)",
+                chunk.seq(),
+                self.open_path.display(),
+                w.chunks_written(),
+                w.events_written(),
+                w.bytes_written()
+            );
+            return Err(anyhow::Error::new(e).context(kept));
+        }
+        Ok(())
+    }
+
+    /// Close the open file and start the next one, one snapshot serving as the
+    /// end of the old file and the start of the new one.
+    fn rotate(&mut self) -> Result<()> {
+        let snap = self.live.snapshot();
+        let lost_now = self.lost_last.clone().or_else(|| self.live.lost_per_cpu()).unwrap_or_default();
+        let hits = self.live.probe_hits();
+        self.close_open(lost_now.clone(), hits.clone(), snap.clone())?;
+        self.lost_base = lost_now;
+        self.hits_base = hits;
+        let prev = self.closed.last().map(|c| file_name(&c.summary.path)).unwrap_or_default();
+        let meta = self.file_meta(
+            vec![("rotate.index".into(), (self.index + 1).to_string()), ("rotate.previous".into(), prev)],
+            Some(snap),
+        );
+        self.open_next(meta)?;
+        Ok(())
+    }
+
+    fn close_open(&mut self, lost_now: Vec<u64>, hits: Vec<(String, u64)>, end: Option<Snapshot>) -> Result<()> {
+        let Some(w) = self.writer.take() else { return Ok(()) };
+        let lost_per_cpu = lost_delta(&lost_now, &self.lost_base);
+        let trailer = TrailerInput {
+            probe_hits: hits_delta(&hits, &self.hits_base),
+            lost_per_cpu: lost_per_cpu.clone(),
+            end_monotonic_ns: crate::record::clock_ns(libc::CLOCK_MONOTONIC),
+            end_snapshot: end,
+        };
+        let summary = w.finish(trailer).with_context(|| format!("closing {}", self.open_path.display()))?;
+        let lost: u64 = lost_per_cpu.iter().sum();
+        self.bytes_closed += summary.bytes;
+        if !self.quiet && !matches!(self.mode, Mode::Single) {
+            eprintln!(
+                "smc-record: closed {}: {} events, {} chunks, {} bytes; lost {}",
+                summary.path.display(),
+                summary.events,
+                summary.chunks,
+                summary.bytes,
+                lost
+            );
+        }
+        self.closed.push(Closed { summary });
+        Ok(())
+    }
+
+    /// Write the flight ring out as a new numbered recording and empty it.
+    /// `final_lost`: the counters after the last drain (at exit).
+    fn dump(&mut self, why: &str, final_lost: Option<Vec<u64>>) -> Result<()> {
+        let snap = self.live.snapshot();
+        let hits = self.live.probe_hits();
+        let lost_now = final_lost
+            .or_else(|| self.ring.newest_lost().cloned())
+            .or_else(|| self.live.lost_per_cpu())
+            .unwrap_or_else(|| self.ring.lost_base().to_vec());
+        let d = self.ring.dropped().clone();
+        let mut extra = vec![
+            ("flight.reason".to_string(), why.to_string()),
+            ("flight.held_bytes".to_string(), self.ring.bytes().to_string()),
+            ("flight.dropped_chunks".to_string(), d.chunks.to_string()),
+            ("flight.dropped_events".to_string(), d.events.to_string()),
+            ("flight.dropped_lost".to_string(), d.lost.to_string()),
+            ("start_snapshot".to_string(), "taken when the flight ring was written out".to_string()),
+        ];
+        if let Mode::Flight { budget, .. } = self.mode {
+            extra.push(("flight.budget_bytes".to_string(), budget.to_string()));
+        }
+        if d.chunks > 0 {
+            extra.push(("flight.dropped_ts".to_string(), format!("{}..{}", d.first_ts, d.last_ts)));
+        }
+        let meta = self.file_meta(extra, Some(snap.clone()));
+        let path = self.open_next(meta)?;
+        let chunks: Vec<EncodedChunk> = self.ring.chunks().map(|c| c.chunk.clone()).collect();
+        for c in &chunks {
+            self.append(c)?;
+        }
+        self.lost_base = self.ring.lost_base().to_vec();
+        self.close_open(lost_now.clone(), hits.clone(), snap)?;
+        self.hits_base = hits;
+        self.ring.clear(lost_now);
+        if !self.quiet {
+            eprintln!(
+                "smc-record: flight dump {} ({why}); the ring had dropped {} older chunks ({} events) before it",
+                path.display(),
+                d.chunks,
+                d.events
+            );
+        }
+        Ok(())
+    }
+
+    /// End of the session: close the open file, or write the ring out.
+    /// `final_lost`: the counters after the last drain.
+    pub fn finish(mut self, final_lost: Option<Vec<u64>>) -> Result<Vec<Closed>> {
+        match self.mode {
+            Mode::Flight { .. } => {
+                let why = match self.pending.take() {
+                    Some((_, why)) => format!("{why}; written at exit"),
+                    None => "exit".to_string(),
+                };
+                self.dump(&why, final_lost)?;
+            }
+            _ => {
+                let lost = final_lost.or_else(|| self.lost_last.clone()).unwrap_or_default();
+                let hits = self.live.probe_hits();
+                let snap = self.live.snapshot();
+                self.close_open(lost, hits, snap)?;
+            }
+        }
+        Ok(self.closed)
+    }
+}
+
+fn file_name(p: &Path) -> String {
+    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
+/// Hits since `base`, probe by probe (a probe missing from base counts from 0).
+fn hits_delta(now: &[(String, u64)], base: &[(String, u64)]) -> Vec<(String, u64)> {
+    now.iter()
+        .map(|(p, n)| {
+            let b = base.iter().find(|(q, _)| q == p).map_or(0, |(_, b)| *b);
+            (p.clone(), n.saturating_sub(b))
+        })
+        .collect()
+}
+
+/// Refuse to start a series over files of an earlier one (unless --force).
+pub fn check_series(base: &Path, force: bool) -> Result<()> {
+    let old = existing_series(base);
+    if !old.is_empty() && !force {
+        return Err(anyhow!(
+            "{} and {} more file(s) of an earlier series exist (use --force to overwrite them, or another --output)",
+            old[0].display(),
+            old.len() - 1
+        ));
+    }
+    Ok(())
+}
