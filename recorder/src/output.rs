@@ -386,3 +386,165 @@ pub fn check_series(base: &Path, force: bool) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use smctrace_format::synth::PingPong;
+    use smctrace_format::{encode_chunk, Reader};
+    use std::sync::Mutex;
+
+    /// Counters a test sets by hand, standing in for the loaded probes.
+    struct Counters {
+        lost: Mutex<Vec<u64>>,
+        hits: Mutex<u64>,
+    }
+
+    impl Boundary for Counters {
+        fn lost_per_cpu(&self) -> Option<Vec<u64>> {
+            Some(self.lost.lock().unwrap().clone())
+        }
+        fn probe_hits(&self) -> Vec<(String, u64)> {
+            vec![("smc_sendmsg".into(), *self.hits.lock().unwrap())]
+        }
+        fn snapshot(&self) -> Option<Snapshot> {
+            None
+        }
+    }
+
+    struct TempDir(PathBuf);
+    impl TempDir {
+        fn new(name: &str) -> TempDir {
+            let d = std::env::temp_dir().join(format!("smc-record-{name}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&d);
+            std::fs::create_dir_all(&d).unwrap();
+            TempDir(d)
+        }
+    }
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn chunks(n: u64) -> Vec<EncodedChunk> {
+        let mut g = PingPong::default().generator();
+        (0..n)
+            .map(|seq| {
+                let mut raw = Vec::new();
+                let mut count = 0;
+                for _ in 0..20 {
+                    count += g.next_round(&mut raw);
+                }
+                encode_chunk(seq, &raw, count as u32, seq * 1000, seq * 1000 + 999, 1).unwrap()
+            })
+            .collect()
+    }
+
+    fn meta() -> Metadata {
+        Metadata { host: "lab-a".into(), ..Default::default() }
+    }
+
+    fn series(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn names_sort_in_time_order() {
+        assert_eq!(numbered(Path::new("/x/rec.smctrace"), 7), PathBuf::from("/x/rec.000007.smctrace"));
+        assert_eq!(numbered(Path::new("rec"), 12), PathBuf::from("rec.000012"));
+        assert!(numbered(Path::new("r.smctrace"), 9) < numbered(Path::new("r.smctrace"), 10));
+    }
+
+    #[test]
+    fn rotation_keeps_the_newest_n_valid_files_with_their_own_losses() {
+        let dir = TempDir::new("rotate");
+        let base = dir.0.join("rec.smctrace");
+        let all = chunks(12);
+        let one = all[0].as_bytes().len() as u64;
+        let live = Arc::new(Counters { lost: Mutex::new(vec![0, 0]), hits: Mutex::new(0) });
+        // room for three chunks (plus header and metadata) per file
+        let mode = Mode::Rotate { max_size: 4096 + 3 * one + one / 2, keep: 2 };
+        let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
+        for (i, c) in all.iter().enumerate() {
+            // one lost event on CPU 1 per chunk, read at its cut
+            let lost = vec![0, i as u64 + 1];
+            *live.lost.lock().unwrap() = lost.clone();
+            *live.hits.lock().unwrap() = (i as u64 + 1) * 10;
+            out.push(c.clone(), Some(lost), None).unwrap();
+        }
+        let closed = out.finish(Some(vec![0, 12])).unwrap();
+        assert_eq!(closed.len(), 4, "12 chunks, 3 per file");
+        assert_eq!(series(&dir.0), vec!["rec.000003.smctrace", "rec.000004.smctrace"]);
+        let mut seqs = Vec::new();
+        for (k, name) in ["rec.000003.smctrace", "rec.000004.smctrace"].iter().enumerate() {
+            let r = Reader::open(&dir.0.join(name)).unwrap();
+            assert!(r.recovery().clean_close, "{name} closed cleanly");
+            let t = r.trailer().unwrap();
+            assert_eq!(t.total_events, closed[2 + k].summary.events);
+            assert_eq!(t.lost_per_cpu, vec![0, 3], "{name}: the losses of its own 3 chunks");
+            // hits are read when a file is opened and closed (here: as the 4th, 7th,
+            // 10th chunk arrives, and at the end), not per chunk
+            assert_eq!(t.probe_hits, vec![("smc_sendmsg".to_string(), [30, 20][k])]);
+            assert!(std::fs::metadata(dir.0.join(name)).unwrap().len() <= 4096 + 3 * one + one / 2 + 4096);
+            assert_eq!(r.metadata().extra_value("rotate.index"), Some(["3", "4"][k]));
+            for c in r.chunks() {
+                seqs.push(c.unwrap().seq);
+            }
+        }
+        assert_eq!(seqs, (6..12).collect::<Vec<u64>>(), "the newest chunks, in order");
+    }
+
+    #[test]
+    fn series_refused_without_force() {
+        let dir = TempDir::new("series");
+        let base = dir.0.join("rec.smctrace");
+        assert!(check_series(&base, false).is_ok());
+        std::fs::write(dir.0.join("rec.000002.smctrace"), b"x").unwrap();
+        std::fs::write(dir.0.join("rec.smctrace"), b"x").unwrap();
+        std::fs::write(dir.0.join("rec.00002.smctrace"), b"x").unwrap();
+        assert_eq!(existing_series(&base), vec![dir.0.join("rec.000002.smctrace")]);
+        assert!(check_series(&base, false).is_err());
+        assert!(check_series(&base, true).is_ok());
+    }
+
+    #[test]
+    fn flight_dump_holds_the_ring_and_accounts_for_what_it_dropped() {
+        let dir = TempDir::new("flight");
+        let base = dir.0.join("fl.smctrace");
+        let all = chunks(10);
+        let one = all[0].as_bytes().len() as u64;
+        let live = Arc::new(Counters { lost: Mutex::new(vec![0]), hits: Mutex::new(0) });
+        let mode = Mode::Flight { budget: 3 * one + one / 2, post: Duration::ZERO };
+        let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
+        for (i, c) in all.iter().take(8).enumerate() {
+            let trig = (i == 7).then(|| "fallback (test)".to_string());
+            out.push(c.clone(), Some(vec![2 * (i as u64 + 1)]), trig).unwrap();
+        }
+        // the trigger with no post time dumped at once: chunks 5..7, 5 dropped
+        assert_eq!(series(&dir.0), vec!["fl.000001.smctrace"]);
+        let r = Reader::open(&dir.0.join("fl.000001.smctrace")).unwrap();
+        assert!(r.recovery().clean_close);
+        let seqs: Vec<u64> = r.chunks().map(|c| c.unwrap().seq).collect();
+        assert_eq!(seqs, vec![5, 6, 7]);
+        let m = r.metadata();
+        assert_eq!(m.extra_value("flight.reason"), Some("trigger: fallback (test)"));
+        assert_eq!(m.extra_value("flight.dropped_chunks"), Some("5"));
+        assert_eq!(m.extra_value("flight.dropped_lost"), Some("10"));
+        assert_eq!(r.trailer().unwrap().lost_per_cpu, vec![6], "losses of chunks 5..7 only");
+        // the rest goes out at exit, nothing repeated
+        out.push(all[8].clone(), Some(vec![18]), None).unwrap();
+        out.push(all[9].clone(), Some(vec![20]), None).unwrap();
+        let closed = out.finish(Some(vec![21])).unwrap();
+        assert_eq!(closed.len(), 2);
+        let r = Reader::open(&dir.0.join("fl.000002.smctrace")).unwrap();
+        let seqs: Vec<u64> = r.chunks().map(|c| c.unwrap().seq).collect();
+        assert_eq!(seqs, vec![8, 9]);
+        assert_eq!(r.metadata().extra_value("flight.reason"), Some("exit"));
+        // 16 -> 21: every loss counted once over the dumps (10 dropped + 6 + 5 = 21)
+        assert_eq!(r.trailer().unwrap().lost_per_cpu, vec![5]);
+        assert_eq!(r.metadata().extra_value("flight.dropped_lost"), Some("0"));
+    }
+}
