@@ -9,7 +9,7 @@
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use memmap2::Mmap;
+use memmap2::{Mmap, UncheckedAdvice};
 
 use crate::chunk::{ChunkInfo, DecodedChunk};
 use crate::error::FormatError;
@@ -217,6 +217,9 @@ impl Reader {
         };
         let data_end = r.find_trailer();
         r.walk(data_end);
+        // The walk touched every chunk header (and, for a file not closed
+        // cleanly, every body): none of it needs to stay resident.
+        r.release(r.header.header_len as u64, data_end);
         Ok(r)
     }
 
@@ -295,7 +298,12 @@ impl Reader {
         let mut stats = FileStats::default();
         let mut rec = std::mem::take(&mut self.recovery);
         let mut entries = Vec::new();
+        let mut released = off;
         while off < end {
+            if off - released >= WALK_RELEASE_EVERY {
+                self.release((released as u64).saturating_sub(FAULT_AROUND), off as u64);
+                released = off;
+            }
             if off + CHUNK_HEADER_LEN > end {
                 let rest = &map[off..end];
                 let why = if rest.iter().all(|&b| b == 0) {
@@ -472,6 +480,33 @@ impl Reader {
         }
     }
 
+    /// Drop this process's mapping of the pages that hold file bytes
+    /// `[from, to)` (rounded out to whole pages): they stay in the page
+    /// cache and reading them again maps them back in, with the same bytes.
+    /// A reader streaming through a large recording calls this behind itself
+    /// (see [`crate::stream`]) so that the file does not add its whole size
+    /// to the process's resident memory. Best effort: errors are ignored.
+    pub fn release(&self, from: u64, to: u64) {
+        let page = page_size();
+        let len = self.map.len();
+        let start = (from.min(len as u64) as usize) / page * page;
+        let end = (to.min(len as u64) as usize).div_ceil(page) * page;
+        let end = end.min(len.div_ceil(page) * page);
+        if end <= start {
+            return;
+        }
+        // The last page may extend past the map's length: madvise works on
+        // whole pages, memmap2 checks the range against the length.
+        let n = (end - start).min(len - start);
+        // SAFETY: the map is a read-only MAP_SHARED view of a regular file.
+        // MADV_DONTNEED only removes this process's page table entries for
+        // it; the next read faults the same file bytes back in from the page
+        // cache, so slices borrowed from the map stay valid and unchanged
+        // (the UB that memmap2 warns of concerns private and anonymous
+        // mappings, whose contents DONTNEED discards).
+        let _ = unsafe { self.map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, n) };
+    }
+
     /// Check the CRC of an event chunk and decompress it (at most 64 MiB).
     pub fn decode(&self, chunk: &ChunkInfo) -> Result<DecodedChunk, FormatError> {
         self.decode_with(chunk, &mut ChunkDecoder::new(), Vec::new())
@@ -622,6 +657,25 @@ fn unpack_into(
         ));
     }
     Ok(out)
+}
+
+/// How far behind a read the kernel may map file pages on its own: a page
+/// fault maps the aligned block around the faulting page (`fault_around_bytes`,
+/// 64 KiB by default), so pages just released before a read can come back.
+/// Releases behind a sequential reader reach back this far.
+pub(crate) const FAULT_AROUND: u64 = 256 << 10;
+
+/// Bytes of file the walk at open reads before it releases them.
+const WALK_RELEASE_EVERY: usize = 8 << 20;
+
+fn page_size() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    if n > 0 {
+        n as usize
+    } else {
+        4096
+    }
 }
 
 /// Next 8-aligned offset in `[from, end)` that holds a valid chunk header.

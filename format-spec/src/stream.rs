@@ -12,7 +12,9 @@
 //!
 //! Memory is bounded: at most `depth` decoded chunks (rounded up to a
 //! multiple of the number of workers) wait in the queues, plus one being
-//! decoded per worker and the one the consumer is reading.
+//! decoded per worker and the one the consumer is reading; the file's pages
+//! are released from the process ([`Reader::release`]) as soon as their
+//! chunk is decoded, so the mapped file does not grow the resident set.
 //!
 //! Not for: random access to chunks (use [`Reader::decode`], which is
 //! independent per chunk) or interpreting events (the analyzer's model).
@@ -25,7 +27,7 @@ use std::thread::JoinHandle;
 use crate::chunk::{ChunkInfo, DecodedChunk};
 use crate::error::FormatError;
 use crate::event::{EventRef, RecordError};
-use crate::reader::{ChunkDecoder, Reader};
+use crate::reader::{ChunkDecoder, Reader, FAULT_AROUND};
 
 /// Decoded chunks the worker may hold ready by default: enough to hide the
 /// jitter of one slow chunk, small enough (a few MiB at 1 MiB chunks) to
@@ -103,7 +105,11 @@ impl DecodedChunks {
                         return;
                     }
                     let buf = spare_rx.try_recv().unwrap_or_default();
-                    let d = c.and_then(|c| r.decode_with(&c, &mut dec, buf));
+                    let d = c.and_then(|c| {
+                        let d = r.decode_with(&c, &mut dec, buf);
+                        r.release(c.offset.saturating_sub(FAULT_AROUND), c.offset + c.stored_len());
+                        d
+                    });
                     // The consumer went away: stop decoding.
                     if tx.send(d).is_err() {
                         return;
@@ -150,7 +156,11 @@ impl Iterator for DecodedChunks {
         match &mut self.src {
             Source::Inline { reader, chunks, dec, spare } => {
                 let c = chunks.next()?;
-                Some(c.and_then(|c| reader.decode_with(&c, dec, std::mem::take(spare))))
+                Some(c.and_then(|c| {
+                    let d = reader.decode_with(&c, dec, std::mem::take(spare));
+                    reader.release(c.offset.saturating_sub(FAULT_AROUND), c.offset + c.stored_len());
+                    d
+                }))
             }
             Source::Workers { queues, turn, workers, .. } => {
                 let t = *turn;
