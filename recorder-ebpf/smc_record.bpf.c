@@ -706,8 +706,78 @@ static __always_inline int clc_tx_exit(__u32 probe, __u8 type, long rc)
 	ev->version = s.a1;
 	ev->rc = rc;
 	ev->decline_diag = s.a2;
+	if (s.v0) {
+		/* header of the accept/confirm as built (clc_build below), wire order */
+		__u8 *h = (__u8 *)&s.v0;
+		__u32 eye = ((__u32)h[0] << 24) | ((__u32)h[1] << 16) | ((__u32)h[2] << 8) | h[3];
+
+		ev->length = ((__u16)h[5] << 8) | h[6];
+		ev->version = h[7] >> 4;
+		ev->path = eye == 0xE2D4C3C4 ? 'D' : eye == 0xE2D4C3D9 ? 'R' : 0;
+	}
 	submit(ev);
 	return 0;
+}
+
+/*
+ * smc_clc_send_confirm_accept(smc, clc, first_contact, version, eid, ini)
+ * builds the accept or confirm that smc_clc_send_accept/confirm then send:
+ * at its return the header (eyecatcher, type, length, version) is complete,
+ * and is copied into the stash of the enclosing send, whose return emits it.
+ */
+static __always_inline int on_clc_build_enter(void *smc, void *clc)
+{
+	struct stash s = {};
+
+	count_hit(P_CLC_BUILD);
+	if (!sock_wanted(smc, true))
+		return 0;
+	s.a0 = (__u64)clc;
+	stash_put(P_CLC_BUILD, &s);
+	return 0;
+}
+
+static __always_inline int on_clc_build_exit(void)
+{
+	struct stash s, *outer;
+	__u64 hdr = 0, k;
+
+	if (!stash_take(P_CLC_BUILD, &s))
+		return 0;
+	bpf_probe_read_kernel(&hdr, sizeof(hdr), (const void *)s.a0);
+	k = stash_key(P_CLC_ACCEPT);
+	outer = bpf_map_lookup_elem(&stashes, &k);
+	if (!outer) {
+		k = stash_key(P_CLC_CONFIRM);
+		outer = bpf_map_lookup_elem(&stashes, &k);
+	}
+	if (outer)
+		outer->v0 = hdr;
+	return 0;
+}
+
+SEC("kprobe/smc_clc_send_confirm_accept")
+int BPF_KPROBE(clc_build_enter, void *smc, void *clc)
+{
+	return on_clc_build_enter(smc, clc);
+}
+
+SEC("kretprobe/smc_clc_send_confirm_accept")
+int BPF_KRETPROBE(clc_build_exit)
+{
+	return on_clc_build_exit();
+}
+
+SEC("fentry/smc_clc_send_confirm_accept")
+int TRACING(clc_build_enter_fe)
+{
+	return on_clc_build_enter((void *)FARG(0), (void *)FARG(1));
+}
+
+SEC("fexit/smc_clc_send_confirm_accept")
+int TRACING(clc_build_exit_fe)
+{
+	return on_clc_build_exit();
 }
 
 SEC("kprobe/smc_clc_send_proposal")

@@ -34,6 +34,7 @@ enum probe_id {
 	P_RX_ACTION,
 	P_RX_WAKE,
 	P_RECVMSG,
+	P_CLC_BUILD,
 	P_NR
 };
 

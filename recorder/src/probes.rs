@@ -276,6 +276,14 @@ pub const PROBES: &[Probe] = &[
         loses: "stage I: when the application read the data (message end on the receiver)",
         needs: &["off_smc_conn", "off_conn_tx_cons", "off_conn_rmb_desc", "off_buf_len"],
     },
+    Probe {
+        name: "clc_build",
+        hook: "smc_clc_send_confirm_accept",
+        programs: &[("clc_build_enter", KProbe), ("clc_build_exit", KRetProbe)],
+        stage: "handshake",
+        loses: "length, version and path (R/D) of sent CLC accept/confirm messages (left 0)",
+        needs: &[],
+    },
 ];
 
 const CONN_INFO_NEEDS: &[&str] = &[
