@@ -53,6 +53,9 @@ fn lab_cases() -> Vec<LabCase> {
         LabCase { scenario: Scenario::Bulk, kernel: Series::V6_1, record: false },
         LabCase { scenario: Scenario::Shortconn, kernel: Series::V6_1, record: false },
         LabCase { scenario: Scenario::Fallback, kernel: Series::V6_1, record: true },
+        LabCase { scenario: Scenario::Crash, kernel: Series::V6_1, record: false },
+        LabCase { scenario: Scenario::Diskfull, kernel: Series::V6_1, record: false },
+        LabCase { scenario: Scenario::Overload, kernel: Series::V6_1, record: false },
     ]
 }
 
