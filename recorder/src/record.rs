@@ -113,9 +113,10 @@ fn parse_size(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
-/// Capability bits of this process (CapEff in /proc/self/status).
+/// Capability bits of the calling thread (CapEff in /proc/thread-self/status:
+/// capabilities are per thread, and /proc/self shows the main thread's).
 fn effective_caps() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
+    std::fs::read_to_string("/proc/thread-self/status")
         .ok()
         .and_then(|s| {
             s.lines()
