@@ -123,6 +123,20 @@ pub fn module_btf_fd(module: &str) -> Result<OwnedFd> {
     }
 }
 
+/// The name the kernel (and bpftool, which has no BTF for these programs) shows:
+/// it keeps 15 characters, so a long `<kprobe program>_fe` keeps its `_fe`
+/// suffix and loses characters of the base instead (`hs_client_enter_fe` ->
+/// `hs_client_en_fe`), never colliding with its kprobe twin's truncated name.
+pub fn kernel_name(name: &str) -> String {
+    if name.len() <= 15 {
+        return name.to_string();
+    }
+    match name.strip_suffix("_fe") {
+        Some(base) => format!("{}_fe", &base[..12.min(base.len())]),
+        None => name[..15].to_string(),
+    }
+}
+
 /// The data aya's maps were created with, by variant (only the kinds the
 /// recorder's object declares).
 fn map_data(m: &Map) -> Option<&MapData> {
@@ -215,8 +229,7 @@ impl TracingObject {
             attach_btf_obj_fd: btf_obj.map(|f| f.as_raw_fd() as u32).unwrap_or(0),
             ..Default::default()
         };
-        // The kernel keeps 15 characters of the name (bpftool shows it).
-        for (d, s) in attr.prog_name.iter_mut().zip(name.bytes().take(15)) {
+        for (d, s) in attr.prog_name.iter_mut().zip(kernel_name(name).bytes()) {
             *d = s;
         }
         let prog_fd = match sys_bpf(BPF_PROG_LOAD, &mut attr) {
@@ -248,5 +261,32 @@ impl TracingObject {
         let mut oa = OpenAttr { name: 0, prog_fd: prog_fd.as_raw_fd() as u32, _pad: 0 };
         let link = sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &mut oa).with_context(|| format!("attaching {name} ({})", kind.name()))?;
         Ok((prog_fd, owned(link)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kernel_name;
+
+    #[test]
+    fn kernel_names_keep_the_fentry_suffix() {
+        assert_eq!(kernel_name("rx_wake_fe"), "rx_wake_fe");
+        assert_eq!(kernel_name("hs_client_enter_fe"), "hs_client_en_fe");
+        assert_eq!(kernel_name("hs_client_enter"), "hs_client_enter");
+        assert_eq!(kernel_name("smcd_cdc_send_enter"), "smcd_cdc_send_e");
+        // every twin's kernel name differs from every kprobe program's truncated name
+        let src = include_str!("../../recorder-ebpf/smc_record.bpf.c");
+        let progs: Vec<&str> = crate::probes::PROBES
+            .iter()
+            .flat_map(|p| p.programs.iter().filter(|(_, a)| *a != crate::probes::Attach::RawTp).map(|(n, _)| *n))
+            .collect();
+        for p in &progs {
+            let twin = kernel_name(&crate::loader::fentry_twin(p));
+            assert!(twin.len() <= 15 && twin.ends_with("_fe"), "{twin}");
+            for q in &progs {
+                assert_ne!(twin, q.chars().take(15).collect::<String>(), "{p} vs {q}");
+            }
+            assert!(src.contains(&format!("TRACING({p}_fe)")), "{p}");
+        }
     }
 }

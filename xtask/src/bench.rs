@@ -654,8 +654,13 @@ fn bpf_table(dir: &Path, progs: &[Prog], floor: &[(String, String, String)]) -> 
     let list = v.as_array().with_context(|| format!("{}: not a JSON array", p.display()))?;
     // The kernel keeps the first 15 characters of a program name; bpftool shows the full
     // name from BTF when it has it. bpftool leaves out run_cnt/run_time_ns while they are 0.
+    // smc-record loads its fentry/fexit twins without BTF, under a 15-character name that
+    // keeps the `_fe` suffix (recorder/src/tracing.rs `kernel_name`).
     let stats = |name: &str| -> Option<(f64, f64)> {
-        let short: String = name.chars().take(15).collect();
+        let short: String = match name.strip_suffix("_fe") {
+            Some(base) if name.len() > 15 => format!("{}_fe", &base[..12.min(base.len())]),
+            _ => name.chars().take(15).collect(),
+        };
         let e = list.iter().find(|e| {
             let n = e.get("name").and_then(|n| n.as_str());
             n == Some(name) || n == Some(short.as_str())
