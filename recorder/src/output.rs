@@ -6,6 +6,14 @@
 //! when the file was opened, a trailer with the losses of its own span and an
 //! end snapshot.
 //!
+//! Connections that predate a file: its start snapshot names the sockets open
+//! when the file was opened, but the writer thread can run behind the kernel
+//! (compression), so a connection may already be gone when the snapshot is
+//! taken. So the output also keeps the CONNECT and CONN_INFO records of every
+//! connection not yet closed ([`Identities`]) and starts each rotated file and
+//! each flight dump with a copy of those that happened before its first chunk:
+//! the analyzer then names every connection from its own records.
+//!
 //! File names: with `--rotate` or `--flight`, `-o rec.smctrace` names the
 //! series `rec.000001.smctrace`, `rec.000002.smctrace`, ... (six digits, so
 //! `ls` order is time order); `-o rec` gives `rec.000001`, ...
@@ -20,6 +28,62 @@ use smctrace_format::meta::{Metadata, Snapshot};
 use smctrace_format::{EncodedChunk, TrailerInput, WriteSummary, Writer, WriterOptions};
 
 use crate::flight::{lost_delta, ChunkRing, HeldChunk};
+use smctrace_format::encode_chunk;
+use smctrace_format::event::HDR_LEN;
+
+/// The CONNECT and CONN_INFO records of connections not yet closed (CLOSE seen).
+#[derive(Default)]
+pub struct Identities {
+    /// sock id -> (records, time stamp of the newest).
+    open: std::collections::HashMap<u64, Vec<(u64, Vec<u8>)>>,
+}
+
+/// Connections tracked at most (a close never seen must not grow memory).
+const IDENTITIES_MAX: usize = 1 << 16;
+
+impl Identities {
+    /// Scan the raw records of one chunk.
+    pub fn scan(&mut self, raw: &[u8]) {
+        let mut off = 0;
+        while off + HDR_LEN <= raw.len() {
+            let kind = u16::from_le_bytes([raw[off], raw[off + 1]]);
+            let len = u16::from_le_bytes([raw[off + 2], raw[off + 3]]) as usize;
+            if len < HDR_LEN || off + len > raw.len() {
+                return;
+            }
+            let rec = &raw[off..off + len];
+            off += len;
+            // CONNECT 1, CONN_INFO 2, CLOSE 5: the sock id follows the header in all three.
+            if !matches!(kind, 1 | 2 | 5) || rec.len() < HDR_LEN + 8 {
+                continue;
+            }
+            let ts = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
+            let sock = u64::from_le_bytes(rec[HDR_LEN..HDR_LEN + 8].try_into().expect("8 bytes"));
+            if kind == 5 {
+                self.open.remove(&sock);
+            } else if self.open.len() < IDENTITIES_MAX || self.open.contains_key(&sock) {
+                let recs = self.open.entry(sock).or_default();
+                if kind == 1 {
+                    // A new connect on a reused socket address starts over.
+                    recs.clear();
+                }
+                recs.push((ts, rec.to_vec()));
+            }
+        }
+    }
+
+    /// The records older than `before_ts`, in time order, as one chunk (None if none).
+    pub fn chunk(&self, seq: u64, before_ts: u64) -> Result<Option<EncodedChunk>> {
+        let mut recs: Vec<&(u64, Vec<u8>)> = self.open.values().flatten().filter(|(ts, _)| *ts < before_ts).collect();
+        if recs.is_empty() {
+            return Ok(None);
+        }
+        recs.sort_by_key(|(ts, _)| *ts);
+        let raw: Vec<u8> = recs.iter().flat_map(|(_, r)| r.iter().copied()).collect();
+        let (first, last) = (recs[0].0, recs[recs.len() - 1].0);
+        Ok(Some(encode_chunk(seq, &raw, recs.len() as u32, first, last, 1).context("encoding the carried identities")?))
+    }
+}
 
 /// What the writer thread asks the session for when it opens or closes a file.
 /// Each call makes the needed capabilities effective on the calling thread
@@ -106,6 +170,9 @@ pub struct Output {
     ring: ChunkRing,
     /// A dump due at this time, and why.
     pending: Option<(Instant, String)>,
+    ids: Identities,
+    /// Sequence number of the last chunk taken.
+    last_seq: u64,
     pub closed: Vec<Closed>,
     /// Bytes in all files written so far (closed ones + the open one).
     bytes_closed: u64,
@@ -134,6 +201,8 @@ impl Output {
             hits_base: Vec::new(),
             ring: ChunkRing::new(budget),
             pending: None,
+            ids: Identities::default(),
+            last_seq: 0,
             closed: Vec::new(),
             bytes_closed: 0,
         };
@@ -185,15 +254,20 @@ impl Output {
         self.bytes_closed + self.writer.as_ref().map_or(0, |w| w.bytes_written())
     }
 
-    /// Take one compressed chunk. `trigger` says a record in it fired a trigger.
-    pub fn push(&mut self, chunk: EncodedChunk, lost_after: Option<Vec<u64>>, trigger: Option<String>) -> Result<()> {
-        match self.mode.clone() {
+    /// Take one compressed chunk and its raw records. `trigger` says a record in it fired a trigger.
+    pub fn push(&mut self, chunk: EncodedChunk, raw: &[u8], lost_after: Option<Vec<u64>>, trigger: Option<String>) -> Result<()> {
+        let mode = self.mode.clone();
+        if !matches!(mode, Mode::Single) {
+            self.ids.scan(raw);
+        }
+        match mode {
             Mode::Single => self.append(&chunk),
             Mode::Rotate { max_size, .. } => {
                 let w = self.writer.as_ref().expect("rotate mode has an open file");
                 if w.chunks_written() > 0 && w.bytes_written() + chunk.as_bytes().len() as u64 > max_size {
-                    self.rotate()?;
+                    self.rotate(chunk.first_ts())?;
                 }
+                self.last_seq = chunk.seq();
                 self.append(&chunk)?;
                 if lost_after.is_some() {
                     self.lost_last = lost_after;
@@ -251,7 +325,7 @@ impl Output {
 
     /// Close the open file and start the next one, one snapshot serving as the
     /// end of the old file and the start of the new one.
-    fn rotate(&mut self) -> Result<()> {
+    fn rotate(&mut self, next_ts: u64) -> Result<()> {
         let snap = self.live.snapshot();
         let lost_now = self.lost_last.clone().or_else(|| self.live.lost_per_cpu()).unwrap_or_default();
         let hits = self.live.probe_hits();
@@ -259,11 +333,22 @@ impl Output {
         self.lost_base = lost_now;
         self.hits_base = hits;
         let prev = self.closed.last().map(|c| file_name(&c.summary.path)).unwrap_or_default();
+        // Connections still open: their identity records first (seq: the last chunk
+        // of the previous file, whose state they carry).
+        let carry = self.ids.chunk(self.last_seq, next_ts)?;
+        let carried = carry.as_ref().map_or(0, |c| c.event_count());
         let meta = self.file_meta(
-            vec![("rotate.index".into(), (self.index + 1).to_string()), ("rotate.previous".into(), prev)],
+            vec![
+                ("rotate.index".into(), (self.index + 1).to_string()),
+                ("rotate.previous".into(), prev),
+                ("carried_records".into(), carried.to_string()),
+            ],
             Some(snap),
         );
         self.open_next(meta)?;
+        if let Some(c) = carry {
+            self.append(&c)?;
+        }
         Ok(())
     }
 
@@ -303,7 +388,17 @@ impl Output {
             .or_else(|| self.live.lost_per_cpu())
             .unwrap_or_else(|| self.ring.lost_base().to_vec());
         let d = self.ring.dropped().clone();
+        let mut chunks: Vec<EncodedChunk> = self.ring.chunks().map(|c| c.chunk.clone()).collect();
+        // Connections whose handshake is older than the ring's first chunk.
+        let first = chunks.first().map_or(u64::MAX, |c| c.first_ts());
+        let seq = chunks.first().map_or(0, |c| c.seq().saturating_sub(1));
+        let carry = self.ids.chunk(seq, first)?;
+        let carried = carry.as_ref().map_or(0, |c| c.event_count());
+        if let Some(c) = carry {
+            chunks.insert(0, c);
+        }
         let mut extra = vec![
+            ("carried_records".to_string(), carried.to_string()),
             ("flight.reason".to_string(), why.to_string()),
             ("flight.held_bytes".to_string(), self.ring.bytes().to_string()),
             ("flight.dropped_chunks".to_string(), d.chunks.to_string()),
@@ -319,7 +414,6 @@ impl Output {
         }
         let meta = self.file_meta(extra, Some(snap.clone()));
         let path = self.open_next(meta)?;
-        let chunks: Vec<EncodedChunk> = self.ring.chunks().map(|c| c.chunk.clone()).collect();
         for c in &chunks {
             self.append(c)?;
         }
@@ -427,7 +521,8 @@ mod tests {
         }
     }
 
-    fn chunks(n: u64) -> Vec<EncodedChunk> {
+    /// Chunks of a synthetic ping-pong (handshakes in the first one) and their raw records.
+    fn chunks(n: u64) -> Vec<(EncodedChunk, Vec<u8>)> {
         let mut g = PingPong::default().generator();
         (0..n)
             .map(|seq| {
@@ -436,9 +531,25 @@ mod tests {
                 for _ in 0..20 {
                     count += g.next_round(&mut raw);
                 }
-                encode_chunk(seq, &raw, count as u32, seq * 1000, seq * 1000 + 999, 1).unwrap()
+                let (mut first, mut last) = (u64::MAX, 0);
+                for r in smctrace_format::event::records(&raw) {
+                    let ts = r.unwrap().hdr().ts_ns;
+                    first = first.min(ts);
+                    last = last.max(ts);
+                }
+                (encode_chunk(seq, &raw, count as u32, first, last, 1).unwrap(), raw)
             })
             .collect()
+    }
+
+    /// CONN_INFO records in a recording.
+    fn conn_infos(r: &Reader) -> usize {
+        let mut n = 0;
+        for c in r.chunks() {
+            let d = r.decode(&c.unwrap()).unwrap();
+            n += d.records().filter(|e| matches!(e, Ok(smctrace_format::event::EventRef::ConnInfo(_)))).count();
+        }
+        n
     }
 
     fn meta() -> Metadata {
@@ -463,17 +574,17 @@ mod tests {
         let dir = TempDir::new("rotate");
         let base = dir.0.join("rec.smctrace");
         let all = chunks(12);
-        let one = all[0].as_bytes().len() as u64;
+        let one = all[1].0.as_bytes().len() as u64;
         let live = Arc::new(Counters { lost: Mutex::new(vec![0, 0]), hits: Mutex::new(0) });
         // room for three chunks (plus header and metadata) per file
         let mode = Mode::Rotate { max_size: 4096 + 3 * one + one / 2, keep: 2 };
         let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
-        for (i, c) in all.iter().enumerate() {
+        for (i, (c, raw)) in all.iter().enumerate() {
             // one lost event on CPU 1 per chunk, read at its cut
             let lost = vec![0, i as u64 + 1];
             *live.lost.lock().unwrap() = lost.clone();
             *live.hits.lock().unwrap() = (i as u64 + 1) * 10;
-            out.push(c.clone(), Some(lost), None).unwrap();
+            out.push(c.clone(), raw, Some(lost), None).unwrap();
         }
         let closed = out.finish(Some(vec![0, 12])).unwrap();
         assert_eq!(closed.len(), 4, "12 chunks, 3 per file");
@@ -490,11 +601,17 @@ mod tests {
             assert_eq!(t.probe_hits, vec![("smc_sendmsg".to_string(), [30, 20][k])]);
             assert!(std::fs::metadata(dir.0.join(name)).unwrap().len() <= 4096 + 3 * one + one / 2 + 4096);
             assert_eq!(r.metadata().extra_value("rotate.index"), Some(["3", "4"][k]));
+            // per connection: the client's CONNECT and both sides' CONN_INFO
+            let carried = 3 * PingPong::default().connections;
+            assert_eq!(r.metadata().extra_value("carried_records"), Some(carried.to_string().as_str()));
+            // the handshakes happened in file 1: carried into every later file
+            assert_eq!(conn_infos(&r), 2 * PingPong::default().connections as usize, "{name}: identities carried");
             for c in r.chunks() {
                 seqs.push(c.unwrap().seq);
             }
         }
-        assert_eq!(seqs, (6..12).collect::<Vec<u64>>(), "the newest chunks, in order");
+        // each file: the carried identities (seq of the previous file's last chunk), then its chunks
+        assert_eq!(seqs, vec![5, 6, 7, 8, 8, 9, 10, 11], "the newest chunks, in order");
     }
 
     #[test]
@@ -515,33 +632,35 @@ mod tests {
         let dir = TempDir::new("flight");
         let base = dir.0.join("fl.smctrace");
         let all = chunks(10);
-        let one = all[0].as_bytes().len() as u64;
+        let one = all[1].0.as_bytes().len() as u64;
         let live = Arc::new(Counters { lost: Mutex::new(vec![0]), hits: Mutex::new(0) });
         let mode = Mode::Flight { budget: 3 * one + one / 2, post: Duration::ZERO };
         let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
-        for (i, c) in all.iter().take(8).enumerate() {
+        for (i, (c, raw)) in all.iter().take(8).enumerate() {
             let trig = (i == 7).then(|| "fallback (test)".to_string());
-            out.push(c.clone(), Some(vec![2 * (i as u64 + 1)]), trig).unwrap();
+            out.push(c.clone(), raw, Some(vec![2 * (i as u64 + 1)]), trig).unwrap();
         }
         // the trigger with no post time dumped at once: chunks 5..7, 5 dropped
         assert_eq!(series(&dir.0), vec!["fl.000001.smctrace"]);
         let r = Reader::open(&dir.0.join("fl.000001.smctrace")).unwrap();
         assert!(r.recovery().clean_close);
         let seqs: Vec<u64> = r.chunks().map(|c| c.unwrap().seq).collect();
-        assert_eq!(seqs, vec![5, 6, 7]);
+        // the evicted handshakes carried in first (seq 4: before the ring's first chunk)
+        assert_eq!(seqs, vec![4, 5, 6, 7]);
+        assert_eq!(conn_infos(&r), 2 * PingPong::default().connections as usize);
         let m = r.metadata();
         assert_eq!(m.extra_value("flight.reason"), Some("trigger: fallback (test)"));
         assert_eq!(m.extra_value("flight.dropped_chunks"), Some("5"));
         assert_eq!(m.extra_value("flight.dropped_lost"), Some("10"));
         assert_eq!(r.trailer().unwrap().lost_per_cpu, vec![6], "losses of chunks 5..7 only");
         // the rest goes out at exit, nothing repeated
-        out.push(all[8].clone(), Some(vec![18]), None).unwrap();
-        out.push(all[9].clone(), Some(vec![20]), None).unwrap();
+        out.push(all[8].0.clone(), &all[8].1, Some(vec![18]), None).unwrap();
+        out.push(all[9].0.clone(), &all[9].1, Some(vec![20]), None).unwrap();
         let closed = out.finish(Some(vec![21])).unwrap();
         assert_eq!(closed.len(), 2);
         let r = Reader::open(&dir.0.join("fl.000002.smctrace")).unwrap();
         let seqs: Vec<u64> = r.chunks().map(|c| c.unwrap().seq).collect();
-        assert_eq!(seqs, vec![8, 9]);
+        assert_eq!(seqs, vec![7, 8, 9]);
         assert_eq!(r.metadata().extra_value("flight.reason"), Some("exit"));
         // 16 -> 21: every loss counted once over the dumps (10 dropped + 6 + 5 = 21)
         assert_eq!(r.trailer().unwrap().lost_per_cpu, vec![5]);

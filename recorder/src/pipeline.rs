@@ -246,7 +246,7 @@ fn write_loop(
         };
         let res = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
             .with_context(|| format!("compressing chunk {}", c.seq))
-            .and_then(|enc| output.push(enc, c.lost_after, c.trigger));
+            .and_then(|enc| output.push(enc, &c.bytes, c.lost_after, c.trigger));
         if let Err(e) = res {
             return fail(e);
         }

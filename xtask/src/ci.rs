@@ -47,6 +47,7 @@ fn lab_cases() -> Vec<LabCase> {
         LabCase { scenario: Scenario::Crash, kernel: Series::V6_12, record: false },
         LabCase { scenario: Scenario::Diskfull, kernel: Series::V6_12, record: false },
         LabCase { scenario: Scenario::Overload, kernel: Series::V6_12, record: false },
+        LabCase { scenario: Scenario::Flight, kernel: Series::V6_12, record: false },
         LabCase { scenario: Scenario::SmcdLoopback, kernel: Series::V6_12, record: false },
         LabCase { scenario: Scenario::Metrics, kernel: Series::V6_12, record: false },
         LabCase { scenario: Scenario::Pingpong, kernel: Series::V6_1, record: true },

@@ -1,12 +1,15 @@
-//! The recorder's reliability scenarios (`cargo xtask lab run crash|diskfull|overload`):
+//! The recorder's reliability scenarios (`cargo xtask lab run crash|diskfull|overload|flight`):
 //! smc-record under real SMC-R load in guest A, pushed into a failure — SIGKILL, a full
-//! file system, a ring buffer too small for the burst — and the host's smc-analyze asked
-//! what the recording left behind still says. Guest B only serves the workload.
+//! file system, a ring buffer too small for the burst — or recording into rotated files and
+//! the flight-recorder ring while a connection falls back, and the host's smc-analyze asked
+//! what the recordings left behind still say. Guest B only serves the workload.
 //!
 //! Files A leaves in `/out` besides the usual `a-load.json`: `<scenario>-a.smctrace`,
 //! `<scenario>-rec.err` (smc-record's stderr), `<scenario>-rec.rc` (its exit status),
 //! `<scenario>-caps.txt` (its CapEff while recording), and for `crash`
-//! `crash-kill-time` (CLOCK_REALTIME of the SIGKILL, `date +%s.%N`).
+//! `crash-kill-time` (CLOCK_REALTIME of the SIGKILL, `date +%s.%N`). `flight` leaves the
+//! series `flight.NNNNNN.smctrace` (flight dumps) and `rot.NNNNNN.smctrace` (rotated files)
+//! with `flight-rec.*` and `flight-rot.*` beside them.
 //! What each one proves is in docs/reliability.md.
 
 use crate::scenario::{Scenario, Tools};
@@ -31,12 +34,20 @@ pub const EXIT_DISK_FULL: i64 = 14;
 /// Seconds of the `overload` burst: 64-byte writes as fast as the client can, into a
 /// 4 KiB ring buffer (a ping-pong has one message in flight and never overflows it).
 const OVERLOAD_SECS: u64 = 3;
+/// `flight`: messages of the SMC-R ping-pong before the connection that falls back.
+const FLIGHT_PINGPONG: u64 = 3000;
+/// `flight`: size of each rotated file and how many are kept.
+const ROTATE_SIZE: &str = "64k";
+const ROTATE_KEEP: usize = 3;
+/// `flight`: the client fallback reason when B has no UEID (`SMC_CLC_DECL_PEERDECL`).
+const FLIGHT_FALLBACK: u64 = crate::scenario::EXPECTED_CLIENT_FALLBACK as u64;
 
 /// smc-load's arguments: the crash and disk-full runs are stopped from outside, so
 /// their count only has to outlast the test.
 pub fn client_args(sc: Scenario) -> String {
     match sc {
         Scenario::Overload => format!("--mode bulk --duration {OVERLOAD_SECS} --size 64"),
+        Scenario::Flight => format!("--mode pingpong --count {FLIGHT_PINGPONG} --size 64"),
         _ => "--mode pingpong --count 1000000 --size 64".to_string(),
     }
 }
@@ -67,12 +78,77 @@ fn start_load(tools: &Tools, sc: Scenario) -> String {
     )
 }
 
+/// Guest B of `flight`: one SMC-R connection, then (UEID removed, so SMC-Rv2 has no
+/// device in common) one that falls back.
+pub fn flight_b_script(tools: &Tools) -> String {
+    let smcctl = sh_quote(&tools.smcctl.display().to_string());
+    let load = sh_quote(&tools.load.display().to_string());
+    format!(
+        "set -e\n\
+         {load} server --listen 0.0.0.0:{PORT} --exit-after 1\n\
+         {smcctl} ueid del {ueid}\n\
+         {load} server --listen 0.0.0.0:{PORT} --exit-after 1\n\
+         {smcctl} stats --json > /out/b-stats.json\n{smcctl} fallback --json > /out/b-fallback.json\n",
+        ueid = crate::vm::LAB_UEID,
+    )
+}
+
+/// Guest A of `flight`: two recorders (flight ring with the fallback trigger; rotated
+/// files), the SMC-R ping-pong, then a short ping-pong that falls back (retried until B's
+/// second server listens), then both recorders stopped with SIGINT.
+fn flight_a_script(tools: &Tools) -> String {
+    let rec = sh_quote(&tools.record.display().to_string());
+    let load = sh_quote(&tools.load.display().to_string());
+    let wait_ready = |pid: &str, ready: &str, err: &str| {
+        format!(
+            "n=0\n\
+             while [ ! -e {ready} ]; do\n\
+             \x20 kill -0 ${pid} 2>/dev/null || {{ echo \"smc-record exited before it was ready\"; cat {err}; exit 90; }}\n\
+             \x20 n=$((n + 1)); [ $n -le 600 ] || {{ echo \"smc-record not ready after 60 s\"; kill -KILL ${pid}; exit 91; }}\n\
+             \x20 sleep 0.1\n\
+             done\n"
+        )
+    };
+    let mut s = String::from("set -e\n");
+    s += &format!(
+        "{rec} record --output /out/flight.smctrace --flight 1 --trigger fallback --ready-file /tmp/rec.ready 2>/out/flight-rec.err &\nrec=$!\n"
+    );
+    s += &wait_ready("rec", "/tmp/rec.ready", "/out/flight-rec.err");
+    s += &format!(
+        "{rec} record --output /out/rot.smctrace --max-size {ROTATE_SIZE} --rotate {ROTATE_KEEP} --ready-file /tmp/rot.ready 2>/out/flight-rot.err &\nrot=$!\n"
+    );
+    s += &wait_ready("rot", "/tmp/rot.ready", "/out/flight-rot.err");
+    s += "grep -H -E '^Cap(Eff|Prm):' /proc/$rec/task/*/status > /out/flight-caps.txt\n";
+    s += &format!(
+        "{load} client --connect \"$SMCTRACE_PEER:{PORT}\" {} --json > /out/a-load.json\n\
+         i=0\n\
+         until {load} client --connect \"$SMCTRACE_PEER:{PORT}\" --mode pingpong --count 20 --size 64 --json > /out/a-load-fallback.json 2>/dev/null; do\n\
+         \x20 i=$((i + 1)); [ $i -le 100 ] || {{ echo \"fallback client never connected\"; exit 94; }}\n\
+         \x20 sleep 0.2\n\
+         done\n\
+         sleep 1\n\
+         kill -INT $rec\n\
+         rc=0; wait $rec || rc=$?\n\
+         echo $rc > /out/flight-rec.rc\n\
+         kill -INT $rot\n\
+         rc=0; wait $rot || rc=$?\n\
+         echo $rc > /out/flight-rot.rc\n\
+         cat /out/flight-rec.err /out/flight-rot.err\n\
+         echo \"smc-record exit status $(cat /out/flight-rec.rc) (flight), $(cat /out/flight-rot.rc) (rotate)\"\n",
+        client_args(Scenario::Flight)
+    );
+    s
+}
+
 /// Stop the (endless) client; its status does not matter.
 const STOP_LOAD: &str = "kill -TERM $load 2>/dev/null || true\nwait $load || true\n";
 
 /// Guest A's script for a reliability scenario.
 pub fn a_script(sc: Scenario, tools: &Tools) -> String {
     let name = sc.name();
+    if sc == Scenario::Flight {
+        return flight_a_script(tools);
+    }
     let mut s = String::from("set -e\n");
     match sc {
         Scenario::Crash => {
@@ -215,6 +291,9 @@ pub const KEPT_CAPS: u64 = (1 << 39) | (1 << 12);
 
 /// Check a finished reliability run on the host.
 pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
+    if sc == Scenario::Flight {
+        return check_flight(out, analyze_bin);
+    }
     let name = sc.name();
     let mut proven = Vec::new();
     let rec = out.join(format!("{name}-a.smctrace"));
@@ -374,6 +453,149 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
     Ok(proven)
 }
 
+/// Files of a numbered series (`<stem>.NNNNNN.smctrace`) in `out`, sorted: (number, path).
+fn series(out: &Path, stem: &str) -> Result<Vec<(u64, std::path::PathBuf)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
+        let p = e?.path();
+        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let num = name
+            .strip_prefix(&format!("{stem}."))
+            .and_then(|r| r.strip_suffix(".smctrace"))
+            .filter(|n| n.len() == 6)
+            .and_then(|n| n.parse::<u64>().ok());
+        if let Some(n) = num {
+            v.push((n, p));
+        }
+    }
+    v.sort();
+    Ok(v)
+}
+
+/// `info` and `report --json` of one file, which must be valid, closed cleanly, 0600.
+fn valid_file(analyze_bin: &Path, p: &Path) -> Result<(String, Value)> {
+    let ps = p.display().to_string();
+    let perm = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p)?.permissions()) & 0o777;
+    if perm != 0o600 {
+        bail!("assertion failed: {ps} has mode {perm:o}, recordings must be 0600");
+    }
+    let (code, info, ierr) = analyze(analyze_bin, &["info", &ps])?;
+    if code != 0 {
+        bail!("assertion failed: smc-analyze info {ps} exited {code}: {}", ierr.trim());
+    }
+    if !line(&info, "close:").unwrap_or("").starts_with("clean") || info_lost(&info).is_none() {
+        bail!("assertion failed: {ps} must be closed cleanly with a lost count (info: close {:?}, lost {:?})", line(&info, "close:"), line(&info, "lost:"));
+    }
+    let (code, rep, rerr) = analyze(analyze_bin, &["report", "--json", &ps])?;
+    if code != 0 {
+        bail!("assertion failed: smc-analyze report {ps} exited {code}: {}", rerr.trim());
+    }
+    let rep: Value = serde_json::from_str(&rep).context("smc-analyze report --json is not JSON")?;
+    Ok((info, rep))
+}
+
+/// The value of `extra:      KEY = VALUE` in `smc-analyze info`.
+fn info_extra<'a>(info: &'a str, key: &str) -> Option<&'a str> {
+    info.lines()
+        .filter_map(|l| l.strip_prefix("extra:"))
+        .find_map(|l| l.trim().strip_prefix(key)?.trim_start().strip_prefix('='))
+        .map(str::trim)
+}
+
+/// `flight`: the flight dumps hold the fallback connection with its reason and account
+/// for every lost event; the rotated series keeps the newest N valid files, each naming
+/// its connections.
+fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
+    let mut proven = Vec::new();
+    for who in ["rec", "rot"] {
+        let rc = read(out, &format!("flight-{who}.rc"))?.trim().to_string();
+        if rc != "0" {
+            bail!("assertion failed: smc-record ({who}) must exit 0 after SIGINT, status {rc}: {}", read(out, &format!("flight-{who}.err"))?.trim());
+        }
+    }
+    let (eff, prm) = thread_caps(&read(out, "flight-caps.txt")?);
+    if eff.len() < 3 || eff.iter().any(|&e| e != 0) || prm.iter().any(|&p| p != KEPT_CAPS) {
+        bail!("assertion failed: flight recorder threads must have CapEff 0 and CapPrm {KEPT_CAPS:016x}; they have CapEff {eff:x?}, CapPrm {prm:x?}");
+    }
+    proven.push(format!("least privilege in flight mode: all {} threads at CapEff 0 while recording", eff.len()));
+
+    // Flight dumps: one from the trigger, one at exit.
+    let dumps = series(out, "flight")?;
+    if dumps.len() < 2 {
+        bail!("assertion failed: expected a trigger dump and an exit dump, found {} flight file(s)", dumps.len());
+    }
+    let (mut lost_sum, mut fallback_dump) = (0u64, None);
+    for (n, p) in &dumps {
+        let (info, rep) = valid_file(analyze_bin, p)?;
+        let reason = info_extra(&info, "flight.reason").unwrap_or("").to_string();
+        lost_sum += info_lost(&info).unwrap_or(0) + info_extra(&info, "flight.dropped_lost").and_then(|v| v.parse().ok()).unwrap_or(0);
+        let fb = rep["fallback_reasons"].as_array().cloned().unwrap_or_default();
+        let has_fb = fb.iter().any(|f| f["code"].as_u64() == Some(FLIGHT_FALLBACK) && f["side"] == "client");
+        if reason.starts_with("trigger: fallback") && fallback_dump.is_none() {
+            if !has_fb {
+                bail!("assertion failed: trigger dump {} lacks the client fallback {FLIGHT_FALLBACK:#010x}: {fb:?}", p.display());
+            }
+            fallback_dump = Some((*n, p.clone(), reason.clone(), rep["summary"]["messages"].as_u64().unwrap_or(0)));
+        }
+    }
+    let Some((n, p, reason, msgs)) = fallback_dump else {
+        bail!("assertion failed: no flight dump written by the fallback trigger ({} dumps)", dumps.len());
+    };
+    let last_reason = info_extra(&valid_file(analyze_bin, &dumps.last().unwrap().1)?.0, "flight.reason").unwrap_or("").to_string();
+    if !last_reason.starts_with("exit") {
+        bail!("assertion failed: the last flight dump must be the one written at exit, its reason is {last_reason:?}");
+    }
+    proven.push(format!(
+        "flight dump {n} ({}): valid, clean, {reason:?}; holds the client fallback {FLIGHT_FALLBACK:#010x} (PEERDECL) and {msgs} messages; last dump written at exit",
+        p.display()
+    ));
+    let err = read(out, "flight-rec.err")?;
+    let total_lost = err
+        .lines()
+        .find(|l| l.contains(" files written"))
+        .and_then(|l| l.rsplit("lost ").next())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .context("flight-rec.err: no final summary line")?;
+    if total_lost != lost_sum {
+        bail!("assertion failed: the flight dumps account for {lost_sum} lost events, smc-record lost {total_lost}");
+    }
+    proven.push(format!("{} flight dumps; lost events accounted: {lost_sum} in the dumps == {total_lost} for the session", dumps.len()));
+
+    // Rotation: the newest N files, consecutive, each valid and naming its connections.
+    let rot = series(out, "rot")?;
+    let rerr = read(out, "flight-rot.err")?;
+    let closed = rerr.lines().filter(|l| l.starts_with("smc-record: closed ")).count();
+    if rot.len() != ROTATE_KEEP || closed <= ROTATE_KEEP {
+        bail!("assertion failed: --rotate {ROTATE_KEEP} must leave {ROTATE_KEEP} files after more were written; {} left, {closed} closed", rot.len());
+    }
+    let nums: Vec<u64> = rot.iter().map(|(n, _)| *n).collect();
+    if nums.windows(2).any(|w| w[1] != w[0] + 1) || *nums.last().unwrap() != closed as u64 {
+        bail!("assertion failed: the kept files must be the newest, consecutive: {nums:?} of {closed}");
+    }
+    let mut named = 0;
+    for (_, p) in &rot {
+        let (_, rep) = valid_file(analyze_bin, p)?;
+        for c in rep["connections"].as_array().cloned().unwrap_or_default() {
+            let msgs = c["messages_fwd"].as_u64().unwrap_or(0) + c["messages_bwd"].as_u64().unwrap_or(0);
+            if msgs == 0 {
+                continue;
+            }
+            let server = c["server"].as_str().unwrap_or("");
+            if !server.ends_with(&format!(":{PORT}")) {
+                bail!("assertion failed: {}: connection {} with {msgs} messages has no identity (server {server:?})", p.display(), c["id"]);
+            }
+            named += 1;
+        }
+    }
+    if named == 0 {
+        bail!("assertion failed: no kept rotated file holds a connection with messages");
+    }
+    proven.push(format!(
+        "--rotate {ROTATE_KEEP}: {closed} files written, the newest {ROTATE_KEEP} kept ({nums:?}), each valid and closed cleanly; {named} connection(s) with messages, each named (server :{PORT})"
+    ));
+    Ok(proven)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +618,10 @@ mod tests {
         );
         let caps = "/proc/9/task/9/status:CapPrm:\t0000008000001000\n/proc/9/task/9/status:CapEff:\t0000000000000000\n/proc/9/task/10/status:CapEff:\t0000000000001000\n";
         assert_eq!(thread_caps(caps), (vec![0, 0x1000], vec![KEPT_CAPS]));
+        let info = "extra:      flight.reason = trigger: fallback (reason 0x05000000, sock 1)\nextra:      flight.dropped_lost = 3\n";
+        assert_eq!(info_extra(info, "flight.reason"), Some("trigger: fallback (reason 0x05000000, sock 1)"));
+        assert_eq!(info_extra(info, "flight.dropped_lost"), Some("3"));
+        assert_eq!(info_extra(info, "flight"), None);
     }
 
     #[test]
@@ -412,5 +638,10 @@ mod tests {
         assert!(d.contains("--output /tmp/small/diskfull-a.smctrace"));
         let o = a_script(Scenario::Overload, &tools);
         assert!(o.contains("--buffer 4k") && o.contains("kill -INT $rec"));
+        let f = a_script(Scenario::Flight, &tools);
+        assert!(f.contains("--flight 1 --trigger fallback") && f.contains("--max-size 64k --rotate 3"));
+        assert!(f.find("kill -INT $rec").unwrap() > f.find("until ").unwrap());
+        let b = flight_b_script(&tools);
+        assert!(b.find("ueid del").unwrap() > b.find("--exit-after 1").unwrap());
     }
 }

@@ -52,6 +52,9 @@ pub enum Scenario {
     Diskfull,
     /// smc-record with a 4 KiB ring buffer under SMC-R load: counted losses.
     Overload,
+    /// smc-record `--flight 1 --trigger fallback` and `--max-size --rotate 3` over an
+    /// SMC-R ping-pong, then a connection that falls back (see `reliability`).
+    Flight,
     /// One guest, SMC-D over loopback-ism (patched smc.ko), recorded and analyzed (see `smcd`).
     SmcdLoopback,
     /// One guest, a slow reader: kernel latency metrics against the BPF monitor (see `smcd`).
@@ -76,8 +79,8 @@ impl Scenario {
 
     /// The recorder's reliability scenarios (not in `all`: they test smc-record itself,
     /// always record, and need smc-record and smc-analyze built).
-    pub const RELIABILITY: [Scenario; 3] =
-        [Scenario::Crash, Scenario::Diskfull, Scenario::Overload];
+    pub const RELIABILITY: [Scenario; 4] =
+        [Scenario::Crash, Scenario::Diskfull, Scenario::Overload, Scenario::Flight];
 
     /// The one-guest SMC-D scenarios on the out-of-tree smc.ko of kernel/module/build.sh
     /// (not in `all`: the module is built for 6.12 only; they always record or monitor).
@@ -90,7 +93,7 @@ impl Scenario {
             .chain(Scenario::SMCD)
             .find(|sc| sc.name() == s)
             .with_context(|| {
-                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback, crash, diskfull, overload, smcd-loopback, metrics)")
+                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback, crash, diskfull, overload, flight, smcd-loopback, metrics)")
             })
     }
 
@@ -108,6 +111,7 @@ impl Scenario {
             Scenario::Crash => "crash",
             Scenario::Diskfull => "diskfull",
             Scenario::Overload => "overload",
+            Scenario::Flight => "flight",
             Scenario::SmcdLoopback => "smcd-loopback",
             Scenario::Metrics => "metrics",
         }
@@ -127,7 +131,7 @@ impl Scenario {
             Scenario::Fallback => format!("--mode pingpong --count {PINGPONG_COUNT} --size 64"),
             Scenario::Bulk => format!("--mode bulk --duration {BULK_SECS} --size 1048576"),
             Scenario::Shortconn => format!("--mode shortconn --count {SHORTCONN_COUNT} --size 64"),
-            Scenario::Crash | Scenario::Diskfull | Scenario::Overload => {
+            Scenario::Crash | Scenario::Diskfull | Scenario::Overload | Scenario::Flight => {
                 crate::reliability::client_args(self)
             }
             Scenario::SmcdLoopback | Scenario::Metrics => crate::smcd::client_args(self),
@@ -164,6 +168,9 @@ const RECORD_STOP: &str = "kill -INT $rec\n\
 pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
     let smcctl = sh_quote(&tools.smcctl.display().to_string());
     let load = sh_quote(&tools.load.display().to_string());
+    if scenario == Scenario::Flight {
+        return crate::reliability::flight_b_script(tools);
+    }
     let mut s = String::from("set -e\n");
     if scenario == Scenario::Fallback {
         // The server side refuses SMC-Rv2: no UEID in common with the client.

@@ -51,7 +51,9 @@ pub fn recorded_scenario(scenario: Scenario, kernel: Series, report: &Value, out
         Scenario::Pingpong => pingpong(report, out, min_complete(kernel), &mut problems),
         Scenario::Fallback => fallback(report, &mut problems),
         // One recording, checked by reliability::check instead.
-        Scenario::Crash | Scenario::Diskfull | Scenario::Overload => problems.push("a reliability scenario has no two-peer analysis".into()),
+        Scenario::Crash | Scenario::Diskfull | Scenario::Overload | Scenario::Flight => {
+            problems.push("a reliability scenario has no two-peer analysis".into())
+        }
         // One guest, checked by smcd::check instead.
         Scenario::SmcdLoopback | Scenario::Metrics => problems.push("an SMC-D scenario has no two-peer analysis".into()),
         Scenario::Bulk | Scenario::Shortconn => {
