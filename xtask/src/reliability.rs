@@ -35,7 +35,7 @@ pub const EXIT_DISK_FULL: i64 = 14;
 /// 4 KiB ring buffer (a ping-pong has one message in flight and never overflows it).
 const OVERLOAD_SECS: u64 = 3;
 /// `flight`: messages of the SMC-R ping-pong before the connection that falls back.
-const FLIGHT_PINGPONG: u64 = 3000;
+const FLIGHT_PINGPONG: u64 = 2000;
 /// `flight`: size of each rotated file and how many are kept.
 const ROTATE_SIZE: &str = "64k";
 const ROTATE_KEEP: usize = 3;
