@@ -340,11 +340,17 @@ fn build_floor(dir: &Path, progs: &[Prog]) -> Result<Vec<(String, String, String
 
 /// Guest A's script: warm-up, then `runs` rounds of every tracer in rotating order, then the
 /// BPF statistics phase.
+/// `SMC_RECORD_ATTACH=kprobe` in the host's environment: the guests run smc-record with its
+/// kprobes instead of fentry/fexit (docs/recorder.md), for a before/after comparison.
+fn kprobes_forced() -> bool {
+    std::env::var("SMC_RECORD_ATTACH").is_ok_and(|v| v == "kprobe")
+}
+
 fn a_script(opts: &Options, bin: &Path, floor: &Path, recorder: bool, bpf: bool) -> String {
     let load = bin.join("smc-load");
     let rec = bin.join("smc-record");
     let mut s = format!(
-        "set -e\nB=/out/bench; mkdir -p $B\nLOAD={load}\nREC={rec}\n\
+        "set -e\nB=/out/bench; mkdir -p $B\nLOAD={load}\nREC={rec}\nATTACH={attach}\n\
          cat > /tmp/work.sh <<EOF\nset -e\n\
          $LOAD client --connect $SMCTRACE_PEER:5000 --mode pingpong --count {count} --json > $B/pp-\\$1-\\$2.json\n\
          $LOAD client --connect $SMCTRACE_PEER:5000 --mode bulk --duration {secs} --json > $B/bulk-\\$1-\\$2.json\n\
@@ -352,11 +358,13 @@ fn a_script(opts: &Options, bin: &Path, floor: &Path, recorder: bool, bpf: bool)
          echo 'bench: warm-up'\nsh /tmp/work.sh warmup 0\n",
         load = load.display(),
         rec = rec.display(),
+        // SMC_RECORD_ATTACH=kprobe on the host: measure smc-record's kprobes instead of fentry
+        attach = if kprobes_forced() { "SMC_RECORD_ATTACH=kprobe" } else { "" },
         count = opts.count,
         secs = opts.bulk_secs,
     );
     let run_none = "sh /tmp/work.sh none $i";
-    let run_rec = "rm -f /tmp/r.smctrace; $REC record --output /tmp/r.smctrace -q -- sh /tmp/work.sh smc-record $i\n\
+    let run_rec = "rm -f /tmp/r.smctrace; env $ATTACH $REC record --output /tmp/r.smctrace -q -- sh /tmp/work.sh smc-record $i\n\
                    { stat -c %s /tmp/r.smctrace; $REC dump /tmp/r.smctrace | grep '^trailer:'; } > $B/file-smc-record-$i.txt";
     let run_perf = "rm -f /tmp/p.data; perf record -q -e 'smc:*' -z -a -o /tmp/p.data -- sh /tmp/work.sh perf $i\n\
                     { stat -c %s /tmp/p.data; perf report -i /tmp/p.data --stats 2>&1 | grep -E 'SAMPLE events|LOST events' | head -2; } > $B/file-perf-$i.txt";
@@ -385,15 +393,10 @@ fn a_script(opts: &Options, bin: &Path, floor: &Path, recorder: bool, bpf: bool)
              rm -f /tmp/floor.ready; {loader} {obj} /tmp/floor.ready 2> $B/floor.err & F=$!\n\
              while [ ! -e /tmp/floor.ready ]; do kill -0 $F; sleep 0.2; done\n\
              cat $B/floor.err\n\
-             rm -f /tmp/b.smctrace; {attach}$REC record --output /tmp/b.smctrace -q -- sh -c 'sh /tmp/work.sh bpf 1 && bpftool -j prog show > /out/bench/bpf-progs.json'\n\
+             rm -f /tmp/b.smctrace; env $ATTACH $REC record --output /tmp/b.smctrace -q -- sh -c 'sh /tmp/work.sh bpf 1 && bpftool -j prog show > /out/bench/bpf-progs.json'\n\
              kill $F; wait $F || true\nsysctl -qw kernel.bpf_stats_enabled=0\n",
             loader = floor.join("floor-loader").display(),
             obj = floor.join("floor.bpf.o").display(),
-            // SMC_RECORD_ATTACH=kprobe on the host: measure smc-record's kprobes instead of fentry
-            attach = match std::env::var("SMC_RECORD_ATTACH") {
-                Ok(v) if v == "kprobe" => "SMC_RECORD_ATTACH=kprobe ",
-                _ => "",
-            },
         );
     }
     s.push_str("echo 'bench: done'\n");
