@@ -142,6 +142,13 @@ pub fn existing_series(base: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// The kernel's counters read right after the drain thread cut a chunk.
+#[derive(Default)]
+pub struct Cut {
+    pub lost: Option<Vec<u64>>,
+    pub hits: Option<Vec<(String, u64)>>,
+}
+
 /// One closed file, for the final report.
 pub struct Closed {
     pub summary: WriteSummary,
@@ -167,6 +174,8 @@ pub struct Output {
     lost_last: Option<Vec<u64>>,
     /// Probe hits when the open file (or flight span) started.
     hits_base: Vec<(String, u64)>,
+    /// Newest probe hits attached to a chunk taken.
+    hits_last: Option<Vec<(String, u64)>>,
     ring: ChunkRing,
     /// A dump due at this time, and why.
     pending: Option<(Instant, String)>,
@@ -199,6 +208,7 @@ impl Output {
             lost_base: Vec::new(),
             lost_last: None,
             hits_base: Vec::new(),
+            hits_last: None,
             ring: ChunkRing::new(budget),
             pending: None,
             ids: Identities::default(),
@@ -254,8 +264,10 @@ impl Output {
         self.bytes_closed + self.writer.as_ref().map_or(0, |w| w.bytes_written())
     }
 
-    /// Take one compressed chunk and its raw records. `trigger` says a record in it fired a trigger.
-    pub fn push(&mut self, chunk: EncodedChunk, raw: &[u8], lost_after: Option<Vec<u64>>, trigger: Option<String>) -> Result<()> {
+    /// Take one compressed chunk, its raw records and the counters read at its
+    /// cut (rotate and flight modes). `trigger` says a record in it fired a trigger.
+    pub fn push(&mut self, chunk: EncodedChunk, raw: &[u8], cut: Cut, trigger: Option<String>) -> Result<()> {
+        let Cut { lost: lost_after, hits: hits_after } = cut;
         let mode = self.mode.clone();
         if !matches!(mode, Mode::Single) {
             self.ids.scan(raw);
@@ -272,9 +284,15 @@ impl Output {
                 if lost_after.is_some() {
                     self.lost_last = lost_after;
                 }
+                if hits_after.is_some() {
+                    self.hits_last = hits_after;
+                }
                 Ok(())
             }
             Mode::Flight { post, .. } => {
+                if hits_after.is_some() {
+                    self.hits_last = hits_after;
+                }
                 self.ring.push(HeldChunk { chunk, lost_after });
                 if let Some(why) = trigger {
                     if self.pending.is_none() {
@@ -328,7 +346,7 @@ impl Output {
     fn rotate(&mut self, next_ts: u64) -> Result<()> {
         let snap = self.live.snapshot();
         let lost_now = self.lost_last.clone().or_else(|| self.live.lost_per_cpu()).unwrap_or_default();
-        let hits = self.live.probe_hits();
+        let hits = self.hits_last.clone().unwrap_or_else(|| self.live.probe_hits());
         self.close_open(lost_now.clone(), hits.clone(), snap.clone())?;
         self.lost_base = lost_now;
         self.hits_base = hits;
@@ -382,7 +400,11 @@ impl Output {
     /// `final_lost`: the counters after the last drain (at exit).
     fn dump(&mut self, why: &str, final_lost: Option<Vec<u64>>) -> Result<()> {
         let snap = self.live.snapshot();
-        let hits = self.live.probe_hits();
+        // At exit the counters after the last drain; else those of the newest chunk.
+        let hits = match (&final_lost, &self.hits_last) {
+            (None, Some(h)) => h.clone(),
+            _ => self.live.probe_hits(),
+        };
         let lost_now = final_lost
             .or_else(|| self.ring.newest_lost().cloned())
             .or_else(|| self.live.lost_per_cpu())
@@ -584,7 +606,8 @@ mod tests {
             let lost = vec![0, i as u64 + 1];
             *live.lost.lock().unwrap() = lost.clone();
             *live.hits.lock().unwrap() = (i as u64 + 1) * 10;
-            out.push(c.clone(), raw, Some(lost), None).unwrap();
+            let hits = vec![("smc_sendmsg".to_string(), (i as u64 + 1) * 10)];
+            out.push(c.clone(), raw, Cut { lost: Some(lost), hits: Some(hits) }, None).unwrap();
         }
         let closed = out.finish(Some(vec![0, 12])).unwrap();
         assert_eq!(closed.len(), 4, "12 chunks, 3 per file");
@@ -596,9 +619,8 @@ mod tests {
             let t = r.trailer().unwrap();
             assert_eq!(t.total_events, closed[2 + k].summary.events);
             assert_eq!(t.lost_per_cpu, vec![0, 3], "{name}: the losses of its own 3 chunks");
-            // hits are read when a file is opened and closed (here: as the 4th, 7th,
-            // 10th chunk arrives, and at the end), not per chunk
-            assert_eq!(t.probe_hits, vec![("smc_sendmsg".to_string(), [30, 20][k])]);
+            // hits read at the chunk cuts: 10 per chunk, 3 chunks per file
+            assert_eq!(t.probe_hits, vec![("smc_sendmsg".to_string(), 30)]);
             assert!(std::fs::metadata(dir.0.join(name)).unwrap().len() <= 4096 + 3 * one + one / 2 + 4096);
             assert_eq!(r.metadata().extra_value("rotate.index"), Some(["3", "4"][k]));
             // per connection: the client's CONNECT and both sides' CONN_INFO
@@ -638,7 +660,7 @@ mod tests {
         let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
         for (i, (c, raw)) in all.iter().take(8).enumerate() {
             let trig = (i == 7).then(|| "fallback (test)".to_string());
-            out.push(c.clone(), raw, Some(vec![2 * (i as u64 + 1)]), trig).unwrap();
+            out.push(c.clone(), raw, Cut { lost: Some(vec![2 * (i as u64 + 1)]), hits: None }, trig).unwrap();
         }
         // the trigger with no post time dumped at once: chunks 5..7, 5 dropped
         assert_eq!(series(&dir.0), vec!["fl.000001.smctrace"]);
@@ -654,8 +676,8 @@ mod tests {
         assert_eq!(m.extra_value("flight.dropped_lost"), Some("10"));
         assert_eq!(r.trailer().unwrap().lost_per_cpu, vec![6], "losses of chunks 5..7 only");
         // the rest goes out at exit, nothing repeated
-        out.push(all[8].0.clone(), &all[8].1, Some(vec![18]), None).unwrap();
-        out.push(all[9].0.clone(), &all[9].1, Some(vec![20]), None).unwrap();
+        out.push(all[8].0.clone(), &all[8].1, Cut { lost: Some(vec![18]), hits: None }, None).unwrap();
+        out.push(all[9].0.clone(), &all[9].1, Cut { lost: Some(vec![20]), hits: None }, None).unwrap();
         let closed = out.finish(Some(vec![21])).unwrap();
         assert_eq!(closed.len(), 2);
         let r = Reader::open(&dir.0.join("fl.000002.smctrace")).unwrap();

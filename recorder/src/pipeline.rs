@@ -28,7 +28,7 @@ use smctrace_format::event::HDR_LEN;
 use smctrace_format::encode_chunk;
 
 use crate::flight::TriggerCheck;
-use crate::output::{Boundary, Output};
+use crate::output::{Boundary, Cut, Output};
 
 /// Counters shared with the status line and the stop conditions.
 #[derive(Default)]
@@ -45,7 +45,7 @@ pub struct Options {
     pub chunk_bytes: usize,
     pub chunk_age: Duration,
     pub zstd_level: i32,
-    /// Read the lost counters at every chunk cut (rotate and flight modes).
+    /// Read the lost and hit counters at every chunk cut (rotate and flight modes).
     pub lost_at_cut: Option<Arc<dyn Boundary>>,
     /// Flight triggers checked on every record.
     pub triggers: TriggerCheck,
@@ -59,7 +59,8 @@ struct RawChunk {
     count: u32,
     first_ts: u64,
     last_ts: u64,
-    lost_after: Option<Vec<u64>>,
+    /// The kernel's counters right after the cut (rotate and flight modes).
+    cut: Cut,
     trigger: Option<String>,
 }
 
@@ -135,7 +136,7 @@ impl Batch {
             count: self.count,
             first_ts: self.first_ts,
             last_ts: self.last_ts,
-            lost_after: None,
+            cut: Cut::default(),
             trigger: self.trigger.take(),
         };
         self.seq += 1;
@@ -200,7 +201,9 @@ fn send(tx: &SyncSender<RawChunk>, chunk: Option<RawChunk>, lost: Option<&dyn Bo
     if let Some(mut c) = chunk {
         // Read after the cut: every loss counted so far belongs to this chunk's
         // span or an earlier one.
-        c.lost_after = lost.and_then(|b| b.lost_per_cpu());
+        if let Some(b) = lost {
+            c.cut = Cut { lost: b.lost_per_cpu(), hits: Some(b.probe_hits()) };
+        }
         tx.send(c).map_err(|_| anyhow::anyhow!("the writer thread stopped early"))?;
     }
     Ok(())
@@ -246,7 +249,7 @@ fn write_loop(
         };
         let res = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
             .with_context(|| format!("compressing chunk {}", c.seq))
-            .and_then(|enc| output.push(enc, &c.bytes, c.lost_after, c.trigger));
+            .and_then(|enc| output.push(enc, &c.bytes, c.cut, c.trigger));
         if let Err(e) = res {
             return fail(e);
         }

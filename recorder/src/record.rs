@@ -234,6 +234,8 @@ fn snapshot(enabled: bool) -> Option<Snapshot> {
 struct Live {
     loaded: Arc<loader::Loaded>,
     snap: bool,
+    /// The hit counters could not be read: said once, not at every chunk.
+    hits_warned: AtomicBool,
 }
 
 impl Live {
@@ -255,7 +257,9 @@ impl Boundary for Live {
 
     fn probe_hits(&self) -> Vec<(String, u64)> {
         let mut hits = self.loaded.probe_hits().or_else(|_| self.raised("the probe hits", || self.loaded.probe_hits())).unwrap_or_else(|e| {
-            eprintln!("smc-record: warning: {e:#}");
+            if !self.hits_warned.swap(true, Ordering::Relaxed) {
+                eprintln!("smc-record: warning: {e:#}");
+            }
             Vec::new()
         });
         // Skipped runs (another BPF program active on the CPU) go next to the hits
@@ -352,7 +356,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     };
     let ring = loaded.take_ring().map_err(|e| Failure::new(exit::BPF, e))?;
     let loaded = Arc::new(loaded);
-    let live = Arc::new(Live { loaded: loaded.clone(), snap: !args.no_snapshot });
+    let live = Arc::new(Live { loaded: loaded.clone(), snap: !args.no_snapshot, hits_warned: AtomicBool::new(false) });
     let multi = !matches!(mode, output::Mode::Single);
     let output = Output::new(mode, &args.output, args.force, meta, live.clone(), args.quiet).map_err(Failure::from)?;
     let dump_request = Arc::new(AtomicBool::new(false));
