@@ -126,13 +126,39 @@ fn output_symlink_and_existing_file_are_refused_with_26() {
     assert_eq!(o.status.code(), Some(26), "{e}");
     assert!(e.contains("already exists") && e.contains("--force"), "{e}");
     assert_eq!(std::fs::read(&existing).unwrap(), b"keep me");
+
+    // --rotate / --flight write OUTPUT.NNNNNN.smctrace: a series left by an earlier run is refused.
+    let base = d.join("ser.smctrace");
+    let old = d.join("ser.000002.smctrace");
+    std::fs::write(&old, b"keep me").unwrap();
+    for args in [&["--flight", "1"][..], &["--max-size", "1M", "--rotate", "2"]] {
+        let o = record(&base, args);
+        let e = one_line(&o, "earlier series");
+        assert_eq!(o.status.code(), Some(26), "{args:?}: {e}");
+        assert!(e.contains("ser.000002.smctrace") && e.contains("--force"), "{e}");
+    }
+    assert_eq!(std::fs::read(&old).unwrap(), b"keep me");
+    assert!(!base.exists(), "the series base name is never created");
 }
 
 #[test]
 fn bad_command_line_is_exit_2() {
     let d = tmpdir("usage");
     let f = d.join("r.smctrace");
-    for args in [&["--buffer", "3000"][..], &["--payload", "300"], &["--exclude", "no_such_probe"]] {
+    for args in [
+        &["--buffer", "3000"][..],
+        &["--payload", "300"],
+        &["--exclude", "no_such_probe"],
+        // rotation and flight-recorder options
+        &["--rotate", "3"],
+        &["--max-size", "1M", "--rotate", "0"],
+        &["--trigger", "fallback"],
+        &["--flight", "0"],
+        &["--flight", "1", "--max-size", "1M"],
+        &["--flight", "1", "--trigger", "slow=5"],
+        &["--flight", "1", "--trigger", "sometimes"],
+        &["--flight", "1", "--trigger-post", "-1"],
+    ] {
         let o = record(&f, args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
