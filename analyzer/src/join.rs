@@ -292,9 +292,44 @@ fn feed(b: &mut RecordingBuilder, it: Item) {
     }
 }
 
+/// Exit code of `smc-analyze` when several recordings share no connection.
+pub const EXIT_NO_COMMON_CONNECTION: u8 = 30;
+
+/// Several recordings were given but no connection appears in more than one
+/// of them: they are not the two ends of one run (different runs, hosts that
+/// never talked), so no cross-host stage or clock offset can be had.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NoCommonConnection {
+    pub paths: Vec<String>,
+}
+
+impl std::fmt::Display for NoCommonConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: no connection in common (not the two ends of one run?); analyze them one at a time",
+            self.paths.join(", ")
+        )
+    }
+}
+
 /// Analyze recordings (the first is the reference clock): a first pass for
 /// connections and clocks, a second that streams messages into `sink`.
-pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analysis {
+/// Recordings without a connection in common are analyzed side by side.
+pub fn run(inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analysis {
+    match run_inner(inputs, window_ns, sink, false) {
+        Ok(a) => a,
+        Err(e) => unreachable!("pairing not required, yet refused: {e}"),
+    }
+}
+
+/// [`run`], but refuse (before the second pass, without calling `sink`)
+/// two or more recordings of which no connection appears in more than one.
+pub fn run_checked(inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Result<Analysis, NoCommonConnection> {
+    run_inner(inputs, window_ns, sink, true)
+}
+
+fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, require_common: bool) -> Result<Analysis, NoCommonConnection> {
     // Pass 1: identities, tokens, handshakes, counters, clock samples.
     let mut recordings = Vec::new();
     let mut sides: Vec<Side> = Vec::new();
@@ -314,6 +349,12 @@ pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analy
     }
     apply_snapshots(&recordings, &mut sides);
     let (conns, side_conn) = pair(&sides);
+    if require_common
+        && recordings.len() > 1
+        && !conns.iter().any(|c| c.sides.iter().any(|&s| sides[s].rec != sides[c.sides[0]].rec))
+    {
+        return Err(NoCommonConnection { paths: recordings.iter().map(|r| r.path.clone()).collect() });
+    }
     let clocks = estimate_clocks(&recordings, &sides, &conns);
     // The CDC samples served the clock estimate only.
     for s in &mut sides {
@@ -370,7 +411,7 @@ pub fn run(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analy
     peak = peak.max(retained(&builders));
     flush(&a, &mut builders, i64::MAX, true, sink);
     a.peak_retained = peak;
-    a
+    Ok(a)
 }
 
 /// Message halves and receive points currently held by the builders.

@@ -3,7 +3,7 @@
 //! SMC connection is slow. Reads recordings only through `smctrace-format`.
 //!
 //! Data flow: events ([`model`]) -> connections, clock offsets and complete
-//! messages ([`join`]) -> statistics ([`stats`]) -> outputs ([`report`], [`export`],
+//! messages ([`join`]) -> statistics ([`stats`], bounded by [`sketch`]) -> outputs ([`report`], [`export`],
 //! [`pcapng`], [`plot`], [`html`]) and the CI gate ([`check`]).
 
 pub mod decline;
@@ -12,6 +12,7 @@ pub mod model;
 pub mod join;
 pub mod synth;
 pub mod stats;
+pub mod sketch;
 pub mod report;
 pub mod export;
 pub mod input;

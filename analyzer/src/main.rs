@@ -172,7 +172,7 @@ fn analyze(sel: &Selection, sink: &mut dyn join::Sink) -> Result<(join::Analysis
         inputs.push(input::open(f, i, Some(&bars), w.clone())?);
         warnings.push(w);
     }
-    let a = join::run(inputs, sel.reorder_window, sink);
+    let a = join::run_checked(inputs, sel.reorder_window, sink).map_err(|e| Failure { code: join::EXIT_NO_COMMON_CONNECTION, msg: e.to_string() })?;
     Ok((a, warnings.into_iter().map(|w| w.take()).collect()))
 }
 

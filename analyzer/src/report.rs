@@ -11,7 +11,8 @@ use crate::decline;
 use crate::duration::fmt;
 use crate::join::{Analysis, Dir, Message, MsgKind, Sink, POINTS, STAGES};
 use crate::model::{gap, Mode, Role, Side};
-use crate::stats::{summarize, Summary};
+use crate::sketch::Series;
+use crate::stats::{summarize, summarize_series, Summary};
 
 /// Version of the JSON schema; bumped on any incompatible change.
 pub const SCHEMA: &str = "smc-analyze/report/1";
@@ -209,6 +210,10 @@ pub struct ConnReport {
     pub latency_basis: &'static str,
     pub latency_p50_ns: Option<i64>,
     pub latency_p99_ns: Option<i64>,
+    /// p50/p99 are approximate (within 0.5%): the connection had more than
+    /// 4,096 complete messages. Absent from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub latency_approximate: bool,
     pub dominant_stage: Option<&'static str>,
     pub handshake: Option<HandshakeReport>,
 }
@@ -364,16 +369,34 @@ pub fn message_report(a: &Analysis, m: &Message) -> MessageReport {
 }
 
 /// Per-connection accumulators.
-#[derive(Default)]
 struct ConnAcc {
     fwd: u64,
     bwd: u64,
     bytes_fwd: u64,
     bytes_bwd: u64,
     incomplete: u64,
-    e2e: Vec<i64>,
-    local: Vec<i64>,
+    e2e: Series,
+    local: Series,
     totals: [i64; 10],
+}
+
+/// Exact per-connection latencies kept before a connection's series turns
+/// into a sketch: 32 KiB per connection, so many connections stay bounded.
+pub const CONN_EXACT_LIMIT: usize = 4096;
+
+impl Default for ConnAcc {
+    fn default() -> ConnAcc {
+        ConnAcc {
+            fwd: 0,
+            bwd: 0,
+            bytes_fwd: 0,
+            bytes_bwd: 0,
+            incomplete: 0,
+            e2e: Series::with_limit(CONN_EXACT_LIMIT),
+            local: Series::with_limit(CONN_EXACT_LIMIT),
+            totals: [0; 10],
+        }
+    }
 }
 
 /// Ranked entry of the slowest-message list.
@@ -397,12 +420,13 @@ impl Ord for Ranked {
 }
 
 /// Builds a [`Report`] from the message stream: keeps per-stage and
-/// per-connection duration vectors (8 bytes per message and stage, for exact
-/// quantiles), the N slowest messages and, with `--slow`, the slow ones.
+/// per-connection duration series (exact while small, then bounded sketches,
+/// see [`crate::sketch`]), the N slowest messages and, with `--slow`, the
+/// slow ones; each message is dropped once counted.
 pub struct ReportSink {
     opts: Options,
     conn_ok: Vec<bool>,
-    stages: Vec<Vec<i64>>,
+    stages: Vec<Series>,
     conns: Vec<ConnAcc>,
     top: std::collections::BinaryHeap<Ranked>,
     slow: Vec<Ranked>,
@@ -419,7 +443,7 @@ impl ReportSink {
         ReportSink {
             opts,
             conn_ok: Vec::new(),
-            stages: vec![Vec::new(); STAGES.len()],
+            stages: vec![Series::default(); STAGES.len()],
             conns: Vec::new(),
             top: Default::default(),
             slow: Vec::new(),
@@ -561,7 +585,7 @@ impl ReportSink {
         // stages may be measured against the wrong event.
         let mut stages = Vec::new();
         for (k, d) in STAGES.iter().enumerate() {
-            if let Some(s) = summarize(&mut self.stages[k]) {
+            if let Some(s) = summarize_series(&mut self.stages[k]) {
                 stages.push(StageRow { stage: d.name, summary: s });
             }
         }
@@ -596,7 +620,7 @@ impl ReportSink {
                 .min_by_key(|s| s.role != Role::Client)
                 .and_then(|s| s.fallback);
             let e2e = !acc.e2e.is_empty();
-            let sum = if e2e { summarize(&mut acc.e2e) } else { summarize(&mut acc.local) };
+            let sum = if e2e { summarize_series(&mut acc.e2e) } else { summarize_series(&mut acc.local) };
             let dominant = STAGES
                 .iter()
                 .zip(acc.totals.iter())
@@ -641,6 +665,7 @@ impl ReportSink {
                 latency_basis: if e2e { "e2e" } else { "local" },
                 latency_p50_ns: sum.as_ref().map(|s| s.p50_ns),
                 latency_p99_ns: sum.as_ref().map(|s| s.p99_ns),
+                latency_approximate: sum.as_ref().is_some_and(|s| s.approximate),
                 dominant_stage: dominant,
                 handshake: hs,
             });
@@ -831,6 +856,9 @@ pub fn render_text(r: &Report) -> String {
         let [count, mean, p50, p90, p99, p999, max] = st.summary.cells();
         let _ = writeln!(o, "  {:<13} {count:>8} {mean:>9} {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}", st.stage);
     }
+    if r.stages.iter().any(|s| s.summary.approximate) {
+        let _ = writeln!(o, "  p50..p99.9 of stages with more than 65536 messages are approximate (within 0.5%); count, mean, max exact");
+    }
     let _ = writeln!(o, "\nconnections:");
     let _ = writeln!(
         o,
@@ -876,6 +904,9 @@ pub fn render_text(r: &Report) -> String {
     }
     if r.connections.iter().any(|c| c.latency_basis != "e2e") {
         let _ = writeln!(o, "  * local span: the peer (or the clock offset to it) is not known; latency is what this side saw");
+    }
+    if r.connections.iter().any(|c| c.latency_approximate) {
+        let _ = writeln!(o, "  p50/p99 of connections with more than 4096 complete messages are approximate (within 0.5%)");
     }
     let _ = writeln!(o, "\nhandshakes:");
     match &r.handshake {

@@ -1,7 +1,12 @@
-//! Exact order statistics of stage durations. Quantiles are computed on the
-//! sorted vector of finished messages' values (nearest-rank), so a p99 is a
-//! duration some message really had. polars is deliberately not used here
-//! (build cost, see DEPS-NOTES); memory is 8 bytes per message per stage.
+//! Order statistics of stage durations. Quantiles are nearest-rank: exact
+//! (on the sorted values, so a p99 is a duration some message really had)
+//! while a series is small, within 0.5% relative error beyond
+//! [`crate::sketch::EXACT_LIMIT`] values (see [`crate::sketch`]), so memory
+//! does not grow with the recording. polars is deliberately not used (its
+//! Arrow/Parquet parts are Apache-2.0 only, and it keeps whole tables in
+//! memory; see docs/analyzer.md).
+
+use crate::sketch::Series;
 
 /// count, mean and quantiles of one set of durations (ns).
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -14,6 +19,11 @@ pub struct Summary {
     pub p99_ns: i64,
     pub p999_ns: i64,
     pub max_ns: i64,
+    /// The quantiles (p50..p99.9) are approximate (within 0.5% relative
+    /// error): the series had more than 65,536 values. Count, mean, min and
+    /// max are always exact. Absent from JSON when false.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub approximate: bool,
 }
 
 impl Summary {
@@ -59,6 +69,26 @@ pub fn summarize(values: &mut [i64]) -> Option<Summary> {
         p99_ns: quantile(values, 0.99),
         p999_ns: quantile(values, 0.999),
         max_ns: values[values.len() - 1],
+        approximate: false,
+    })
+}
+
+/// Summary of a [`Series`]; `None` when empty.
+pub fn summarize_series(s: &mut Series) -> Option<Summary> {
+    if s.is_empty() {
+        return None;
+    }
+    s.seal();
+    Some(Summary {
+        count: s.count(),
+        mean_ns: s.mean(),
+        min_ns: s.min(),
+        p50_ns: s.quantile(0.50),
+        p90_ns: s.quantile(0.90),
+        p99_ns: s.quantile(0.99),
+        p999_ns: s.quantile(0.999),
+        max_ns: s.max(),
+        approximate: s.approximate(),
     })
 }
 
@@ -76,6 +106,12 @@ mod tests {
         let s = summarize(&mut one).unwrap();
         assert_eq!((s.p50_ns, s.p999_ns), (7, 7));
         assert!(summarize(&mut []).is_none());
+        // A small series gives the same summary as the exact vector.
+        let mut series = Series::default();
+        (1..=1000).rev().for_each(|v| series.push(v));
+        let mut v: Vec<i64> = (1..=1000).collect();
+        assert_eq!(summarize_series(&mut series), summarize(&mut v));
+        assert!(summarize_series(&mut Series::default()).is_none());
         assert_eq!(quantile(&[1, 2, 3, 4], 0.5), 2);
         assert_eq!(quantile(&[1, 2, 3, 4], 0.51), 3);
     }
