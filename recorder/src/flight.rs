@@ -150,7 +150,7 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "s" => n * 1e9,
         _ => return Err(format!("`{s}`: a duration needs a unit: ns, us, ms or s")),
     };
-    if !(ns.is_finite() && ns >= 1.0 && ns < 1e15) {
+    if !(ns.is_finite() && (1.0..1e15).contains(&ns)) {
         return Err(format!("`{s}` is out of range"));
     }
     Ok(Duration::from_nanos(ns as u64))
