@@ -288,6 +288,11 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(sig, stop.clone()).context("installing signal handlers")?;
     }
+    // In flight mode SIGUSR1 asks for a dump; installed now, so an early one is not fatal.
+    let dump_request = Arc::new(AtomicBool::new(false));
+    if args.flight.is_some() {
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump_request.clone()).context("installing the SIGUSR1 handler")?;
+    }
     let mode = match (args.flight, args.rotate, args.max_size) {
         (Some(mib), _, _) => output::Mode::Flight {
             budget: mib as u64 * (1 << 20),
@@ -359,10 +364,6 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     let live = Arc::new(Live { loaded: loaded.clone(), snap: !args.no_snapshot, hits_warned: AtomicBool::new(false) });
     let multi = !matches!(mode, output::Mode::Single);
     let output = Output::new(mode, &args.output, args.force, meta, live.clone(), args.quiet).map_err(Failure::from)?;
-    let dump_request = Arc::new(AtomicBool::new(false));
-    if args.flight.is_some() {
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump_request.clone()).context("installing the SIGUSR1 handler")?;
-    }
 
     let progress = Arc::new(Progress::default());
     // Everything privileged is done: record with no effective capability (see privs.rs).
