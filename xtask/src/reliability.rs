@@ -94,8 +94,9 @@ pub fn flight_b_script(tools: &Tools) -> String {
 }
 
 /// Guest A of `flight`: two recorders (flight ring with the fallback trigger; rotated
-/// files), the SMC-R ping-pong, then a short ping-pong that falls back (retried until B's
-/// second server listens), then both recorders stopped with SIGINT.
+/// files), the SMC-R ping-pong, SIGUSR1 to the flight recorder, then a short ping-pong
+/// that falls back (retried until B's second server listens), then both recorders
+/// stopped with SIGINT.
 fn flight_a_script(tools: &Tools) -> String {
     let rec = sh_quote(&tools.record.display().to_string());
     let load = sh_quote(&tools.load.display().to_string());
@@ -121,6 +122,8 @@ fn flight_a_script(tools: &Tools) -> String {
     s += "grep -H -E '^Cap(Eff|Prm):' /proc/$rec/task/*/status > /out/flight-caps.txt\n";
     s += &format!(
         "{load} client --connect \"$SMCTRACE_PEER:{PORT}\" {} --json > /out/a-load.json\n\
+         kill -USR1 $rec\n\
+         sleep 0.5\n\
          i=0\n\
          until {load} client --connect \"$SMCTRACE_PEER:{PORT}\" --mode pingpong --count 20 --size 64 --json > /out/a-load-fallback.json 2>/dev/null; do\n\
          \x20 i=$((i + 1)); [ $i -le 100 ] || {{ echo \"fallback client never connected\"; exit 94; }}\n\
@@ -519,15 +522,22 @@ fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
     }
     proven.push(format!("least privilege in flight mode: all {} threads at CapEff 0 while recording", eff.len()));
 
-    // Flight dumps: one from the trigger, one at exit.
+    // Flight dumps: one on SIGUSR1 (the ping-pong), one from the trigger, one at exit.
     let dumps = series(out, "flight")?;
-    if dumps.len() < 2 {
-        bail!("assertion failed: expected a trigger dump and an exit dump, found {} flight file(s)", dumps.len());
+    if dumps.len() < 3 {
+        bail!("assertion failed: expected a SIGUSR1 dump, a trigger dump and an exit dump, found {} flight file(s)", dumps.len());
     }
-    let (mut lost_sum, mut fallback_dump) = (0u64, None);
+    let (mut lost_sum, mut fallback_dump, mut usr1_dump) = (0u64, None, None);
     for (n, p) in &dumps {
         let (info, rep) = valid_file(analyze_bin, p)?;
         let reason = info_extra(&info, "flight.reason").unwrap_or("").to_string();
+        if reason == "SIGUSR1" && usr1_dump.is_none() {
+            let msgs = rep["summary"]["complete_messages"].as_u64().unwrap_or(0);
+            if msgs < FLIGHT_PINGPONG {
+                bail!("assertion failed: the SIGUSR1 dump {} holds {msgs} complete messages, the ping-pong sent {FLIGHT_PINGPONG}", p.display());
+            }
+            usr1_dump = Some((*n, msgs));
+        }
         lost_sum += info_lost(&info).unwrap_or(0) + info_extra(&info, "flight.dropped_lost").and_then(|v| v.parse().ok()).unwrap_or(0);
         let fb = rep["fallback_reasons"].as_array().cloned().unwrap_or_default();
         let has_fb = fb.iter().any(|f| f["code"].as_u64() == Some(FLIGHT_FALLBACK) && f["side"] == "client");
@@ -541,12 +551,16 @@ fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
     let Some((n, p, reason, msgs)) = fallback_dump else {
         bail!("assertion failed: no flight dump written by the fallback trigger ({} dumps)", dumps.len());
     };
+    let Some((un, umsgs)) = usr1_dump.filter(|(un, _)| *un < n) else {
+        bail!("assertion failed: no SIGUSR1 dump before the trigger dump ({} dumps)", dumps.len());
+    };
+    proven.push(format!("flight dump {un} written on SIGUSR1: valid, clean, {umsgs} complete messages of the ping-pong"));
     let last_reason = info_extra(&valid_file(analyze_bin, &dumps.last().unwrap().1)?.0, "flight.reason").unwrap_or("").to_string();
     if !last_reason.starts_with("exit") {
         bail!("assertion failed: the last flight dump must be the one written at exit, its reason is {last_reason:?}");
     }
     proven.push(format!(
-        "flight dump {n} ({}): valid, clean, {reason:?}; holds the client fallback {FLIGHT_FALLBACK:#010x} (PEERDECL) and {msgs} messages; last dump written at exit",
+        "flight dump {n} ({}): valid, clean, {reason:?}; holds the client fallback {FLIGHT_FALLBACK:#010x} (PEERDECL) and {msgs} messages (the ring was emptied by the SIGUSR1 dump); last dump written at exit",
         p.display()
     ));
     let err = read(out, "flight-rec.err")?;
@@ -641,6 +655,7 @@ mod tests {
         let f = a_script(Scenario::Flight, &tools);
         assert!(f.contains("--flight 1 --trigger fallback") && f.contains("--max-size 64k --rotate 3"));
         assert!(f.find("kill -INT $rec").unwrap() > f.find("until ").unwrap());
+        assert!(f.find("kill -USR1 $rec").unwrap() < f.find("until ").unwrap());
         let b = flight_b_script(&tools);
         assert!(b.find("ueid del").unwrap() > b.find("--exit-after 1").unwrap());
     }
