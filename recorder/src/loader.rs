@@ -194,7 +194,7 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
         let error = match verdict {
             Some(why) => Some(why),
             None => {
-                // The series' tracepoint first; its kprobe when the kernel lacks it or it fails.
+                // The series' tracepoint first; else fentry/fexit; else the kprobes.
                 let tp = preferred_tracepoint(p.name, |t| btf.has_tracepoint(t))
                     .filter(|t| attach_probe(&mut ebpf, t.tracepoint, &[(t.program, Attach::RawTp)]).is_ok());
                 match tp {
