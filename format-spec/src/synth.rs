@@ -276,8 +276,11 @@ impl PingPongGen {
                         sndbuf_len: self.p.ring_len,
                         rmb_len: self.p.ring_len,
                         peer_rmbe_size: self.p.ring_len,
-                        qpn: 17 + i,
-                        peer_qpn: 18 + i,
+                        // The two ends of one RC QP pair: the client's QP is
+                        // the server's peer QP and back (the analyzer pairs
+                        // sides only when they agree).
+                        qpn: 17 + 2 * i + u32::from(role == ROLE_SERVER),
+                        peer_qpn: 17 + 2 * i + u32::from(role == ROLE_CLIENT),
                         link_id: 1,
                         smc_version: 2,
                         _pad: 0,
