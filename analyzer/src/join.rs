@@ -334,8 +334,13 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     let mut recordings = Vec::new();
     let mut sides: Vec<Side> = Vec::new();
     let mut side_base = Vec::new();
+    // CDC samples serve only the offset of a recording from another host:
+    // one recording (or all from one boot) keeps none, so pass 1 holds only
+    // per-socket state. Otherwise up to CLOCK_SAMPLES per socket and direction.
+    let cross_host = inputs.iter().skip(1).any(|i| i.meta.boot_id.is_empty() || i.meta.boot_id != inputs[0].meta.boot_id);
+    let clock_samples = if cross_host { CLOCK_SAMPLES } else { 0 };
     for (r, inp) in inputs.iter_mut().enumerate() {
-        let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: false, clock_samples: CLOCK_SAMPLES });
+        let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: false, clock_samples });
         b.add_lost(inp.lost);
         for it in (inp.open)() {
             feed(&mut b, it);

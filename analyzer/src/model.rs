@@ -573,6 +573,8 @@ pub struct RxState {
     unwrap: [Unwrapper; 4],
     /// CDC arrivals kept (up to the clock sample limit) for clock estimation.
     pub clock: Vec<RxCdc>,
+    /// CDC arrivals seen (also when none are kept as clock samples).
+    pub cdc_count: u64,
     pub bytes: u64,
     pub recv_calls: u64,
     pub wakeups: u64,
@@ -644,7 +646,7 @@ impl Side {
             && self.tx.sends == 0
             && self.tx.cdc_count == 0
             && self.rx.recv_calls == 0
-            && self.rx.clock.is_empty()
+            && self.rx.cdc_count == 0
             && self.rx.actions.is_empty()
     }
 
@@ -1317,6 +1319,7 @@ impl RecordingBuilder {
     fn keep_rx_cdc(&mut self, i: usize, c: RxCdc) {
         let cap = self.clock_samples;
         let rx = &mut self.sides[i].rx;
+        rx.cdc_count += 1;
         if rx.clock.len() < cap {
             rx.clock.push(c);
         }
