@@ -410,15 +410,12 @@ impl Output {
             .or_else(|| self.live.lost_per_cpu())
             .unwrap_or_else(|| self.ring.lost_base().to_vec());
         let d = self.ring.dropped().clone();
-        let mut chunks: Vec<EncodedChunk> = self.ring.chunks().map(|c| c.chunk.clone()).collect();
         // Connections whose handshake is older than the ring's first chunk.
-        let first = chunks.first().map_or(u64::MAX, |c| c.first_ts());
-        let seq = chunks.first().map_or(0, |c| c.seq().saturating_sub(1));
+        let oldest = self.ring.chunks().next().map(|c| (c.chunk.first_ts(), c.chunk.seq()));
+        let first = oldest.map_or(u64::MAX, |(ts, _)| ts);
+        let seq = oldest.map_or(0, |(_, seq)| seq.saturating_sub(1));
         let carry = self.ids.chunk(seq, first)?;
         let carried = carry.as_ref().map_or(0, |c| c.event_count());
-        if let Some(c) = carry {
-            chunks.insert(0, c);
-        }
         let mut extra = vec![
             ("carried_records".to_string(), carried.to_string()),
             ("flight.reason".to_string(), why.to_string()),
@@ -436,9 +433,18 @@ impl Output {
         }
         let meta = self.file_meta(extra, Some(snap.clone()));
         let path = self.open_next(meta)?;
-        for c in &chunks {
+        if let Some(c) = &carry {
             self.append(c)?;
         }
+        // The ring is moved out while its chunks are written (no copy of them).
+        let budget = match self.mode {
+            Mode::Flight { budget, .. } => budget,
+            _ => 0,
+        };
+        let ring = std::mem::replace(&mut self.ring, ChunkRing::new(budget));
+        let res = ring.chunks().try_for_each(|c| self.append(&c.chunk));
+        self.ring = ring;
+        res?;
         self.lost_base = self.ring.lost_base().to_vec();
         self.close_open(lost_now.clone(), hits.clone(), snap)?;
         self.hits_base = hits;
