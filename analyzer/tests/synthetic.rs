@@ -679,3 +679,51 @@ fn blocking_readers_are_joined_after_their_rx_events() {
     let bad: Vec<_> = msgs.iter().filter(|m| m.incomplete()).map(|m| gap::names(m.gaps)).collect();
     assert!(bad.is_empty(), "{} incomplete, e.g. {:?}", bad.len(), bad.first());
 }
+
+/// Past 65,536 complete messages a stage's quantiles come from the sketch:
+/// the report says so, count/mean/min/max stay exact, and every quantile is
+/// within 0.5% of the exact nearest-rank value of the same messages
+/// (heavy-tailed waits: the receiving application reads after a Pareto delay).
+#[test]
+fn many_messages_give_approximate_quantiles_within_their_bound() {
+    // Both ends on one host, in one recording: every stage is known.
+    let mut sy = Synth::new(1);
+    let mut c = SimConn::new(SimMode::SmcR, 0, 0, 65536, 1);
+    c.handshake(&mut sy);
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    for _ in 0..70_000u32 {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        let u = ((x.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64;
+        c.send(&mut sy, 0, 64, 1);
+        c.deliver(&mut sy, 1);
+        c.idle((1_000.0 / u.powf(1.0 / 1.2)).min(50_000_000.0) as u64);
+        c.recv(&mut sy, 1, 64);
+        c.idle(5_000);
+    }
+    let a = analyze_streams(vec![one(&sy, 0)]);
+    let msgs = smc_msgs(&a);
+    assert_eq!(msgs.len(), 70_000);
+    let r = smc_analyze::report::build(&a, &smc_analyze::report::Options { filter: Default::default(), top: 0, slow_ns: None }, &[]);
+    for name in ["app_wait", "e2e"] {
+        let mut exact: Vec<i64> = msgs.iter().filter(|m| !m.incomplete()).filter_map(|m| stage(m, name)).collect();
+        assert_eq!(exact.len(), 70_000, "{name}");
+        let want = smc_analyze::stats::summarize(&mut exact).unwrap();
+        let row = &r.stages.iter().find(|s| s.stage == name).unwrap().summary;
+        assert!(row.approximate && !want.approximate, "{name}");
+        assert_eq!((row.count, row.mean_ns, row.min_ns, row.max_ns), (want.count, want.mean_ns, want.min_ns, want.max_ns), "{name}");
+        assert!(want.p999_ns > 10 * want.p50_ns, "{name}: not heavy-tailed: {want:?}");
+        for (got, exact) in [(row.p50_ns, want.p50_ns), (row.p90_ns, want.p90_ns), (row.p99_ns, want.p99_ns), (row.p999_ns, want.p999_ns)] {
+            let bound = exact as f64 * smc_analyze::sketch::ALPHA + 1.0;
+            assert!((got - exact).abs() as f64 <= bound, "{name}: {got} vs exact {exact} (bound {bound})");
+        }
+    }
+    // The connection's latency (more than 4,096 messages) is flagged too, and
+    // the JSON carries the flags; the text report says it.
+    assert!(r.connections[0].latency_approximate);
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(j["stages"][0]["approximate"], true);
+    assert_eq!(j["connections"][0]["latency_approximate"], true);
+    assert!(smc_analyze::report::render_text(&r).contains("are approximate (within 0.5%)"));
+}
