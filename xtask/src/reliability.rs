@@ -37,7 +37,7 @@ const OVERLOAD_SECS: u64 = 3;
 /// `flight`: messages of the SMC-R ping-pong before the connection that falls back.
 const FLIGHT_PINGPONG: u64 = 2000;
 /// `flight`: size of each rotated file and how many are kept.
-const ROTATE_SIZE: &str = "64k";
+const ROTATE_SIZE: &str = "40k";
 const ROTATE_KEEP: usize = 3;
 /// `flight`: the client fallback reason when B has no UEID (`SMC_CLC_DECL_PEERDECL`).
 const FLIGHT_FALLBACK: u64 = crate::scenario::EXPECTED_CLIENT_FALLBACK as u64;
@@ -653,7 +653,7 @@ mod tests {
         let o = a_script(Scenario::Overload, &tools);
         assert!(o.contains("--buffer 4k") && o.contains("kill -INT $rec"));
         let f = a_script(Scenario::Flight, &tools);
-        assert!(f.contains("--flight 1 --trigger fallback") && f.contains("--max-size 64k --rotate 3"));
+        assert!(f.contains("--flight 1 --trigger fallback") && f.contains(&format!("--max-size {ROTATE_SIZE} --rotate {ROTATE_KEEP}")));
         assert!(f.find("kill -INT $rec").unwrap() > f.find("until ").unwrap());
         assert!(f.find("kill -USR1 $rec").unwrap() < f.find("until ").unwrap());
         let b = flight_b_script(&tools);
