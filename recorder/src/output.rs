@@ -643,6 +643,30 @@ mod tests {
     }
 
     #[test]
+    fn trigger_post_delays_the_dump_and_coalesces() {
+        let dir = TempDir::new("post");
+        let base = dir.0.join("p.smctrace");
+        let all = chunks(4);
+        let live = Arc::new(Counters { lost: Mutex::new(vec![0]), hits: Mutex::new(0) });
+        let mode = Mode::Flight { budget: 1 << 20, post: Duration::from_millis(1500) };
+        let mut out = Output::new(mode, &base, false, meta(), live, true).unwrap();
+        out.push(all[0].0.clone(), &all[0].1, Cut::default(), Some("link-down (test)".into())).unwrap();
+        out.push(all[1].0.clone(), &all[1].1, Cut::default(), Some("fallback (later)".into())).unwrap();
+        out.tick().unwrap();
+        assert!(series(&dir.0).is_empty(), "nothing written before --trigger-post has passed");
+        std::thread::sleep(Duration::from_millis(1600));
+        out.push(all[2].0.clone(), &all[2].1, Cut::default(), None).unwrap();
+        assert_eq!(series(&dir.0), vec!["p.000001.smctrace"]);
+        let r = Reader::open(&dir.0.join("p.000001.smctrace")).unwrap();
+        // the first trigger names the dump; chunks up to the one after the wait are in it
+        assert_eq!(r.metadata().extra_value("flight.reason"), Some("trigger: link-down (test)"));
+        assert_eq!(r.chunks().count(), 3);
+        out.request_dump("SIGUSR1");
+        out.tick().unwrap();
+        assert_eq!(series(&dir.0).len(), 2, "SIGUSR1 writes at once");
+    }
+
+    #[test]
     fn series_refused_without_force() {
         let dir = TempDir::new("series");
         let base = dir.0.join("rec.smctrace");
