@@ -716,6 +716,12 @@ struct Queued {
 pub struct RecordingBuilder {
     rec: usize,
     window: u64,
+    /// Queued events that arrived in key order (keys non-decreasing from
+    /// front to back): most of a recording. Appending and popping here is
+    /// O(1); only events that arrive out of order (span events, keyed by
+    /// their start) pay for the heap. Pops take the smaller of the two
+    /// heads by (key, arrival), the order a single heap would give.
+    run: VecDeque<Queued>,
     heap: BinaryHeap<Reverse<Queued>>,
     /// The queued events, indexed by [`Queued::slot`]; freed slots are reused.
     slab: Vec<EventRef<'static>>,
@@ -784,6 +790,7 @@ impl RecordingBuilder {
             clock_samples: o.clock_samples,
             rec,
             window: o.window_ns,
+            run: VecDeque::new(),
             heap: BinaryHeap::new(),
             slab: Vec::new(),
             free: Vec::new(),
@@ -827,14 +834,37 @@ impl RecordingBuilder {
                 self.slab.len() - 1
             }
         };
-        self.heap.push(Reverse(Queued { ts: key, seq: self.seq, slot }));
-        while let Some(Reverse(top)) = self.heap.peek() {
-            if top.ts.saturating_add(self.window) < self.max_ts || self.heap.len() > REORDER_CAP {
-                let Reverse(q) = self.heap.pop().expect("peeked");
+        let q = Queued { ts: key, seq: self.seq, slot };
+        if self.run.back().is_none_or(|b| q.ts >= b.ts) {
+            self.run.push_back(q);
+        } else {
+            self.heap.push(Reverse(q));
+        }
+        while let Some(top) = self.peek_queued() {
+            if top.ts.saturating_add(self.window) < self.max_ts || self.run.len() + self.heap.len() > REORDER_CAP {
+                let q = self.pop_queued().expect("peeked");
                 self.process(q);
             } else {
                 break;
             }
+        }
+    }
+
+    /// The next event in (key, arrival) order, if any.
+    fn peek_queued(&self) -> Option<Queued> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) => Some(*a.min(b)),
+            (Some(a), None) => Some(*a),
+            (None, Some(Reverse(b))) => Some(*b),
+            (None, None) => None,
+        }
+    }
+
+    fn pop_queued(&mut self) -> Option<Queued> {
+        match (self.run.front(), self.heap.peek()) {
+            (Some(a), Some(Reverse(b))) if b < a => self.heap.pop().map(|Reverse(q)| q),
+            (Some(_), _) => self.run.pop_front(),
+            (None, _) => self.heap.pop().map(|Reverse(q)| q),
         }
     }
 
@@ -1399,7 +1429,7 @@ impl RecordingBuilder {
     /// Process everything still in the reorder window and close every
     /// socket's in-flight messages (end of the recording).
     pub fn drain(&mut self) {
-        while let Some(Reverse(q)) = self.heap.pop() {
+        while let Some(q) = self.pop_queued() {
             self.process(q);
         }
         for s in &mut self.sides {
