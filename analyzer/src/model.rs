@@ -719,9 +719,11 @@ pub struct RecordingBuilder {
     /// Queued events that arrived in key order (keys non-decreasing from
     /// front to back): most of a recording. Appending and popping here is
     /// O(1); only events that arrive out of order (span events, keyed by
-    /// their start) pay for the heap. Pops take the smaller of the two
-    /// heads by (key, arrival), the order a single heap would give.
-    run: VecDeque<Queued>,
+    /// their start) pay for the heap and the slab. Run entries carry their
+    /// event inline (read in order: cache friendly); their `slot` is unused.
+    /// Pops take the smaller of the two heads by (key, arrival), the order a
+    /// single heap would give.
+    run: VecDeque<(Queued, EventRef<'static>)>,
     heap: BinaryHeap<Reverse<Queued>>,
     /// The queued events, indexed by [`Queued::slot`]; freed slots are reused.
     slab: Vec<EventRef<'static>>,
@@ -824,26 +826,25 @@ impl RecordingBuilder {
         self.max_ts = self.max_ts.max(ts);
         self.seq += 1;
         let ev = owned(ev);
-        let slot = match self.free.pop() {
-            Some(i) => {
-                self.slab[i] = ev;
-                i
-            }
-            None => {
-                self.slab.push(ev);
-                self.slab.len() - 1
-            }
-        };
-        let q = Queued { ts: key, seq: self.seq, slot };
-        if self.run.back().is_none_or(|b| q.ts >= b.ts) {
-            self.run.push_back(q);
+        if self.run.back().is_none_or(|(b, _)| key >= b.ts) {
+            self.run.push_back((Queued { ts: key, seq: self.seq, slot: usize::MAX }, ev));
         } else {
-            self.heap.push(Reverse(q));
+            let slot = match self.free.pop() {
+                Some(i) => {
+                    self.slab[i] = ev;
+                    i
+                }
+                None => {
+                    self.slab.push(ev);
+                    self.slab.len() - 1
+                }
+            };
+            self.heap.push(Reverse(Queued { ts: key, seq: self.seq, slot }));
         }
         while let Some(top) = self.peek_queued() {
             if top.ts.saturating_add(self.window) < self.max_ts || self.run.len() + self.heap.len() > REORDER_CAP {
-                let q = self.pop_queued().expect("peeked");
-                self.process(q);
+                let (ts, ev) = self.pop_queued().expect("peeked");
+                self.process(ts, ev);
             } else {
                 break;
             }
@@ -853,18 +854,26 @@ impl RecordingBuilder {
     /// The next event in (key, arrival) order, if any.
     fn peek_queued(&self) -> Option<Queued> {
         match (self.run.front(), self.heap.peek()) {
-            (Some(a), Some(Reverse(b))) => Some(*a.min(b)),
-            (Some(a), None) => Some(*a),
+            (Some((a, _)), Some(Reverse(b))) => Some(if (b.ts, b.seq) < (a.ts, a.seq) { *b } else { *a }),
+            (Some((a, _)), None) => Some(*a),
             (None, Some(Reverse(b))) => Some(*b),
             (None, None) => None,
         }
     }
 
-    fn pop_queued(&mut self) -> Option<Queued> {
-        match (self.run.front(), self.heap.peek()) {
-            (Some(a), Some(Reverse(b))) if b < a => self.heap.pop().map(|Reverse(q)| q),
-            (Some(_), _) => self.run.pop_front(),
-            (None, _) => self.heap.pop().map(|Reverse(q)| q),
+    /// Take the next event in (key, arrival) order: its key and the event.
+    fn pop_queued(&mut self) -> Option<(u64, EventRef<'static>)> {
+        let from_heap = match (self.run.front(), self.heap.peek()) {
+            (Some((a, _)), Some(Reverse(b))) => (b.ts, b.seq) < (a.ts, a.seq),
+            (Some(_), None) => false,
+            (None, _) => true,
+        };
+        if from_heap {
+            let Reverse(q) = self.heap.pop()?;
+            self.free.push(q.slot);
+            Some((q.ts, self.slab[q.slot]))
+        } else {
+            self.run.pop_front().map(|(q, ev)| (q.ts, ev))
         }
     }
 
@@ -883,13 +892,11 @@ impl RecordingBuilder {
         self.stats.bad_records += 1;
     }
 
-    fn process(&mut self, q: Queued) {
-        if q.ts < self.released_ts {
+    fn process(&mut self, ts: u64, ev: EventRef<'static>) {
+        if ts < self.released_ts {
             self.stats.late_events += 1;
         }
-        self.released_ts = self.released_ts.max(q.ts);
-        let ev = self.slab[q.slot];
-        self.free.push(q.slot);
+        self.released_ts = self.released_ts.max(ts);
         self.apply(&ev);
     }
 
@@ -1429,8 +1436,8 @@ impl RecordingBuilder {
     /// Process everything still in the reorder window and close every
     /// socket's in-flight messages (end of the recording).
     pub fn drain(&mut self) {
-        while let Some(q) = self.pop_queued() {
-            self.process(q);
+        while let Some((ts, ev)) = self.pop_queued() {
+            self.process(ts, ev);
         }
         for s in &mut self.sides {
             while let Some(o) = s.tx.open_sends.pop_front() {
