@@ -535,6 +535,11 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
             Some(v) => (v[i].error.is_none() && v[i].attach_type.starts_with("raw_tp (")).then(|| v[i].hook.clone()),
             None => crate::probes::preferred_tracepoint(p.name, |t| btf.has_tracepoint(t)).map(|t| t.tracepoint.to_string()),
         };
+        if let Some(v) = &infos {
+            if v[i].error.is_none() {
+                kind = v[i].attach_type.clone();
+            }
+        }
         if let Some(tp) = tp {
             on_tracepoints.push(format!("{} on tracepoint smc:{tp} (instead of a kprobe on {})", p.name, p.hook));
             hook = tp;
@@ -557,9 +562,9 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
         let _ = writeln!(out, "{:<18} {:<26} {:<18} {:<24} {}", p.name, hook, kind, p.stage, status);
     }
     if on_tracepoints.is_empty() {
-        let _ = writeln!(out, "\nTracepoints: none of the smctrace series' tracepoints in this kernel; kprobes everywhere.");
+        let _ = writeln!(out, "\nTracepoints: none of the smctrace series' tracepoints in this kernel; function probes (fentry/fexit, else kprobes) everywhere.");
     } else {
-        let _ = writeln!(out, "\nTracepoints of the smctrace series preferred over kprobes:");
+        let _ = writeln!(out, "\nTracepoints of the smctrace series preferred over function probes:");
         for l in &on_tracepoints {
             let _ = writeln!(out, "  - {l}");
         }
