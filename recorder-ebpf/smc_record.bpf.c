@@ -145,11 +145,22 @@ struct stash {
 	__u64 v0;		/* a value read at entry (cursor before) */
 };
 
+/*
+ * The stashes of a task, one slot per probe (bit p of `live`: slot p is
+ * taken), in BPF task storage: one lookup of the current task's storage
+ * instead of an update, a lookup and a delete in a hash keyed by tid. The
+ * softirqs of an idle CPU run on that CPU's idle task, whose storage is its own.
+ */
+struct task_stashes {
+	__u64 live;
+	struct stash s[P_NR];
+};
+
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 16384);
-	__type(key, __u64);
-	__type(value, struct stash);
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct task_stashes);
 } stashes SEC(".maps");
 
 /* smc_sock address -> CONN_OK | TASK_OK (only used when filters are set). */
@@ -294,34 +305,33 @@ static __always_inline void submit(void *ev)
 	bpf_ringbuf_submit(ev, avail >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
 }
 
-/* Key of an entry stash: the task, or the CPU for the idle task of softirqs. */
-static __always_inline __u64 stash_key(__u32 probe)
-{
-	__u32 tid = (__u32)bpf_get_current_pid_tgid();
-	__u64 k = ((__u64)tid << 32) | probe;
+_Static_assert(P_NR <= 64, "one live bit per probe");
 
-	if (!tid)
-		k |= (__u64)(bpf_get_smp_processor_id() + 1) << 16;
-	return k;
+static __always_inline struct task_stashes *task_stashes(__u64 flags)
+{
+	return bpf_task_storage_get(&stashes, bpf_get_current_task_btf(), 0, flags);
 }
 
 static __always_inline struct stash *stash_take(__u32 probe, struct stash *out)
 {
-	__u64 k = stash_key(probe);
-	struct stash *s = bpf_map_lookup_elem(&stashes, &k);
+	struct task_stashes *t = task_stashes(0);
+	__u64 bit = 1ULL << probe;
 
-	if (!s)
+	if (!t || probe >= P_NR || !(t->live & bit))
 		return 0;
-	*out = *s;
-	bpf_map_delete_elem(&stashes, &k);
+	*out = t->s[probe];
+	t->live &= ~bit;
 	return out;
 }
 
 static __always_inline void stash_put(__u32 probe, struct stash *s)
 {
-	__u64 k = stash_key(probe);
+	struct task_stashes *t = task_stashes(BPF_LOCAL_STORAGE_GET_F_CREATE);
 
-	bpf_map_update_elem(&stashes, &k, s, BPF_ANY);
+	if (!t || probe >= P_NR)
+		return;
+	t->s[probe] = *s;
+	t->live |= 1ULL << probe;
 }
 
 static __always_inline const void *conn_of(const void *smc)
@@ -739,20 +749,20 @@ static __always_inline int on_clc_build_enter(void *smc, void *clc)
 
 static __always_inline int on_clc_build_exit(void)
 {
-	struct stash s, *outer;
-	__u64 hdr = 0, k;
+	struct task_stashes *t;
+	struct stash s;
+	__u64 hdr = 0;
 
 	if (!stash_take(P_CLC_BUILD, &s))
 		return 0;
 	bpf_probe_read_kernel(&hdr, sizeof(hdr), (const void *)s.a0);
-	k = stash_key(P_CLC_ACCEPT);
-	outer = bpf_map_lookup_elem(&stashes, &k);
-	if (!outer) {
-		k = stash_key(P_CLC_CONFIRM);
-		outer = bpf_map_lookup_elem(&stashes, &k);
-	}
-	if (outer)
-		outer->v0 = hdr;
+	t = task_stashes(0);
+	if (!t)
+		return 0;
+	if (t->live & (1ULL << P_CLC_ACCEPT))
+		t->s[P_CLC_ACCEPT].v0 = hdr;
+	else if (t->live & (1ULL << P_CLC_CONFIRM))
+		t->s[P_CLC_CONFIRM].v0 = hdr;
 	return 0;
 }
 

@@ -163,6 +163,8 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     // --buffer still gets drained before it fills between 50 ms polls.
     let wakeup_bytes: u64 = (cfg.ring_bytes as u64 / 4).min(256 << 10);
     let mut loader = EbpfLoader::new();
+    // the per-task stashes are a BPF_MAP_TYPE_TASK_STORAGE, which aya has no type for
+    loader.allow_unsupported_maps();
     for (g, v) in &off_values {
         loader.override_global(g, v, true);
     }

@@ -147,7 +147,8 @@ fn map_data(m: &Map) -> Option<&MapData> {
         | Map::PerCpuArray(d)
         | Map::PerCpuHashMap(d)
         | Map::PerCpuLruHashMap(d)
-        | Map::RingBuf(d) => Some(d),
+        | Map::RingBuf(d)
+        | Map::Unsupported(d) => Some(d),
         _ => None,
     }
 }
