@@ -1319,18 +1319,23 @@ static __always_inline void curs_from_wire(struct st_curs *c, const __u8 *w)
 	c->_pad = 0;
 }
 
-/* struct smc_cdc_msg as on the wire (44 bytes, big-endian). */
-static __always_inline void cdc_from_wire(struct st_cdc *ev, const void *wire)
+/* The first 28 bytes of struct smc_cdc_msg (44 bytes, big-endian), as copied from the wire. */
+static __always_inline void cdc_fill(struct st_cdc *ev, const __u8 *w)
 {
-	__u8 w[28] = {};
-
-	bpf_probe_read_kernel(w, sizeof(w), wire);
 	ev->seqno = ((__u16)w[2] << 8) | w[3];
 	ev->token = ((__u32)w[4] << 24) | ((__u32)w[5] << 16) | ((__u32)w[6] << 8) | w[7];
 	curs_from_wire(&ev->prod, &w[8]);
 	curs_from_wire(&ev->cons, &w[16]);
 	ev->prod_flags = w[24];
 	ev->conn_state_flags = w[25];
+}
+
+static __always_inline void cdc_from_wire(struct st_cdc *ev, const void *wire)
+{
+	__u8 w[28] = {};
+
+	bpf_probe_read_kernel(w, sizeof(w), wire);
+	cdc_fill(ev, w);
 }
 
 static __always_inline int on_cdc_send_enter(void *conn, void *wr_buf)
@@ -1499,16 +1504,14 @@ int BPF_PROG(cdc_tx_done_tp, const void *conn, __u16 seqno, const void *prod, in
 static __always_inline int on_cdc_recv(void *wc, void *buf)
 {
 	const void *smc = 0;
-	__u32 token = 0;
+	__u8 w[28] = {};
+	__u32 token;
 	__u64 *p;
 
 	count_hit(P_CDC_RECV);
-	{
-		__u8 t[4] = {};
-
-		bpf_probe_read_kernel(t, 4, AT(buf, 4));
-		token = ((__u32)t[0] << 24) | ((__u32)t[1] << 16) | ((__u32)t[2] << 8) | t[3];
-	}
+	/* one copy of the message serves the token lookup and the record */
+	bpf_probe_read_kernel(w, sizeof(w), buf);
+	token = ((__u32)w[4] << 24) | ((__u32)w[5] << 16) | ((__u32)w[6] << 8) | w[7];
 	p = bpf_map_lookup_elem(&tokens, &token);
 	if (p)
 		smc = (const void *)*p;
@@ -1516,7 +1519,7 @@ static __always_inline int on_cdc_recv(void *wc, void *buf)
 		return 0;
 	RESERVE(struct st_cdc, ev, ST_EV_CDC_RECV);
 	ev->sock = sock_id(smc);
-	cdc_from_wire(ev, buf);
+	cdc_fill(ev, w);
 	ev->rc = rd_u32(wc, off_ib_wc_status);
 	submit(ev);
 	return 0;
