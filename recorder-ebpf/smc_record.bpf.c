@@ -1451,17 +1451,32 @@ int TRACING(smcd_cdc_send_exit_fe)
 /* smc_cdc_tx_handler(pnd_snd, link, wc_status): pnd_snd is a struct smc_cdc_tx_pend. */
 static __always_inline int on_cdc_tx_done(void *pend, __u32 wc_status)
 {
+	/* struct smc_cdc_tx_pend: conn, p_cursor and ctrl_seq in one copy */
+	__u32 lo = min_u32(min_u32(off_pend_conn, off_pend_p_cursor), off_pend_ctrl_seq);
+	__u32 hi = max_u32(max_u32(off_pend_conn + 8, off_pend_p_cursor + 8), off_pend_ctrl_seq + 2);
+	struct span sp = {};
 	const void *conn;
+	__u64 prod;
+	__u16 seq;
 
 	count_hit(P_CDC_TX_DONE);
-	conn = rd_ptr(pend, off_pend_conn);
+	if (hi - lo <= SPAN_MAX) {
+		span_read(&sp, pend, lo, hi - lo);
+		conn = (const void *)span_u64(&sp, off_pend_conn);
+		prod = span_u64(&sp, off_pend_p_cursor);
+		seq = span_u16(&sp, off_pend_ctrl_seq);
+	} else {
+		conn = rd_ptr(pend, off_pend_conn);
+		prod = rd_u64(pend, off_pend_p_cursor);
+		seq = rd_u16(pend, off_pend_ctrl_seq);
+	}
 	if (!conn || !sock_wanted(smc_of_conn(conn), false))
 		return 0;
 	RESERVE(struct st_cdc_tx_done, ev, ST_EV_CDC_TX_DONE);
 	ev->sock = sock_id(smc_of_conn(conn));
-	ev->seqno = rd_u16(pend, off_pend_ctrl_seq) + 1;
+	ev->seqno = seq + 1;
 	ev->wc_status = wc_status;
-	rd_curs(&ev->prod, pend, off_pend_p_cursor);
+	curs_from_raw(&ev->prod, prod);
 	submit(ev);
 	return 0;
 }
@@ -1619,11 +1634,29 @@ static __always_inline int on_rx_action_exit(void)
 	ev->sock = sock_id(smc);
 	ev->enter_ns = s.enter_ns;
 	curs_from_raw(&ev->prod_before, s.v0);
-	rd_curs(&ev->prod_after, conn, off_conn_rx_prod);
-	rd_curs(&ev->peer_cons, conn, off_conn_rx_cons);
-	ev->seqno = rd_u16(conn, off_conn_rx_seqno);
-	ev->prod_flags = rd_u8(conn, off_conn_rx_prod_flags);
-	ev->conn_state_flags = rd_u8(conn, off_conn_rx_cs_flags);
+	{
+		/* conn->local_rx_ctrl: seqno, cursors and flags in one copy */
+		__u32 lo = min_u32(min_u32(off_conn_rx_prod, off_conn_rx_cons),
+				   min_u32(off_conn_rx_seqno, min_u32(off_conn_rx_prod_flags, off_conn_rx_cs_flags)));
+		__u32 hi = max_u32(max_u32(off_conn_rx_prod + 8, off_conn_rx_cons + 8),
+				   max_u32(off_conn_rx_seqno + 2, max_u32(off_conn_rx_prod_flags + 1, off_conn_rx_cs_flags + 1)));
+		struct span sp = {};
+
+		if (hi - lo <= SPAN_MAX) {
+			span_read(&sp, conn, lo, hi - lo);
+			curs_from_raw(&ev->prod_after, span_u64(&sp, off_conn_rx_prod));
+			curs_from_raw(&ev->peer_cons, span_u64(&sp, off_conn_rx_cons));
+			ev->seqno = span_u16(&sp, off_conn_rx_seqno);
+			ev->prod_flags = span_u8(&sp, off_conn_rx_prod_flags);
+			ev->conn_state_flags = span_u8(&sp, off_conn_rx_cs_flags);
+		} else {
+			rd_curs(&ev->prod_after, conn, off_conn_rx_prod);
+			rd_curs(&ev->peer_cons, conn, off_conn_rx_cons);
+			ev->seqno = rd_u16(conn, off_conn_rx_seqno);
+			ev->prod_flags = rd_u8(conn, off_conn_rx_prod_flags);
+			ev->conn_state_flags = rd_u8(conn, off_conn_rx_cs_flags);
+		}
+	}
 	ev->bytes_to_rcv = rd_u32(conn, off_conn_bytes_to_rcv);
 	buf = rd_ptr(conn, off_conn_rmb_desc);
 	if (buf)
