@@ -31,15 +31,31 @@ use crate::flight::{lost_delta, ChunkRing, HeldChunk};
 use smctrace_format::encode_chunk;
 use smctrace_format::event::HDR_LEN;
 
-/// The CONNECT and CONN_INFO records of connections not yet closed (CLOSE seen).
+/// The CONNECT and CONN_INFO records of connections that were open at some
+/// time a file may still start at. A CLOSE does not forget a connection at
+/// once: the writer sees chunks before it decides to rotate, and a flight dump
+/// starts at the ring's oldest chunk, so a connection closed *after* the new
+/// file's start must still be carried into it. [`Identities::prune`] forgets
+/// the ones closed before the earliest start still possible.
 #[derive(Default)]
 pub struct Identities {
-    /// sock id -> (records, time stamp of the newest).
-    open: std::collections::HashMap<u64, Vec<(u64, Vec<u8>)>>,
+    open: std::collections::HashMap<u64, Tracked>,
+}
+
+/// One connection's identity records (time stamp, raw record) and its close time.
+#[derive(Default)]
+struct Tracked {
+    recs: Vec<(u64, Vec<u8>)>,
+    closed_at: Option<u64>,
 }
 
 /// Connections tracked at most (a close never seen must not grow memory).
 const IDENTITIES_MAX: usize = 1 << 16;
+
+/// Chunks' time ranges overlap a little (per-CPU buffers are cut at slightly
+/// different times): closed connections are kept this much longer than the
+/// earliest start a file can still have.
+const PRUNE_MARGIN_NS: u64 = 1_000_000_000;
 
 impl Identities {
     /// Scan the raw records of one chunk.
@@ -60,21 +76,36 @@ impl Identities {
             let ts = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
             let sock = u64::from_le_bytes(rec[HDR_LEN..HDR_LEN + 8].try_into().expect("8 bytes"));
             if kind == 5 {
-                self.open.remove(&sock);
-            } else if self.open.len() < IDENTITIES_MAX || self.open.contains_key(&sock) {
-                let recs = self.open.entry(sock).or_default();
-                if kind == 1 {
-                    // A new connect on a reused socket address starts over.
-                    recs.clear();
+                if let Some(t) = self.open.get_mut(&sock) {
+                    t.closed_at = Some(ts);
                 }
-                recs.push((ts, rec.to_vec()));
+            } else if self.open.len() < IDENTITIES_MAX || self.open.contains_key(&sock) {
+                let t = self.open.entry(sock).or_default();
+                if kind == 1 || t.closed_at.is_some() {
+                    // A new connect on a reused socket address starts over.
+                    t.recs.clear();
+                    t.closed_at = None;
+                }
+                t.recs.push((ts, rec.to_vec()));
             }
         }
     }
 
-    /// The records older than `before_ts`, in time order, as one chunk (None if none).
+    /// Forget the connections closed before `ts` (no file can start before it any more).
+    pub fn prune(&mut self, ts: u64) {
+        self.open.retain(|_, t| t.closed_at.is_none_or(|c| c >= ts));
+    }
+
+    /// The identity records older than `before_ts` of the connections still
+    /// open at `before_ts`, in time order, as one chunk (None if none).
     pub fn chunk(&self, seq: u64, before_ts: u64) -> Result<Option<EncodedChunk>> {
-        let mut recs: Vec<&(u64, Vec<u8>)> = self.open.values().flatten().filter(|(ts, _)| *ts < before_ts).collect();
+        let mut recs: Vec<&(u64, Vec<u8>)> = self
+            .open
+            .values()
+            .filter(|t| t.closed_at.is_none_or(|c| c >= before_ts))
+            .flat_map(|t| t.recs.iter())
+            .filter(|(ts, _)| *ts < before_ts)
+            .collect();
         if recs.is_empty() {
             return Ok(None);
         }
@@ -281,6 +312,8 @@ impl Output {
                 }
                 self.last_seq = chunk.seq();
                 self.append(&chunk)?;
+                // The next file starts after this chunk: older closes are no longer needed.
+                self.ids.prune(chunk.first_ts().saturating_sub(PRUNE_MARGIN_NS));
                 if lost_after.is_some() {
                     self.lost_last = lost_after;
                 }
@@ -294,6 +327,10 @@ impl Output {
                     self.hits_last = hits_after;
                 }
                 self.ring.push(HeldChunk { chunk, lost_after });
+                // A dump starts at the ring's oldest chunk: older closes are no longer needed.
+                if let Some(oldest) = self.ring.chunks().next() {
+                    self.ids.prune(oldest.chunk.first_ts().saturating_sub(PRUNE_MARGIN_NS));
+                }
                 if let Some(why) = trigger {
                     if self.pending.is_none() {
                         if !self.quiet {
@@ -354,6 +391,7 @@ impl Output {
         // Connections still open: their identity records first (seq: the last chunk
         // of the previous file, whose state they carry).
         let carry = self.ids.chunk(self.last_seq, next_ts)?;
+        self.ids.prune(next_ts);
         let carried = carry.as_ref().map_or(0, |c| c.event_count());
         let meta = self.file_meta(
             vec![
@@ -515,6 +553,37 @@ mod tests {
     use smctrace_format::synth::PingPong;
     use smctrace_format::{encode_chunk, Reader};
     use std::sync::Mutex;
+
+    /// A minimal lifecycle record: kind, length, time stamp, sock id.
+    fn lifecycle(kind: u16, ts: u64, sock: u64) -> Vec<u8> {
+        let mut r = vec![0u8; HDR_LEN + 8];
+        r[0..2].copy_from_slice(&kind.to_le_bytes());
+        r[2..4].copy_from_slice(&((HDR_LEN + 8) as u16).to_le_bytes());
+        r[8..16].copy_from_slice(&ts.to_le_bytes());
+        r[HDR_LEN..].copy_from_slice(&sock.to_le_bytes());
+        r
+    }
+
+    #[test]
+    fn a_connection_closed_after_the_next_file_starts_is_still_carried() {
+        // The writer scans a chunk (which holds the close at t=100) before it
+        // decides to rotate at that chunk's first time stamp (t=50): the
+        // connection was open at t=50 and must be carried (lab regression).
+        let mut ids = Identities::default();
+        ids.scan(&[lifecycle(1, 10, 7), lifecycle(2, 11, 7)].concat());
+        ids.scan(&lifecycle(5, 100, 7));
+        let carried = ids.chunk(3, 50).unwrap().expect("identity carried");
+        assert_eq!(carried.event_count(), 2);
+        ids.prune(50);
+        assert!(ids.chunk(3, 50).unwrap().is_some(), "closed after 50: kept by prune(50)");
+        // A file starting after the close carries nothing, and prune forgets it.
+        assert!(ids.chunk(4, 101).unwrap().is_none());
+        ids.prune(101);
+        assert!(ids.chunk(3, 50).unwrap().is_none(), "pruned");
+        // A reused sock id after a close starts over.
+        ids.scan(&[lifecycle(2, 200, 8), lifecycle(5, 210, 8), lifecycle(2, 220, 8)].concat());
+        assert_eq!(ids.chunk(5, 300).unwrap().expect("reopened").event_count(), 1);
+    }
 
     /// Counters a test sets by hand, standing in for the loaded probes.
     struct Counters {
