@@ -1206,8 +1206,24 @@ static __always_inline int tx_start(__u32 probe, const void *conn, __u8 path)
 	 * these on every completion, mostly with nothing to send, and such empty
 	 * attempts would double the sender's event rate for no stage.
 	 */
-	if (rd_u64(conn, off_conn_tx_curs_prep) == rd_u64(conn, off_conn_tx_curs_sent))
-		return 0;
+	{
+		/* both cursors in one copy (adjacent in struct smc_connection) */
+		__u32 lo = min_u32(off_conn_tx_curs_prep, off_conn_tx_curs_sent);
+		__u32 hi = max_u32(off_conn_tx_curs_prep, off_conn_tx_curs_sent) + 8;
+		struct span sp = {};
+		__u64 prep, sent;
+
+		if (hi - lo <= SPAN_MAX) {
+			span_read(&sp, conn, lo, hi - lo);
+			prep = span_u64(&sp, off_conn_tx_curs_prep);
+			sent = span_u64(&sp, off_conn_tx_curs_sent);
+		} else {
+			prep = rd_u64(conn, off_conn_tx_curs_prep);
+			sent = rd_u64(conn, off_conn_tx_curs_sent);
+		}
+		if (prep == sent)
+			return 0;
+	}
 	RESERVE(struct st_tx_start, ev, ST_EV_TX_START);
 	ev->sock = sock_id(smc);
 	ev->path = path;
