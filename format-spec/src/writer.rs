@@ -63,6 +63,14 @@ pub struct WriteSummary {
     pub events: u64,
 }
 
+/// Page size assumed for the `MADV_DONTNEED` ranges (x86-64). On a system
+/// with larger pages a misaligned range is refused by madvise (EINVAL) and
+/// only the memory saving is lost.
+const PAGE: u64 = 4096;
+/// Complete pages behind the write position are released in steps of this
+/// many bytes.
+const RELEASE_STEP: u64 = 1 << 20;
+
 pub struct Writer {
     path: PathBuf,
     file: File,
@@ -70,6 +78,9 @@ pub struct Writer {
     cap: u64,
     off: u64,
     extent: u64,
+    /// File offset (page-aligned) below which the mapping's pages have been
+    /// handed back with `MADV_DONTNEED`: keeps RssFile flat (see [`Writer::release_behind`]).
+    released: u64,
     trailer_level: i32,
     index: Vec<ChunkIndexEntry>,
     events: u64,
@@ -148,7 +159,14 @@ impl Writer {
         match file.metadata() {
             Ok(m) if m.is_file() => {}
             Ok(_) => return Err(refused("it is not a regular file".into())),
-            Err(e) => return Err(FormatError::Io { path: path.to_path_buf(), op: "stat", offset: None, source: e }),
+            Err(e) => {
+                return Err(FormatError::Io {
+                    path: path.to_path_buf(),
+                    op: "stat",
+                    offset: None,
+                    source: e,
+                })
+            }
         }
         // An overwritten file keeps its old mode otherwise.
         if unsafe { libc::fchmod(file.as_raw_fd(), 0o600) } != 0 {
@@ -177,6 +195,7 @@ impl Writer {
             cap: 0,
             off: 0,
             extent,
+            released: 0,
             trailer_level: opts.trailer_zstd_level,
             index: Vec::new(),
             events: 0,
@@ -213,7 +232,39 @@ impl Writer {
             last_ts: chunk.last_ts(),
         });
         self.events += chunk.event_count() as u64;
+        self.release_behind();
         Ok(())
+    }
+
+    /// Drop this process's page-table mappings of the complete pages behind
+    /// the write position once more than [`RELEASE_STEP`] bytes piled up, so
+    /// a long recording's mapped-file resident set stays bounded (about
+    /// `RELEASE_STEP`) instead of growing up to the mapping's size. On a
+    /// shared file mapping `MADV_DONTNEED` keeps the data: the dirty state
+    /// moves to the page cache, which writes it back as before, so what a
+    /// SIGKILL leaves on disk is unchanged. A failing madvise only costs
+    /// memory, never data, so it is ignored.
+    fn release_behind(&mut self) {
+        let upto = self.off & !(PAGE - 1);
+        if upto < self.released + RELEASE_STEP {
+            return;
+        }
+        if let Some(map) = &self.map {
+            let end = upto.min(map.len() as u64 & !(PAGE - 1));
+            if end > self.released {
+                // SAFETY: the range lies inside our live mapping and is
+                // page-aligned; nothing holds references into it (all
+                // access goes through `put`, which re-faults pages as needed).
+                unsafe {
+                    libc::madvise(
+                        map.as_ptr().add(self.released as usize) as *mut libc::c_void,
+                        (end - self.released) as usize,
+                        libc::MADV_DONTNEED,
+                    );
+                }
+                self.released = end;
+            }
+        }
     }
 
     /// File length so far (header, metadata and appended chunks).
@@ -400,6 +451,8 @@ impl Writer {
 
     fn remap(&mut self) -> Result<(), FormatError> {
         self.map = None;
+        // A new mapping starts with nothing resident.
+        self.released = self.off & !(PAGE - 1);
         // SAFETY: the file is ours (created O_EXCL or truncated), opened
         // read-write; other processes only read it.
         let map = unsafe { MmapMut::map_mut(&self.file) }.map_err(|e| self.io("mmap", None, e))?;
