@@ -35,6 +35,7 @@
 //! ```
 
 pub mod chunk;
+pub mod columnar;
 pub mod error;
 pub mod event;
 pub mod layout;
