@@ -16,15 +16,6 @@ use std::io::Write;
 
 use smctrace_format::{Reader, Writer};
 
-/// RssFile of this process in KiB (Linux).
-fn rss_file_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    s.lines()
-        .find_map(|l| l.strip_prefix("RssFile:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssFile line")
-}
-
 #[test]
 fn streaming_releases_the_mapped_file_behind_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -58,10 +49,10 @@ fn streaming_releases_the_mapped_file_behind_it() {
     let file_kib = std::fs::metadata(&path).unwrap().len() / 1024;
     assert!(file_kib > 20 << 10, "want a file of tens of MiB, got {file_kib} KiB");
 
-    let base = rss_file_kib();
+    let base = common::rss_file_kib();
     let r = Arc::new(Reader::open(&path).unwrap());
     assert!(!r.recovery().clean_close && r.recovery().bodies_verified);
-    let open_growth = rss_file_kib().saturating_sub(base);
+    let open_growth = common::rss_file_kib().saturating_sub(base);
     assert!(open_growth < 8 << 10, "the walk at open kept +{open_growth} KiB of a {file_kib} KiB file resident");
     let (mut peak, mut n, mut sum) = (base, 0u64, 0u64);
     let mut s = EventStream::new(r.clone());
@@ -70,7 +61,7 @@ fn streaming_releases_the_mapped_file_behind_it() {
         sum = sum.wrapping_add(ev.hdr().ts_ns);
         n += 1;
         if n.is_multiple_of(4096) {
-            peak = peak.max(rss_file_kib());
+            peak = peak.max(common::rss_file_kib());
         }
     }
     drop(s);
@@ -85,7 +76,7 @@ fn streaming_releases_the_mapped_file_behind_it() {
             sum2 = sum2.wrapping_add(ev.unwrap().hdr().ts_ns);
             n2 += 1;
         }
-        peak2 = peak2.max(rss_file_kib());
+        peak2 = peak2.max(common::rss_file_kib());
     }
     assert_eq!((n2, sum2), (n, sum), "both ways read the same events");
     let kept_growth = peak2.saturating_sub(base);

@@ -12,15 +12,6 @@ use smctrace_format::chunk::encode_chunk;
 use smctrace_format::writer::{TrailerInput, WriterOptions};
 use smctrace_format::Writer;
 
-/// RssFile of this process in KiB (Linux).
-fn rss_file_kib() -> u64 {
-    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    s.lines()
-        .find_map(|l| l.strip_prefix("RssFile:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssFile line")
-}
-
 #[test]
 fn writer_rss_stays_flat_while_the_file_grows() {
     let dir = tempfile::tempdir().unwrap();
@@ -43,11 +34,11 @@ fn writer_rss_stays_flat_while_the_file_grows() {
     };
     let mut w = Writer::create(&path, &common::meta(), opts).unwrap();
     w.append(&chunk).unwrap();
-    let base = rss_file_kib();
+    let base = common::rss_file_kib();
     let mut peak = base;
     for _ in 0..80 {
         w.append(&chunk).unwrap();
-        peak = peak.max(rss_file_kib());
+        peak = peak.max(common::rss_file_kib());
     }
     let written = w.bytes_written();
     assert!(written > 300 << 20, "wrote only {written} bytes");

@@ -93,3 +93,12 @@ pub fn decode_all(r: &Reader) -> Vec<(u64, Vec<u8>)> {
         .map(|d| (d.info().seq, d.bytes().to_vec()))
         .collect()
 }
+
+/// RssFile of this process in KiB (Linux).
+pub fn rss_file_kib() -> u64 {
+    let s = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    s.lines()
+        .find_map(|l| l.strip_prefix("RssFile:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("RssFile line")
+}
