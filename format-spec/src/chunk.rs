@@ -1,12 +1,16 @@
-//! Chunks: batches of raw event records, compressed as one zstd frame and
-//! framed by a [`crate::layout::ChunkHeader`]. Encoding is a free
-//! function so the recorder can compress on its own thread and hand the
-//! finished bytes to the [`Writer`](crate::writer::Writer).
+//! Chunks: batches of raw event records, laid out as rows or columns
+//! ([`crate::columnar`]), compressed as one zstd frame and framed by a
+//! [`crate::layout::ChunkHeader`]. Encoding is separate from the
+//! [`Writer`](crate::writer::Writer) ([`ChunkEncoder`], [`encode_chunk`]) so
+//! the recorder can compress on its own thread and hand the finished bytes
+//! to the writer.
 
+use crate::columnar::ColumnEncoder;
 use crate::error::FormatError;
 use crate::event;
 use crate::layout::{
-    self, ChunkHeader, CHUNK_EVENTS, CHUNK_F_ZSTD, CHUNK_HEADER_LEN, MAX_EVENTS_RAW,
+    self, ChunkHeader, CHUNK_EVENTS, CHUNK_F_COLUMNS, CHUNK_F_ZSTD, CHUNK_HEADER_LEN,
+    MAX_EVENTS_RAW,
 };
 
 /// A chunk ready to be appended: header, compressed body and padding.
@@ -43,8 +47,119 @@ impl EncodedChunk {
     }
 }
 
+/// How an event chunk's records are laid out before compression.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ChunkCodec {
+    /// The records as the ring buffer gave them (format 1.0's only layout).
+    Rows,
+    /// The columnar layout (format 1.1, SPEC.md Section 5.2).
+    Columns,
+    /// Columns for chunks of at least [`AUTO_COLUMNS_MIN`] bytes of records;
+    /// smaller chunks are compressed both ways and the smaller kept (the
+    /// columnar tables cost more than they save on a few records).
+    #[default]
+    Auto,
+}
+
+/// Record bytes from which [`ChunkCodec::Auto`] uses columns without trying rows.
+pub const AUTO_COLUMNS_MIN: usize = 64 << 10;
+
+/// Compresses chunks, keeping its zstd context and buffers from one chunk
+/// to the next (one per compressing thread).
+pub struct ChunkEncoder {
+    level: i32,
+    codec: ChunkCodec,
+    zstd: Option<zstd::bulk::Compressor<'static>>,
+    columns: ColumnEncoder,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for ChunkEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChunkEncoder").field("level", &self.level).field("codec", &self.codec).finish()
+    }
+}
+
+impl ChunkEncoder {
+    /// An encoder compressing at zstd `level` with `codec`.
+    pub fn new(level: i32, codec: ChunkCodec) -> ChunkEncoder {
+        ChunkEncoder { level, codec, zstd: None, columns: ColumnEncoder::new(), scratch: Vec::new() }
+    }
+
+    fn compress(&mut self, seq: u64, data: &[u8]) -> Result<Vec<u8>, FormatError> {
+        let level = self.level;
+        let err = |e: std::io::Error| FormatError::InvalidInput {
+            reason: format!("chunk {seq}: zstd compression at level {level} failed: {e}"),
+        };
+        let z = match &mut self.zstd {
+            Some(z) => z,
+            slot => slot.insert(zstd::bulk::Compressor::new(level).map_err(err)?),
+        };
+        z.compress(data).map_err(err)
+    }
+
+    /// Compress `records` (event records back to back, as the ring buffer
+    /// gave them, at most 64 MiB) into one chunk.
+    pub fn encode(
+        &mut self,
+        seq: u64,
+        records: &[u8],
+        event_count: u32,
+        first_ts: u64,
+        last_ts: u64,
+    ) -> Result<EncodedChunk, FormatError> {
+        if records.len() > MAX_EVENTS_RAW {
+            return Err(FormatError::InvalidInput {
+                reason: format!(
+                    "chunk {seq}: {} bytes of records exceed the {} byte chunk limit",
+                    records.len(),
+                    MAX_EVENTS_RAW
+                ),
+            });
+        }
+        let mut scratch = std::mem::take(&mut self.scratch);
+        scratch.clear();
+        let columns = self.codec != ChunkCodec::Rows
+            && !records.is_empty()
+            && self.columns.encode_into(records, &mut scratch)
+            && scratch.len() <= MAX_EVENTS_RAW;
+        let result = (|| {
+            let (flags, raw_len, body) = if !columns {
+                (CHUNK_F_ZSTD, records.len(), self.compress(seq, records)?)
+            } else {
+                let cols = self.compress(seq, &scratch)?;
+                if self.codec == ChunkCodec::Auto && records.len() < AUTO_COLUMNS_MIN {
+                    let rows = self.compress(seq, records)?;
+                    if rows.len() <= cols.len() {
+                        (CHUNK_F_ZSTD, records.len(), rows)
+                    } else {
+                        (CHUNK_F_ZSTD | CHUNK_F_COLUMNS, scratch.len(), cols)
+                    }
+                } else {
+                    (CHUNK_F_ZSTD | CHUNK_F_COLUMNS, scratch.len(), cols)
+                }
+            };
+            let header = ChunkHeader {
+                chunk_type: CHUNK_EVENTS,
+                flags,
+                seq,
+                first_ts,
+                last_ts,
+                event_count,
+                raw_len: raw_len as u32,
+                ..Default::default()
+            };
+            Ok(build(header, body))
+        })();
+        self.scratch = scratch;
+        result
+    }
+}
+
 /// Compress `records` (event records back to back, as the ring buffer gave
-/// them) into one chunk. `records` may hold at most 64 MiB.
+/// them) into one chunk with [`ChunkCodec::Auto`]. `records` may hold at
+/// most 64 MiB. A [`ChunkEncoder`] does the same without setting up zstd
+/// and its buffers for every chunk.
 pub fn encode_chunk(
     seq: u64,
     records: &[u8],
@@ -53,30 +168,7 @@ pub fn encode_chunk(
     last_ts: u64,
     zstd_level: i32,
 ) -> Result<EncodedChunk, FormatError> {
-    if records.len() > MAX_EVENTS_RAW {
-        return Err(FormatError::InvalidInput {
-            reason: format!(
-                "chunk {seq}: {} bytes of records exceed the {} byte chunk limit",
-                records.len(),
-                MAX_EVENTS_RAW
-            ),
-        });
-    }
-    let body =
-        zstd::bulk::compress(records, zstd_level).map_err(|e| FormatError::InvalidInput {
-            reason: format!("chunk {seq}: zstd compression at level {zstd_level} failed: {e}"),
-        })?;
-    let header = ChunkHeader {
-        chunk_type: CHUNK_EVENTS,
-        flags: CHUNK_F_ZSTD,
-        seq,
-        first_ts,
-        last_ts,
-        event_count,
-        raw_len: records.len() as u32,
-        ..Default::default()
-    };
-    Ok(build(header, body))
+    ChunkEncoder::new(zstd_level, ChunkCodec::Auto).encode(seq, records, event_count, first_ts, last_ts)
 }
 
 /// Frame `body` with `header`, whose stored length and body CRC are filled in here.

@@ -1,215 +1,400 @@
-//! Column transform of a chunk's event records, the candidate "1.1" chunk
-//! codec of issue #8 (NOT yet used by the writer or the reader: no file
-//! written by this build contains it). Row records compress to ~10-12 bytes
-//! per event with zstd level 1; grouping them by (kind, length), delta-coding
-//! each group's timestamps, xor-ing its socket ids, storing `enter_ns` as a
-//! duration and transposing each group into byte planes brings the fixtures
-//! to 6.9-7.9 bytes/event per chunk on the busy fixtures (pingpong, bulk:
-//! ~200 events per chunk) and 4.3-6.7 over whole files at the same level;
-//! chunks of a few events gain nothing (`tests/columnar.rs` prints the figures).
+//! The columnar layout of an event chunk's body (format 1.1, chunk flag
+//! `CHUNK_F_COLUMNS`, SPEC.md Section 5.2). Row records compress to ~10-12
+//! bytes per event with zstd level 1 because every record carries absolute
+//! 64-bit times, socket ids and cursors whose bytes differ in every record.
+//! Grouping the records by (kind, length), delta-coding each group's
+//! timestamps, xor-ing its socket ids, storing `enter_ns` as a duration and
+//! transposing each group into byte planes (byte 0 of every record, then
+//! byte 1, ...) turns those into long runs of zeros and repeats that zstd
+//! takes to ~7 bytes per event on the lab's recordings.
 //!
-//! Layout (all little-endian): `u32 n` records; `u16 g` groups; per group
-//! `u16 kind, u16 len, u32 count`; `n` bytes giving each record's group index
-//! in file order; then per group its `len * count` bytes as byte planes
-//! (byte 0 of every record, then byte 1, ...), after these per-record changes
-//! in group order: `ts_ns` (offset 8) minus the previous `ts_ns` of the
-//! group (first: minus 0), `sock` (offset 24, records >= 32 bytes) xor the
-//! previous `sock` of the group, and for kinds that carry `enter_ns` at
-//! offset 32 (16, 17, 19, 33, 35; records >= 40 bytes) `ts_ns - enter_ns`.
-//! All arithmetic wraps. [`decode`] checks every count against the input and
-//! the caller's limit before allocating and never panics.
+//! Speed matters here as much as size: the recorder compresses 10M+ events
+//! per second per core and the analyzer reads 30M+. So the transform is two
+//! linear passes: records are copied (and delta-coded) into one contiguous
+//! row block per group, then each block is transposed 8 records x 8 bytes at
+//! a time with word operations; decoding does the same backwards. Both keep
+//! their buffers between chunks ([`ColumnEncoder`], [`ColumnDecoder`]).
+//!
+//! Layout (all little-endian), exactly as SPEC.md Section 5.2 draws it:
+//! `u32 n` records, `u32 rows_len` (bytes of the row records it decodes to),
+//! `u16 g` groups, `u16` zero; per group `u16 kind, u16 len, u32 count`; the
+//! group index of every record in file order (`u8` each when `g <= 256`,
+//! else `u16`); then per group its `len * count` bytes as byte planes of the
+//! changed records: `ts_ns` (offset 8) minus the previous `ts_ns` of the
+//! group (the first: minus 0); `sock` (offset 24, records of >= 32 bytes)
+//! xor the previous `sock` of the group; for the kinds that carry `enter_ns`
+//! at offset 32 (16, 17, 19, 33, 35; records of >= 40 bytes) `ts_ns -
+//! enter_ns` there. All arithmetic wraps. Decoding checks every count against
+//! the input and the caller's limit before it allocates, and never panics.
 
 /// Kinds whose record holds `enter_ns` at offset 32.
 const ENTER_KINDS: [u16; 5] = [16, 17, 19, 33, 35];
 
+/// Bytes before the group table.
+const HEAD_LEN: usize = 12;
+/// Bytes per group-table entry.
+const GROUP_LEN: usize = 8;
+
+#[inline(always)]
 fn rd_u16(b: &[u8], o: usize) -> u16 {
     u16::from_le_bytes([b[o], b[o + 1]])
 }
+#[inline(always)]
 fn rd_u32(b: &[u8], o: usize) -> u32 {
-    u32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]))
+    u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])
 }
+#[inline(always)]
 fn rd_u64(b: &[u8], o: usize) -> u64 {
-    u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]))
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&b[o..o + 8]);
+    u64::from_le_bytes(w)
+}
+#[inline(always)]
+fn wr_u64(b: &mut [u8], o: usize, v: u64) {
+    b[o..o + 8].copy_from_slice(&v.to_le_bytes());
 }
 
-/// Transform back-to-back records (each `len` from its header, >= 24, a
-/// multiple of 8). `None` if the input is not such a sequence or has more
-/// than 65535 (kind, len) groups: the caller then keeps the rows.
-pub fn encode(records: &[u8]) -> Option<Vec<u8>> {
-    let mut keys: Vec<(u16, u16)> = Vec::new();
-    let mut which: Vec<u16> = Vec::new();
-    let mut rows: Vec<Vec<usize>> = Vec::new();
-    let mut o = 0;
-    while o < records.len() {
-        if o + 24 > records.len() {
-            return None;
+/// Transpose an 8x8 byte matrix held as 8 little-endian words (word r =
+/// row r, byte c of it = column c) in place: afterwards word c holds column c.
+#[inline(always)]
+fn transpose8(x: &mut [u64; 8]) {
+    for r in 0..4 {
+        let t = ((x[r] >> 32) ^ x[r + 4]) & 0x0000_0000_FFFF_FFFF;
+        x[r] ^= t << 32;
+        x[r + 4] ^= t;
+    }
+    for r in [0, 1, 4, 5] {
+        let t = ((x[r] >> 16) ^ x[r + 2]) & 0x0000_FFFF_0000_FFFF;
+        x[r] ^= t << 16;
+        x[r + 2] ^= t;
+    }
+    for r in [0, 2, 4, 6] {
+        let t = ((x[r] >> 8) ^ x[r + 1]) & 0x00FF_00FF_00FF_00FF;
+        x[r] ^= t << 8;
+        x[r + 1] ^= t;
+    }
+}
+
+/// `planes[i * count + j] = rows[j * len + i]` for `count` rows of `len`
+/// bytes (`len` a multiple of 8).
+fn rows_to_planes(rows: &[u8], len: usize, count: usize, planes: &mut [u8]) {
+    let full = count & !7;
+    let mut x = [0u64; 8];
+    for j in (0..full).step_by(8) {
+        for i in (0..len).step_by(8) {
+            for (r, w) in x.iter_mut().enumerate() {
+                *w = rd_u64(rows, (j + r) * len + i);
+            }
+            transpose8(&mut x);
+            for (b, w) in x.iter().enumerate() {
+                wr_u64(planes, (i + b) * count + j, *w);
+            }
         }
-        let (kind, len) = (rd_u16(records, o), rd_u16(records, o + 2));
-        if len < 24 || len % 8 != 0 || o + len as usize > records.len() {
-            return None;
+    }
+    for j in full..count {
+        for i in 0..len {
+            planes[i * count + j] = rows[j * len + i];
         }
-        let gi = match keys.iter().position(|k| *k == (kind, len)) {
-            Some(i) => i,
+    }
+}
+
+/// The inverse of [`rows_to_planes`].
+fn planes_to_rows(planes: &[u8], len: usize, count: usize, rows: &mut [u8]) {
+    let full = count & !7;
+    let mut x = [0u64; 8];
+    for j in (0..full).step_by(8) {
+        for i in (0..len).step_by(8) {
+            for (b, w) in x.iter_mut().enumerate() {
+                *w = rd_u64(planes, (i + b) * count + j);
+            }
+            transpose8(&mut x);
+            for (r, w) in x.iter().enumerate() {
+                wr_u64(rows, (j + r) * len + i, *w);
+            }
+        }
+    }
+    for j in full..count {
+        for i in 0..len {
+            rows[j * len + i] = planes[i * count + j];
+        }
+    }
+}
+
+/// One (kind, length) group while encoding.
+#[derive(Debug, Default)]
+struct EncGroup {
+    kind: u16,
+    len: u16,
+    count: u32,
+    enter: bool,
+    prev_ts: u64,
+    prev_sock: u64,
+    rows: Vec<u8>,
+}
+
+/// Encodes chunks into the columnar layout, keeping its buffers from one
+/// chunk to the next (one per compressing thread).
+#[derive(Debug)]
+pub struct ColumnEncoder {
+    groups: Vec<EncGroup>,
+    used: usize,
+    /// Group of a kind below 64 (plus one; 0 = look it up), for the common
+    /// case of one length per kind.
+    by_kind: [u16; 64],
+    index: Vec<u16>,
+}
+
+impl Default for ColumnEncoder {
+    fn default() -> ColumnEncoder {
+        ColumnEncoder { groups: Vec::new(), used: 0, by_kind: [0; 64], index: Vec::new() }
+    }
+}
+
+impl ColumnEncoder {
+    pub fn new() -> ColumnEncoder {
+        ColumnEncoder::default()
+    }
+
+    fn group_of(&mut self, kind: u16, len: u16) -> Option<usize> {
+        if (kind as usize) < self.by_kind.len() {
+            let g = self.by_kind[kind as usize] as usize;
+            if g != 0 && self.groups[g - 1].len == len {
+                return Some(g - 1);
+            }
+        }
+        let found = self.groups[..self.used].iter().position(|g| g.kind == kind && g.len == len);
+        let gi = match found {
+            Some(gi) => gi,
             None => {
-                if keys.len() == u16::MAX as usize {
+                if self.used == u16::MAX as usize {
                     return None;
                 }
-                keys.push((kind, len));
-                rows.push(Vec::new());
-                keys.len() - 1
+                if self.used == self.groups.len() {
+                    self.groups.push(EncGroup::default());
+                }
+                let g = &mut self.groups[self.used];
+                g.kind = kind;
+                g.len = len;
+                g.count = 0;
+                g.enter = len >= 40 && ENTER_KINDS.contains(&kind);
+                g.prev_ts = 0;
+                g.prev_sock = 0;
+                g.rows.clear();
+                self.used += 1;
+                self.used - 1
             }
         };
-        which.push(gi as u16);
-        rows[gi].push(o);
-        o += len as usize;
+        if (kind as usize) < self.by_kind.len() {
+            self.by_kind[kind as usize] = gi as u16 + 1;
+        }
+        Some(gi)
     }
-    let n = u32::try_from(which.len()).ok()?;
-    let wide = keys.len() > 255;
-    let mut out = Vec::with_capacity(records.len() + 16 + which.len() * 2);
-    out.extend_from_slice(&n.to_le_bytes());
-    out.extend_from_slice(&(keys.len() as u16).to_le_bytes());
-    for (k, rs) in keys.iter().zip(&rows) {
-        out.extend_from_slice(&k.0.to_le_bytes());
-        out.extend_from_slice(&k.1.to_le_bytes());
-        out.extend_from_slice(&(rs.len() as u32).to_le_bytes());
-    }
-    for w in &which {
+
+    /// Append the columnar form of `records` (back-to-back records, each
+    /// `len` from its header, >= 24 and a multiple of 8) to `out`. `false`
+    /// (and `out` as it was) if the input is not such a sequence or has more
+    /// than 65535 (kind, length) groups: the caller then keeps the rows.
+    pub fn encode_into(&mut self, records: &[u8], out: &mut Vec<u8>) -> bool {
+        self.used = 0;
+        self.by_kind = [0; 64];
+        self.index.clear();
+        let mut o = 0;
+        while o < records.len() {
+            if o + 24 > records.len() {
+                return false;
+            }
+            let (kind, len) = (rd_u16(records, o), rd_u16(records, o + 2));
+            let l = len as usize;
+            if l < 24 || l % 8 != 0 || o + l > records.len() {
+                return false;
+            }
+            let Some(gi) = self.group_of(kind, len) else { return false };
+            self.index.push(gi as u16);
+            let g = &mut self.groups[gi];
+            let base = g.rows.len();
+            g.rows.extend_from_slice(&records[o..o + l]);
+            let row = &mut g.rows[base..];
+            let ts = rd_u64(row, 8);
+            if g.enter {
+                let e = rd_u64(row, 32);
+                wr_u64(row, 32, ts.wrapping_sub(e));
+            }
+            wr_u64(row, 8, ts.wrapping_sub(g.prev_ts));
+            g.prev_ts = ts;
+            if l >= 32 {
+                let s = rd_u64(row, 24);
+                wr_u64(row, 24, s ^ g.prev_sock);
+                g.prev_sock = s;
+            }
+            g.count += 1;
+            o += l;
+        }
+        let (Ok(n), Ok(rows_len)) = (u32::try_from(self.index.len()), u32::try_from(records.len())) else {
+            return false;
+        };
+        let groups = &self.groups[..self.used];
+        let wide = groups.len() > 256;
+        let start = out.len();
+        out.reserve(HEAD_LEN + GROUP_LEN * groups.len() + self.index.len() * (1 + wide as usize) + records.len());
+        out.extend_from_slice(&n.to_le_bytes());
+        out.extend_from_slice(&rows_len.to_le_bytes());
+        out.extend_from_slice(&(groups.len() as u16).to_le_bytes());
+        out.extend_from_slice(&[0, 0]);
+        for g in groups {
+            out.extend_from_slice(&g.kind.to_le_bytes());
+            out.extend_from_slice(&g.len.to_le_bytes());
+            out.extend_from_slice(&g.count.to_le_bytes());
+        }
         if wide {
-            out.extend_from_slice(&w.to_le_bytes());
+            for w in &self.index {
+                out.extend_from_slice(&w.to_le_bytes());
+            }
         } else {
-            out.push(*w as u8);
+            out.extend(self.index.iter().map(|&w| w as u8));
         }
-    }
-    let mut row = Vec::new();
-    for (&(kind, len), rs) in keys.iter().zip(&rows) {
-        let len = len as usize;
-        let mut plane = vec![0u8; len * rs.len()];
-        let (mut pts, mut psock) = (0u64, 0u64);
-        for (j, &at) in rs.iter().enumerate() {
-            row.clear();
-            row.extend_from_slice(&records[at..at + len]);
-            let ts = rd_u64(&row, 8);
-            if len >= 40 && ENTER_KINDS.contains(&kind) {
-                let d = ts.wrapping_sub(rd_u64(&row, 32));
-                row[32..40].copy_from_slice(&d.to_le_bytes());
-            }
-            row[8..16].copy_from_slice(&ts.wrapping_sub(pts).to_le_bytes());
-            pts = ts;
-            if len >= 32 {
-                let s = rd_u64(&row, 24);
-                row[24..32].copy_from_slice(&(s ^ psock).to_le_bytes());
-                psock = s;
-            }
-            for (i, b) in row.iter().enumerate() {
-                plane[i * rs.len() + j] = *b;
-            }
+        let mut at = out.len();
+        out.resize(at + records.len(), 0);
+        for g in groups {
+            let bytes = g.rows.len();
+            rows_to_planes(&g.rows, g.len as usize, g.count as usize, &mut out[at..at + bytes]);
+            at += bytes;
         }
-        out.extend_from_slice(&plane);
+        debug_assert_eq!(at, out.len());
+        debug_assert!(out.len() > start);
+        true
     }
-    Some(out)
 }
 
-/// Undo [`encode`]. `max_out` bounds the output (the chunk header's raw
-/// length); any inconsistency is an error naming it.
-pub fn decode(data: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
-    let short = |what: &str| format!("column data truncated in {what}");
-    if data.len() < 6 {
-        return Err(short("the counts"));
+/// One group's table entry and decoding state.
+#[derive(Debug, Default, Clone, Copy)]
+struct DecGroup {
+    len: usize,
+    count: usize,
+    /// Where the group's rows start in the decoder's row block.
+    at: usize,
+    enter: bool,
+    next: usize,
+    prev_ts: u64,
+    prev_sock: u64,
+}
+
+/// Decodes columnar chunk bodies back into row records, keeping its buffers
+/// from one chunk to the next (one per decoding thread).
+#[derive(Debug, Default)]
+pub struct ColumnDecoder {
+    groups: Vec<DecGroup>,
+    rows: Vec<u8>,
+}
+
+impl ColumnDecoder {
+    pub fn new() -> ColumnDecoder {
+        ColumnDecoder::default()
     }
-    let n = rd_u32(data, 0) as usize;
-    let g = rd_u16(data, 4) as usize;
-    let mut o = 6;
-    if data.len() < o + 8 * g {
-        return Err(short("the group table"));
-    }
-    let mut groups = Vec::with_capacity(g);
-    let (mut total_n, mut total_bytes) = (0usize, 0usize);
-    for _ in 0..g {
-        let (kind, len, count) = (
-            rd_u16(data, o),
-            rd_u16(data, o + 2) as usize,
-            rd_u32(data, o + 4) as usize,
-        );
-        o += 8;
-        if len < 24 || len % 8 != 0 {
+
+    /// Replace the contents of `out` with the row records of the columnar
+    /// body `data`, at most `limit` bytes of them; returns how many records.
+    /// Any inconsistency is an error naming it; nothing is allocated before
+    /// the sizes are checked.
+    pub fn decode_into(&mut self, data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, String> {
+        let short = |what: &str| format!("columnar body truncated in {what}");
+        if data.len() < HEAD_LEN {
+            return Err(short("its counts"));
+        }
+        let n = rd_u32(data, 0) as usize;
+        let rows_len = rd_u32(data, 4) as usize;
+        let g = rd_u16(data, 8) as usize;
+        if rows_len > limit {
+            return Err(format!("columnar body would decode to {rows_len} bytes, limit {limit}"));
+        }
+        let mut o = HEAD_LEN;
+        if data.len() - o < GROUP_LEN * g {
+            return Err(short("the group table"));
+        }
+        self.groups.clear();
+        let (mut total_n, mut total_bytes) = (0usize, 0usize);
+        for _ in 0..g {
+            let (kind, len, count) = (rd_u16(data, o), rd_u16(data, o + 2) as usize, rd_u32(data, o + 4) as usize);
+            o += GROUP_LEN;
+            if len < 24 || len % 8 != 0 {
+                return Err(format!("column group of kind {kind} has record length {len}"));
+            }
+            let bytes = len.checked_mul(count).ok_or("column group size overflows")?;
+            self.groups.push(DecGroup {
+                len,
+                count,
+                at: total_bytes,
+                enter: len >= 40 && ENTER_KINDS.contains(&kind),
+                ..DecGroup::default()
+            });
+            total_n = total_n.checked_add(count).ok_or("record count overflows")?;
+            total_bytes = total_bytes.checked_add(bytes).ok_or("record bytes overflow")?;
+        }
+        if total_n != n {
+            return Err(format!("column groups hold {total_n} records, the header says {n}"));
+        }
+        if total_bytes != rows_len {
+            return Err(format!("column groups hold {total_bytes} bytes, the header says {rows_len}"));
+        }
+        let wide = g > 256;
+        let idx_len = if wide { 2 * n } else { n };
+        if data.len() - o != idx_len.saturating_add(rows_len) {
             return Err(format!(
-                "column group of kind {kind} has record length {len}"
+                "columnar body is {} bytes, its tables say {}",
+                data.len(),
+                o.saturating_add(idx_len).saturating_add(rows_len)
             ));
         }
-        total_n = total_n.checked_add(count).ok_or("record count overflows")?;
-        total_bytes = len
-            .checked_mul(count)
-            .and_then(|b| b.checked_add(total_bytes))
-            .ok_or("record bytes overflow")?;
-        groups.push((kind, len, count));
-    }
-    if total_n != n {
-        return Err(format!(
-            "column groups hold {total_n} records, header says {n}"
-        ));
-    }
-    if total_bytes > max_out {
-        return Err(format!(
-            "column data would decode to {total_bytes} bytes, limit {max_out}"
-        ));
-    }
-    let wide = g > 255;
-    let idx_len = if wide { 2 * n } else { n };
-    if data.len() - o < idx_len || data.len() - o - idx_len != total_bytes {
-        return Err(format!(
-            "column data is {} bytes, the groups need {}",
-            data.len(),
-            o + idx_len + total_bytes
-        ));
-    }
-    let idx = &data[o..o + idx_len];
-    o += idx_len;
-    // Planes back to rows, undoing the per-record changes, group by group.
-    let mut grows: Vec<Vec<u8>> = Vec::with_capacity(g);
-    for &(kind, len, count) in &groups {
-        let plane = &data[o..o + len * count];
-        o += len * count;
-        let mut rows = vec![0u8; len * count];
-        let (mut pts, mut psock) = (0u64, 0u64);
-        for j in 0..count {
-            let row = &mut rows[j * len..(j + 1) * len];
-            for (i, b) in row.iter_mut().enumerate() {
-                *b = plane[i * count + j];
+        let idx = &data[o..o + idx_len];
+        o += idx_len;
+        self.rows.clear();
+        self.rows.resize(rows_len, 0);
+        for gr in &self.groups {
+            let bytes = gr.len * gr.count;
+            planes_to_rows(&data[o..o + bytes], gr.len, gr.count, &mut self.rows[gr.at..gr.at + bytes]);
+            o += bytes;
+        }
+        out.clear();
+        out.reserve_exact(rows_len);
+        for r in 0..n {
+            let gi = if wide { rd_u16(idx, 2 * r) as usize } else { idx[r] as usize };
+            let Some(gr) = self.groups.get_mut(gi) else {
+                return Err(format!("record {r} names column group {gi} of {g}"));
+            };
+            if gr.next >= gr.count {
+                return Err(format!("column group {gi} is named more than its {} records", gr.count));
             }
-            let ts = pts.wrapping_add(rd_u64(row, 8));
-            row[8..16].copy_from_slice(&ts.to_le_bytes());
-            pts = ts;
-            if len >= 32 {
-                let s = rd_u64(row, 24) ^ psock;
-                row[24..32].copy_from_slice(&s.to_le_bytes());
-                psock = s;
+            let from = gr.at + gr.next * gr.len;
+            gr.next += 1;
+            let base = out.len();
+            out.extend_from_slice(&self.rows[from..from + gr.len]);
+            let row = &mut out[base..];
+            let ts = gr.prev_ts.wrapping_add(rd_u64(row, 8));
+            wr_u64(row, 8, ts);
+            gr.prev_ts = ts;
+            if gr.len >= 32 {
+                let s = rd_u64(row, 24) ^ gr.prev_sock;
+                wr_u64(row, 24, s);
+                gr.prev_sock = s;
             }
-            if len >= 40 && ENTER_KINDS.contains(&kind) {
+            if gr.enter {
                 let e = ts.wrapping_sub(rd_u64(row, 32));
-                row[32..40].copy_from_slice(&e.to_le_bytes());
+                wr_u64(row, 32, e);
             }
         }
-        grows.push(rows);
+        Ok(n)
     }
-    let mut next = vec![0usize; g];
-    let mut out = Vec::with_capacity(total_bytes);
-    for r in 0..n {
-        let gi = if wide {
-            rd_u16(idx, 2 * r) as usize
-        } else {
-            idx[r] as usize
-        };
-        let Some(&(_, len, count)) = groups.get(gi) else {
-            return Err(format!("record {r} names column group {gi} of {g}"));
-        };
-        if next[gi] >= count {
-            return Err(format!(
-                "column group {gi} is named more than its {count} records"
-            ));
-        }
-        out.extend_from_slice(&grows[gi][next[gi] * len..(next[gi] + 1) * len]);
-        next[gi] += 1;
-    }
+}
+
+/// [`ColumnEncoder::encode_into`] with a fresh encoder and output.
+pub fn encode(records: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    ColumnEncoder::new().encode_into(records, &mut out).then_some(out)
+}
+
+/// [`ColumnDecoder::decode_into`] with a fresh decoder and output.
+pub fn decode(data: &[u8], max_out: usize) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    ColumnDecoder::new().decode_into(data, max_out, &mut out)?;
     Ok(out)
 }
 
@@ -218,19 +403,31 @@ mod tests {
     use super::*;
 
     #[test]
-    fn synthetic_records_round_trip_and_damage_is_an_error() {
-        let (records, _) = crate::synth::PingPong {
-            connections: 4,
-            ..Default::default()
+    fn transposes_invert_each_other_for_every_tail() {
+        for count in [0usize, 1, 7, 8, 9, 15, 16, 17, 63] {
+            for len in [24usize, 32, 72] {
+                let rows: Vec<u8> = (0..len * count).map(|i| (i * 131 % 251) as u8).collect();
+                let mut planes = vec![0u8; rows.len()];
+                rows_to_planes(&rows, len, count, &mut planes);
+                for j in 0..count {
+                    for i in 0..len {
+                        assert_eq!(planes[i * count + j], rows[j * len + i], "len {len} count {count}");
+                    }
+                }
+                let mut back = vec![0u8; rows.len()];
+                planes_to_rows(&planes, len, count, &mut back);
+                assert_eq!(back, rows);
+            }
         }
-        .build(200);
+    }
+
+    #[test]
+    fn synthetic_records_round_trip_and_damage_is_an_error() {
+        let (records, _) = crate::synth::PingPong { connections: 4, ..Default::default() }.build(200);
         let enc = encode(&records).expect("encodable");
         assert_eq!(decode(&enc, records.len()).unwrap(), records);
-        assert!(
-            decode(&enc, records.len() - 8).is_err(),
-            "limit must be enforced"
-        );
-        for cut in [0, 1, 5, 6, 13, enc.len() / 2, enc.len() - 1] {
+        assert!(decode(&enc, records.len() - 8).is_err(), "limit must be enforced");
+        for cut in [0, 1, 5, 6, 11, 12, 13, enc.len() / 2, enc.len() - 1] {
             assert!(decode(&enc[..cut], records.len()).is_err(), "cut at {cut}");
         }
         // A flip in a plane byte decodes to other records (zstd's checksum
@@ -243,5 +440,28 @@ mod tests {
                 assert!(d.len() <= records.len());
             }
         }
+    }
+
+    #[test]
+    fn encoder_and_decoder_reuse_gives_the_same_bytes() {
+        let mut enc = ColumnEncoder::new();
+        let mut dec = ColumnDecoder::new();
+        for (conns, n) in [(4, 300), (1, 5), (64, 1000), (2, 0)] {
+            let (records, _) = crate::synth::PingPong { connections: conns, ..Default::default() }.build(n);
+            let mut a = Vec::new();
+            assert!(enc.encode_into(&records, &mut a));
+            assert_eq!(Some(a.clone()), encode(&records));
+            let mut back = vec![1, 2, 3];
+            dec.decode_into(&a, records.len(), &mut back).unwrap();
+            assert_eq!(back, records);
+        }
+    }
+
+    #[test]
+    fn malformed_rows_are_refused() {
+        let (mut records, _) = crate::synth::PingPong::default().build(3);
+        records[2] = 20; // first record's len: below 24
+        assert!(encode(&records).is_none());
+        assert!(encode(&[0u8; 23]).is_none());
     }
 }

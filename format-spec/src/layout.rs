@@ -12,7 +12,7 @@ pub const FOOTER_MAGIC: [u8; 8] = *b"SMCTFOOT";
 pub const VERSION_MAJOR: u16 = 1;
 /// Minor version: bumped on compatible additions (new chunk types, new event
 /// kinds, longer event bodies, new `extra` keys).
-pub const VERSION_MINOR: u16 = 0;
+pub const VERSION_MINOR: u16 = 1;
 
 pub const FILE_HEADER_LEN: usize = 64;
 pub const CHUNK_HEADER_LEN: usize = 56;
@@ -24,6 +24,11 @@ pub const CHUNK_TRAILER: u16 = 2;
 
 /// Chunk flags: the body is one zstd frame.
 pub const CHUNK_F_ZSTD: u16 = 0x0001;
+/// Chunk flags (format 1.1, event chunks): the (decompressed) body is in the
+/// columnar layout of SPEC.md Section 5.2, which decodes to the row records.
+pub const CHUNK_F_COLUMNS: u16 = 0x0002;
+/// The chunk flags this build reads.
+pub const CHUNK_F_KNOWN: u16 = CHUNK_F_ZSTD | CHUNK_F_COLUMNS;
 
 /// Largest metadata block a reader accepts.
 pub const MAX_METADATA_LEN: usize = 16 << 20;

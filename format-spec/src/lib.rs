@@ -45,7 +45,7 @@ pub mod stream;
 pub mod synth;
 pub mod writer;
 
-pub use chunk::{encode_chunk, ChunkBuilder, ChunkInfo, DecodedChunk, EncodedChunk};
+pub use chunk::{encode_chunk, ChunkBuilder, ChunkCodec, ChunkEncoder, ChunkInfo, DecodedChunk, EncodedChunk};
 pub use error::FormatError;
 pub use meta::{
     ChunkIndexEntry, ClockRef, FallbackCount, Filters, LinkSnapshot, Metadata, ProbeInfo, SockSnapshot, Snapshot, Trailer,

@@ -12,9 +12,10 @@ use std::path::{Path, PathBuf};
 use memmap2::{Mmap, UncheckedAdvice};
 
 use crate::chunk::{ChunkInfo, DecodedChunk};
+use crate::columnar::ColumnDecoder;
 use crate::error::FormatError;
 use crate::layout::{
-    self, ChunkHeader, ChunkHeaderError, FileHeader, Footer, CHUNK_EVENTS, CHUNK_F_ZSTD,
+    self, ChunkHeader, ChunkHeaderError, FileHeader, Footer, CHUNK_EVENTS, CHUNK_F_COLUMNS, CHUNK_F_KNOWN, CHUNK_F_ZSTD,
     CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_TRAILER, FILE_HEADER_LEN, FILE_MAGIC, FOOTER_LEN,
     MAX_CHUNK_BODY, MAX_EVENTS_RAW, MAX_METADATA_LEN, MAX_TRAILER_RAW, VERSION_MAJOR,
 };
@@ -592,6 +593,9 @@ impl Reader {
 #[derive(Default)]
 pub struct ChunkDecoder {
     zstd: Option<zstd::bulk::Decompressor<'static>>,
+    columns: ColumnDecoder,
+    /// The decompressed columnar body, before it becomes rows.
+    scratch: Vec<u8>,
 }
 
 impl ChunkDecoder {
@@ -626,9 +630,40 @@ fn unpack_into(
             "raw length {raw_len} exceeds the {limit} byte limit"
         ));
     }
-    if h.flags & !CHUNK_F_ZSTD != 0 {
+    if h.flags & !CHUNK_F_KNOWN != 0 {
         return Err(format!("unsupported chunk flags {:#06x}", h.flags));
     }
+    if h.flags & CHUNK_F_COLUMNS == 0 {
+        return decompress_into(body, h, dec, out);
+    }
+    if h.chunk_type != CHUNK_EVENTS {
+        return Err(format!("chunk type {} cannot be columnar", h.chunk_type));
+    }
+    let cols = std::mem::take(&mut dec.scratch);
+    let cols = decompress_into(body, h, dec, cols);
+    let res = match &cols {
+        Ok(c) => dec.columns.decode_into(c, limit, &mut out).map(|n| (n, out)),
+        Err(e) => Err(e.clone()),
+    };
+    if let Ok(c) = cols {
+        dec.scratch = c;
+    }
+    let (n, out) = res?;
+    if n != h.event_count as usize {
+        return Err(format!("columnar body holds {n} records, the header says {}", h.event_count));
+    }
+    Ok(out)
+}
+
+/// The body of a chunk as Raw Length bytes: decompressed, or copied when
+/// not compressed.
+fn decompress_into(
+    body: &[u8],
+    h: &ChunkHeader,
+    dec: &mut ChunkDecoder,
+    mut out: Vec<u8>,
+) -> Result<Vec<u8>, String> {
+    let raw_len = h.raw_len as usize;
     if h.flags & CHUNK_F_ZSTD == 0 {
         if body.len() != raw_len {
             return Err(format!(

@@ -1,18 +1,25 @@
-//! Format stability: a small recording written by format version 1.0 is kept
-//! in `tests/data/golden-v1.0.smctrace`. This build must read it back
-//! exactly, and must still write byte-identical header and metadata for the
-//! same input — so a dependency upgrade or feature flip that changes the
-//! bytes on disk fails here instead of producing unreadable recordings.
-//! Regenerate (only with a deliberate format change): SMCTRACE_BLESS=1.
+//! Format stability: small recordings written by format version 1.0 (row
+//! chunks only) and 1.1 (a row chunk and a columnar chunk) are kept in
+//! `tests/data/golden-v1.{0,1}.smctrace`. This build must read both back
+//! exactly, and must still write the 1.1 file byte for byte from the same
+//! input — so a dependency upgrade or feature flip that changes the bytes on
+//! disk fails here instead of producing unreadable recordings.
+//! Regenerate the 1.1 file (only with a deliberate format change):
+//! SMCTRACE_BLESS=1. The 1.0 file is history: it is never rewritten.
 
 use std::path::PathBuf;
 
 use smctrace_format::event::{self, EventKind, Hdr};
 use smctrace_format::meta::*;
-use smctrace_format::{encode_chunk, synth::PingPong, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::layout::CHUNK_F_COLUMNS;
+use smctrace_format::{synth::PingPong, ChunkCodec, ChunkEncoder, Reader, TrailerInput, Writer, WriterOptions};
+
+fn fixture_v10() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1.0.smctrace")
+}
 
 fn fixture() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1.0.smctrace")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1.1.smctrace")
 }
 
 fn golden_meta() -> Metadata {
@@ -159,20 +166,22 @@ fn write(path: &std::path::Path) {
     )
     .unwrap();
     let half = recs.len() / 2;
+    // The first chunk in rows, the second in columns.
+    let mut encoders = [ChunkEncoder::new(3, ChunkCodec::Rows), ChunkEncoder::new(3, ChunkCodec::Columns)];
     for (seq, part) in [&recs[..half], &recs[half..]].iter().enumerate() {
         let ts: Vec<u64> = part
             .iter()
             .map(|r| u64::from_le_bytes(r[8..16].try_into().unwrap()))
             .collect();
-        let c = encode_chunk(
-            seq as u64,
-            &part.concat(),
-            part.len() as u32,
-            *ts.iter().min().unwrap(),
-            *ts.iter().max().unwrap(),
-            3,
-        )
-        .unwrap();
+        let c = encoders[seq]
+            .encode(
+                seq as u64,
+                &part.concat(),
+                part.len() as u32,
+                *ts.iter().min().unwrap(),
+                *ts.iter().max().unwrap(),
+            )
+            .unwrap();
         w.append(&c).unwrap();
     }
     w.finish(TrailerInput {
@@ -185,12 +194,21 @@ fn write(path: &std::path::Path) {
 }
 
 #[test]
-fn golden_file_reads_back_exactly() {
+fn golden_files_read_back_exactly() {
     if std::env::var_os("SMCTRACE_BLESS").is_some() {
         write(&fixture());
     }
+    for (path, version) in [(fixture_v10(), (1, 0)), (fixture(), (1, 1))] {
+        read_back(&path, version);
+    }
     let r = Reader::open(&fixture()).unwrap();
-    assert_eq!(r.version(), (1, 0));
+    let flags: Vec<u16> = r.chunks().map(|c| c.unwrap().flags).collect();
+    assert_eq!(flags.iter().map(|f| f & CHUNK_F_COLUMNS != 0).collect::<Vec<_>>(), [false, true], "{flags:?}");
+}
+
+fn read_back(path: &std::path::Path, version: (u16, u16)) {
+    let r = Reader::open(path).unwrap();
+    assert_eq!(r.version(), version);
     assert_eq!(r.metadata(), &golden_meta());
     assert!(r.recovery().clean_close);
     let t = r.trailer().unwrap();
@@ -228,12 +246,13 @@ fn header_and_metadata_bytes_are_stable() {
     assert_eq!(
         &a[..hl],
         &b[..hl],
-        "header/metadata bytes differ from the version 1.0 fixture"
+        "header/metadata bytes differ from the version 1.1 fixture"
     );
+    assert_eq!(a, b, "the chunks differ from the version 1.1 fixture");
     // The file header itself, field by field (SPEC.md "File header").
     assert_eq!(&b[..8], b"\x89SMCT\r\n\x1a");
     assert_eq!(u16::from_le_bytes([b[8], b[9]]), 1);
-    assert_eq!(u16::from_le_bytes([b[10], b[11]]), 0);
+    assert_eq!(u16::from_le_bytes([b[10], b[11]]), 1);
     assert_eq!(
         u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize,
         hl
