@@ -9,7 +9,8 @@
 //! Prints, for several realistic SMC-R event streams (`synth::PingPong` with
 //! different message sizes and connection counts): wall-clock events/s, events
 //! per CPU-second of both threads together ("per core") and of each thread,
-//! raw MB/s, file bytes per event and the compression ratio.
+//! raw MB/s, file bytes per event and the compression ratio, for the row
+//! layout of format 1.0 and the recorder's default (`auto`: columnar chunks).
 //! Figures only; nothing is asserted except that every event reaches the file.
 //! Run: `cargo bench -p smctrace-format --bench pipeline`
 //! (or `cargo xtask bench pipeline`). Env: SMCTRACE_BENCH_EVENTS (default 4000000),
@@ -18,7 +19,7 @@
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use smctrace_format::{encode_chunk, synth::PingPong, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{synth::PingPong, ChunkCodec, ChunkEncoder, Metadata, Reader, TrailerInput, Writer, WriterOptions};
 
 /// The recorder's defaults (`recorder/src/pipeline.rs`, `--zstd-level`).
 const CHUNK_BYTES: usize = 1 << 20;
@@ -73,7 +74,7 @@ struct Measured {
     events: u64,
 }
 
-fn run(ring: &[u8], level: i32, path: &std::path::Path) -> Measured {
+fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Measured {
     let writer = Writer::create(path, &Metadata::default(), WriterOptions { overwrite: true, ..Default::default() })
         .expect("create the log");
     let (tx, rx) = sync_channel::<Raw>(4);
@@ -82,8 +83,9 @@ fn run(ring: &[u8], level: i32, path: &std::path::Path) -> Measured {
         let w = s.spawn(move || {
             let c0 = thread_cpu();
             let mut writer = writer;
+            let mut encoder = ChunkEncoder::new(level, codec);
             for c in rx {
-                let enc = encode_chunk(c.seq, &c.bytes, c.count, c.first, c.last, level).expect("encode");
+                let enc = encoder.encode(c.seq, &c.bytes, c.count, c.first, c.last).expect("encode");
                 writer.append(&enc).expect("append");
             }
             let sum = writer.finish(TrailerInput::default()).expect("finish");
@@ -136,7 +138,7 @@ fn main() {
     ];
     println!("recorder pipeline (ring items -> 1 MiB chunks -> zstd {level} -> mmap log), {want} events per stream");
     println!(
-        "{:<26} | {:>11} {:>11} | {:>11} {:>11} | {:>8} | {:>7} {:>6}",
+        "{:<36} | {:>11} {:>11} | {:>11} {:>11} | {:>8} | {:>7} {:>6}",
         "stream", "wall ev/s", "ev/s/core", "drain ev/s", "zstd+w ev/s", "raw MB/s", "B/event", "ratio"
     );
     for (name, connections, msg_size) in profiles {
@@ -148,34 +150,36 @@ fn main() {
         }
         let ring = ring_image(&records);
         let path = dir.path().join("pipeline.smctrace");
-        // Best of three: the machine is shared, the slowest runs measure the neighbours.
-        let mut best: Option<Measured> = None;
-        for _ in 0..3 {
-            let r = run(&ring, level, &path);
-            assert_eq!(r.events, n, "events lost between the ring and the file");
-            if best.as_ref().is_none_or(|b| r.wall < b.wall) {
-                best = Some(r);
+        for (layout, codec) in [("rows", ChunkCodec::Rows), ("auto", ChunkCodec::Auto)] {
+            // Best of three: the machine is shared, the slowest runs measure the neighbours.
+            let mut best: Option<Measured> = None;
+            for _ in 0..3 {
+                let r = run(&ring, level, codec, &path);
+                assert_eq!(r.events, n, "events lost between the ring and the file");
+                if best.as_ref().is_none_or(|b| r.wall < b.wall) {
+                    best = Some(r);
+                }
             }
+            let r = best.expect("three runs");
+            // The file reads back with every event.
+            let back: u64 = {
+                let rd = Reader::open(&path).expect("open");
+                rd.chunks().map(|c| rd.decode(&c.expect("chunk")).expect("decode").records().count() as u64).sum()
+            };
+            assert_eq!(back, n, "the file does not hold every event");
+            let ev = r.events as f64;
+            println!(
+                "{:<36} | {:>11.0} {:>11.0} | {:>11.0} {:>11.0} | {:>8.1} | {:>7.2} {:>5.1}x",
+                format!("{name}, {layout}"),
+                ev / r.wall,
+                ev / (r.drain_cpu + r.write_cpu),
+                ev / r.drain_cpu,
+                ev / r.write_cpu,
+                records.len() as f64 / 1e6 / r.wall,
+                r.file_bytes as f64 / ev,
+                records.len() as f64 / r.file_bytes as f64,
+            );
         }
-        let r = best.expect("three runs");
-        // The file reads back with every event.
-        let back: u64 = {
-            let rd = Reader::open(&path).expect("open");
-            rd.chunks().map(|c| rd.decode(&c.expect("chunk")).expect("decode").records().count() as u64).sum()
-        };
-        assert_eq!(back, n, "the file does not hold every event");
-        let ev = r.events as f64;
-        println!(
-            "{:<26} | {:>11.0} {:>11.0} | {:>11.0} {:>11.0} | {:>8.1} | {:>7.2} {:>5.1}x",
-            name,
-            ev / r.wall,
-            ev / (r.drain_cpu + r.write_cpu),
-            ev / r.drain_cpu,
-            ev / r.write_cpu,
-            records.len() as f64 / 1e6 / r.wall,
-            r.file_bytes as f64 / ev,
-            records.len() as f64 / r.file_bytes as f64,
-        );
     }
     println!("(best of 3 runs; ev/s/core = events per CPU-second of both threads; raw MB/s counts record bytes;");
     println!(" B/event = whole file incl. header and trailer; ratio = raw record bytes / file bytes)");

@@ -551,7 +551,7 @@ pub fn check_series(base: &Path, force: bool) -> Result<()> {
 mod tests {
     use super::*;
     use smctrace_format::synth::PingPong;
-    use smctrace_format::{encode_chunk, Reader};
+    use smctrace_format::Reader;
     use std::sync::Mutex;
 
     /// A minimal lifecycle record: kind, length, time stamp, sock id.
@@ -618,9 +618,11 @@ mod tests {
         }
     }
 
-    /// Chunks of a synthetic ping-pong (handshakes in the first one) and their raw records.
+    /// Chunks of a synthetic ping-pong (handshakes in the first one) and their raw records,
+    /// in rows (of about equal size, which the rotation tests count on).
     fn chunks(n: u64) -> Vec<(EncodedChunk, Vec<u8>)> {
         let mut g = PingPong::default().generator();
+        let mut enc = smctrace_format::ChunkEncoder::new(1, smctrace_format::ChunkCodec::Rows);
         (0..n)
             .map(|seq| {
                 let mut raw = Vec::new();
@@ -634,7 +636,7 @@ mod tests {
                     first = first.min(ts);
                     last = last.max(ts);
                 }
-                (encode_chunk(seq, &raw, count as u32, first, last, 1).unwrap(), raw)
+                (enc.encode(seq, &raw, count as u32, first, last).unwrap(), raw)
             })
             .collect()
     }

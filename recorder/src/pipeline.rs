@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
 use smctrace_format::event::HDR_LEN;
-use smctrace_format::encode_chunk;
+use smctrace_format::{ChunkCodec, ChunkEncoder};
 
 use crate::flight::TriggerCheck;
 use crate::output::{Boundary, Cut, Output};
@@ -45,6 +45,8 @@ pub struct Options {
     pub chunk_bytes: usize,
     pub chunk_age: Duration,
     pub zstd_level: i32,
+    /// Rows, columns, or whichever is smaller per chunk.
+    pub chunk_layout: ChunkCodec,
     /// Read the lost and hit counters at every chunk cut (rotate and flight modes).
     pub lost_at_cut: Option<Arc<dyn Boundary>>,
     /// Flight triggers checked on every record.
@@ -74,12 +76,12 @@ impl Pipeline {
         progress.file_bytes.store(output.bytes_written(), Ordering::Relaxed);
         let (tx, rx) = sync_channel::<RawChunk>(8);
         let p2 = progress.clone();
-        let level = opts.zstd_level;
+        let encoder = ChunkEncoder::new(opts.zstd_level, opts.chunk_layout);
         let stop2 = stop.clone();
         let dump = opts.dump_request.clone();
         let writer = std::thread::Builder::new()
             .name("smc-record-write".into())
-            .spawn(move || write_loop(rx, output, p2, level, stop2, dump))
+            .spawn(move || write_loop(rx, output, p2, encoder, stop2, dump))
             .context("starting the writer thread")?;
         let drain = std::thread::Builder::new()
             .name("smc-record-drain".into())
@@ -227,7 +229,7 @@ fn write_loop(
     rx: Receiver<RawChunk>,
     mut output: Output,
     progress: Arc<Progress>,
-    level: i32,
+    mut encoder: ChunkEncoder,
     stop: Arc<AtomicBool>,
     dump: Arc<AtomicBool>,
 ) -> Result<Output> {
@@ -247,7 +249,8 @@ fn write_loop(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => return Ok(output),
         };
-        let res = encode_chunk(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts, level)
+        let res = encoder
+            .encode(c.seq, &c.bytes, c.count, c.first_ts, c.last_ts)
             .with_context(|| format!("compressing chunk {}", c.seq))
             .and_then(|enc| output.push(enc, &c.bytes, c.cut, c.trigger));
         if let Err(e) = res {

@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
+use smctrace_format::ChunkCodec;
 use smctrace_format::meta::{ClockRef, Filters, Metadata, Snapshot};
 
 use crate::flight::{parse_trigger, Trigger, TriggerCheck};
@@ -84,6 +85,10 @@ pub struct RecordArgs {
     /// zstd level of the event chunks.
     #[arg(long, default_value_t = 1)]
     zstd_level: i32,
+    /// Layout of the event chunks: `auto` (columns where they are smaller,
+    /// format 1.1), `rows` (readable by format 1.0 readers), `columns`.
+    #[arg(long, value_name = "LAYOUT", default_value = "auto", value_parser = parse_layout)]
+    chunk_layout: ChunkCodec,
     /// No live status line on stderr.
     #[arg(short, long)]
     quiet: bool,
@@ -99,6 +104,15 @@ pub struct RecordArgs {
     /// Run this command and record while it runs; exit with its status.
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
+}
+
+fn parse_layout(s: &str) -> Result<ChunkCodec, String> {
+    match s {
+        "auto" => Ok(ChunkCodec::Auto),
+        "rows" => Ok(ChunkCodec::Rows),
+        "columns" => Ok(ChunkCodec::Columns),
+        _ => Err(format!("unknown chunk layout {s:?} (auto, rows or columns)")),
+    }
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -379,6 +393,7 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
             chunk_bytes: 1 << 20,
             chunk_age: Duration::from_millis(100),
             zstd_level: args.zstd_level,
+            chunk_layout: args.chunk_layout,
             lost_at_cut,
             triggers: TriggerCheck::new(&args.triggers),
             dump_request,
