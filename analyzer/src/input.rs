@@ -15,7 +15,7 @@ use smctrace_format::stream::{EventStream, StreamItem};
 use smctrace_format::{FormatError, Reader};
 
 use crate::join::{Input, Item, RecordingMeta, SnapshotSock};
-use crate::model::{owned, Addr, Mode};
+use crate::model::{Addr, Ev, Mode};
 
 fn snapshot_sockets(r: &Reader) -> Vec<SnapshotSock> {
     let Some(snap) = &r.metadata().start_snapshot else { return Vec::new() };
@@ -69,7 +69,7 @@ impl Iterator for ChunkEvents {
     fn next(&mut self) -> Option<Item> {
         let seen = self.events.chunks_seen();
         let item = match self.events.next_item() {
-            Some(StreamItem::Event(ev)) => Item::Event(owned(&ev)),
+            Some(StreamItem::Event(ev)) => Item::Event(Ev::from_ref(&ev)),
             Some(StreamItem::BadChunk(e)) => {
                 self.warn(format!("{e}; its events are missing"));
                 Item::UnreadableChunk

@@ -260,7 +260,7 @@ impl Sink for Vec<Message> {
 
 /// One element of a recording's event stream.
 pub enum Item {
-    Event(smctrace_format::event::EventRef<'static>),
+    Event(crate::model::Ev),
     /// A chunk that could not be read: its events are missing.
     UnreadableChunk,
     /// A malformed record: the rest of its chunk is missing.
@@ -286,7 +286,7 @@ const FLUSH_EVERY: u64 = 8192;
 
 fn feed(b: &mut RecordingBuilder, it: Item) {
     match it {
-        Item::Event(ev) => b.push(&ev),
+        Item::Event(ev) => b.push_ev(ev),
         Item::UnreadableChunk => b.add_unreadable_chunk(),
         Item::BadRecord => b.add_bad_record(),
     }
@@ -360,6 +360,7 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     {
         return Err(NoCommonConnection { paths: recordings.iter().map(|r| r.path.clone()).collect() });
     }
+    if std::env::var_os("SMCA_T").is_some() { eprintln!("pass1 done {:?}", std::time::SystemTime::now()); }
     let clocks = estimate_clocks(&recordings, &sides, &conns);
     // The CDC samples served the clock estimate only.
     for s in &mut sides {

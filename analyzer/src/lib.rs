@@ -9,6 +9,7 @@
 pub mod decline;
 pub mod duration;
 pub mod model;
+pub mod history;
 pub mod join;
 pub mod synth;
 pub mod stats;

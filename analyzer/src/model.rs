@@ -16,6 +16,8 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 
+use crate::history::{History, Keys};
+
 use smctrace_format::event::{self, Curs, EventRef};
 
 /// Default reorder window: events whose timestamps are this much older than
@@ -341,9 +343,36 @@ struct Done {
     prod: Option<u64>,
 }
 
+impl Keys for Write {
+    fn key0(&self) -> u64 {
+        self.after
+    }
+    fn key1(&self) -> u64 {
+        self.before
+    }
+}
+
+impl Keys for SentCdc {
+    fn key0(&self) -> u64 {
+        self.ts
+    }
+    fn key1(&self) -> u64 {
+        self.prod
+    }
+}
+
+impl Keys for Done {
+    fn key0(&self) -> u64 {
+        self.cdc_ts
+    }
+    fn key1(&self) -> u64 {
+        self.cdc_ts
+    }
+}
+
 /// History kept per socket to match events that arrive before the message
 /// they belong to (bounded: older entries can no longer be the first match).
-const HISTORY: usize = 512;
+pub(crate) const HISTORY: usize = 512;
 
 fn push_bounded<T>(q: &mut VecDeque<T>, v: T) {
     if q.len() >= HISTORY {
@@ -525,9 +554,9 @@ pub struct TxState {
     /// Largest stream end of the messages already joined.
     pub joined_end: u64,
     open_sends: VecDeque<OpenSend>,
-    writes: VecDeque<Write>,
-    cdc_hist: VecDeque<SentCdc>,
-    done_hist: VecDeque<Done>,
+    writes: History<Write>,
+    cdc_hist: History<SentCdc>,
+    done_hist: History<Done>,
     orphan_done: VecDeque<Done>,
     last_cdc: Option<(u16, u64)>,
     pub bytes: u64,
@@ -723,10 +752,10 @@ pub struct RecordingBuilder {
     /// event inline (read in order: cache friendly); their `slot` is unused.
     /// Pops take the smaller of the two heads by (key, arrival), the order a
     /// single heap would give.
-    run: VecDeque<(Queued, EventRef<'static>)>,
+    run: VecDeque<(Queued, Ev)>,
     heap: BinaryHeap<Reverse<Queued>>,
     /// The queued events, indexed by [`Queued::slot`]; freed slots are reused.
-    slab: Vec<EventRef<'static>>,
+    slab: Vec<Ev>,
     free: Vec<usize>,
     seq: u64,
     max_ts: u64,
@@ -779,6 +808,77 @@ pub fn owned(ev: &EventRef<'_>) -> EventRef<'static> {
     }
 }
 
+/// An event as the model queues it: the data-path kinds (almost every
+/// event, at most 80 bytes) inline, the rare connection-level ones (up to
+/// 192 bytes) boxed. Every event is moved several times between the chunk
+/// and the model (reorder window in and out); at the size of the largest
+/// record these moves were a fifth of the analyzer's time.
+#[derive(Clone, Debug)]
+pub enum Ev {
+    SendMsg(event::SendMsg),
+    TxCopy(event::TxCopy),
+    TxStart(event::TxStart),
+    RdmaWrite(event::RdmaWrite),
+    CdcSend(event::Cdc),
+    CdcTxDone(event::CdcTxDone),
+    CdcRecv(event::Cdc),
+    RxAction(event::RxAction),
+    RxWake(event::RxWake),
+    RecvMsg(event::RecvMsg),
+    Other(Box<EventRef<'static>>),
+}
+
+impl Ev {
+    /// A copy of a record that does not borrow the chunk (payload bytes dropped).
+    pub fn from_ref(ev: &EventRef<'_>) -> Ev {
+        match *ev {
+            EventRef::SendMsg(e) => Ev::SendMsg(e),
+            EventRef::TxCopy(e) => Ev::TxCopy(e),
+            EventRef::TxStart(e) => Ev::TxStart(e),
+            EventRef::RdmaWrite(e) => Ev::RdmaWrite(e),
+            EventRef::CdcSend(e) => Ev::CdcSend(e),
+            EventRef::CdcTxDone(e) => Ev::CdcTxDone(e),
+            EventRef::CdcRecv(e) => Ev::CdcRecv(e),
+            EventRef::RxAction(e) => Ev::RxAction(e),
+            EventRef::RxWake(e) => Ev::RxWake(e),
+            EventRef::RecvMsg(e) => Ev::RecvMsg(e),
+            _ => Ev::Other(Box::new(owned(ev))),
+        }
+    }
+
+    pub fn hdr(&self) -> &event::Hdr {
+        match self {
+            Ev::SendMsg(e) => &e.hdr,
+            Ev::TxCopy(e) => &e.hdr,
+            Ev::TxStart(e) => &e.hdr,
+            Ev::RdmaWrite(e) => &e.hdr,
+            Ev::CdcSend(e) | Ev::CdcRecv(e) => &e.hdr,
+            Ev::CdcTxDone(e) => &e.hdr,
+            Ev::RxAction(e) => &e.hdr,
+            Ev::RxWake(e) => &e.hdr,
+            Ev::RecvMsg(e) => &e.hdr,
+            Ev::Other(e) => e.hdr(),
+        }
+    }
+
+    /// The record as the format crate's enum.
+    pub fn to_ref(&self) -> EventRef<'static> {
+        match self {
+            Ev::SendMsg(e) => EventRef::SendMsg(*e),
+            Ev::TxCopy(e) => EventRef::TxCopy(*e),
+            Ev::TxStart(e) => EventRef::TxStart(*e),
+            Ev::RdmaWrite(e) => EventRef::RdmaWrite(*e),
+            Ev::CdcSend(e) => EventRef::CdcSend(*e),
+            Ev::CdcTxDone(e) => EventRef::CdcTxDone(*e),
+            Ev::CdcRecv(e) => EventRef::CdcRecv(*e),
+            Ev::RxAction(e) => EventRef::RxAction(*e),
+            Ev::RxWake(e) => EventRef::RxWake(*e),
+            Ev::RecvMsg(e) => EventRef::RecvMsg(*e),
+            Ev::Other(e) => **e,
+        }
+    }
+}
+
 impl RecordingBuilder {
     /// A builder for recording number `rec` with a reorder window of `window_ns`.
     pub fn new(rec: usize, window_ns: u64) -> RecordingBuilder {
@@ -809,15 +909,20 @@ impl RecordingBuilder {
 
     /// Feed one event (in recording order).
     pub fn push(&mut self, ev: &EventRef<'_>) {
+        self.push_ev(Ev::from_ref(ev));
+    }
+
+    /// [`RecordingBuilder::push`] of an event already taken out of its chunk.
+    pub fn push_ev(&mut self, ev: Ev) {
         let ts = ev.hdr().ts_ns;
         // Span events (emitted at return) sort by their start so a send is
         // seen before the copy inside it and a copy before the posts inside it.
-        let key = match ev {
-            EventRef::SendMsg(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
-            EventRef::TxCopy(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
-            EventRef::RdmaWrite(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
-            EventRef::RxAction(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
-            EventRef::RecvMsg(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+        let key = match &ev {
+            Ev::SendMsg(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            Ev::TxCopy(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            Ev::RdmaWrite(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            Ev::RxAction(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
+            Ev::RecvMsg(e) if e.enter_ns != 0 && e.enter_ns <= ts => e.enter_ns,
             _ => ts,
         };
         self.stats.events += 1;
@@ -825,7 +930,6 @@ impl RecordingBuilder {
         self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |l| l.max(ts)));
         self.max_ts = self.max_ts.max(ts);
         self.seq += 1;
-        let ev = owned(ev);
         if self.run.back().is_none_or(|(b, _)| key >= b.ts) {
             self.run.push_back((Queued { ts: key, seq: self.seq, slot: usize::MAX }, ev));
         } else {
@@ -862,7 +966,7 @@ impl RecordingBuilder {
     }
 
     /// Take the next event in (key, arrival) order: its key and the event.
-    fn pop_queued(&mut self) -> Option<(u64, EventRef<'static>)> {
+    fn pop_queued(&mut self) -> Option<(u64, Ev)> {
         let from_heap = match (self.run.front(), self.heap.peek()) {
             (Some((a, _)), Some(Reverse(b))) => (b.ts, b.seq) < (a.ts, a.seq),
             (Some(_), None) => false,
@@ -871,7 +975,9 @@ impl RecordingBuilder {
         if from_heap {
             let Reverse(q) = self.heap.pop()?;
             self.free.push(q.slot);
-            Some((q.ts, self.slab[q.slot]))
+            // The slot is free: leave a cheap placeholder in it.
+            let ev = std::mem::replace(&mut self.slab[q.slot], Ev::RxWake(event::RxWake::default()));
+            Some((q.ts, ev))
         } else {
             self.run.pop_front().map(|(q, ev)| (q.ts, ev))
         }
@@ -892,12 +998,22 @@ impl RecordingBuilder {
         self.stats.bad_records += 1;
     }
 
-    fn process(&mut self, ts: u64, ev: EventRef<'static>) {
+    fn process(&mut self, ts: u64, ev: Ev) {
         if ts < self.released_ts {
             self.stats.late_events += 1;
         }
         self.released_ts = self.released_ts.max(ts);
-        self.apply(&ev);
+        match ev {
+            Ev::SendMsg(e) => self.on_sendmsg(e.hdr, e),
+            Ev::TxCopy(e) => self.on_tx_copy(e.hdr, e),
+            Ev::RdmaWrite(e) => self.on_rdma_write(e.hdr, e),
+            Ev::CdcSend(e) => self.on_cdc_send(e.hdr, e),
+            Ev::CdcTxDone(e) => self.on_tx_done(e.hdr, e),
+            Ev::CdcRecv(e) => self.on_cdc_recv(e.hdr, e),
+            Ev::RxAction(e) => self.on_rx_action(e.hdr, e),
+            Ev::Other(e) => self.apply(&e),
+            other => self.apply(&other.to_ref()),
+        }
     }
 
     fn side(&mut self, sock: u64, ts: u64) -> usize {
@@ -1148,13 +1264,37 @@ impl RecordingBuilder {
         }
         // Writes, CDCs and completions already seen (a long copy returns after
         // the posts made inside it) apply to the new message too.
-        for w in s.tx.writes.iter() {
-            m.apply_write(w);
+        // With the histories in order (the normal case) one binary search
+        // finds the one entry the scan would apply (history.rs).
+        if s.tx.writes.sorted() {
+            // Writes before have after < end; at most the first covering one applies.
+            if let Some(w) = s.tx.writes.get(s.tx.writes.partition_point(|w| w.after < a)) {
+                m.apply_write(w);
+            }
+        } else {
+            for w in s.tx.writes.iter() {
+                m.apply_write(w);
+            }
         }
-        for c in s.tx.cdc_hist.iter() {
-            m.apply_cdc(c);
+        if s.tx.cdc_hist.sorted() {
+            // Later CDCs are no earlier in time: only the first covering one applies.
+            if let Some(c) = s.tx.cdc_hist.get(s.tx.cdc_hist.partition_point(|c| c.prod < a)) {
+                m.apply_cdc(c);
+            }
+        } else {
+            for c in s.tx.cdc_hist.iter() {
+                m.apply_cdc(c);
+            }
         }
-        if let Some(d) = s.tx.done_hist.iter().find(|d| Some(d.cdc_ts) == m.cdc_send && d.seqno == m.cdc_seqno) {
+        let done = match m.cdc_send {
+            None => None,
+            Some(t) if s.tx.done_hist.sorted() => {
+                let from = s.tx.done_hist.partition_point(|d| d.cdc_ts < t);
+                s.tx.done_hist.iter().skip(from).take_while(|d| d.cdc_ts == t).find(|d| d.seqno == m.cdc_seqno)
+            }
+            Some(t) => s.tx.done_hist.iter().find(|d| d.cdc_ts == t && d.seqno == m.cdc_seqno),
+        };
+        if let Some(d) = done {
             m.cdc_tx_done = Some(d.ts);
             if d.status != 0 {
                 m.gaps |= gap::TX_ERROR;
@@ -1231,7 +1371,7 @@ impl RecordingBuilder {
         for m in s.tx.inflight.iter_mut() {
             m.apply_write(&w);
         }
-        push_bounded(&mut s.tx.writes, w);
+        s.tx.writes.push(w);
     }
 
     fn on_cdc_send(&mut self, h: event::Hdr, e: event::Cdc) {
@@ -1292,7 +1432,7 @@ impl RecordingBuilder {
             d.cdc_ts = h.ts_ns;
             Self::apply_done(&mut s.tx, d);
         }
-        push_bounded(&mut s.tx.cdc_hist, c);
+        s.tx.cdc_hist.push(c);
         s.tx.last_cdc = Some((e.seqno, p.max(low)));
         Self::retire(&mut s.tx, |m| m.finished(smcd));
     }
@@ -1334,7 +1474,7 @@ impl RecordingBuilder {
                 m.gaps |= gap::NO_CDC_TX_DONE;
             }
         }
-        push_bounded(&mut tx.done_hist, d);
+        tx.done_hist.push(d);
     }
 
     /// Move finished sender halves out of the in-flight list.

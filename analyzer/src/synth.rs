@@ -640,7 +640,7 @@ pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
                 lost: r.lost,
                 open: Box::new(move || {
                     let items: Vec<crate::join::Item> = event::records(&buf)
-                        .map(|ev| crate::join::Item::Event(crate::model::owned(&ev.expect("synthetic records are well formed"))))
+                        .map(|ev| crate::join::Item::Event(crate::model::Ev::from_ref(&ev.expect("synthetic records are well formed"))))
                         .collect();
                     Box::new(items.into_iter())
                 }),

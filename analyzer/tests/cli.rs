@@ -223,10 +223,12 @@ fn damaged_chunks_never_give_wrong_timelines() {
     assert!(clean.messages.iter().all(|m| !m.incomplete()));
     // Flip one byte in the compressed body of several chunks of each file.
     for (f, seed) in [(&a, 7usize), (&b, 3usize)] {
+        // In the chunks: past the header and metadata.
+        let hl = smctrace_format::Reader::open(f).unwrap().header_len() as usize;
         let mut bytes = std::fs::read(f).unwrap();
-        let n = bytes.len();
+        let n = bytes.len() - hl;
         for k in 0..4 {
-            let at = n / 5 * (k + 1) + seed * 13;
+            let at = hl + n / 5 * (k + 1) + seed * 13;
             bytes[at] ^= 0x5a;
         }
         std::fs::write(f, &bytes).unwrap();
