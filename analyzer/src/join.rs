@@ -360,7 +360,6 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     {
         return Err(NoCommonConnection { paths: recordings.iter().map(|r| r.path.clone()).collect() });
     }
-    if std::env::var_os("SMCA_T").is_some() { eprintln!("pass1 done {:?}", std::time::SystemTime::now()); }
     let clocks = estimate_clocks(&recordings, &sides, &conns);
     // The CDC samples served the clock estimate only.
     for s in &mut sides {

@@ -10,6 +10,7 @@ pub mod decline;
 pub mod duration;
 pub mod model;
 pub mod history;
+pub mod idhash;
 pub mod join;
 pub mod synth;
 pub mod stats;

@@ -14,9 +14,10 @@
 //! peer RMBE and in the receiver's RMB (SMC-INTERNALS §2.6).
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BinaryHeap, VecDeque};
 
 use crate::history::{History, Keys};
+use crate::idhash::IdMap;
 
 use smctrace_format::event::{self, Curs, EventRef};
 
@@ -729,6 +730,10 @@ pub struct Recording {
     pub sides: Vec<Side>,
 }
 
+/// How far from the end of the in-order run an event is still inserted
+/// into it (see [`RecordingBuilder::push_ev`]).
+const INSERT_REACH: usize = 32;
+
 /// The reorder window's heap key: the sort time, the arrival number (which
 /// breaks ties, so equal times keep recording order) and the event's slot in
 /// [`RecordingBuilder::slab`]. The events themselves stay in the slab: the
@@ -745,10 +750,11 @@ struct Queued {
 pub struct RecordingBuilder {
     rec: usize,
     window: u64,
-    /// Queued events that arrived in key order (keys non-decreasing from
-    /// front to back): most of a recording. Appending and popping here is
-    /// O(1); only events that arrive out of order (span events, keyed by
-    /// their start) pay for the heap and the slab. Run entries carry their
+    /// Queued events in key order (keys non-decreasing from front to
+    /// back): most of a recording. Appending and popping here is O(1);
+    /// events that arrive a little out of order (span events, keyed by
+    /// their start) are inserted at most [`INSERT_REACH`] entries from the
+    /// end; only those further out of order pay for the heap and the slab. Run entries carry their
     /// event inline (read in order: cache friendly); their `slot` is unused.
     /// Pops take the smaller of the two heads by (key, arrival), the order a
     /// single heap would give.
@@ -761,9 +767,9 @@ pub struct RecordingBuilder {
     max_ts: u64,
     released_ts: u64,
     sides: Vec<Side>,
-    by_sock: HashMap<u64, usize>,
-    by_token: HashMap<u32, usize>,
-    pending_rx: HashMap<u32, VecDeque<RxCdc>>,
+    by_sock: IdMap<u64, usize>,
+    by_token: IdMap<u32, usize>,
+    pending_rx: IdMap<u32, VecDeque<RxCdc>>,
     stats: RecordingStats,
     keep_data: bool,
     clock_samples: usize,
@@ -900,9 +906,9 @@ impl RecordingBuilder {
             max_ts: 0,
             released_ts: 0,
             sides: Vec::new(),
-            by_sock: HashMap::new(),
-            by_token: HashMap::new(),
-            pending_rx: HashMap::new(),
+            by_sock: IdMap::default(),
+            by_token: IdMap::default(),
+            pending_rx: IdMap::default(),
             stats: RecordingStats::default(),
         }
     }
@@ -930,8 +936,23 @@ impl RecordingBuilder {
         self.stats.last_ts = Some(self.stats.last_ts.map_or(ts, |l| l.max(ts)));
         self.max_ts = self.max_ts.max(ts);
         self.seq += 1;
-        if self.run.back().is_none_or(|(b, _)| key >= b.ts) {
-            self.run.push_back((Queued { ts: key, seq: self.seq, slot: usize::MAX }, ev));
+        // Span events arrive a few events late: slotted into the run when
+        // their place is within INSERT_REACH of its end (moving that many
+        // entries is cheaper than the heap), else queued in the heap.
+        let n = self.run.len();
+        let back = self.run.iter().rev().take(INSERT_REACH).position(|(q, _)| q.ts <= key);
+        let at = match back {
+            Some(k) => Some(n - k),
+            None if n <= INSERT_REACH => Some(0),
+            None => None,
+        };
+        if let Some(at) = at {
+            let q = Queued { ts: key, seq: self.seq, slot: usize::MAX };
+            if at == n {
+                self.run.push_back((q, ev));
+            } else {
+                self.run.insert(at, (q, ev));
+            }
         } else {
             let slot = match self.free.pop() {
                 Some(i) => {
