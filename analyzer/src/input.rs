@@ -7,9 +7,7 @@ use std::fmt::Write as _;
 use std::io::IsTerminal;
 use std::path::Path;
 
-use std::cell::RefCell;
-use std::rc::Rc;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use smctrace_format::stream::{EventStream, StreamItem};
 use smctrace_format::{FormatError, Reader};
@@ -47,7 +45,7 @@ fn snapshot_sockets(r: &Reader) -> Vec<SnapshotSock> {
 /// damaged chunks become [`Item::UnreadableChunk`] and a warning.
 struct ChunkEvents {
     events: EventStream,
-    warnings: Option<Rc<RefCell<Vec<String>>>>,
+    warnings: Option<Arc<Mutex<Vec<String>>>>,
     bar: Option<indicatif::ProgressBar>,
     /// Chunks of the earlier pass already shown on the bar.
     bar_base: u64,
@@ -57,7 +55,7 @@ struct ChunkEvents {
 impl ChunkEvents {
     fn warn(&self, w: String) {
         if let Some(ws) = &self.warnings {
-            ws.borrow_mut().push(w);
+            ws.lock().unwrap_or_else(|e| e.into_inner()).push(w);
         }
     }
 }
@@ -103,14 +101,14 @@ pub fn open(
     path: &Path,
     index: usize,
     progress: Option<&indicatif::MultiProgress>,
-    warnings: Rc<RefCell<Vec<String>>>,
+    warnings: Arc<Mutex<Vec<String>>>,
 ) -> Result<Input, FormatError> {
     let reader = Arc::new(Reader::open(path)?);
     let md = reader.metadata();
     let rec = reader.recovery();
     let mut lost = 0;
     {
-        let mut w = warnings.borrow_mut();
+        let mut w = warnings.lock().unwrap_or_else(|e| e.into_inner());
         if !rec.clean_close {
             let why = rec.stopped_at.as_ref().map(|(off, r)| format!(", stopped at offset {off}: {r}")).unwrap_or_default();
             w.push(format!(
@@ -149,7 +147,7 @@ pub fn open(
         None
     };
     let mut pass = 0;
-    let open = move || -> Box<dyn Iterator<Item = Item>> {
+    let open = move || -> Box<dyn Iterator<Item = Item> + Send> {
         pass += 1;
         Box::new(ChunkEvents {
             events: EventStream::new(reader.clone()),

@@ -272,7 +272,9 @@ pub struct Input {
     pub meta: RecordingMeta,
     /// Events the kernel dropped (trailer).
     pub lost: u64,
-    pub open: Box<dyn FnMut() -> Box<dyn Iterator<Item = Item>>>,
+    /// Opens the recording's event stream (called once per pass); the
+    /// stream is read on a thread of its own in the second pass.
+    pub open: Box<dyn FnMut() -> Box<dyn Iterator<Item = Item> + Send>>,
 }
 
 /// Trace time a message may wait for its receiver events before it is joined
@@ -383,40 +385,96 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
             b
         })
         .collect();
-    let mut iters: Vec<Box<dyn Iterator<Item = Item>>> = inputs.iter_mut().map(|i| (i.open)()).collect();
+    let iters: Vec<Box<dyn Iterator<Item = Item> + Send>> = inputs.iter_mut().map(|i| (i.open)()).collect();
     let offs: Vec<i64> = (0..n).map(|r| a.offset(r).unwrap_or(0)).collect();
     // Without every clock offset the recordings' times cannot be compared:
     // then messages are joined only at the end (memory grows with the input).
     let streaming = (0..n).all(|r| a.offset(r).is_some());
-    let mut heads: Vec<Option<Item>> = iters.iter_mut().map(|i| i.next()).collect();
-    let key = |it: &Item, r: usize| match it {
-        Item::Event(e) => (e.hdr().ts_ns as i64).saturating_sub(offs[r]),
-        _ => i64::MIN,
-    };
-    let mut count = 0u64;
-    let mut now = i64::MIN;
+    // Two threads: one reads and merges the streams through the reorder
+    // windows, this one models what they release, joins and feeds the sink.
+    // The steps reach this thread in the order one thread would run them.
     let mut peak = 0u64;
-    loop {
-        let pick = (0..n).filter(|&r| heads[r].is_some()).min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
-        let Some(r) = pick else { break };
-        let it = heads[r].take().expect("picked");
-        now = now.max(key(&it, r));
-        feed(&mut builders[r], it);
-        heads[r] = iters[r].next();
-        count += 1;
-        if streaming && count.is_multiple_of(FLUSH_EVERY) {
-            // Builders process events a reorder window behind the input.
-            peak = peak.max(retained(&builders));
-            flush(&a, &mut builders, now.saturating_sub(window_ns as i64), false, sink);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Step>>(STEP_BATCHES);
+        let merger = scope.spawn(move || merge_streams(iters, offs, window_ns, streaming, tx));
+        for batch in rx {
+            for step in batch {
+                match step {
+                    Step::Event(r, ts, ev) => builders[r as usize].process_released(ts, ev),
+                    Step::Flush(until) => {
+                        // Builders process events a reorder window behind the input.
+                        peak = peak.max(retained(&builders));
+                        flush(&a, &mut builders, until, false, sink);
+                    }
+                }
+            }
         }
-    }
+        if let Err(p) = merger.join() {
+            std::panic::resume_unwind(p);
+        }
+    });
     for b in builders.iter_mut() {
-        b.drain();
+        b.close_sides();
     }
     peak = peak.max(retained(&builders));
     flush(&a, &mut builders, i64::MAX, true, sink);
     a.peak_retained = peak;
     Ok(a)
+}
+
+/// What the merging thread of the second pass hands the modelling one.
+enum Step {
+    /// Recording, sort key, event: released by that recording's reorder window.
+    Event(u32, u64, crate::model::Ev),
+    /// Join what can be joined up to this reference time.
+    Flush(i64),
+}
+
+/// Steps per batch, and batches in flight between the two threads.
+const STEP_BATCH: usize = 2048;
+const STEP_BATCHES: usize = 8;
+
+/// The second pass's reading half: merge the recordings in reference-clock
+/// order, run each through its reorder window and send what the windows
+/// release (and a flush every [`FLUSH_EVERY`] input events) in batches.
+fn merge_streams(
+    mut iters: Vec<Box<dyn Iterator<Item = Item> + Send>>,
+    offs: Vec<i64>,
+    window_ns: u64,
+    streaming: bool,
+    tx: std::sync::mpsc::SyncSender<Vec<Step>>,
+) {
+    let n = iters.len();
+    let mut windows: Vec<RecordingBuilder> = (0..n).map(|r| RecordingBuilder::reorder_only(r, window_ns)).collect();
+    let mut heads: Vec<Option<Item>> = iters.iter_mut().map(|i| i.next()).collect();
+    let key = |it: &Item, r: usize| match it {
+        Item::Event(e) => (e.hdr().ts_ns as i64).saturating_sub(offs[r]),
+        _ => i64::MIN,
+    };
+    let mut batch = Vec::with_capacity(STEP_BATCH);
+    let mut count = 0u64;
+    let mut now = i64::MIN;
+    loop {
+        let pick = (0..n).filter(|&r| heads[r].is_some()).min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
+        let Some(r) = pick else { break };
+        let it = heads[r].take().expect("picked");
+        now = now.max(key(&it, r));
+        feed(&mut windows[r], it);
+        batch.extend(windows[r].released().map(|(ts, ev)| Step::Event(r as u32, ts, ev)));
+        heads[r] = iters[r].next();
+        count += 1;
+        if streaming && count.is_multiple_of(FLUSH_EVERY) {
+            batch.push(Step::Flush(now.saturating_sub(window_ns as i64)));
+        }
+        if batch.len() >= STEP_BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(STEP_BATCH))).is_err() {
+            return;
+        }
+    }
+    for (r, w) in windows.iter_mut().enumerate() {
+        w.drain_queue();
+        batch.extend(w.released().map(|(ts, ev)| Step::Event(r as u32, ts, ev)));
+    }
+    let _ = tx.send(batch);
 }
 
 /// Message halves and receive points currently held by the builders.

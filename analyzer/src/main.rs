@@ -3,9 +3,7 @@
 //! failure reaches the user as one line on stderr and a distinct exit code
 //! (the format crate's codes for unreadable recordings; see docs/analyzer.md).
 
-use std::cell::RefCell;
 use std::io::Write;
-use std::rc::Rc;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -168,12 +166,12 @@ fn analyze(sel: &Selection, sink: &mut dyn join::Sink) -> Result<(join::Analysis
     let mut warnings = Vec::new();
     let bars = indicatif::MultiProgress::new();
     for (i, f) in sel.files.iter().enumerate() {
-        let w = Rc::new(RefCell::new(Vec::new()));
+        let w = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         inputs.push(input::open(f, i, Some(&bars), w.clone())?);
         warnings.push(w);
     }
     let a = join::run_checked(inputs, sel.reorder_window, sink).map_err(|e| Failure { code: join::EXIT_NO_COMMON_CONNECTION, msg: e.to_string() })?;
-    Ok((a, warnings.into_iter().map(|w| w.take()).collect()))
+    Ok((a, warnings.into_iter().map(|w| std::mem::take(&mut *w.lock().unwrap_or_else(|e| e.into_inner()))).collect()))
 }
 
 fn options(sel: &Selection, top: usize, slow: Option<u64>) -> report::Options {

@@ -773,6 +773,9 @@ pub struct RecordingBuilder {
     stats: RecordingStats,
     keep_data: bool,
     clock_samples: usize,
+    /// Reorder-only builders ([`RecordingBuilder::reorder_only`]) collect the
+    /// events their window releases here instead of modelling them.
+    released: Option<Vec<(u64, Ev)>>,
 }
 
 /// What a [`RecordingBuilder`] keeps.
@@ -910,6 +913,34 @@ impl RecordingBuilder {
             by_token: IdMap::default(),
             pending_rx: IdMap::default(),
             stats: RecordingStats::default(),
+            released: None,
+        }
+    }
+
+    /// A builder that only runs the reorder window: the events it releases,
+    /// in order, are taken with [`RecordingBuilder::released`] and modelled
+    /// elsewhere with [`RecordingBuilder::process_released`] (the second
+    /// pass runs the two halves on two threads).
+    pub fn reorder_only(rec: usize, window_ns: u64) -> RecordingBuilder {
+        let mut b = Self::with_options(rec, BuilderOptions { window_ns, keep_data: false, clock_samples: 0 });
+        b.released = Some(Vec::new());
+        b
+    }
+
+    /// The events released since the last call, in processing order.
+    pub fn released(&mut self) -> std::vec::Drain<'_, (u64, Ev)> {
+        self.released.get_or_insert_with(Vec::new).drain(..)
+    }
+
+    /// Model an event released by a [`RecordingBuilder::reorder_only`] builder.
+    pub fn process_released(&mut self, ts: u64, ev: Ev) {
+        self.process(ts, ev);
+    }
+
+    fn release(&mut self, ts: u64, ev: Ev) {
+        match &mut self.released {
+            Some(out) => out.push((ts, ev)),
+            None => self.process(ts, ev),
         }
     }
 
@@ -969,7 +1000,7 @@ impl RecordingBuilder {
         while let Some(top) = self.peek_queued() {
             if top.ts.saturating_add(self.window) < self.max_ts || self.run.len() + self.heap.len() > REORDER_CAP {
                 let (ts, ev) = self.pop_queued().expect("peeked");
-                self.process(ts, ev);
+                self.release(ts, ev);
             } else {
                 break;
             }
@@ -1597,9 +1628,20 @@ impl RecordingBuilder {
     /// Process everything still in the reorder window and close every
     /// socket's in-flight messages (end of the recording).
     pub fn drain(&mut self) {
+        self.drain_queue();
+        self.close_sides();
+    }
+
+    /// Release every queued event (the end of the input).
+    pub fn drain_queue(&mut self) {
         while let Some((ts, ev)) = self.pop_queued() {
-            self.process(ts, ev);
+            self.release(ts, ev);
         }
+    }
+
+    /// Close the sides at the end of the input: sends never matched and
+    /// messages still in flight become done, receive points are settled.
+    pub fn close_sides(&mut self) {
         for s in &mut self.sides {
             while let Some(o) = s.tx.open_sends.pop_front() {
                 s.tx.done.push_back(o.into_msg(s.mode));

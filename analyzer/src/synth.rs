@@ -626,7 +626,7 @@ pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
         .into_iter()
         .enumerate()
         .map(|(i, r)| {
-            let buf = std::rc::Rc::new(Synth::bytes(&r.events));
+            let buf = Synth::bytes(&r.events);
             crate::join::Input {
                 meta: crate::join::RecordingMeta {
                     path: format!("sim{i}"),

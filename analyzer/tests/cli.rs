@@ -207,7 +207,7 @@ fn analyze_files(files: &[&Path]) -> smc_analyze::join::Analysis {
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            smc_analyze::input::open(f, i, None, std::rc::Rc::new(std::cell::RefCell::new(Vec::new()))).unwrap()
+            smc_analyze::input::open(f, i, None, std::sync::Arc::new(std::sync::Mutex::new(Vec::new()))).unwrap()
         })
         .collect();
     smc_analyze::join::collect(inputs, smc_analyze::model::DEFAULT_REORDER_WINDOW_NS)
