@@ -344,9 +344,24 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     for (r, inp) in inputs.iter_mut().enumerate() {
         let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: false, clock_samples });
         b.add_lost(inp.lost);
-        for it in (inp.open)() {
-            feed(&mut b, it);
-        }
+        // Read and reorder on a thread of their own, as in pass 2.
+        let stream = (inp.open)();
+        let input_stats = std::thread::scope(|scope| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Step>>(STEP_BATCHES);
+            let merger = scope.spawn(move || merge_streams(vec![stream], vec![0], window_ns, false, tx));
+            for batch in rx {
+                for step in batch {
+                    if let Step::Event(_, ts, ev) = step {
+                        b.process_released(ts, ev);
+                    }
+                }
+            }
+            match merger.join() {
+                Ok(stats) => stats[0],
+                Err(p) => std::panic::resume_unwind(p),
+            }
+        });
+        b.set_input_stats(input_stats);
         let rec = b.finish();
         let mut meta = inp.meta.clone();
         meta.stats = rec.stats;
@@ -443,7 +458,7 @@ fn merge_streams(
     window_ns: u64,
     streaming: bool,
     tx: std::sync::mpsc::SyncSender<Vec<Step>>,
-) {
+) -> Vec<InputStats> {
     let n = iters.len();
     let mut windows: Vec<RecordingBuilder> = (0..n).map(|r| RecordingBuilder::reorder_only(r, window_ns)).collect();
     let mut heads: Vec<Option<Item>> = iters.iter_mut().map(|i| i.next()).collect();
@@ -467,7 +482,7 @@ fn merge_streams(
             batch.push(Step::Flush(now.saturating_sub(window_ns as i64)));
         }
         if batch.len() >= STEP_BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(STEP_BATCH))).is_err() {
-            return;
+            break;
         }
     }
     for (r, w) in windows.iter_mut().enumerate() {
@@ -475,7 +490,11 @@ fn merge_streams(
         batch.extend(w.released().map(|(ts, ev)| Step::Event(r as u32, ts, ev)));
     }
     let _ = tx.send(batch);
+    windows.iter().map(|w| w.input_stats()).collect()
 }
+
+/// A reorder window's half of a recording's statistics ([`RecordingBuilder::input_stats`]).
+type InputStats = (u64, Option<u64>, Option<u64>, u64, u64);
 
 /// Message halves and receive points currently held by the builders.
 fn retained(b: &[RecordingBuilder]) -> u64 {

@@ -932,6 +932,24 @@ impl RecordingBuilder {
         self.released.get_or_insert_with(Vec::new).drain(..)
     }
 
+    /// What the input side counted: events, their time span, unreadable
+    /// chunks and bad records (a [`RecordingBuilder::reorder_only`]
+    /// builder's half of the statistics).
+    pub fn input_stats(&self) -> (u64, Option<u64>, Option<u64>, u64, u64) {
+        let s = &self.stats;
+        (s.events, s.first_ts, s.last_ts, s.unreadable_chunks, s.bad_records)
+    }
+
+    /// Take over the input side's half of the statistics from the
+    /// [`RecordingBuilder::reorder_only`] builder that fed this one.
+    pub fn set_input_stats(&mut self, (events, first, last, unreadable, bad): (u64, Option<u64>, Option<u64>, u64, u64)) {
+        self.stats.events = events;
+        self.stats.first_ts = first;
+        self.stats.last_ts = last;
+        self.stats.unreadable_chunks = unreadable;
+        self.stats.bad_records = bad;
+    }
+
     /// Model an event released by a [`RecordingBuilder::reorder_only`] builder.
     pub fn process_released(&mut self, ts: u64, ev: Ev) {
         self.process(ts, ev);
