@@ -9,7 +9,7 @@ use std::path::Path;
 
 use std::sync::{Arc, Mutex};
 
-use smctrace_format::stream::{EventStream, StreamItem};
+use smctrace_format::stream::{EventStream, RecordItem};
 use smctrace_format::{FormatError, Reader};
 
 use crate::join::{Input, Item, RecordingMeta, SnapshotSock};
@@ -66,13 +66,16 @@ impl Iterator for ChunkEvents {
     #[inline]
     fn next(&mut self) -> Option<Item> {
         let seen = self.events.chunks_seen();
-        let item = match self.events.next_item() {
-            Some(StreamItem::Event(ev)) => Item::Event(Ev::from_ref(&ev)),
-            Some(StreamItem::BadChunk(e)) => {
+        let item = match self.events.next_record() {
+            Some(RecordItem::Record(rec)) => {
+                let kind = smctrace_format::event::EventKind::from_u16(u16::from_le_bytes([rec[0], rec[1]]));
+                Item::Event(Ev::from_record(kind, rec))
+            }
+            Some(RecordItem::BadChunk(e)) => {
                 self.warn(format!("{e}; its events are missing"));
                 Item::UnreadableChunk
             }
-            Some(StreamItem::BadRecord { chunk, error, .. }) => {
+            Some(RecordItem::BadRecord { chunk, error, .. }) => {
                 self.warn(format!("chunk {} (seq {}): {error}; rest of the chunk skipped", chunk.index, chunk.seq));
                 Item::BadRecord
             }
@@ -254,11 +257,11 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
     let mut kinds = vec![0u64; 1 << 16];
     let mut unreadable = 0u64;
     let mut events = EventStream::new(r.clone());
-    while let Some(it) = events.next_item() {
+    while let Some(it) = events.next_record() {
         match it {
-            StreamItem::Event(ev) => kinds[ev.hdr().kind as usize] += 1,
-            StreamItem::BadChunk(_) => unreadable += 1,
-            StreamItem::BadRecord { .. } => {}
+            RecordItem::Record(rec) => kinds[u16::from_le_bytes([rec[0], rec[1]]) as usize] += 1,
+            RecordItem::BadChunk(_) => unreadable += 1,
+            RecordItem::BadRecord { .. } => {}
         }
     }
     let by_kind: Vec<String> = kinds

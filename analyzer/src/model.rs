@@ -855,6 +855,28 @@ impl Ev {
         }
     }
 
+    /// The event of a record checked by [`event::check_record`] (`kind`
+    /// as it returned), read straight into its queued form.
+    pub fn from_record(kind: Option<event::EventKind>, rec: &[u8]) -> Ev {
+        use event::{read_fixed, EventKind as K};
+        match kind {
+            Some(K::SendMsg) => Ev::SendMsg(read_fixed(rec)),
+            Some(K::TxCopy) => Ev::TxCopy(read_fixed(rec)),
+            Some(K::TxStart) => Ev::TxStart(read_fixed(rec)),
+            Some(K::RdmaWrite) => Ev::RdmaWrite(read_fixed(rec)),
+            Some(K::CdcSend) => Ev::CdcSend(read_fixed(rec)),
+            Some(K::CdcTxDone) => Ev::CdcTxDone(read_fixed(rec)),
+            Some(K::CdcRecv) => Ev::CdcRecv(read_fixed(rec)),
+            Some(K::RxAction) => Ev::RxAction(read_fixed(rec)),
+            Some(K::RxWake) => Ev::RxWake(read_fixed(rec)),
+            Some(K::RecvMsg) => Ev::RecvMsg(read_fixed(rec)),
+            _ => match EventRef::parse(rec) {
+                Ok((ev, _)) => Ev::Other(Box::new(owned(&ev))),
+                Err(e) => unreachable!("a checked record does not parse: {e:?}"),
+            },
+        }
+    }
+
     pub fn hdr(&self) -> &event::Hdr {
         match self {
             Ev::SendMsg(e) => &e.hdr,

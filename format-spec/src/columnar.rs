@@ -98,24 +98,27 @@ fn rows_to_planes(rows: &[u8], len: usize, count: usize, planes: &mut [u8]) {
     }
 }
 
-/// The inverse of [`rows_to_planes`].
-fn planes_to_rows(planes: &[u8], len: usize, count: usize, rows: &mut [u8]) {
+/// The inverse of [`rows_to_planes`], each row written at its own offset of
+/// `out`: row `j` (of `dest.len()` rows of `len` bytes) goes to `out[dest[j]..]`.
+fn planes_to_places(planes: &[u8], len: usize, dest: &[usize], out: &mut [u8]) {
+    let count = dest.len();
     let full = count & !7;
     let mut x = [0u64; 8];
     for j in (0..full).step_by(8) {
+        let d = &dest[j..j + 8];
         for i in (0..len).step_by(8) {
             for (b, w) in x.iter_mut().enumerate() {
                 *w = rd_u64(planes, (i + b) * count + j);
             }
             transpose8(&mut x);
             for (r, w) in x.iter().enumerate() {
-                wr_u64(rows, (j + r) * len + i, *w);
+                wr_u64(out, d[r] + i, *w);
             }
         }
     }
-    for j in full..count {
+    for (j, &at) in dest.iter().enumerate().skip(full) {
         for i in 0..len {
-            rows[j * len + i] = planes[i * count + j];
+            out[at + i] = planes[i * count + j];
         }
     }
 }
@@ -270,12 +273,11 @@ impl ColumnEncoder {
 struct DecGroup {
     len: usize,
     count: usize,
-    /// Where the group's rows start in the decoder's row block.
-    at: usize,
     enter: bool,
+    /// The group's first slot in the decoder's destination table.
+    first: usize,
+    /// Records of the group placed so far.
     next: usize,
-    prev_ts: u64,
-    prev_sock: u64,
 }
 
 /// Decodes columnar chunk bodies back into row records, keeping its buffers
@@ -283,7 +285,8 @@ struct DecGroup {
 #[derive(Debug, Default)]
 pub struct ColumnDecoder {
     groups: Vec<DecGroup>,
-    rows: Vec<u8>,
+    /// Output offset of every record, group by group.
+    dest: Vec<usize>,
 }
 
 impl ColumnDecoder {
@@ -322,7 +325,6 @@ impl ColumnDecoder {
             self.groups.push(DecGroup {
                 len,
                 count,
-                at: total_bytes,
                 enter: len >= 40 && ENTER_KINDS.contains(&kind),
                 ..DecGroup::default()
             });
@@ -346,15 +348,16 @@ impl ColumnDecoder {
         }
         let idx = &data[o..o + idx_len];
         o += idx_len;
-        self.rows.clear();
-        self.rows.resize(rows_len, 0);
-        for gr in &self.groups {
-            let bytes = gr.len * gr.count;
-            planes_to_rows(&data[o..o + bytes], gr.len, gr.count, &mut self.rows[gr.at..gr.at + bytes]);
-            o += bytes;
+        // Where every record of every group goes in the output (checking
+        // that the index names each group exactly its count of times).
+        self.dest.clear();
+        self.dest.resize(n, 0);
+        let mut first = 0;
+        for gr in self.groups.iter_mut() {
+            gr.first = first;
+            first += gr.count;
         }
-        out.clear();
-        out.reserve_exact(rows_len);
+        let mut at = 0;
         for r in 0..n {
             let gi = if wide { rd_u16(idx, 2 * r) as usize } else { idx[r] as usize };
             let Some(gr) = self.groups.get_mut(gi) else {
@@ -363,22 +366,34 @@ impl ColumnDecoder {
             if gr.next >= gr.count {
                 return Err(format!("column group {gi} is named more than its {} records", gr.count));
             }
-            let from = gr.at + gr.next * gr.len;
+            self.dest[gr.first + gr.next] = at;
             gr.next += 1;
-            let base = out.len();
-            out.extend_from_slice(&self.rows[from..from + gr.len]);
-            let row = &mut out[base..];
-            let ts = gr.prev_ts.wrapping_add(rd_u64(row, 8));
-            wr_u64(row, 8, ts);
-            gr.prev_ts = ts;
-            if gr.len >= 32 {
-                let s = rd_u64(row, 24) ^ gr.prev_sock;
-                wr_u64(row, 24, s);
-                gr.prev_sock = s;
-            }
-            if gr.enter {
-                let e = ts.wrapping_sub(rd_u64(row, 32));
-                wr_u64(row, 32, e);
+            at += gr.len;
+        }
+        // Planes straight into place, then the per-record changes undone in
+        // each group's order.
+        out.clear();
+        out.resize(rows_len, 0);
+        for gr in &self.groups {
+            let bytes = gr.len * gr.count;
+            let dest = &self.dest[gr.first..gr.first + gr.count];
+            planes_to_places(&data[o..o + bytes], gr.len, dest, out);
+            o += bytes;
+            let (mut prev_ts, mut prev_sock) = (0u64, 0u64);
+            for &at in dest {
+                let row = &mut out[at..at + gr.len];
+                let ts = prev_ts.wrapping_add(rd_u64(row, 8));
+                wr_u64(row, 8, ts);
+                prev_ts = ts;
+                if gr.len >= 32 {
+                    let s = rd_u64(row, 24) ^ prev_sock;
+                    wr_u64(row, 24, s);
+                    prev_sock = s;
+                }
+                if gr.enter {
+                    let e = ts.wrapping_sub(rd_u64(row, 32));
+                    wr_u64(row, 32, e);
+                }
             }
         }
         Ok(n)
@@ -415,7 +430,8 @@ mod tests {
                     }
                 }
                 let mut back = vec![0u8; rows.len()];
-                planes_to_rows(&planes, len, count, &mut back);
+                let dest: Vec<usize> = (0..count).map(|j| j * len).collect();
+                planes_to_places(&planes, len, &dest, &mut back);
                 assert_eq!(back, rows);
             }
         }

@@ -293,25 +293,12 @@ pub const HDR_LEN: usize = std::mem::size_of::<Hdr>();
 impl<'a> EventRef<'a> {
     /// Parse the record at the start of `buf`; returns it and its length.
     pub fn parse(buf: &'a [u8]) -> Result<(EventRef<'a>, usize), RecordError> {
-        if buf.len() < HDR_LEN {
-            return Err(RecordError::ShortHeader { have: buf.len() });
-        }
-        let hdr: Hdr = bytemuck::pod_read_unaligned(&buf[..HDR_LEN]);
-        let len = hdr.len as usize;
-        if len < HDR_LEN || !len.is_multiple_of(8) || len > buf.len() {
-            return Err(RecordError::BadLength { len: hdr.len, have: buf.len() });
-        }
+        let (kind, len) = check_record(buf)?;
         let rec = &buf[..len];
-        let Some(kind) = EventKind::from_u16(hdr.kind) else {
-            return Ok((EventRef::Unknown(hdr), len));
+        let Some(kind) = kind else {
+            return Ok((EventRef::Unknown(bytemuck::pod_read_unaligned(&rec[..HDR_LEN])), len));
         };
         let need = kind.fixed_len();
-        if len < need {
-            return Err(RecordError::ShortBody { kind: hdr.kind, len: hdr.len, need });
-        }
-        fn get<T: Pod>(rec: &[u8]) -> T {
-            bytemuck::pod_read_unaligned(&rec[..std::mem::size_of::<T>()])
-        }
         let ev = match kind {
             EventKind::Connect => EventRef::Connect(get(rec)),
             EventKind::ConnInfo => EventRef::ConnInfo(get(rec)),
@@ -361,6 +348,39 @@ impl<'a> EventRef<'a> {
             EventRef::Unknown(h) => h,
         }
     }
+}
+
+/// The checks of [`EventRef::parse`] without building the event: the
+/// record's kind (`None` if this build does not know it) and length. A
+/// record that passes is at least as long as the fixed part of its kind, so
+/// [`read_fixed`] of that kind's struct cannot fail.
+pub fn check_record(buf: &[u8]) -> Result<(Option<EventKind>, usize), RecordError> {
+    if buf.len() < HDR_LEN {
+        return Err(RecordError::ShortHeader { have: buf.len() });
+    }
+    let hdr: Hdr = bytemuck::pod_read_unaligned(&buf[..HDR_LEN]);
+    let len = hdr.len as usize;
+    if len < HDR_LEN || !len.is_multiple_of(8) || len > buf.len() {
+        return Err(RecordError::BadLength { len: hdr.len, have: buf.len() });
+    }
+    let kind = EventKind::from_u16(hdr.kind);
+    if let Some(k) = kind {
+        let need = k.fixed_len();
+        if len < need {
+            return Err(RecordError::ShortBody { kind: hdr.kind, len: hdr.len, need });
+        }
+    }
+    Ok((kind, len))
+}
+
+/// The fixed part of a record as its struct (the record must be at least
+/// that long: see [`check_record`]).
+pub fn read_fixed<T: Pod>(rec: &[u8]) -> T {
+    bytemuck::pod_read_unaligned(&rec[..std::mem::size_of::<T>()])
+}
+
+fn get<T: Pod>(rec: &[u8]) -> T {
+    read_fixed(rec)
 }
 
 /// Iterate over the records of a decompressed chunk. Stops at the first

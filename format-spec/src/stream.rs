@@ -280,6 +280,20 @@ impl EventStream {
     /// The next record or damage report; `None` at the end of the recording.
     #[inline]
     pub fn next_item(&mut self) -> Option<StreamItem<'_>> {
+        Some(match self.next_record()? {
+            RecordItem::Record(rec) => match EventRef::parse(rec) {
+                Ok((ev, _)) => StreamItem::Event(ev),
+                Err(_) => unreachable!("next_record checked the record"),
+            },
+            RecordItem::BadChunk(e) => StreamItem::BadChunk(e),
+            RecordItem::BadRecord { chunk, offset, error } => StreamItem::BadRecord { chunk, offset, error },
+        })
+    }
+
+    /// [`EventStream::next_item`] without building the event: the bytes of
+    /// the next record, already checked by [`crate::event::check_record`]
+    /// (a reader that keeps its own form of the events parses them once).
+    pub fn next_record(&mut self) -> Option<RecordItem<'_>> {
         // Move to a chunk with records left without holding a borrow of it.
         while self.cur.as_ref().is_none_or(|c| self.off >= c.bytes().len()) {
             if let Some(done) = self.cur.take() {
@@ -290,22 +304,34 @@ impl EventStream {
             self.chunks_seen += 1;
             match next {
                 Ok(d) => self.cur = Some(d),
-                Err(e) => return Some(StreamItem::BadChunk(e)),
+                Err(e) => return Some(RecordItem::BadChunk(e)),
             }
         }
         let cur = self.cur.as_ref().expect("chunk with records left");
-        match EventRef::parse(&cur.bytes()[self.off..]) {
-            Ok((ev, len)) => {
+        let rest = &cur.bytes()[self.off..];
+        match crate::event::check_record(rest) {
+            Ok((_, len)) => {
                 self.off += len;
-                Some(StreamItem::Event(ev))
+                Some(RecordItem::Record(&rest[..len]))
             }
             Err(error) => {
                 let chunk = *cur.info();
                 let offset = self.off;
                 // The rest of the chunk cannot be resynchronised: skip it.
                 self.off = cur.bytes().len();
-                Some(StreamItem::BadRecord { chunk, offset, error })
+                Some(RecordItem::BadRecord { chunk, offset, error })
             }
         }
     }
+}
+
+/// What [`EventStream::next_record`] yields.
+#[derive(Debug)]
+pub enum RecordItem<'a> {
+    /// A record's bytes (`hdr.len` of them), checked.
+    Record(&'a [u8]),
+    /// A chunk that could not be read (its events are missing).
+    BadChunk(FormatError),
+    /// A record that could not be walked: the rest of its chunk is skipped.
+    BadRecord { chunk: crate::chunk::ChunkInfo, offset: usize, error: crate::event::RecordError },
 }
