@@ -564,11 +564,6 @@ static __always_inline int hs_exit(__u32 probe, __u8 role, long rc)
 	token = rd_u32(conn, off_conn_alert_token_local);
 	if (filter_flags)
 		conn_state_set(smc, CONN_OK, conn_pass(lport, rport, netns) ? CONN_OK : 0);
-	if (token && filter_flags == 0) {
-		__u64 v = (__u64)smc;
-
-		bpf_map_update_elem(&tokens, &token, &v, BPF_ANY);
-	}
 	if (!sock_wanted(smc, role == ST_ROLE_CLIENT))
 		return 0;
 	if (token && filter_flags) {
@@ -1542,12 +1537,20 @@ static __always_inline int on_cdc_recv(void *wc, void *buf)
 	count_hit(P_CDC_RECV);
 	/* one copy of the message serves the token lookup and the record */
 	bpf_probe_read_kernel(w, sizeof(w), buf);
-	token = ((__u32)w[4] << 24) | ((__u32)w[5] << 16) | ((__u32)w[6] << 8) | w[7];
-	p = bpf_map_lookup_elem(&tokens, &token);
-	if (p)
-		smc = (const void *)*p;
-	if (filter_flags && (!smc || !sock_wanted(smc, false)))
-		return 0;
+	/*
+	 * Only filters need the socket here: without them the record keeps
+	 * sock 0 and the analyzer names the socket by the token (the same
+	 * CONN_INFO that fills this map tells it the token), which saves the
+	 * LRU hash lookup, the dearest part of this hot program.
+	 */
+	if (filter_flags) {
+		token = ((__u32)w[4] << 24) | ((__u32)w[5] << 16) | ((__u32)w[6] << 8) | w[7];
+		p = bpf_map_lookup_elem(&tokens, &token);
+		if (p)
+			smc = (const void *)*p;
+		if (!smc || !sock_wanted(smc, false))
+			return 0;
+	}
 	RESERVE(struct st_cdc, ev, ST_EV_CDC_RECV);
 	ev->sock = sock_id(smc);
 	cdc_fill(ev, w);
