@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0
 # Seed corpora for the fuzz targets from the lab recordings in fixtures/:
 #   corpus/reader:   each fixture cut after 16 KiB and 48 KiB (header, metadata and the
-#                    first chunks: small inputs fuzz faster) and one whole small file;
+#                    first chunks: small inputs fuzz faster), one whole small file and
+#                    the format-spec golden file of version 1.1 (a columnar chunk);
 #   corpus/analyzer: the decompressed body of the first chunks of each fixture (raw
 #                    records as the BPF programs emit them), behind one control byte.
 # Needs python3 and zstd. Run from fuzz/.
@@ -15,6 +16,7 @@ for f in ../fixtures/*/*.smctrace; do
   head -c 49152 "$f" > "corpus/reader/$n-48k"
 done
 cp ../fixtures/fallback/a-client.smctrace corpus/reader/fallback-a-whole
+cp ../format-spec/tests/data/golden-v1.1.smctrace corpus/reader/golden-v1.1
 python3 - "$@" <<'PY'
 import glob, os, struct, subprocess
 for f in sorted(glob.glob('../fixtures/*/*.smctrace')):
