@@ -40,9 +40,18 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Install with apt-get whatever the lab needs and the host lacks (non-interactively).
+/// Everything the lab needs on the host: its Debian packages (installed with apt-get,
+/// non-interactively) and the mount point the guests bind their kernel's modules on.
 pub fn ensure_packages() -> Result<()> {
-    ensure_tools(PACKAGES)
+    ensure_tools(PACKAGES)?;
+    // The guests see the host's /usr read-only and bind their modules over /lib/modules,
+    // which must therefore exist on the host (it does on any Debian with a kernel package;
+    // a container or a VM booted from an outside kernel may have none).
+    if !std::path::Path::new("/lib/modules").is_dir() {
+        say("creating /lib/modules on the host (the guests bind their kernel's modules there)");
+        std::fs::create_dir_all("/lib/modules").context("creating /lib/modules")?;
+    }
+    Ok(())
 }
 
 /// Install the packages of `(package, file)` pairs whose file is missing.

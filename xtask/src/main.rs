@@ -365,19 +365,12 @@ fn smcctl_path() -> PathBuf {
         .unwrap_or_else(|| host::debug_bin("smcctl"))
 }
 
-/// Root, packages, and the mount point the guests bind their kernel's modules on.
+/// Root, and what the lab needs on the host ([`host::ensure_packages`]).
 fn prepare_host() -> Result<()> {
     if !host::is_root() {
         bail!("the lab needs root (apt-get, and QEMU exporting / read-only over 9p)");
     }
-    host::ensure_packages()?;
-    // The guests see the host's /usr read-only and bind their modules over /lib/modules,
-    // which must therefore exist on the host (it does on any Debian with a kernel).
-    if !Path::new("/lib/modules").is_dir() {
-        say("creating /lib/modules on the host (the guests bind their kernel's modules there)");
-        std::fs::create_dir_all("/lib/modules").context("creating /lib/modules")?;
-    }
-    Ok(())
+    host::ensure_packages()
 }
 
 /// The run's output directory, absolute, created.
