@@ -78,6 +78,8 @@ fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Me
     let writer = Writer::create(path, &Metadata::default(), WriterOptions { overwrite: true, ..Default::default() })
         .expect("create the log");
     let (tx, rx) = sync_channel::<Raw>(4);
+    // Spent chunk buffers go back to the drain thread, as in the recorder.
+    let (spent_tx, spent_rx) = sync_channel::<Vec<u8>>(8);
     let t0 = Instant::now();
     let (drain_cpu, (write_cpu, summary)) = std::thread::scope(|s| {
         let w = s.spawn(move || {
@@ -87,6 +89,7 @@ fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Me
             for c in rx {
                 let enc = encoder.encode(c.seq, &c.bytes, c.count, c.first, c.last).expect("encode");
                 writer.append(&enc).expect("append");
+                let _ = spent_tx.try_send(c.bytes);
             }
             let sum = writer.finish(TrailerInput::default()).expect("finish");
             (thread_cpu() - c0, sum)
@@ -109,7 +112,14 @@ fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Me
             buf.extend_from_slice(&item[..rlen]);
             count += 1;
             if buf.len() >= CHUNK_BYTES {
-                let bytes = std::mem::replace(&mut buf, Vec::with_capacity(cap));
+                let fresh = match spent_rx.try_recv() {
+                    Ok(mut b) => {
+                        b.clear();
+                        b
+                    }
+                    Err(_) => Vec::with_capacity(cap),
+                };
+                let bytes = std::mem::replace(&mut buf, fresh);
                 tx.send(Raw { seq, bytes, count, first, last }).expect("writer alive");
                 seq += 1;
                 count = 0;
