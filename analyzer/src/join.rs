@@ -347,11 +347,11 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
         // Read and reorder on a thread of their own, as in pass 2.
         let stream = (inp.open)();
         let input_stats = std::thread::scope(|scope| {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Step>>(STEP_BATCHES);
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Step>(STEPS_IN_FLIGHT);
             let merger = scope.spawn(move || merge_streams(vec![stream], vec![0], window_ns, false, tx));
-            for batch in rx {
-                for step in batch {
-                    if let Step::Event(_, ts, ev) = step {
+            for step in rx {
+                if let Step::Events(_, events) = step {
+                    for (ts, ev) in events {
                         b.process_released(ts, ev);
                     }
                 }
@@ -410,17 +410,20 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     // The steps reach this thread in the order one thread would run them.
     let mut peak = 0u64;
     std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Step>>(STEP_BATCHES);
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Step>(STEPS_IN_FLIGHT);
         let merger = scope.spawn(move || merge_streams(iters, offs, window_ns, streaming, tx));
-        for batch in rx {
-            for step in batch {
-                match step {
-                    Step::Event(r, ts, ev) => builders[r as usize].process_released(ts, ev),
-                    Step::Flush(until) => {
-                        // Builders process events a reorder window behind the input.
-                        peak = peak.max(retained(&builders));
-                        flush(&a, &mut builders, until, false, sink);
+        for step in rx {
+            match step {
+                Step::Events(r, events) => {
+                    let b = &mut builders[r as usize];
+                    for (ts, ev) in events {
+                        b.process_released(ts, ev);
                     }
+                }
+                Step::Flush(until) => {
+                    // Builders process events a reorder window behind the input.
+                    peak = peak.max(retained(&builders));
+                    flush(&a, &mut builders, until, false, sink);
                 }
             }
         }
@@ -437,17 +440,21 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     Ok(a)
 }
 
-/// What the merging thread of the second pass hands the modelling one.
+/// What the merging thread hands the modelling one. A recording's events
+/// reach its builder in the order its reorder window released them; the
+/// builders are independent of each other, so only the flushes order the
+/// recordings: every event released before a flush is sent before it.
 enum Step {
-    /// Recording, sort key, event: released by that recording's reorder window.
-    Event(u32, u64, crate::model::Ev),
+    /// Recording, and (sort key, event) as its reorder window released them.
+    Events(u32, Vec<(u64, crate::model::Ev)>),
     /// Join what can be joined up to this reference time.
     Flush(i64),
 }
 
-/// Steps per batch, and batches in flight between the two threads.
-const STEP_BATCH: usize = 2048;
-const STEP_BATCHES: usize = 8;
+/// Events per [`Step::Events`] (moved between the threads as one vector,
+/// not event by event), and steps in flight between the two threads.
+const STEP_EVENTS: usize = 1024;
+const STEPS_IN_FLIGHT: usize = 16;
 
 /// The second pass's reading half: merge the recordings in reference-clock
 /// order, run each through its reorder window and send what the windows
@@ -457,7 +464,7 @@ fn merge_streams(
     offs: Vec<i64>,
     window_ns: u64,
     streaming: bool,
-    tx: std::sync::mpsc::SyncSender<Vec<Step>>,
+    tx: std::sync::mpsc::SyncSender<Step>,
 ) -> Vec<InputStats> {
     let n = iters.len();
     let mut windows: Vec<RecordingBuilder> = (0..n).map(|r| RecordingBuilder::reorder_only(r, window_ns)).collect();
@@ -466,30 +473,45 @@ fn merge_streams(
         Item::Event(e) => (e.hdr().ts_ns as i64).saturating_sub(offs[r]),
         _ => i64::MIN,
     };
-    let mut batch = Vec::with_capacity(STEP_BATCH);
+    // Send every recording's released events (all of them, or only full batches).
+    let send_released = |windows: &mut [RecordingBuilder], all: bool| -> bool {
+        for (r, w) in windows.iter_mut().enumerate() {
+            if w.released_len() >= if all { 1 } else { STEP_EVENTS } && tx.send(Step::Events(r as u32, w.take_released(STEP_EVENTS))).is_err() {
+                return false;
+            }
+        }
+        true
+    };
     let mut count = 0u64;
     let mut now = i64::MIN;
     loop {
-        let pick = (0..n).filter(|&r| heads[r].is_some()).min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
-        let Some(r) = pick else { break };
+        let r = if n == 1 {
+            if heads[0].is_none() {
+                break;
+            }
+            0
+        } else {
+            let pick = (0..n).filter(|&r| heads[r].is_some()).min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
+            let Some(r) = pick else { break };
+            r
+        };
         let it = heads[r].take().expect("picked");
         now = now.max(key(&it, r));
         feed(&mut windows[r], it);
-        batch.extend(windows[r].released().map(|(ts, ev)| Step::Event(r as u32, ts, ev)));
         heads[r] = iters[r].next();
         count += 1;
-        if streaming && count.is_multiple_of(FLUSH_EVERY) {
-            batch.push(Step::Flush(now.saturating_sub(window_ns as i64)));
+        let flush = streaming && count.is_multiple_of(FLUSH_EVERY);
+        if (flush || windows[r].released_len() >= STEP_EVENTS) && !send_released(&mut windows, flush) {
+            return windows.iter().map(|w| w.input_stats()).collect();
         }
-        if batch.len() >= STEP_BATCH && tx.send(std::mem::replace(&mut batch, Vec::with_capacity(STEP_BATCH))).is_err() {
+        if flush && tx.send(Step::Flush(now.saturating_sub(window_ns as i64))).is_err() {
             break;
         }
     }
-    for (r, w) in windows.iter_mut().enumerate() {
+    for w in windows.iter_mut() {
         w.drain_queue();
-        batch.extend(w.released().map(|(ts, ev)| Step::Event(r as u32, ts, ev)));
     }
-    let _ = tx.send(batch);
+    send_released(&mut windows, true);
     windows.iter().map(|w| w.input_stats()).collect()
 }
 

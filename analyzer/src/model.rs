@@ -954,6 +954,17 @@ impl RecordingBuilder {
         self.released.get_or_insert_with(Vec::new).drain(..)
     }
 
+    /// How many released events wait to be taken.
+    pub fn released_len(&self) -> usize {
+        self.released.as_ref().map_or(0, Vec::len)
+    }
+
+    /// The events released since the last call as one vector (moved out
+    /// whole, not event by event), in processing order.
+    pub fn take_released(&mut self, capacity: usize) -> Vec<(u64, Ev)> {
+        std::mem::replace(self.released.get_or_insert_with(Vec::new), Vec::with_capacity(capacity))
+    }
+
     /// What the input side counted: events, their time span, unreadable
     /// chunks and bad records (a [`RecordingBuilder::reorder_only`]
     /// builder's half of the statistics).
