@@ -103,13 +103,13 @@ fn rows_to_planes(rows: &[u8], len: usize, count: usize, planes: &mut [u8]) {
 fn planes_to_places(planes: &[u8], len: usize, dest: &[usize], out: &mut [u8]) {
     let count = dest.len();
     let full = count & !7;
-    let mut x = [0u64; 8];
-    for j in (0..full).step_by(8) {
-        let d = &dest[j..j + 8];
-        for i in (0..len).step_by(8) {
-            for (b, w) in x.iter_mut().enumerate() {
-                *w = rd_u64(planes, (i + b) * count + j);
-            }
+    // Column block by column block: the eight planes of a block as slices
+    // of one length, so that reading them needs no further bounds checks.
+    for i in (0..len).step_by(8) {
+        let p: [&[u8]; 8] = std::array::from_fn(|b| &planes[(i + b) * count..(i + b + 1) * count]);
+        for (jb, d) in dest[..full].chunks_exact(8).enumerate() {
+            let j = jb * 8;
+            let mut x: [u64; 8] = std::array::from_fn(|b| rd_u64(p[b], j));
             transpose8(&mut x);
             for (r, w) in x.iter().enumerate() {
                 wr_u64(out, d[r] + i, *w);
