@@ -1022,11 +1022,14 @@ impl RecordingBuilder {
         // their place is within INSERT_REACH of its end (moving that many
         // entries is cheaper than the heap), else queued in the heap.
         let n = self.run.len();
-        let back = self.run.iter().rev().take(INSERT_REACH).position(|(q, _)| q.ts <= key);
-        let at = match back {
-            Some(k) => Some(n - k),
-            None if n <= INSERT_REACH => Some(0),
-            None => None,
+        let at = if self.run.back().is_none_or(|(q, _)| q.ts <= key) {
+            Some(n) // in order: the common case
+        } else {
+            match self.run.iter().rev().take(INSERT_REACH).position(|(q, _)| q.ts <= key) {
+                Some(k) => Some(n - k),
+                None if n <= INSERT_REACH => Some(0),
+                None => None,
+            }
         };
         if let Some(at) = at {
             let q = Queued { ts: key, seq: self.seq, slot: usize::MAX };
