@@ -12,11 +12,12 @@
 
 pub mod parquet;
 
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 
 use crate::join::{Analysis, Dir, Message, MsgKind, Sink, POINTS, STAGES};
 use crate::model::gap;
-use crate::report::{message_report, ConnReport, Report, ReportSink, SideReport};
+use crate::report::{basis, ConnReport, Report, ReportSink, SideReport};
 
 /// What one column holds; the CSV writes every kind as text, Parquet as the
 /// matching physical type.
@@ -45,7 +46,8 @@ pub struct Column {
 pub enum Value {
     Null,
     Int(i64),
-    Text(String),
+    /// Names and labels are static strings: no allocation per row.
+    Text(Cow<'static, str>),
     Bool(bool),
 }
 
@@ -79,12 +81,12 @@ impl From<bool> for Value {
 }
 impl From<String> for Value {
     fn from(v: String) -> Value {
-        Value::Text(v)
+        Value::Text(Cow::Owned(v))
     }
 }
-impl From<&str> for Value {
-    fn from(v: &str) -> Value {
-        Value::Text(v.to_string())
+impl From<&'static str> for Value {
+    fn from(v: &'static str) -> Value {
+        Value::Text(Cow::Borrowed(v))
     }
 }
 
@@ -119,31 +121,34 @@ pub fn message_columns() -> Vec<Column> {
 }
 
 /// One row of the messages table: points relative to the report start.
+/// The same fields as [`crate::report::message_report`] (report --json), computed directly:
+/// building that report's timeline and stage map per row was a quarter of
+/// `export --csv`'s instructions.
 pub fn message_row(a: &Analysis, msg: &Message) -> Vec<Value> {
-    let mr = message_report(a, msg);
-    let mut row: Vec<Value> = vec![
-        mr.conn.into(),
-        match mr.dir {
+    let mut row: Vec<Value> = Vec::with_capacity(12 + POINTS.len() + STAGES.len());
+    row.extend([
+        a.conns[msg.conn].id.into(),
+        match msg.dir {
             Dir::Forward => "forward",
             Dir::Backward => "backward",
         }
         .into(),
-        match mr.kind {
+        match msg.kind {
             MsgKind::Smc => "smc",
             MsgKind::Fallback => "fallback",
             MsgKind::RxOnly => "rx_only",
         }
         .into(),
-        mr.len.into(),
-        mr.stream_start.into(),
-        mr.stream_end.into(),
-        mr.cdc_seqno.into(),
-        mr.complete.into(),
-        gap::names(msg.gaps).join("|").into(),
-        mr.latency_ns.into(),
-        mr.latency_basis.into(),
-        mr.blocking_stage.into(),
-    ];
+        msg.len.into(),
+        msg.start.into(),
+        msg.end.into(),
+        msg.cdc_seqno.into(),
+        (!msg.incomplete()).into(),
+        if msg.gaps == 0 { "".into() } else { gap::names(msg.gaps).join("|").into() },
+        msg.latency().into(),
+        basis(msg).into(),
+        msg.blocking_stage().map(|b| b.0).into(),
+    ]);
     row.extend(msg.points.iter().map(|p| p.map(|t| t.saturating_sub(a.t0)).into()));
     row.extend(msg.stages.iter().map(|s| Value::from(*s)));
     row
@@ -311,33 +316,38 @@ pub fn open_table(format: Format, dir: &Path, table: &str, columns: Vec<Column>)
 }
 
 /// A CSV table: a header line with the column names, then one line per row.
+/// Cells are written field by field (integers through `itoa`): building a
+/// `String` per cell was half of `export --csv`'s instructions.
 struct CsvTable {
     path: PathBuf,
     columns: Vec<Column>,
     out: csv::Writer<std::fs::File>,
-    cells: Vec<String>,
 }
 
 impl CsvTable {
     fn create(path: PathBuf, columns: Vec<Column>) -> Result<CsvTable, String> {
         let mut out = csv::Writer::from_path(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
         out.write_record(columns.iter().map(|c| &c.name)).map_err(|e| format!("{}: write failed: {e}", path.display()))?;
-        Ok(CsvTable { path, columns, out, cells: Vec::new() })
+        Ok(CsvTable { path, columns, out })
     }
 }
 
 impl TableWriter for CsvTable {
     fn row(&mut self, row: &[Value]) -> Result<(), String> {
         check_row(&self.path, &self.columns, row)?;
-        self.cells.clear();
-        self.cells.extend(self.columns.iter().zip(row).map(|(c, v)| match v {
-            Value::Null => String::new(),
-            Value::Int(i) if c.kind == Kind::Code => format!("{:#010x}", *i as u32),
-            Value::Int(i) => i.to_string(),
-            Value::Text(s) => s.clone(),
-            Value::Bool(b) => b.to_string(),
-        }));
-        self.out.write_record(&self.cells).map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+        let mut num = itoa::Buffer::new();
+        for (c, v) in self.columns.iter().zip(row) {
+            let written = match v {
+                Value::Null => self.out.write_field(b""),
+                Value::Int(i) if c.kind == Kind::Code => self.out.write_field(format!("{:#010x}", *i as u32)),
+                Value::Int(i) => self.out.write_field(num.format(*i)),
+                Value::Text(s) => self.out.write_field(s.as_bytes()),
+                Value::Bool(b) => self.out.write_field(if *b { "true" } else { "false" }),
+            };
+            written.map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
+        }
+        // An empty record ends the one written field by field.
+        self.out.write_record(None::<&[u8]>).map_err(|e| format!("{}: write failed: {e}", self.path.display()))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), String> {

@@ -334,7 +334,7 @@ fn conn_mode(a: &Analysis, sides: &[usize]) -> Mode {
     }
 }
 
-fn basis(m: &Message) -> &'static str {
+pub(crate) fn basis(m: &Message) -> &'static str {
     if m.stages[crate::join::E2E].is_some() {
         "e2e"
     } else {

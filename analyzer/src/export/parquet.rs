@@ -502,11 +502,11 @@ mod tests {
             .map(|i| {
                 vec![
                     Value::Int(i as i64 - 7),
-                    if i % 3 == 0 { Value::Null } else { Value::Text(format!("{i:05}-{}", "x".repeat((i * 7) % 4000))) },
+                    if i % 3 == 0 { Value::Null } else { Value::Text(format!("{i:05}-{}", "x".repeat((i * 7) % 4000)).into()) },
                     if i % 5 == 1 { Value::Null } else { Value::Bool(i % 2 == 0) },
                     // null for whole row groups of 1000 (rows 1000..2000), else a value
                     if (1000..2000).contains(&i) { Value::Null } else { Value::Int(-(i as i64) * 1_000_000_007) },
-                    Value::Text(["", "é", "zz"][i % 3].to_string()),
+                    Value::Text(["", "é", "zz"][i % 3].into()),
                 ]
             })
             .collect()
@@ -554,7 +554,7 @@ mod tests {
                         .map(|v| match v {
                             Value::Null => Field::Null,
                             Value::Int(i) => Field::Long(*i),
-                            Value::Text(s) => Field::Str(s.clone()),
+                            Value::Text(s) => Field::Str(s.to_string()),
                             Value::Bool(b) => Field::Bool(*b),
                         })
                         .collect()
