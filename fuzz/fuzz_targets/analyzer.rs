@@ -9,8 +9,7 @@
 //! the files end cleanly.
 #![no_main]
 
-use std::cell::RefCell;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex};
 
 use libfuzzer_sys::fuzz_target;
 use smc_analyze::{input, join, report};
@@ -76,7 +75,7 @@ fuzz_target!(|data: &[u8]| {
     } else {
         write(&a, &recs, "a", ctl & 2 != 0);
     }
-    let warnings = Rc::new(RefCell::new(Vec::new()));
+    let warnings = Arc::new(Mutex::new(Vec::new()));
     let inputs: Vec<_> = files
         .iter()
         .enumerate()
@@ -85,7 +84,7 @@ fuzz_target!(|data: &[u8]| {
     let opts = report::Options { filter: Default::default(), top: 5, slow_ns: Some(1_000_000) };
     let mut sink = report::ReportSink::new(opts);
     let analysis = join::run(inputs, smc_analyze::model::DEFAULT_REORDER_WINDOW_NS, &mut sink);
-    let ws = vec![warnings.borrow().clone()];
+    let ws = vec![warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()];
     let r = sink.finish(&analysis, &ws);
     let _ = report::render_text(&r);
     let _ = serde_json::to_string(&r).expect("report serializes");
