@@ -940,18 +940,13 @@ impl RecordingBuilder {
     }
 
     /// A builder that only runs the reorder window: the events it releases,
-    /// in order, are taken with [`RecordingBuilder::released`] and modelled
+    /// in order, are taken with [`RecordingBuilder::take_released`] and modelled
     /// elsewhere with [`RecordingBuilder::process_released`] (the second
     /// pass runs the two halves on two threads).
     pub fn reorder_only(rec: usize, window_ns: u64) -> RecordingBuilder {
         let mut b = Self::with_options(rec, BuilderOptions { window_ns, keep_data: false, clock_samples: 0 });
         b.released = Some(Vec::new());
         b
-    }
-
-    /// The events released since the last call, in processing order.
-    pub fn released(&mut self) -> std::vec::Drain<'_, (u64, Ev)> {
-        self.released.get_or_insert_with(Vec::new).drain(..)
     }
 
     /// How many released events wait to be taken.
