@@ -475,7 +475,7 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
     if opts.runs == 0 || opts.count == 0 || opts.bulk_secs == 0 {
         bail!("--runs, --count and --bulk-secs must be at least 1");
     }
-    host::ensure_packages()?;
+    host::ensure_lab_host()?;
     host::ensure_tools(&[("linux-perf", "/usr/bin/perf"), ("bpftool", "/usr/sbin/bpftool")])?;
     host::cargo_build(&["smc-netlink"])?;
     cargo_release(&["smc-load", "smc-record"])?;

@@ -101,7 +101,7 @@ pub fn test(lab: bool) -> Result<i32> {
         if !host::is_root() {
             bail!("the lab scenarios need root (run as root, or pass --no-lab to run only cargo test)");
         }
-        host::ensure_packages()?;
+        host::ensure_lab_host()?;
     }
     say("licence gate (cargo xtask licenses)");
     if crate::licenses::check()? != 0 {
@@ -226,7 +226,7 @@ pub fn demo(out: Option<&Path>) -> Result<i32> {
     if !host::is_root() {
         bail!("the demo boots the lab, which needs root");
     }
-    host::ensure_packages()?;
+    host::ensure_lab_host()?;
     host::cargo_build(&["smc-netlink", "smc-load", "smc-record", "smc-analyze"])?;
     let k = kernel::ensure(Series::V6_12)?;
     let out = match out {

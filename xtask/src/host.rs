@@ -42,7 +42,7 @@ pub fn run_checked(cmd: &mut Command, what: &str) -> Result<()> {
 
 /// Everything the lab needs on the host: its Debian packages (installed with apt-get,
 /// non-interactively) and the mount point the guests bind their kernel's modules on.
-pub fn ensure_packages() -> Result<()> {
+pub fn ensure_lab_host() -> Result<()> {
     ensure_tools(PACKAGES)?;
     // The guests see the host's /usr read-only and bind their modules over /lib/modules,
     // which must therefore exist on the host (it does on any Debian with a kernel package;

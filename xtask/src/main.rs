@@ -365,12 +365,12 @@ fn smcctl_path() -> PathBuf {
         .unwrap_or_else(|| host::debug_bin("smcctl"))
 }
 
-/// Root, and what the lab needs on the host ([`host::ensure_packages`]).
+/// Root, and what the lab needs on the host ([`host::ensure_lab_host`]).
 fn prepare_host() -> Result<()> {
     if !host::is_root() {
         bail!("the lab needs root (apt-get, and QEMU exporting / read-only over 9p)");
     }
-    host::ensure_packages()
+    host::ensure_lab_host()
 }
 
 /// The run's output directory, absolute, created.
