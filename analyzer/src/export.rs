@@ -144,7 +144,7 @@ pub fn message_row(a: &Analysis, msg: &Message) -> Vec<Value> {
         msg.end.into(),
         msg.cdc_seqno.into(),
         (!msg.incomplete()).into(),
-        if msg.gaps == 0 { "".into() } else { gap::names(msg.gaps).join("|").into() },
+        gap::names(msg.gaps).join("|").into(),
         msg.latency().into(),
         basis(msg).into(),
         msg.blocking_stage().map(|b| b.0).into(),
