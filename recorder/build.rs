@@ -14,10 +14,19 @@ fn main() {
     let out = PathBuf::from(std::env::var_os("OUT_DIR").unwrap());
     let clang = std::env::var("CLANG").unwrap_or_else(|_| "clang".to_string());
 
-    for f in ["smc_record.bpf.c", "smc_record.h", "monitor.bpf.c", "monitor.h", "kread.h"] {
+    for f in [
+        "smc_record.bpf.c",
+        "smc_record.h",
+        "monitor.bpf.c",
+        "monitor.h",
+        "kread.h",
+    ] {
         println!("cargo:rerun-if-changed={}", src_dir.join(f).display());
     }
-    println!("cargo:rerun-if-changed={}", inc.join("smctrace_event.h").display());
+    println!(
+        "cargo:rerun-if-changed={}",
+        inc.join("smctrace_event.h").display()
+    );
     println!("cargo:rerun-if-env-changed=CLANG");
 
     // Userspace <asm/*.h> (struct pt_regs for bpf_tracing.h) live under the
@@ -27,12 +36,26 @@ fn main() {
     for name in ["smc_record", "monitor"] {
         let obj = out.join(format!("{name}.bpf.o"));
         let status = Command::new(&clang)
-            .args(["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-Wall", "-Wno-comment", "-Werror"])
-            .arg("-I").arg(&inc)
-            .arg("-I").arg(&src_dir)
-            .arg("-idirafter").arg(multiarch)
-            .arg("-c").arg(src_dir.join(format!("{name}.bpf.c")))
-            .arg("-o").arg(&obj)
+            .args([
+                "-O2",
+                "-g",
+                "-target",
+                "bpf",
+                "-D__TARGET_ARCH_x86",
+                "-Wall",
+                "-Wno-comment",
+                "-Werror",
+            ])
+            .arg("-I")
+            .arg(&inc)
+            .arg("-I")
+            .arg(&src_dir)
+            .arg("-idirafter")
+            .arg(multiarch)
+            .arg("-c")
+            .arg(src_dir.join(format!("{name}.bpf.c")))
+            .arg("-o")
+            .arg(&obj)
             .status();
         match status {
             Ok(s) if s.success() => {}

@@ -31,7 +31,15 @@ fn main() {
     let sy = demo(rounds);
     for (host, name) in [(0, "client"), (1, "server")] {
         let p = dir.join(format!("{name}.smctrace"));
-        if let Err(e) = write_recording(&p, &sy.stream(host), name, &format!("boot-{name}"), 0, 4096, true) {
+        if let Err(e) = write_recording(
+            &p,
+            &sy.stream(host),
+            name,
+            &format!("boot-{name}"),
+            0,
+            4096,
+            true,
+        ) {
             eprintln!("{e}");
             std::process::exit(1);
         }

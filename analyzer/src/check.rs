@@ -32,7 +32,11 @@ impl Stat {
     ];
 
     fn name(self) -> &'static str {
-        Stat::ALL.iter().find(|(_, s)| *s == self).map(|(n, _)| *n).unwrap_or("?")
+        Stat::ALL
+            .iter()
+            .find(|(_, s)| *s == self)
+            .map(|(n, _)| *n)
+            .unwrap_or("?")
     }
 
     fn of(self, s: &Summary) -> i64 {
@@ -59,24 +63,44 @@ pub struct MaxRule {
 
 /// Names a rule may bound: every stage of the report, and `handshake`.
 pub fn rule_targets() -> Vec<&'static str> {
-    STAGES.iter().map(|s| s.name).chain(std::iter::once("handshake")).collect()
+    STAGES
+        .iter()
+        .map(|s| s.name)
+        .chain(std::iter::once("handshake"))
+        .collect()
 }
 
 /// Parse `STAGE.STAT=DURATION`, e.g. `e2e.p99=200us`.
 pub fn parse_max(text: &str) -> Result<MaxRule, String> {
-    let bad = |why: String| format!("bad rule '{text}': {why} (expected STAGE.STAT=DURATION, e.g. e2e.p99=200us)");
+    let bad = |why: String| {
+        format!("bad rule '{text}': {why} (expected STAGE.STAT=DURATION, e.g. e2e.p99=200us)")
+    };
     let (lhs, rhs) = text.split_once('=').ok_or_else(|| bad("no '='".into()))?;
-    let (stage, stat) = lhs.trim().split_once('.').ok_or_else(|| bad("no '.' between stage and statistic".into()))?;
+    let (stage, stat) = lhs
+        .trim()
+        .split_once('.')
+        .ok_or_else(|| bad("no '.' between stage and statistic".into()))?;
     if !rule_targets().contains(&stage) {
-        return Err(bad(format!("unknown stage '{stage}'; stages: {}", rule_targets().join(", "))));
+        return Err(bad(format!(
+            "unknown stage '{stage}'; stages: {}",
+            rule_targets().join(", ")
+        )));
     }
     let stat = Stat::ALL
         .iter()
         .find(|(n, _)| *n == stat || (stat == "p999" && *n == "p99.9"))
         .map(|(_, s)| *s)
-        .ok_or_else(|| bad(format!("unknown statistic '{stat}'; statistics: mean, min, p50, p90, p99, p99.9, max")))?;
+        .ok_or_else(|| {
+            bad(format!(
+                "unknown statistic '{stat}'; statistics: mean, min, p50, p90, p99, p99.9, max"
+            ))
+        })?;
     let limit_ns = crate::duration::parse(rhs.trim()).map_err(bad)?;
-    Ok(MaxRule { stage: stage.to_string(), stat, limit_ns })
+    Ok(MaxRule {
+        stage: stage.to_string(),
+        stat,
+        limit_ns,
+    })
 }
 
 /// Parse an `--fail-on-incomplete` percentage (`5`, `0.5`, `5%`).
@@ -84,7 +108,9 @@ pub fn parse_pct(text: &str) -> Result<f64, String> {
     let t = text.trim().trim_end_matches('%');
     match t.parse::<f64>() {
         Ok(v) if (0.0..=100.0).contains(&v) => Ok(v),
-        _ => Err(format!("bad percentage '{text}' (expected a number from 0 to 100, e.g. 1 or 0.5%)")),
+        _ => Err(format!(
+            "bad percentage '{text}' (expected a number from 0 to 100, e.g. 1 or 0.5%)"
+        )),
     }
 }
 
@@ -104,14 +130,25 @@ pub fn evaluate(r: &Report, rules: &Rules) -> (Vec<String>, Vec<String>) {
     let mut bad = Vec::new();
     let mut ok = Vec::new();
     for m in &rules.max {
-        let rule = format!("{}.{} <= {}", m.stage, m.stat.name(), fmt(m.limit_ns as i64));
+        let rule = format!(
+            "{}.{} <= {}",
+            m.stage,
+            m.stat.name(),
+            fmt(m.limit_ns as i64)
+        );
         let summary = if m.stage == "handshake" {
             r.handshake.as_ref()
         } else {
-            r.stages.iter().find(|s| s.stage == m.stage).map(|s| &s.summary)
+            r.stages
+                .iter()
+                .find(|s| s.stage == m.stage)
+                .map(|s| &s.summary)
         };
         match summary.filter(|s| s.count > 0) {
-            None => bad.push(format!("{rule}: no complete measurement of {} in the recordings", m.stage)),
+            None => bad.push(format!(
+                "{rule}: no complete measurement of {} in the recordings",
+                m.stage
+            )),
             Some(s) => {
                 let v = m.stat.of(s);
                 if v > m.limit_ns as i64 {
@@ -128,27 +165,44 @@ pub fn evaluate(r: &Report, rules: &Rules) -> (Vec<String>, Vec<String>) {
             .iter()
             .filter(|c| c.mode == Mode::Fallback || c.fallback.is_some())
             .map(|c| {
-                let why = c.fallback.as_ref().map(|f| format!(" {} ({:#010x})", f.name, f.code)).unwrap_or_default();
+                let why = c
+                    .fallback
+                    .as_ref()
+                    .map(|f| format!(" {} ({:#010x})", f.name, f.code))
+                    .unwrap_or_default();
                 format!("conn {}{why}", c.id)
             })
             .collect();
         if fb.is_empty() {
             ok.push("no fallback: holds".into());
         } else {
-            bad.push(format!("no fallback: {} connection(s) fell back to TCP: {}", fb.len(), fb.join(", ")));
+            bad.push(format!(
+                "no fallback: {} connection(s) fell back to TCP: {}",
+                fb.len(),
+                fb.join(", ")
+            ));
         }
     }
     if rules.fail_on_loss {
         let mut lines = Vec::new();
         for rec in &r.recordings {
             if rec.lost_events > 0 {
-                lines.push(format!("[{}] {}: the kernel dropped {} events", rec.index, rec.path, rec.lost_events));
+                lines.push(format!(
+                    "[{}] {}: the kernel dropped {} events",
+                    rec.index, rec.path, rec.lost_events
+                ));
             }
             if rec.unreadable_chunks > 0 {
-                lines.push(format!("[{}] {}: {} unreadable chunks", rec.index, rec.path, rec.unreadable_chunks));
+                lines.push(format!(
+                    "[{}] {}: {} unreadable chunks",
+                    rec.index, rec.path, rec.unreadable_chunks
+                ));
             }
             if !rec.clean_close {
-                lines.push(format!("[{}] {}: not closed cleanly, lost events unknown", rec.index, rec.path));
+                lines.push(format!(
+                    "[{}] {}: not closed cleanly, lost events unknown",
+                    rec.index, rec.path
+                ));
             }
         }
         if lines.is_empty() {
@@ -160,12 +214,22 @@ pub fn evaluate(r: &Report, rules: &Rules) -> (Vec<String>, Vec<String>) {
     if let Some(pct) = rules.fail_on_incomplete_pct {
         let s = &r.summary;
         let total = s.complete_messages + s.incomplete_messages;
-        let have = if total == 0 { 0.0 } else { 100.0 * s.incomplete_messages as f64 / total as f64 };
+        let have = if total == 0 {
+            0.0
+        } else {
+            100.0 * s.incomplete_messages as f64 / total as f64
+        };
         let rule = format!("incomplete messages <= {pct}%");
         if have > pct {
-            bad.push(format!("{rule}: {} of {total} messages ({have:.2}%) are incomplete", s.incomplete_messages));
+            bad.push(format!(
+                "{rule}: {} of {total} messages ({have:.2}%) are incomplete",
+                s.incomplete_messages
+            ));
         } else {
-            ok.push(format!("{rule}: {} of {total} ({have:.2}%)", s.incomplete_messages));
+            ok.push(format!(
+                "{rule}: {} of {total} ({have:.2}%)",
+                s.incomplete_messages
+            ));
         }
     }
     (bad, ok)
@@ -177,13 +241,32 @@ mod tests {
 
     #[test]
     fn parses_rules() {
-        assert_eq!(parse_max("e2e.p99=200us").unwrap(), MaxRule { stage: "e2e".into(), stat: Stat::P99, limit_ns: 200_000 });
-        assert_eq!(parse_max("rx_process.p99.9=1.5ms").unwrap().stat, Stat::P999);
-        assert_eq!(parse_max("handshake.max=2s").unwrap().limit_ns, 2_000_000_000);
-        assert!(parse_max("e2e.p99=200").unwrap_err().contains("bad rule 'e2e.p99=200'"));
+        assert_eq!(
+            parse_max("e2e.p99=200us").unwrap(),
+            MaxRule {
+                stage: "e2e".into(),
+                stat: Stat::P99,
+                limit_ns: 200_000
+            }
+        );
+        assert_eq!(
+            parse_max("rx_process.p99.9=1.5ms").unwrap().stat,
+            Stat::P999
+        );
+        assert_eq!(
+            parse_max("handshake.max=2s").unwrap().limit_ns,
+            2_000_000_000
+        );
+        assert!(parse_max("e2e.p99=200")
+            .unwrap_err()
+            .contains("bad rule 'e2e.p99=200'"));
         assert!(parse_max("e2e=200us").unwrap_err().contains("no '.'"));
-        assert!(parse_max("e2f.p99=200us").unwrap_err().contains("unknown stage 'e2f'"));
-        assert!(parse_max("e2e.p98=200us").unwrap_err().contains("unknown statistic"));
+        assert!(parse_max("e2f.p99=200us")
+            .unwrap_err()
+            .contains("unknown stage 'e2f'"));
+        assert!(parse_max("e2e.p98=200us")
+            .unwrap_err()
+            .contains("unknown statistic"));
         assert!(parse_max("e2e.p99").unwrap_err().contains("no '='"));
         assert_eq!(parse_pct("0.5%").unwrap(), 0.5);
         assert!(parse_pct("150").is_err());

@@ -7,16 +7,24 @@ pub fn parse(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t
         .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("duration {text:?} has no unit (use ns, us, ms or s, e.g. 200us)"))?;
+        .ok_or_else(|| {
+            format!("duration {text:?} has no unit (use ns, us, ms or s, e.g. 200us)")
+        })?;
     let (num, unit) = t.split_at(split);
-    let value: f64 = num.parse().map_err(|_| format!("duration {text:?}: {num:?} is not a number"))?;
+    let value: f64 = num
+        .parse()
+        .map_err(|_| format!("duration {text:?}: {num:?} is not a number"))?;
     let scale = match unit.trim() {
         "ns" => 1.0,
         "us" | "µs" => 1e3,
         "ms" => 1e6,
         "s" => 1e9,
         "m" | "min" => 60e9,
-        other => return Err(format!("duration {text:?}: unknown unit {other:?} (use ns, us, ms or s)")),
+        other => {
+            return Err(format!(
+                "duration {text:?}: unknown unit {other:?} (use ns, us, ms or s)"
+            ))
+        }
     };
     let ns = value * scale;
     if !ns.is_finite() || !(0.0..1.8e19).contains(&ns) {

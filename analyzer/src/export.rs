@@ -91,7 +91,11 @@ impl From<&'static str> for Value {
 }
 
 fn col(name: &str, kind: Kind, nullable: bool) -> Column {
-    Column { name: name.to_string(), kind, nullable }
+    Column {
+        name: name.to_string(),
+        kind,
+        nullable,
+    }
 }
 
 /// The three tables, in the order they are written.
@@ -116,7 +120,11 @@ pub fn message_columns() -> Vec<Column> {
         col("blocking_stage", Text, true),
     ];
     c.extend(POINTS.iter().map(|p| col(&format!("t_{p}_ns"), Int, true)));
-    c.extend(STAGES.iter().map(|s| col(&format!("{}_ns", s.name), Int, true)));
+    c.extend(
+        STAGES
+            .iter()
+            .map(|s| col(&format!("{}_ns", s.name), Int, true)),
+    );
     c
 }
 
@@ -149,7 +157,11 @@ pub fn message_row(a: &Analysis, msg: &Message) -> Vec<Value> {
         basis(msg).into(),
         msg.blocking_stage().map(|b| b.0).into(),
     ]);
-    row.extend(msg.points.iter().map(|p| p.map(|t| t.saturating_sub(a.t0)).into()));
+    row.extend(
+        msg.points
+            .iter()
+            .map(|p| p.map(|t| t.saturating_sub(a.t0)).into()),
+    );
     row.extend(msg.stages.iter().map(|s| Value::from(*s)));
     row
 }
@@ -193,7 +205,8 @@ pub fn connection_columns() -> Vec<Column> {
 /// the tokens, QP and buffer sizes are the first side's.
 pub fn connection_row(x: &ConnReport) -> Vec<Value> {
     let first = x.sides.first();
-    let join = |f: &dyn Fn(&SideReport) -> String| x.sides.iter().map(f).collect::<Vec<_>>().join("|");
+    let join =
+        |f: &dyn Fn(&SideReport) -> String| x.sides.iter().map(f).collect::<Vec<_>>().join("|");
     vec![
         x.id.into(),
         x.mode.label().into(),
@@ -228,10 +241,12 @@ pub fn connection_row(x: &ConnReport) -> Vec<Value> {
 
 /// Columns of the stages table.
 pub fn stage_columns() -> Vec<Column> {
-    ["stage", "count", "mean_ns", "min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns"]
-        .iter()
-        .map(|n| col(n, if *n == "stage" { Kind::Text } else { Kind::Int }, false))
-        .collect()
+    [
+        "stage", "count", "mean_ns", "min_ns", "p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns",
+    ]
+    .iter()
+    .map(|n| col(n, if *n == "stage" { Kind::Text } else { Kind::Int }, false))
+    .collect()
 }
 
 /// The stages table of a finished report (complete messages only).
@@ -259,7 +274,12 @@ pub fn stage_rows(r: &Report) -> Vec<Vec<Value>> {
 /// builders would otherwise shift every later column).
 fn check_row(path: &Path, columns: &[Column], row: &[Value]) -> Result<(), String> {
     if row.len() != columns.len() {
-        return Err(format!("{}: internal error: row of {} values for {} columns", path.display(), row.len(), columns.len()));
+        return Err(format!(
+            "{}: internal error: row of {} values for {} columns",
+            path.display(),
+            row.len(),
+            columns.len()
+        ));
     }
     for (c, v) in columns.iter().zip(row) {
         let ok = match v {
@@ -269,7 +289,12 @@ fn check_row(path: &Path, columns: &[Column], row: &[Value]) -> Result<(), Strin
             Value::Bool(_) => c.kind == Kind::Bool,
         };
         if !ok {
-            return Err(format!("{}: internal error: value {v:?} does not fit column {} ({:?})", path.display(), c.name, c.kind));
+            return Err(format!(
+                "{}: internal error: value {v:?} does not fit column {} ({:?})",
+                path.display(),
+                c.name,
+                c.kind
+            ));
         }
     }
     Ok(())
@@ -285,7 +310,10 @@ pub const DEFAULT_ROW_GROUP_ROWS: usize = 65_536;
 pub enum Format {
     Csv,
     /// Parquet with at most this many rows per row group.
-    Parquet { row_group_rows: usize, compression: parquet::Compression },
+    Parquet {
+        row_group_rows: usize,
+        compression: parquet::Compression,
+    },
 }
 
 impl Format {
@@ -305,13 +333,25 @@ pub trait TableWriter {
 }
 
 /// Create `dir/<table>.<ext>` in `format`.
-pub fn open_table(format: Format, dir: &Path, table: &str, columns: Vec<Column>) -> Result<Box<dyn TableWriter>, String> {
+pub fn open_table(
+    format: Format,
+    dir: &Path,
+    table: &str,
+    columns: Vec<Column>,
+) -> Result<Box<dyn TableWriter>, String> {
     let path = dir.join(format!("{table}.{}", format.ext()));
     Ok(match format {
         Format::Csv => Box::new(CsvTable::create(path, columns)?),
-        Format::Parquet { row_group_rows, compression } => {
-            Box::new(parquet::ParquetTable::create(path, table, columns, row_group_rows, compression)?)
-        }
+        Format::Parquet {
+            row_group_rows,
+            compression,
+        } => Box::new(parquet::ParquetTable::create(
+            path,
+            table,
+            columns,
+            row_group_rows,
+            compression,
+        )?),
     })
 }
 
@@ -326,8 +366,10 @@ struct CsvTable {
 
 impl CsvTable {
     fn create(path: PathBuf, columns: Vec<Column>) -> Result<CsvTable, String> {
-        let mut out = csv::Writer::from_path(&path).map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
-        out.write_record(columns.iter().map(|c| &c.name)).map_err(|e| format!("{}: write failed: {e}", path.display()))?;
+        let mut out = csv::Writer::from_path(&path)
+            .map_err(|e| format!("{}: cannot create: {e}", path.display()))?;
+        out.write_record(columns.iter().map(|c| &c.name))
+            .map_err(|e| format!("{}: write failed: {e}", path.display()))?;
         Ok(CsvTable { path, columns, out })
     }
 }
@@ -339,7 +381,9 @@ impl TableWriter for CsvTable {
         for (c, v) in self.columns.iter().zip(row) {
             let written = match v {
                 Value::Null => self.out.write_field(b""),
-                Value::Int(i) if c.kind == Kind::Code => self.out.write_field(format!("{:#010x}", *i as u32)),
+                Value::Int(i) if c.kind == Kind::Code => {
+                    self.out.write_field(format!("{:#010x}", *i as u32))
+                }
                 Value::Int(i) => self.out.write_field(num.format(*i)),
                 Value::Text(s) => self.out.write_field(s.as_bytes()),
                 Value::Bool(b) => self.out.write_field(if *b { "true" } else { "false" }),
@@ -347,11 +391,15 @@ impl TableWriter for CsvTable {
             written.map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
         }
         // An empty record ends the one written field by field.
-        self.out.write_record(None::<&[u8]>).map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+        self.out
+            .write_record(None::<&[u8]>)
+            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), String> {
-        self.out.flush().map_err(|e| format!("{}: write failed: {e}", self.path.display()))
+        self.out
+            .flush()
+            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))
     }
 }
 
@@ -366,18 +414,31 @@ pub struct ExportSink {
 
 impl ExportSink {
     /// Create every output directory and start its messages table.
-    pub fn create(outputs: Vec<(Format, PathBuf)>, report: ReportSink) -> Result<ExportSink, String> {
+    pub fn create(
+        outputs: Vec<(Format, PathBuf)>,
+        report: ReportSink,
+    ) -> Result<ExportSink, String> {
         let mut messages = Vec::new();
         for (format, dir) in &outputs {
-            std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
             messages.push(open_table(*format, dir, "messages", message_columns())?);
         }
-        Ok(ExportSink { report, outputs, messages, error: None })
+        Ok(ExportSink {
+            report,
+            outputs,
+            messages,
+            error: None,
+        })
     }
 
     /// Finish the messages tables, write the other two; returns the report
     /// and the files written.
-    pub fn finish(mut self, a: &Analysis, warnings: &[Vec<String>]) -> Result<(Report, Vec<String>), String> {
+    pub fn finish(
+        mut self,
+        a: &Analysis,
+        warnings: &[Vec<String>],
+    ) -> Result<(Report, Vec<String>), String> {
         if let Some(e) = self.error.take() {
             return Err(e);
         }
@@ -397,7 +458,11 @@ impl ExportSink {
                 s.row(&row)?;
             }
             s.finish()?;
-            files.extend(TABLES.iter().map(|t| dir.join(format!("{t}.{}", format.ext())).display().to_string()));
+            files.extend(TABLES.iter().map(|t| {
+                dir.join(format!("{t}.{}", format.ext()))
+                    .display()
+                    .to_string()
+            }));
         }
         Ok((r, files))
     }

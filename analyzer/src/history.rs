@@ -24,7 +24,11 @@ pub struct History<T> {
 
 impl<T: Keys> History<T> {
     pub fn new(cap: usize) -> History<T> {
-        History { q: VecDeque::new(), cap, inversions: [0, 0] }
+        History {
+            q: VecDeque::new(),
+            cap,
+            inversions: [0, 0],
+        }
     }
 
     /// Append `v`, dropping the oldest entry when full.

@@ -9,7 +9,10 @@ use crate::plot::Chart;
 use crate::report::Report;
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 fn opt(v: Option<i64>) -> String {
@@ -90,7 +93,11 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
         h.push_str("</table>\n");
     }
     h.push_str("<h2>Stages (complete messages)</h2><table><tr><th class=l>stage</th><th>count</th><th>mean</th><th>p50</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th></tr>\n");
-    let rows = r.stages.iter().map(|st| (st.stage, &st.summary)).chain(r.handshake.as_ref().map(|x| ("handshake", x)));
+    let rows = r
+        .stages
+        .iter()
+        .map(|st| (st.stage, &st.summary))
+        .chain(r.handshake.as_ref().map(|x| ("handshake", x)));
     for (name, x) in rows {
         let cells: String = x.cells().iter().map(|c| format!("<td>{c}</td>")).collect();
         let _ = writeln!(h, "<tr><td class=l>{name}</td>{cells}</tr>");
@@ -120,11 +127,21 @@ td,th{{border:1px solid #bbb;padding:3px 8px;text-align:right}}th{{background:#e
     h.push_str("</table>\n<h2>Charts</h2>\n");
     for c in charts {
         // plotters writes an XML declaration-free <svg> element: inline as is.
-        let _ = writeln!(h, "<figure>{}<figcaption>{}</figcaption></figure>", c.svg, esc(&c.title));
+        let _ = writeln!(
+            h,
+            "<figure>{}<figcaption>{}</figcaption></figure>",
+            c.svg,
+            esc(&c.title)
+        );
     }
     let _ = writeln!(h, "<h2>Slowest {} messages</h2><table><tr><th>conn</th><th class=l>dir</th><th>len</th><th>latency</th><th class=l>basis</th><th class=l>blocking stage</th><th class=l>stages</th></tr>", r.slowest.len());
     for m in &r.slowest {
-        let stages = m.stages.iter().map(|(k, v)| format!("{k} {}", fmt(*v))).collect::<Vec<_>>().join(", ");
+        let stages = m
+            .stages
+            .iter()
+            .map(|(k, v)| format!("{k} {}", fmt(*v)))
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = writeln!(
             h,
             "<tr><td>{}</td><td class=l>{:?}</td><td>{}</td><td>{}</td><td class=l>{}</td><td class=l>{}</td><td class=l>{}{}</td></tr>",

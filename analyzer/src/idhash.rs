@@ -17,7 +17,12 @@ impl Default for IdHash {
     fn default() -> IdHash {
         // RandomState's keys are random per process; hashing nothing with it
         // gives a value derived from them.
-        IdHash { seed: std::collections::hash_map::RandomState::new().build_hasher().finish() | 1 }
+        IdHash {
+            seed: std::collections::hash_map::RandomState::new()
+                .build_hasher()
+                .finish()
+                | 1,
+        }
     }
 }
 
@@ -35,7 +40,9 @@ pub struct IdHasher(u64);
 impl IdHasher {
     #[inline]
     fn mix(&mut self, v: u64) {
-        self.0 = (self.0 ^ v).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29);
+        self.0 = (self.0 ^ v)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+            .rotate_left(29);
     }
 }
 

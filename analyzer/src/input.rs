@@ -16,13 +16,22 @@ use crate::join::{Input, Item, RecordingMeta, SnapshotSock};
 use crate::model::{Addr, Ev, Mode};
 
 fn snapshot_sockets(r: &Reader) -> Vec<SnapshotSock> {
-    let Some(snap) = &r.metadata().start_snapshot else { return Vec::new() };
+    let Some(snap) = &r.metadata().start_snapshot else {
+        return Vec::new();
+    };
     snap.sockets
         .iter()
         .filter(|s| s.local_token != 0)
         .map(|s| {
             let ep = |addr: [u8; 16], port: u16| {
-                Addr::from_endpoint(&smctrace_format::event::Endpoint { addr, port, _pad: [0; 3] }, s.family)
+                Addr::from_endpoint(
+                    &smctrace_format::event::Endpoint {
+                        addr,
+                        port,
+                        _pad: [0; 3],
+                    },
+                    s.family,
+                )
             };
             SnapshotSock {
                 local: ep(s.local_addr, s.local_port),
@@ -68,7 +77,9 @@ impl Iterator for ChunkEvents {
         let seen = self.events.chunks_seen();
         let item = match self.events.next_record() {
             Some(RecordItem::Record(rec)) => {
-                let kind = smctrace_format::event::EventKind::from_u16(u16::from_le_bytes([rec[0], rec[1]]));
+                let kind = smctrace_format::event::EventKind::from_u16(u16::from_le_bytes([
+                    rec[0], rec[1],
+                ]));
                 Item::Event(Ev::from_record(kind, rec))
             }
             Some(RecordItem::BadChunk(e)) => {
@@ -76,7 +87,10 @@ impl Iterator for ChunkEvents {
                 Item::UnreadableChunk
             }
             Some(RecordItem::BadRecord { chunk, error, .. }) => {
-                self.warn(format!("chunk {} (seq {}): {error}; rest of the chunk skipped", chunk.index, chunk.seq));
+                self.warn(format!(
+                    "chunk {} (seq {}): {error}; rest of the chunk skipped",
+                    chunk.index, chunk.seq
+                ));
                 Item::BadRecord
             }
             None => {
@@ -113,7 +127,11 @@ pub fn open(
     {
         let mut w = warnings.lock().unwrap_or_else(|e| e.into_inner());
         if !rec.clean_close {
-            let why = rec.stopped_at.as_ref().map(|(off, r)| format!(", stopped at offset {off}: {r}")).unwrap_or_default();
+            let why = rec
+                .stopped_at
+                .as_ref()
+                .map(|(off, r)| format!(", stopped at offset {off}: {r}"))
+                .unwrap_or_default();
             w.push(format!(
                 "not closed cleanly: recovered {} chunks / {} events{why}; lost-event counts unknown",
                 rec.chunks_ok, rec.events_ok
@@ -141,8 +159,10 @@ pub fn open(
     let bar = if let (Some(multi), true) = (progress, std::io::stderr().is_terminal()) {
         let pb = multi.add(indicatif::ProgressBar::new(reader.stats().event_chunks * 2));
         pb.set_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} chunks (2 passes) {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:30}] {pos}/{len} chunks (2 passes) {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         pb.set_message(format!("[{index}] {}", path.display()));
         Some(pb)
@@ -156,11 +176,19 @@ pub fn open(
             events: EventStream::new(reader.clone()),
             warnings: (pass == 1).then(|| warnings.clone()),
             bar: bar.clone(),
-            bar_base: if pass >= 2 { reader.stats().event_chunks } else { 0 },
+            bar_base: if pass >= 2 {
+                reader.stats().event_chunks
+            } else {
+                0
+            },
             last_pass: pass >= 2,
         })
     };
-    Ok(Input { meta, lost, open: Box::new(open) })
+    Ok(Input {
+        meta,
+        lost,
+        open: Box::new(open),
+    })
 }
 
 /// Wall-clock text (UTC) of a CLOCK_REALTIME nanosecond value.
@@ -196,9 +224,23 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
     let rec = r.recovery();
     let mut o = String::new();
     let (maj, min) = r.version();
-    let _ = writeln!(o, "file:       {} ({} bytes, format {maj}.{min})", path.display(), r.file_len());
-    let _ = writeln!(o, "host:       {}  kernel {}  boot id {}", md.host, md.kernel_release, md.boot_id);
-    let _ = writeln!(o, "recorder:   {}  command: {}", md.recorder_version, md.command_line.join(" "));
+    let _ = writeln!(
+        o,
+        "file:       {} ({} bytes, format {maj}.{min})",
+        path.display(),
+        r.file_len()
+    );
+    let _ = writeln!(
+        o,
+        "host:       {}  kernel {}  boot id {}",
+        md.host, md.kernel_release, md.boot_id
+    );
+    let _ = writeln!(
+        o,
+        "recorder:   {}  command: {}",
+        md.recorder_version,
+        md.command_line.join(" ")
+    );
     let _ = writeln!(
         o,
         "clock:      monotonic {} ns = {}",
@@ -214,12 +256,23 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
     let _ = writeln!(
         o,
         "payload:    {}",
-        if md.payload_bytes == 0 { "not captured".to_string() } else { format!("first {} bytes of each send", md.payload_bytes) }
+        if md.payload_bytes == 0 {
+            "not captured".to_string()
+        } else {
+            format!("first {} bytes of each send", md.payload_bytes)
+        }
     );
     for (k, v) in &md.extra {
         let _ = writeln!(o, "extra:      {k} = {v}");
     }
-    let hits = |name: &str| r.trailer().and_then(|t| t.probe_hits.iter().find(|(n, _)| n == name).map(|(_, h)| *h));
+    let hits = |name: &str| {
+        r.trailer().and_then(|t| {
+            t.probe_hits
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, h)| *h)
+        })
+    };
     let _ = writeln!(o, "probes:     {}", md.probes.len());
     for p in &md.probes {
         let _ = writeln!(
@@ -229,8 +282,14 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
             p.attach_type,
             p.hook,
             if p.stage.is_empty() { "-" } else { &p.stage },
-            if p.attached { "attached".to_string() } else { format!("NOT attached: {}", p.error.as_deref().unwrap_or("?")) },
-            hits(&p.name).map(|h| format!(", {h} hits")).unwrap_or_default()
+            if p.attached {
+                "attached".to_string()
+            } else {
+                format!("NOT attached: {}", p.error.as_deref().unwrap_or("?"))
+            },
+            hits(&p.name)
+                .map(|h| format!(", {h} hits"))
+                .unwrap_or_default()
         );
     }
     let span = st.last_ts.saturating_sub(st.first_ts);
@@ -241,7 +300,11 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
         st.events,
         st.raw_bytes,
         st.compressed_bytes,
-        if st.compressed_bytes > 0 { st.raw_bytes as f64 / st.compressed_bytes as f64 } else { 0.0 },
+        if st.compressed_bytes > 0 {
+            st.raw_bytes as f64 / st.compressed_bytes as f64
+        } else {
+            0.0
+        },
         crate::duration::fmt(span as i64)
     );
     if st.events > 0 {
@@ -268,25 +331,50 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
         .iter()
         .enumerate()
         .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| match smctrace_format::event::EventKind::from_u16(k as u16) {
-            Some(kind) => format!("{} {n}", kind.name()),
-            None => format!("kind{k} {n}"),
-        })
+        .map(
+            |(k, n)| match smctrace_format::event::EventKind::from_u16(k as u16) {
+                Some(kind) => format!("{} {n}", kind.name()),
+                None => format!("kind{k} {n}"),
+            },
+        )
         .collect();
-    let _ = writeln!(o, "records:    {}", if by_kind.is_empty() { "none".to_string() } else { by_kind.join(", ") });
+    let _ = writeln!(
+        o,
+        "records:    {}",
+        if by_kind.is_empty() {
+            "none".to_string()
+        } else {
+            by_kind.join(", ")
+        }
+    );
     if unreadable > 0 {
         let _ = writeln!(o, "unreadable: {unreadable} chunks (corrupt; listed below)");
     }
     match r.trailer() {
         Some(t) => {
-            let lost: Vec<String> = t.lost_per_cpu.iter().enumerate().filter(|(_, n)| **n > 0).map(|(c, n)| format!("cpu{c}: {n}")).collect();
+            let lost: Vec<String> = t
+                .lost_per_cpu
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(c, n)| format!("cpu{c}: {n}"))
+                .collect();
             let _ = writeln!(
                 o,
                 "lost:       {} events{}",
                 t.lost_total(),
-                if lost.is_empty() { String::new() } else { format!(" ({})", lost.join(", ")) }
+                if lost.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ({})", lost.join(", "))
+                }
             );
-            let _ = writeln!(o, "close:      clean (trailer: {} chunks indexed, end at monotonic {} ns)", t.chunk_index.len(), t.end_monotonic_ns);
+            let _ = writeln!(
+                o,
+                "close:      clean (trailer: {} chunks indexed, end at monotonic {} ns)",
+                t.chunk_index.len(),
+                t.end_monotonic_ns
+            );
         }
         None => {
             let _ = writeln!(o, "lost:       unknown (no trailer)");
@@ -295,7 +383,10 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
                 "close:      NOT clean: recovered {} chunks, {} events{}",
                 rec.chunks_ok,
                 rec.events_ok,
-                rec.stopped_at.as_ref().map(|(off, why)| format!("; stopped at offset {off}: {why}")).unwrap_or_default()
+                rec.stopped_at
+                    .as_ref()
+                    .map(|(off, why)| format!("; stopped at offset {off}: {why}"))
+                    .unwrap_or_default()
             );
         }
     }
@@ -313,9 +404,16 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
         );
     }
     if rec.unknown_chunks > 0 {
-        let _ = writeln!(o, "skipped:    {} chunks of unknown type", rec.unknown_chunks);
+        let _ = writeln!(
+            o,
+            "skipped:    {} chunks of unknown type",
+            rec.unknown_chunks
+        );
     }
-    for (label, snap) in [("start", md.start_snapshot.as_ref()), ("end", r.trailer().and_then(|t| t.end_snapshot.as_ref()))] {
+    for (label, snap) in [
+        ("start", md.start_snapshot.as_ref()),
+        ("end", r.trailer().and_then(|t| t.end_snapshot.as_ref())),
+    ] {
         if let Some(s) = snap {
             let _ = writeln!(
                 o,
@@ -324,7 +422,10 @@ pub fn info(path: &Path) -> Result<String, FormatError> {
                 s.links.len(),
                 s.fallbacks.len(),
                 s.stats.len(),
-                s.error.as_ref().map(|e| format!(" (partial: {e})")).unwrap_or_default()
+                s.error
+                    .as_ref()
+                    .map(|e| format!(" (partial: {e})"))
+                    .unwrap_or_default()
             );
             for fb in &s.fallbacks {
                 let _ = writeln!(

@@ -6,7 +6,10 @@
 
 use std::collections::HashMap;
 
-use crate::model::{gap, Addr, BuilderOptions, Mode, RecordingBuilder, RecordingStats, Role, RxAct, Side, TxMsg, CLOCK_SAMPLES};
+use crate::model::{
+    gap, Addr, BuilderOptions, Mode, RecordingBuilder, RecordingStats, Role, RxAct, Side, TxMsg,
+    CLOCK_SAMPLES,
+};
 
 /// Facts about one input recording.
 #[derive(Clone, Debug, serde::Serialize)]
@@ -127,16 +130,76 @@ pub struct StageDef {
 
 /// Every stage, in path order. See docs/analyzer.md for the definitions.
 pub const STAGES: [StageDef; 10] = [
-    StageDef { name: "send_call", from: pt::SEND_ENTER, to: pt::SEND_RETURN, chain: false, cross_host: false },
-    StageDef { name: "send_lock", from: pt::SEND_ENTER, to: pt::COPY_ENTER, chain: true, cross_host: false },
-    StageDef { name: "copy", from: pt::COPY_ENTER, to: pt::COPY_DONE, chain: true, cross_host: false },
-    StageDef { name: "post", from: pt::COPY_DONE, to: pt::POST_DONE, chain: true, cross_host: false },
-    StageDef { name: "cdc_send", from: pt::POST_DONE, to: pt::CDC_SEND, chain: true, cross_host: false },
-    StageDef { name: "cdc_complete", from: pt::CDC_SEND, to: pt::CDC_TX_DONE, chain: false, cross_host: false },
-    StageDef { name: "wire", from: pt::CDC_SEND, to: pt::CDC_RECV, chain: true, cross_host: true },
-    StageDef { name: "rx_process", from: pt::CDC_RECV, to: pt::RX_DONE, chain: true, cross_host: false },
-    StageDef { name: "app_wait", from: pt::RX_DONE, to: pt::DELIVERED, chain: true, cross_host: false },
-    StageDef { name: "e2e", from: pt::SEND_ENTER, to: pt::DELIVERED, chain: false, cross_host: true },
+    StageDef {
+        name: "send_call",
+        from: pt::SEND_ENTER,
+        to: pt::SEND_RETURN,
+        chain: false,
+        cross_host: false,
+    },
+    StageDef {
+        name: "send_lock",
+        from: pt::SEND_ENTER,
+        to: pt::COPY_ENTER,
+        chain: true,
+        cross_host: false,
+    },
+    StageDef {
+        name: "copy",
+        from: pt::COPY_ENTER,
+        to: pt::COPY_DONE,
+        chain: true,
+        cross_host: false,
+    },
+    StageDef {
+        name: "post",
+        from: pt::COPY_DONE,
+        to: pt::POST_DONE,
+        chain: true,
+        cross_host: false,
+    },
+    StageDef {
+        name: "cdc_send",
+        from: pt::POST_DONE,
+        to: pt::CDC_SEND,
+        chain: true,
+        cross_host: false,
+    },
+    StageDef {
+        name: "cdc_complete",
+        from: pt::CDC_SEND,
+        to: pt::CDC_TX_DONE,
+        chain: false,
+        cross_host: false,
+    },
+    StageDef {
+        name: "wire",
+        from: pt::CDC_SEND,
+        to: pt::CDC_RECV,
+        chain: true,
+        cross_host: true,
+    },
+    StageDef {
+        name: "rx_process",
+        from: pt::CDC_RECV,
+        to: pt::RX_DONE,
+        chain: true,
+        cross_host: false,
+    },
+    StageDef {
+        name: "app_wait",
+        from: pt::RX_DONE,
+        to: pt::DELIVERED,
+        chain: true,
+        cross_host: false,
+    },
+    StageDef {
+        name: "e2e",
+        from: pt::SEND_ENTER,
+        to: pt::DELIVERED,
+        chain: false,
+        cross_host: true,
+    },
 ];
 
 /// Index of the `e2e` stage in [`STAGES`].
@@ -227,7 +290,11 @@ impl Analysis {
 
     /// The other side of side `si`'s connection.
     pub fn peer(&self, si: usize) -> Option<usize> {
-        self.conns[self.side_conn[si]].sides.iter().copied().find(|&k| k != si)
+        self.conns[self.side_conn[si]]
+            .sides
+            .iter()
+            .copied()
+            .find(|&k| k != si)
     }
 
     fn dir_of(&self, si: usize) -> Dir {
@@ -327,11 +394,20 @@ pub fn run(inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Analysis 
 
 /// [`run`], but refuse (before the second pass, without calling `sink`)
 /// two or more recordings of which no connection appears in more than one.
-pub fn run_checked(inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink) -> Result<Analysis, NoCommonConnection> {
+pub fn run_checked(
+    inputs: Vec<Input>,
+    window_ns: u64,
+    sink: &mut dyn Sink,
+) -> Result<Analysis, NoCommonConnection> {
     run_inner(inputs, window_ns, sink, true)
 }
 
-fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, require_common: bool) -> Result<Analysis, NoCommonConnection> {
+fn run_inner(
+    mut inputs: Vec<Input>,
+    window_ns: u64,
+    sink: &mut dyn Sink,
+    require_common: bool,
+) -> Result<Analysis, NoCommonConnection> {
     // Pass 1: identities, tokens, handshakes, counters, clock samples.
     let mut recordings = Vec::new();
     let mut sides: Vec<Side> = Vec::new();
@@ -339,16 +415,27 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     // CDC samples serve only the offset of a recording from another host:
     // one recording (or all from one boot) keeps none, so pass 1 holds only
     // per-socket state. Otherwise up to CLOCK_SAMPLES per socket and direction.
-    let cross_host = inputs.iter().skip(1).any(|i| i.meta.boot_id.is_empty() || i.meta.boot_id != inputs[0].meta.boot_id);
+    let cross_host = inputs
+        .iter()
+        .skip(1)
+        .any(|i| i.meta.boot_id.is_empty() || i.meta.boot_id != inputs[0].meta.boot_id);
     let clock_samples = if cross_host { CLOCK_SAMPLES } else { 0 };
     for (r, inp) in inputs.iter_mut().enumerate() {
-        let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: false, clock_samples });
+        let mut b = RecordingBuilder::with_options(
+            r,
+            BuilderOptions {
+                window_ns,
+                keep_data: false,
+                clock_samples,
+            },
+        );
         b.add_lost(inp.lost);
         // Read and reorder on a thread of their own, as in pass 2.
         let stream = (inp.open)();
         let input_stats = std::thread::scope(|scope| {
             let (tx, rx) = std::sync::mpsc::sync_channel::<Step>(STEPS_IN_FLIGHT);
-            let merger = scope.spawn(move || merge_streams(vec![stream], vec![0], window_ns, false, tx));
+            let merger =
+                scope.spawn(move || merge_streams(vec![stream], vec![0], window_ns, false, tx));
             for step in rx {
                 if let Step::Events(_, events) = step {
                     for (ts, ev) in events {
@@ -373,9 +460,15 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     let (conns, side_conn) = pair(&sides);
     if require_common
         && recordings.len() > 1
-        && !conns.iter().any(|c| c.sides.iter().any(|&s| sides[s].rec != sides[c.sides[0]].rec))
+        && !conns.iter().any(|c| {
+            c.sides
+                .iter()
+                .any(|&s| sides[s].rec != sides[c.sides[0]].rec)
+        })
     {
-        return Err(NoCommonConnection { paths: recordings.iter().map(|r| r.path.clone()).collect() });
+        return Err(NoCommonConnection {
+            paths: recordings.iter().map(|r| r.path.clone()).collect(),
+        });
     }
     let clocks = estimate_clocks(&recordings, &sides, &conns);
     // The CDC samples served the clock estimate only.
@@ -383,9 +476,24 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
         s.tx.cdcs = Vec::new();
         s.rx.clock = Vec::new();
     }
-    let mut a = Analysis { recordings, sides, conns, side_conn, clocks, t0: 0, messages: Vec::new(), side_base, peak_retained: 0 };
+    let mut a = Analysis {
+        recordings,
+        sides,
+        conns,
+        side_conn,
+        clocks,
+        t0: 0,
+        messages: Vec::new(),
+        side_base,
+        peak_retained: 0,
+    };
     a.t0 = (0..a.recordings.len())
-        .filter_map(|r| a.recordings[r].stats.first_ts.map(|f| (f as i64).saturating_sub(a.offset(r).unwrap_or(0))))
+        .filter_map(|r| {
+            a.recordings[r]
+                .stats
+                .first_ts
+                .map(|f| (f as i64).saturating_sub(a.offset(r).unwrap_or(0)))
+        })
         .min()
         .unwrap_or(0);
     sink.begin(&a);
@@ -395,12 +503,20 @@ fn run_inner(mut inputs: Vec<Input>, window_ns: u64, sink: &mut dyn Sink, requir
     let n = inputs.len();
     let mut builders: Vec<RecordingBuilder> = (0..n)
         .map(|r| {
-            let mut b = RecordingBuilder::with_options(r, BuilderOptions { window_ns, keep_data: true, clock_samples: 0 });
+            let mut b = RecordingBuilder::with_options(
+                r,
+                BuilderOptions {
+                    window_ns,
+                    keep_data: true,
+                    clock_samples: 0,
+                },
+            );
             b.add_lost(inputs[r].lost);
             b
         })
         .collect();
-    let iters: Vec<Box<dyn Iterator<Item = Item> + Send>> = inputs.iter_mut().map(|i| (i.open)()).collect();
+    let iters: Vec<Box<dyn Iterator<Item = Item> + Send>> =
+        inputs.iter_mut().map(|i| (i.open)()).collect();
     let offs: Vec<i64> = (0..n).map(|r| a.offset(r).unwrap_or(0)).collect();
     // Without every clock offset the recordings' times cannot be compared:
     // then messages are joined only at the end (memory grows with the input).
@@ -467,7 +583,9 @@ fn merge_streams(
     tx: std::sync::mpsc::SyncSender<Step>,
 ) -> Vec<InputStats> {
     let n = iters.len();
-    let mut windows: Vec<RecordingBuilder> = (0..n).map(|r| RecordingBuilder::reorder_only(r, window_ns)).collect();
+    let mut windows: Vec<RecordingBuilder> = (0..n)
+        .map(|r| RecordingBuilder::reorder_only(r, window_ns))
+        .collect();
     let mut heads: Vec<Option<Item>> = iters.iter_mut().map(|i| i.next()).collect();
     let key = |it: &Item, r: usize| match it {
         Item::Event(e) => (e.hdr().ts_ns as i64).saturating_sub(offs[r]),
@@ -476,7 +594,11 @@ fn merge_streams(
     // Send every recording's released events (all of them, or only full batches).
     let send_released = |windows: &mut [RecordingBuilder], all: bool| -> bool {
         for (r, w) in windows.iter_mut().enumerate() {
-            if w.released_len() >= if all { 1 } else { STEP_EVENTS } && tx.send(Step::Events(r as u32, w.take_released(STEP_EVENTS))).is_err() {
+            if w.released_len() >= if all { 1 } else { STEP_EVENTS }
+                && tx
+                    .send(Step::Events(r as u32, w.take_released(STEP_EVENTS)))
+                    .is_err()
+            {
                 return false;
             }
         }
@@ -491,7 +613,9 @@ fn merge_streams(
             }
             0
         } else {
-            let pick = (0..n).filter(|&r| heads[r].is_some()).min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
+            let pick = (0..n)
+                .filter(|&r| heads[r].is_some())
+                .min_by_key(|&r| key(heads[r].as_ref().expect("some"), r));
             let Some(r) = pick else { break };
             r
         };
@@ -501,10 +625,16 @@ fn merge_streams(
         heads[r] = iters[r].next();
         count += 1;
         let flush = streaming && count.is_multiple_of(FLUSH_EVERY);
-        if (flush || windows[r].released_len() >= STEP_EVENTS) && !send_released(&mut windows, flush) {
+        if (flush || windows[r].released_len() >= STEP_EVENTS)
+            && !send_released(&mut windows, flush)
+        {
             return windows.iter().map(|w| w.input_stats()).collect();
         }
-        if flush && tx.send(Step::Flush(now.saturating_sub(window_ns as i64))).is_err() {
+        if flush
+            && tx
+                .send(Step::Flush(now.saturating_sub(window_ns as i64)))
+                .is_err()
+        {
             break;
         }
     }
@@ -522,7 +652,10 @@ type InputStats = (u64, Option<u64>, Option<u64>, u64, u64);
 fn retained(b: &[RecordingBuilder]) -> u64 {
     b.iter()
         .flat_map(|b| b.sides().iter())
-        .map(|s| (s.tx.pending_ends().count() + s.rx.cdcs.len() + s.rx.actions.len() + s.rx.recvs.len()) as u64)
+        .map(|s| {
+            (s.tx.pending_ends().count() + s.rx.cdcs.len() + s.rx.actions.len() + s.rx.recvs.len())
+                as u64
+        })
         .sum()
 }
 
@@ -546,7 +679,9 @@ fn locate(a: &Analysis, gi: usize) -> (usize, usize) {
 fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &mut dyn Sink) {
     for (r, bl) in b.iter_mut().enumerate() {
         // `now` is on the reference clock; the builders' times on their own.
-        let local_before = now.saturating_add(a.offset(r).unwrap_or(0)).saturating_sub(JOIN_HORIZON_NS);
+        let local_before = now
+            .saturating_add(a.offset(r).unwrap_or(0))
+            .saturating_sub(JOIN_HORIZON_NS);
         for s in bl.sides_mut() {
             s.rx.settle();
             if !last && local_before > 0 {
@@ -559,12 +694,17 @@ fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &
         if i >= b[r].sides().len() {
             continue;
         }
-        let peer = a.peer(gi).map(|p| (p, locate(a, p))).filter(|(_, (pr, pi))| *pi < b[*pr].sides().len());
+        let peer = a
+            .peer(gi)
+            .map(|p| (p, locate(a, p)))
+            .filter(|(_, (pr, pi))| *pi < b[*pr].sides().len());
         loop {
             let ready = {
                 let s = &b[r].sides()[i];
                 let Some(m) = s.tx.done.front() else { break };
-                let t = m.first_time().map(|t| (t as i64).saturating_sub(a.offset(r).unwrap_or(0)));
+                let t = m
+                    .first_time()
+                    .map(|t| (t as i64).saturating_sub(a.offset(r).unwrap_or(0)));
                 last || !m.ranged
                     || peer.is_none()
                     // Delivered, and the receiver has processed every event
@@ -590,7 +730,10 @@ fn flush(a: &Analysis, b: &mut [RecordingBuilder], now: i64, last: bool, sink: &
         }
         if let (Some((_, (pr, pi))), false) = (peer, last) {
             let s = &b[r].sides()[i];
-            let low = s.tx.pending_ends().min().unwrap_or(s.tx.joined_end.saturating_add(1));
+            let low =
+                s.tx.pending_ends()
+                    .min()
+                    .unwrap_or(s.tx.joined_end.saturating_add(1));
             b[pr].sides_mut()[pi].rx.prune_below(low);
         }
         // Receive-only messages: this side received from a peer that sent
@@ -649,12 +792,20 @@ fn join_one(a: &Analysis, si: usize, s: &Side, peer: Option<(usize, &Side)>, t: 
     let mut m = Message {
         conn: ci,
         dir: a.dir_of(si),
-        kind: if !t.ranged && s.mode == Mode::Fallback { MsgKind::Fallback } else { MsgKind::Smc },
+        kind: if !t.ranged && s.mode == Mode::Fallback {
+            MsgKind::Fallback
+        } else {
+            MsgKind::Smc
+        },
         sender: Some(si),
         receiver: peer.map(|p| p.0),
         start: t.start,
         end: t.end,
-        len: if t.ranged { t.end - t.start } else { t.send_rc.max(0) as u64 },
+        len: if t.ranged {
+            t.end - t.start
+        } else {
+            t.send_rc.max(0) as u64
+        },
         pid: t.pid,
         points: [None; 11],
         stages: [None; 10],
@@ -711,13 +862,21 @@ fn join_one(a: &Analysis, si: usize, s: &Side, peer: Option<(usize, &Side)>, t: 
     }
     // The receiver's points in the reference clock (or in its own clock,
     // for receiver-local durations, when the offset is unknown).
-    let roff = if r.rec == s.rec { Some(own) } else { off_r.or(Some(0)) };
+    let roff = if r.rec == s.rec {
+        Some(own)
+    } else {
+        off_r.or(Some(0))
+    };
     let end = t.end;
     let k = r.rx.cdcs.partition_point(|c| c.prod_abs < end);
     match r.rx.cdcs.get(k) {
         // The arrival of the carrying CDC is missing: a later one was found.
         Some(c) if t.cdc_send.is_some() && c.prod_abs > t.cdc_prod => m.gaps |= gap::NO_CDC_RECV,
-        Some(c) if t.cdc_send.is_some() && (c.prod_abs != t.cdc_prod || (s.mode != Mode::SmcD && c.seqno != t.cdc_seqno)) => {
+        Some(c)
+            if t.cdc_send.is_some()
+                && (c.prod_abs != t.cdc_prod
+                    || (s.mode != Mode::SmcD && c.seqno != t.cdc_seqno)) =>
+        {
             m.gaps |= gap::CDC_MISMATCH;
         }
         Some(c) => m.points[pt::CDC_RECV] = conv(Some(c.ts), roff),
@@ -784,7 +943,13 @@ fn apply_snapshots(recs: &[RecordingMeta], sides: &mut [Side]) {
             continue;
         }
         let Some(tok) = s.local_token else { continue };
-        let Some(snap) = recs[s.rec].snapshot_sockets.iter().find(|x| x.local_token == tok) else { continue };
+        let Some(snap) = recs[s.rec]
+            .snapshot_sockets
+            .iter()
+            .find(|x| x.local_token == tok)
+        else {
+            continue;
+        };
         if s.mode == Mode::Unknown {
             s.mode = snap.mode;
         }
@@ -868,7 +1033,10 @@ fn pair(sides: &[Side]) -> (Vec<Connection>, Vec<usize>) {
             .filter(|&j| j != i && peer[j].is_none())
             .filter(|&j| !(sides[j].rec == x.rec && sides[j].sock == x.sock))
             .filter(|&j| consistent(x, &sides[j]) && consistent(&sides[j], x))
-            .min_by_key(|&j| sides[j].first_ts.abs_diff(x.first_ts) / 1_000_000 + if sides[j].rec == x.rec { 0 } else { 1 });
+            .min_by_key(|&j| {
+                sides[j].first_ts.abs_diff(x.first_ts) / 1_000_000
+                    + if sides[j].rec == x.rec { 0 } else { 1 }
+            });
         if let Some(j) = best {
             peer[i] = Some(j);
             peer[j] = Some(i);
@@ -885,7 +1053,13 @@ fn pair(sides: &[Side]) -> (Vec<Connection>, Vec<usize>) {
         if let Some(j) = peer[i] {
             members.push(j);
         }
-        members.sort_by_key(|&k| (sides[k].role != Role::Client, sides[k].role == Role::Unknown, sides[k].first_ts));
+        members.sort_by_key(|&k| {
+            (
+                sides[k].role != Role::Client,
+                sides[k].role == Role::Unknown,
+                sides[k].first_ts,
+            )
+        });
         for &k in &members {
             side_conn[k] = conns.len();
         }
@@ -894,7 +1068,11 @@ fn pair(sides: &[Side]) -> (Vec<Connection>, Vec<usize>) {
         if !idle {
             next_id += 1;
         }
-        conns.push(Connection { id, idle, sides: members });
+        conns.push(Connection {
+            id,
+            idle,
+            sides: members,
+        });
     }
     (conns, side_conn)
 }
@@ -905,7 +1083,15 @@ type CdcKey = (u16, u16, u32, u16, u32);
 fn min_delay(tx: &Side, rx: &Side) -> (Option<i64>, u64) {
     let mut sent: HashMap<CdcKey, Vec<u64>> = HashMap::new();
     for c in &tx.tx.cdcs {
-        sent.entry((c.seqno, c.prod.wrap, c.prod.count, c.cons.wrap, c.cons.count)).or_default().push(c.ts);
+        sent.entry((
+            c.seqno,
+            c.prod.wrap,
+            c.prod.count,
+            c.cons.wrap,
+            c.cons.count,
+        ))
+        .or_default()
+        .push(c.ts);
     }
     let mut recv: Vec<_> = rx.rx.clock.clone();
     recv.sort_by_key(|c| c.ts);
@@ -913,7 +1099,13 @@ fn min_delay(tx: &Side, rx: &Side) -> (Option<i64>, u64) {
     let mut best: Option<i64> = None;
     let mut n = 0;
     for c in recv {
-        let k = (c.seqno, c.prod.wrap, c.prod.count, c.cons.wrap, c.cons.count);
+        let k = (
+            c.seqno,
+            c.prod.wrap,
+            c.prod.count,
+            c.cons.wrap,
+            c.cons.count,
+        );
         let idx = seen.entry(k).or_insert(0);
         if let Some(t) = sent.get(&k).and_then(|v| v.get(*idx)) {
             let d = (c.ts as i64).saturating_sub(*t as i64);
@@ -925,7 +1117,11 @@ fn min_delay(tx: &Side, rx: &Side) -> (Option<i64>, u64) {
     (best, n)
 }
 
-fn estimate_clocks(recs: &[RecordingMeta], sides: &[Side], conns: &[Connection]) -> Vec<ClockEstimate> {
+fn estimate_clocks(
+    recs: &[RecordingMeta],
+    sides: &[Side],
+    conns: &[Connection],
+) -> Vec<ClockEstimate> {
     let mut out = Vec::new();
     for r in 0..recs.len() {
         let mut e = ClockEstimate {
@@ -985,4 +1181,3 @@ fn estimate_clocks(recs: &[RecordingMeta], sides: &[Side], conns: &[Connection])
     }
     out
 }
-

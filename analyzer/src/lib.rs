@@ -6,19 +6,19 @@
 //! messages ([`join`]) -> statistics ([`stats`], bounded by [`sketch`]) -> outputs ([`report`], [`export`],
 //! [`pcapng`], [`plot`], [`html`]) and the CI gate ([`check`]).
 
+pub mod check;
 pub mod decline;
 pub mod duration;
-pub mod model;
-pub mod history;
-pub mod idhash;
-pub mod join;
-pub mod synth;
-pub mod stats;
-pub mod sketch;
-pub mod report;
 pub mod export;
-pub mod input;
-pub mod pcapng;
-pub mod check;
-pub mod plot;
+pub mod history;
 pub mod html;
+pub mod idhash;
+pub mod input;
+pub mod join;
+pub mod model;
+pub mod pcapng;
+pub mod plot;
+pub mod report;
+pub mod sketch;
+pub mod stats;
+pub mod synth;

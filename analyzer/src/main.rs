@@ -16,7 +16,11 @@ const EXIT_OUTPUT: u8 = 3;
 const EXIT_CHECK_FAILED: u8 = 1;
 
 #[derive(Parser)]
-#[command(name = "smc-analyze", version, about = "Analyze smctrace recordings of SMC (AF_SMC) connections")]
+#[command(
+    name = "smc-analyze",
+    version,
+    about = "Analyze smctrace recordings of SMC (AF_SMC) connections"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -57,7 +61,13 @@ enum Cmd {
               value_parser = clap::value_parser!(u32).range(1..), requires = "parquet")]
         row_group_rows: u32,
         /// Compression of the Parquet pages.
-        #[arg(long, value_name = "CODEC", value_enum, default_value = "zstd", requires = "parquet")]
+        #[arg(
+            long,
+            value_name = "CODEC",
+            value_enum,
+            default_value = "zstd",
+            requires = "parquet"
+        )]
         parquet_compression: export::parquet::Compression,
         /// Write the CLC and CDC messages as packets Wireshark decodes (see docs/analyzer.md).
         #[arg(long, value_name = "OUT")]
@@ -148,20 +158,33 @@ struct Failure {
 
 impl From<smctrace_format::FormatError> for Failure {
     fn from(e: smctrace_format::FormatError) -> Failure {
-        Failure { code: e.exit_code().clamp(1, 255) as u8, msg: e.to_string() }
+        Failure {
+            code: e.exit_code().clamp(1, 255) as u8,
+            msg: e.to_string(),
+        }
     }
 }
 
 /// Report and the selected messages (for the charts).
-fn collect(sel: &Selection, top: usize, slow: Option<u64>) -> Result<(report::Report, join::Analysis, Vec<join::Message>), Failure> {
-    let mut sink = plot::Collector { report: report::ReportSink::new(options(sel, top, slow)), messages: Vec::new() };
+fn collect(
+    sel: &Selection,
+    top: usize,
+    slow: Option<u64>,
+) -> Result<(report::Report, join::Analysis, Vec<join::Message>), Failure> {
+    let mut sink = plot::Collector {
+        report: report::ReportSink::new(options(sel, top, slow)),
+        messages: Vec::new(),
+    };
     let (a, warnings) = analyze(sel, &mut sink)?;
     let r = sink.report.finish(&a, &warnings);
     Ok((r, a, sink.messages))
 }
 
 /// Open every recording and run both passes into `sink`.
-fn analyze(sel: &Selection, sink: &mut dyn join::Sink) -> Result<(join::Analysis, Vec<Vec<String>>), Failure> {
+fn analyze(
+    sel: &Selection,
+    sink: &mut dyn join::Sink,
+) -> Result<(join::Analysis, Vec<Vec<String>>), Failure> {
     let mut inputs = Vec::new();
     let mut warnings = Vec::new();
     let bars = indicatif::MultiProgress::new();
@@ -170,8 +193,17 @@ fn analyze(sel: &Selection, sink: &mut dyn join::Sink) -> Result<(join::Analysis
         inputs.push(input::open(f, i, Some(&bars), w.clone())?);
         warnings.push(w);
     }
-    let a = join::run_checked(inputs, sel.reorder_window, sink).map_err(|e| Failure { code: join::EXIT_NO_COMMON_CONNECTION, msg: e.to_string() })?;
-    Ok((a, warnings.into_iter().map(|w| std::mem::take(&mut *w.lock().unwrap_or_else(|e| e.into_inner()))).collect()))
+    let a = join::run_checked(inputs, sel.reorder_window, sink).map_err(|e| Failure {
+        code: join::EXIT_NO_COMMON_CONNECTION,
+        msg: e.to_string(),
+    })?;
+    Ok((
+        a,
+        warnings
+            .into_iter()
+            .map(|w| std::mem::take(&mut *w.lock().unwrap_or_else(|e| e.into_inner())))
+            .collect(),
+    ))
 }
 
 fn options(sel: &Selection, top: usize, slow: Option<u64>) -> report::Options {
@@ -195,38 +227,68 @@ fn print(text: &str) -> Result<(), Failure> {
         Ok(()) => Ok(()),
         // A reader that went away (`| head`) is not an error.
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        Err(e) => Err(Failure { code: EXIT_OUTPUT, msg: format!("stdout: {e}") }),
+        Err(e) => Err(Failure {
+            code: EXIT_OUTPUT,
+            msg: format!("stdout: {e}"),
+        }),
     }
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
         Cmd::Info { file } => print(&input::info(&file)?),
-        Cmd::Report { sel, json, top, slow } => {
+        Cmd::Report {
+            sel,
+            json,
+            top,
+            slow,
+        } => {
             let mut sink = report::ReportSink::new(options(&sel, top, slow));
             let (a, warnings) = analyze(&sel, &mut sink)?;
             let r = sink.finish(&a, &warnings);
             if json {
-                let mut s = serde_json::to_string_pretty(&r)
-                    .map_err(|e| Failure { code: EXIT_OUTPUT, msg: format!("JSON encoding failed: {e}") })?;
+                let mut s = serde_json::to_string_pretty(&r).map_err(|e| Failure {
+                    code: EXIT_OUTPUT,
+                    msg: format!("JSON encoding failed: {e}"),
+                })?;
                 s.push('\n');
                 print(&s)
             } else {
                 print(&report::render_text(&r))
             }
         }
-        Cmd::Export { csv, parquet, row_group_rows, parquet_compression, pcapng: pcap, sel } => {
-            let out = |msg| Failure { code: EXIT_OUTPUT, msg };
+        Cmd::Export {
+            csv,
+            parquet,
+            row_group_rows,
+            parquet_compression,
+            pcapng: pcap,
+            sel,
+        } => {
+            let out = |msg| Failure {
+                code: EXIT_OUTPUT,
+                msg,
+            };
             let mut text = String::new();
             let mut tables = Vec::new();
             if let Some(dir) = csv {
                 tables.push((export::Format::Csv, dir));
             }
             if let Some(dir) = parquet {
-                tables.push((export::Format::Parquet { row_group_rows: row_group_rows as usize, compression: parquet_compression }, dir));
+                tables.push((
+                    export::Format::Parquet {
+                        row_group_rows: row_group_rows as usize,
+                        compression: parquet_compression,
+                    },
+                    dir,
+                ));
             }
             if !tables.is_empty() {
-                let mut sink = export::ExportSink::create(tables, report::ReportSink::new(options(&sel, 0, None))).map_err(out)?;
+                let mut sink = export::ExportSink::create(
+                    tables,
+                    report::ReportSink::new(options(&sel, 0, None)),
+                )
+                .map_err(out)?;
                 let (a, warnings) = analyze(&sel, &mut sink)?;
                 let (_, files) = sink.finish(&a, &warnings).map_err(out)?;
                 for w in warnings.iter().flatten() {
@@ -246,27 +308,53 @@ fn run(cli: Cli) -> Result<(), Failure> {
                     s.cdc,
                     s.writes,
                     s.smcd,
-                    if s.skipped > 0 { format!(" ({} events without a known 4-tuple or link skipped)", s.skipped) } else { String::new() }
+                    if s.skipped > 0 {
+                        format!(
+                            " ({} events without a known 4-tuple or link skipped)",
+                            s.skipped
+                        )
+                    } else {
+                        String::new()
+                    }
                 ));
             }
             print(&text)
         }
         Cmd::Plot { out, slow, sel } => {
-            let fail = |msg| Failure { code: EXIT_OUTPUT, msg };
+            let fail = |msg| Failure {
+                code: EXIT_OUTPUT,
+                msg,
+            };
             let (r, a, msgs) = collect(&sel, 0, slow)?;
             let charts = plot::all(&msgs, &r, &a, slow).map_err(fail)?;
             let files = plot::write(&out, &charts).map_err(fail)?;
             print(&format!("wrote {}\n", files.join(", ")))
         }
-        Cmd::Html { out, top, slow, sel } => {
-            let fail = |msg| Failure { code: EXIT_OUTPUT, msg };
+        Cmd::Html {
+            out,
+            top,
+            slow,
+            sel,
+        } => {
+            let fail = |msg| Failure {
+                code: EXIT_OUTPUT,
+                msg,
+            };
             let (r, a, msgs) = collect(&sel, top, slow)?;
             let charts = plot::all(&msgs, &r, &a, slow).map_err(fail)?;
-            std::fs::write(&out, html::render(&r, &charts)).map_err(|e| fail(format!("{}: write failed: {e}", out.display())))?;
+            std::fs::write(&out, html::render(&r, &charts))
+                .map_err(|e| fail(format!("{}: write failed: {e}", out.display())))?;
             print(&format!("wrote {}\n", out.display()))
         }
-        Cmd::Check { max, fail_on_fallback, fail_on_loss, fail_on_incomplete, sel } => {
-            if max.is_empty() && !fail_on_fallback && !fail_on_loss && fail_on_incomplete.is_none() {
+        Cmd::Check {
+            max,
+            fail_on_fallback,
+            fail_on_loss,
+            fail_on_incomplete,
+            sel,
+        } => {
+            if max.is_empty() && !fail_on_fallback && !fail_on_loss && fail_on_incomplete.is_none()
+            {
                 return Err(Failure {
                     code: 2,
                     msg: "check needs at least one rule (--max, --fail-on-fallback, --fail-on-loss, --fail-on-incomplete)".into(),
@@ -275,7 +363,12 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let mut sink = report::ReportSink::new(options(&sel, 0, None));
             let (a, warnings) = analyze(&sel, &mut sink)?;
             let r = sink.finish(&a, &warnings);
-            let rules = check::Rules { max, fail_on_fallback, fail_on_loss, fail_on_incomplete_pct: fail_on_incomplete };
+            let rules = check::Rules {
+                max,
+                fail_on_fallback,
+                fail_on_loss,
+                fail_on_incomplete_pct: fail_on_incomplete,
+            };
             let (bad, ok) = check::evaluate(&r, &rules);
             let mut text = String::new();
             for l in &ok {
@@ -289,7 +382,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 print(&text)
             } else {
                 print(&text)?;
-                Err(Failure { code: EXIT_CHECK_FAILED, msg: format!("check failed: {} of {} rule(s) violated", bad.len(), bad.len() + ok.len()) })
+                Err(Failure {
+                    code: EXIT_CHECK_FAILED,
+                    msg: format!(
+                        "check failed: {} of {} rule(s) violated",
+                        bad.len(),
+                        bad.len() + ok.len()
+                    ),
+                })
             }
         }
     }

@@ -53,7 +53,10 @@ impl Unwrapper {
             Some(last) => {
                 let base = last - last % span;
                 let mut best = base.saturating_add(v);
-                let cands = [base.checked_sub(span).map(|b| b + v), base.checked_add(span).and_then(|b| b.checked_add(v))];
+                let cands = [
+                    base.checked_sub(span).map(|b| b + v),
+                    base.checked_add(span).and_then(|b| b.checked_add(v)),
+                ];
                 for cand in cands.into_iter().flatten() {
                     if cand.abs_diff(last) < best.abs_diff(last) {
                         best = cand;
@@ -207,7 +210,11 @@ pub mod gap {
 
     /// Names of the bits set in `flags`.
     pub fn names(flags: u32) -> Vec<&'static str> {
-        NAMES.iter().filter(|(b, _)| flags & b != 0).map(|(_, n)| *n).collect()
+        NAMES
+            .iter()
+            .filter(|(b, _)| flags & b != 0)
+            .map(|(_, n)| *n)
+            .collect()
     }
 }
 
@@ -237,7 +244,11 @@ pub struct TxMsg {
 
 impl TxMsg {
     fn apply_write(&mut self, w: &Write) {
-        if w.after > w.before && self.post_ret.is_none() && self.end > w.before && self.end <= w.after {
+        if w.after > w.before
+            && self.post_ret.is_none()
+            && self.end > w.before
+            && self.end <= w.after
+        {
             self.post_enter = Some(w.enter);
             self.post_ret = Some(w.ret);
             if w.rc < 0 {
@@ -248,7 +259,10 @@ impl TxMsg {
 
     /// The first CDC (in time) whose producer cursor covers the last byte.
     fn apply_cdc(&mut self, c: &SentCdc) {
-        if self.end <= c.prod && self.cdc_tx_done.is_none() && self.cdc_send.is_none_or(|t| c.ts < t) {
+        if self.end <= c.prod
+            && self.cdc_tx_done.is_none()
+            && self.cdc_send.is_none_or(|t| c.ts < t)
+        {
             self.cdc_send = Some(c.ts);
             self.cdc_seqno = c.seqno;
             self.cdc_prod = c.prod;
@@ -267,7 +281,10 @@ impl TxMsg {
 
     /// Earliest time this side saw of the message.
     pub fn first_time(&self) -> Option<u64> {
-        [self.send_enter, self.copy_enter].into_iter().flatten().min()
+        [self.send_enter, self.copy_enter]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The sender half is over: SMC-R after the CDC's send completion, SMC-D at the CDC.
@@ -300,7 +317,11 @@ impl OpenSend {
             send_enter: Some(self.enter),
             send_ret: Some(self.ret),
             send_rc: self.rc,
-            gaps: if mode == Mode::Fallback { 0 } else { gap::NO_TX_COPY },
+            gaps: if mode == Mode::Fallback {
+                0
+            } else {
+                gap::NO_TX_COPY
+            },
             ..TxMsg::default()
         }
     }
@@ -426,7 +447,12 @@ pub struct Recv {
     pub a_abs: u64,
 }
 
-fn settle_list<T>(q: &mut VecDeque<T>, done: &mut usize, mut fix: impl FnMut(&mut T), key: impl Fn(&T) -> u64) {
+fn settle_list<T>(
+    q: &mut VecDeque<T>,
+    done: &mut usize,
+    mut fix: impl FnMut(&mut T),
+    key: impl Fn(&T) -> u64,
+) {
     if *done > q.len() {
         *done = q.len();
     }
@@ -435,7 +461,11 @@ fn settle_list<T>(q: &mut VecDeque<T>, done: &mut usize, mut fix: impl FnMut(&mu
         fix(x);
     }
     let mut sorted = true;
-    let mut prev = if start > 0 { Some(key(&q[start - 1])) } else { None };
+    let mut prev = if start > 0 {
+        Some(key(&q[start - 1]))
+    } else {
+        None
+    };
     for x in q.range(start..) {
         let k = key(x);
         if prev.is_some_and(|p| p > k) {
@@ -460,7 +490,12 @@ impl RxState {
             return;
         }
         let [uc, ua, ub, ur] = &mut self.unwrap;
-        settle_list(&mut self.cdcs, &mut self.settled[0], |c| c.prod_abs = uc.unwrap(c.prod, ring).unwrap_or(0), |c| c.prod_abs);
+        settle_list(
+            &mut self.cdcs,
+            &mut self.settled[0],
+            |c| c.prod_abs = uc.unwrap(c.prod, ring).unwrap_or(0),
+            |c| c.prod_abs,
+        );
         settle_list(
             &mut self.actions,
             &mut self.settled[1],
@@ -525,7 +560,10 @@ impl RxState {
                 hi = mid;
             }
         }
-        self.recvs.get(lo).filter(|r| lo < n && r.b_abs < end && r.ret > 0).map(|r| r.ts)
+        self.recvs
+            .get(lo)
+            .filter(|r| lo < n && r.b_abs < end && r.ret > 0)
+            .map(|r| r.ts)
     }
 
     /// Stream offset the receiving application has consumed up to (settled points).
@@ -570,7 +608,11 @@ impl TxState {
     /// known (and marked incomplete), so one stuck message cannot hold
     /// memory until the end of the recording.
     pub fn expire(&mut self, before: u64) {
-        if self.inflight.front().is_none_or(|m| m.first_time().is_none_or(|t| t >= before)) {
+        if self
+            .inflight
+            .front()
+            .is_none_or(|m| m.first_time().is_none_or(|t| t >= before))
+        {
             return;
         }
         let mut keep = VecDeque::with_capacity(self.inflight.len());
@@ -586,7 +628,11 @@ impl TxState {
 
     /// Stream ends of the messages not yet joined.
     pub fn pending_ends(&self) -> impl Iterator<Item = u64> + '_ {
-        self.inflight.iter().chain(self.done.iter()).filter(|m| m.ranged).map(|m| m.end)
+        self.inflight
+            .iter()
+            .chain(self.done.iter())
+            .filter(|m| m.ranged)
+            .map(|m| m.end)
     }
 }
 
@@ -913,7 +959,14 @@ impl Ev {
 impl RecordingBuilder {
     /// A builder for recording number `rec` with a reorder window of `window_ns`.
     pub fn new(rec: usize, window_ns: u64) -> RecordingBuilder {
-        Self::with_options(rec, BuilderOptions { window_ns, keep_data: true, clock_samples: CLOCK_SAMPLES })
+        Self::with_options(
+            rec,
+            BuilderOptions {
+                window_ns,
+                keep_data: true,
+                clock_samples: CLOCK_SAMPLES,
+            },
+        )
     }
 
     /// A builder with explicit options.
@@ -944,7 +997,14 @@ impl RecordingBuilder {
     /// elsewhere with [`RecordingBuilder::process_released`] (the second
     /// pass runs the two halves on two threads).
     pub fn reorder_only(rec: usize, window_ns: u64) -> RecordingBuilder {
-        let mut b = Self::with_options(rec, BuilderOptions { window_ns, keep_data: false, clock_samples: 0 });
+        let mut b = Self::with_options(
+            rec,
+            BuilderOptions {
+                window_ns,
+                keep_data: false,
+                clock_samples: 0,
+            },
+        );
         b.released = Some(Vec::new());
         b
     }
@@ -957,7 +1017,10 @@ impl RecordingBuilder {
     /// The events released since the last call as one vector (moved out
     /// whole, not event by event), in processing order.
     pub fn take_released(&mut self, capacity: usize) -> Vec<(u64, Ev)> {
-        std::mem::replace(self.released.get_or_insert_with(Vec::new), Vec::with_capacity(capacity))
+        std::mem::replace(
+            self.released.get_or_insert_with(Vec::new),
+            Vec::with_capacity(capacity),
+        )
     }
 
     /// What the input side counted: events, their time span, unreadable
@@ -965,12 +1028,21 @@ impl RecordingBuilder {
     /// builder's half of the statistics).
     pub fn input_stats(&self) -> (u64, Option<u64>, Option<u64>, u64, u64) {
         let s = &self.stats;
-        (s.events, s.first_ts, s.last_ts, s.unreadable_chunks, s.bad_records)
+        (
+            s.events,
+            s.first_ts,
+            s.last_ts,
+            s.unreadable_chunks,
+            s.bad_records,
+        )
     }
 
     /// Take over the input side's half of the statistics from the
     /// [`RecordingBuilder::reorder_only`] builder that fed this one.
-    pub fn set_input_stats(&mut self, (events, first, last, unreadable, bad): (u64, Option<u64>, Option<u64>, u64, u64)) {
+    pub fn set_input_stats(
+        &mut self,
+        (events, first, last, unreadable, bad): (u64, Option<u64>, Option<u64>, u64, u64),
+    ) {
         self.stats.events = events;
         self.stats.first_ts = first;
         self.stats.last_ts = last;
@@ -1020,14 +1092,24 @@ impl RecordingBuilder {
         let at = if self.run.back().is_none_or(|(q, _)| q.ts <= key) {
             Some(n) // in order: the common case
         } else {
-            match self.run.iter().rev().take(INSERT_REACH).position(|(q, _)| q.ts <= key) {
+            match self
+                .run
+                .iter()
+                .rev()
+                .take(INSERT_REACH)
+                .position(|(q, _)| q.ts <= key)
+            {
                 Some(k) => Some(n - k),
                 None if n <= INSERT_REACH => Some(0),
                 None => None,
             }
         };
         if let Some(at) = at {
-            let q = Queued { ts: key, seq: self.seq, slot: usize::MAX };
+            let q = Queued {
+                ts: key,
+                seq: self.seq,
+                slot: usize::MAX,
+            };
             if at == n {
                 self.run.push_back((q, ev));
             } else {
@@ -1044,10 +1126,16 @@ impl RecordingBuilder {
                     self.slab.len() - 1
                 }
             };
-            self.heap.push(Reverse(Queued { ts: key, seq: self.seq, slot }));
+            self.heap.push(Reverse(Queued {
+                ts: key,
+                seq: self.seq,
+                slot,
+            }));
         }
         while let Some(top) = self.peek_queued() {
-            if top.ts.saturating_add(self.window) < self.max_ts || self.run.len() + self.heap.len() > REORDER_CAP {
+            if top.ts.saturating_add(self.window) < self.max_ts
+                || self.run.len() + self.heap.len() > REORDER_CAP
+            {
                 let (ts, ev) = self.pop_queued().expect("peeked");
                 self.release(ts, ev);
             } else {
@@ -1059,7 +1147,11 @@ impl RecordingBuilder {
     /// The next event in (key, arrival) order, if any.
     fn peek_queued(&self) -> Option<Queued> {
         match (self.run.front(), self.heap.peek()) {
-            (Some((a, _)), Some(Reverse(b))) => Some(if (b.ts, b.seq) < (a.ts, a.seq) { *b } else { *a }),
+            (Some((a, _)), Some(Reverse(b))) => Some(if (b.ts, b.seq) < (a.ts, a.seq) {
+                *b
+            } else {
+                *a
+            }),
             (Some((a, _)), None) => Some(*a),
             (None, Some(Reverse(b))) => Some(*b),
             (None, None) => None,
@@ -1077,7 +1169,8 @@ impl RecordingBuilder {
             let Reverse(q) = self.heap.pop()?;
             self.free.push(q.slot);
             // The slot is free: leave a cheap placeholder in it.
-            let ev = std::mem::replace(&mut self.slab[q.slot], Ev::RxWake(event::RxWake::default()));
+            let ev =
+                std::mem::replace(&mut self.slab[q.slot], Ev::RxWake(event::RxWake::default()));
             Some((q.ts, ev))
         } else {
             self.run.pop_front().map(|(q, ev)| (q.ts, ev))
@@ -1162,7 +1255,11 @@ impl RecordingBuilder {
         match *ev {
             EventRef::Connect(e) => {
                 let i = match self.by_sock.get(&e.sock) {
-                    Some(&i) if self.sides[i].connect_ts.is_some() || self.sides[i].info.is_some() || self.sides[i].close.is_some() => {
+                    Some(&i)
+                        if self.sides[i].connect_ts.is_some()
+                            || self.sides[i].info.is_some()
+                            || self.sides[i].close.is_some() =>
+                    {
                         self.fresh_side(e.sock, h.ts_ns)
                     }
                     _ => self.side(e.sock, h.ts_ns),
@@ -1241,7 +1338,11 @@ impl RecordingBuilder {
                     Some(&i) if self.sides[i].close.is_some() => self.fresh_side(e.sock, h.ts_ns),
                     _ => self.side(e.sock, h.ts_ns),
                 };
-                let path = if e.path == 0 { String::new() } else { (e.path as char).to_string() };
+                let path = if e.path == 0 {
+                    String::new()
+                } else {
+                    (e.path as char).to_string()
+                };
                 self.sides[i].clc.push(ClcEvent {
                     ts: h.ts_ns,
                     dir: if e.dir == event::DIR_TX { "tx" } else { "rx" },
@@ -1334,7 +1435,10 @@ impl RecordingBuilder {
             s.tx.sndbuf_len = e.sndbuf_len;
         }
         let ring = s.tx.sndbuf_len;
-        let (Some(b), Some(a)) = (s.tx.prep.unwrap(e.prep_before, ring), s.tx.prep.unwrap(e.prep_after, ring)) else {
+        let (Some(b), Some(a)) = (
+            s.tx.prep.unwrap(e.prep_before, ring),
+            s.tx.prep.unwrap(e.prep_after, ring),
+        ) else {
             return;
         };
         if a <= b {
@@ -1355,9 +1459,11 @@ impl RecordingBuilder {
             ranged: true,
             ..TxMsg::default()
         };
-        if let Some(k) = s.tx.open_sends.iter().position(|o| {
-            o.tid == h.tid && o.enter <= e.enter_ns && o.ret >= h.ts_ns
-        }) {
+        if let Some(k) =
+            s.tx.open_sends
+                .iter()
+                .position(|o| o.tid == h.tid && o.enter <= e.enter_ns && o.ret >= h.ts_ns)
+        {
             let o = s.tx.open_sends.remove(k).expect("position");
             m.send_enter = Some(o.enter);
             m.send_ret = Some(o.ret);
@@ -1369,7 +1475,10 @@ impl RecordingBuilder {
         // finds the one entry the scan would apply (history.rs).
         if s.tx.writes.sorted() {
             // Writes before have after < end; at most the first covering one applies.
-            if let Some(w) = s.tx.writes.get(s.tx.writes.partition_point(|w| w.after < a)) {
+            if let Some(w) =
+                s.tx.writes
+                    .get(s.tx.writes.partition_point(|w| w.after < a))
+            {
                 m.apply_write(w);
             }
         } else {
@@ -1379,7 +1488,10 @@ impl RecordingBuilder {
         }
         if s.tx.cdc_hist.sorted() {
             // Later CDCs are no earlier in time: only the first covering one applies.
-            if let Some(c) = s.tx.cdc_hist.get(s.tx.cdc_hist.partition_point(|c| c.prod < a)) {
+            if let Some(c) =
+                s.tx.cdc_hist
+                    .get(s.tx.cdc_hist.partition_point(|c| c.prod < a))
+            {
                 m.apply_cdc(c);
             }
         } else {
@@ -1391,9 +1503,17 @@ impl RecordingBuilder {
             None => None,
             Some(t) if s.tx.done_hist.sorted() => {
                 let from = s.tx.done_hist.partition_point(|d| d.cdc_ts < t);
-                s.tx.done_hist.iter().skip(from).take_while(|d| d.cdc_ts == t).find(|d| d.seqno == m.cdc_seqno)
+                s.tx.done_hist
+                    .iter()
+                    .skip(from)
+                    .take_while(|d| d.cdc_ts == t)
+                    .find(|d| d.seqno == m.cdc_seqno)
             }
-            Some(t) => s.tx.done_hist.iter().find(|d| d.cdc_ts == t && d.seqno == m.cdc_seqno),
+            Some(t) => {
+                s.tx.done_hist
+                    .iter()
+                    .find(|d| d.cdc_ts == t && d.seqno == m.cdc_seqno)
+            }
         };
         if let Some(d) = done {
             m.cdc_tx_done = Some(d.ts);
@@ -1444,7 +1564,13 @@ impl RecordingBuilder {
                 m.send_rc = e.ret;
             }
             None if e.ret > 0 => {
-                let o = OpenSend { tid: h.tid, pid: h.pid, enter: e.enter_ns, ret: h.ts_ns, rc: e.ret };
+                let o = OpenSend {
+                    tid: h.tid,
+                    pid: h.pid,
+                    enter: e.enter_ns,
+                    ret: h.ts_ns,
+                    rc: e.ret,
+                };
                 if s.mode == Mode::Fallback {
                     s.tx.done.push_back(o.into_msg(s.mode));
                 } else {
@@ -1465,10 +1591,19 @@ impl RecordingBuilder {
             return;
         }
         let ring = s.tx.peer_rmbe_size;
-        let (Some(b), Some(a)) = (s.tx.prod.unwrap(e.prod_before, ring), s.tx.prod.unwrap(e.prod_after, ring)) else {
+        let (Some(b), Some(a)) = (
+            s.tx.prod.unwrap(e.prod_before, ring),
+            s.tx.prod.unwrap(e.prod_after, ring),
+        ) else {
             return;
         };
-        let w = Write { before: b, after: a, enter: e.enter_ns, ret: h.ts_ns, rc: e.rc };
+        let w = Write {
+            before: b,
+            after: a,
+            enter: e.enter_ns,
+            ret: h.ts_ns,
+            rc: e.rc,
+        };
         for m in s.tx.inflight.iter_mut() {
             m.apply_write(&w);
         }
@@ -1489,7 +1624,12 @@ impl RecordingBuilder {
         }
         s.tx.cdc_count += 1;
         if s.tx.cdcs.len() < self.clock_samples {
-            s.tx.cdcs.push(CdcPoint { ts: h.ts_ns, seqno: e.seqno, prod: e.prod, cons: e.cons });
+            s.tx.cdcs.push(CdcPoint {
+                ts: h.ts_ns,
+                seqno: e.seqno,
+                prod: e.prod,
+                cons: e.cons,
+            });
         }
         if !self.keep_data {
             return;
@@ -1516,18 +1656,37 @@ impl RecordingBuilder {
             } else {
                 for k in 1..=missing {
                     let seq = last.wrapping_add(k);
-                    match s.tx.orphan_done.iter().find(|d| d.seqno == seq).and_then(|d| d.prod) {
+                    match s
+                        .tx
+                        .orphan_done
+                        .iter()
+                        .find(|d| d.seqno == seq)
+                        .and_then(|d| d.prod)
+                    {
                         Some(prod) => lost_max = lost_max.max(prod),
                         None => lost_unknown = true,
                     }
                 }
             }
         }
-        let c = SentCdc { ts: h.ts_ns, seqno: e.seqno, prod: p, low, seq_gap, lost_unknown, lost_max, rc: e.rc };
+        let c = SentCdc {
+            ts: h.ts_ns,
+            seqno: e.seqno,
+            prod: p,
+            low,
+            seq_gap,
+            lost_unknown,
+            lost_max,
+            rc: e.rc,
+        };
         for m in s.tx.inflight.iter_mut() {
             m.apply_cdc(&c);
         }
-        if let Some(k) = s.tx.orphan_done.iter().position(|d| d.seqno == e.seqno && d.ts >= h.ts_ns) {
+        if let Some(k) =
+            s.tx.orphan_done
+                .iter()
+                .position(|d| d.seqno == e.seqno && d.ts >= h.ts_ns)
+        {
             let d = s.tx.orphan_done.remove(k).expect("position");
             let mut d = d;
             d.cdc_ts = h.ts_ns;
@@ -1545,10 +1704,21 @@ impl RecordingBuilder {
             return;
         }
         // The CDC this completion belongs to: the latest one sent with this seqno.
-        let cdc_ts = s.tx.cdc_hist.iter().rev().find(|c| c.seqno == e.seqno && c.ts <= h.ts_ns).map(|c| c.ts);
+        let cdc_ts =
+            s.tx.cdc_hist
+                .iter()
+                .rev()
+                .find(|c| c.seqno == e.seqno && c.ts <= h.ts_ns)
+                .map(|c| c.ts);
         let ring = s.tx.peer_rmbe_size;
         let prod = s.tx.prod.unwrap(e.prod, ring);
-        let d = Done { seqno: e.seqno, ts: h.ts_ns, status: e.wc_status, cdc_ts: cdc_ts.unwrap_or(0), prod };
+        let d = Done {
+            seqno: e.seqno,
+            ts: h.ts_ns,
+            status: e.wc_status,
+            cdc_ts: cdc_ts.unwrap_or(0),
+            prod,
+        };
         if cdc_ts.is_none() {
             // Completion processed before its CDC (reordered): keep it a while.
             push_bounded(&mut s.tx.orphan_done, d);
@@ -1607,7 +1777,13 @@ impl RecordingBuilder {
     }
 
     fn on_cdc_recv(&mut self, h: event::Hdr, e: event::Cdc) {
-        let rx = RxCdc { ts: h.ts_ns, seqno: e.seqno, prod: e.prod, cons: e.cons, prod_abs: 0 };
+        let rx = RxCdc {
+            ts: h.ts_ns,
+            seqno: e.seqno,
+            prod: e.prod,
+            cons: e.cons,
+            prod_abs: 0,
+        };
         let idx = if e.sock != 0 {
             Some(self.side(e.sock, h.ts_ns))
         } else {
@@ -1728,7 +1904,10 @@ impl RecordingBuilder {
         for q in self.pending_rx.values() {
             self.stats.unresolved_cdc_recv += q.len() as u64;
         }
-        Recording { stats: self.stats, sides: self.sides }
+        Recording {
+            stats: self.stats,
+            sides: self.sides,
+        }
     }
 }
 
@@ -1737,7 +1916,11 @@ mod tests {
     use super::*;
 
     fn c(wrap: u16, count: u32) -> Curs {
-        Curs { count, wrap, _pad: 0 }
+        Curs {
+            count,
+            wrap,
+            _pad: 0,
+        }
     }
 
     #[test]

@@ -33,7 +33,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::{InterfaceDescriptionBlock, InterfaceDescriptionOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
 use pcap_file::pcapng::PcapNgWriter;
 use pcap_file::DataLink;
 use smctrace_format::event::{self, EventRef};
@@ -137,7 +139,14 @@ fn fold(mut sum: u32) -> u16 {
 /// Ethernet + IP header for an L4 payload; `l4` already holds its header.
 /// Returns the frame and the offset of the IP header. `l4_csum_at` (offset
 /// inside `l4`) receives the TCP checksum; UDP over IPv4 keeps 0 (allowed).
-fn ip_frame(src: IpAddr, dst: IpAddr, proto: u8, mut l4: Vec<u8>, l4_csum_at: Option<usize>, macs: (u8, u8)) -> Vec<u8> {
+fn ip_frame(
+    src: IpAddr,
+    dst: IpAddr,
+    proto: u8,
+    mut l4: Vec<u8>,
+    l4_csum_at: Option<usize>,
+    macs: (u8, u8),
+) -> Vec<u8> {
     let mut f = Vec::with_capacity(14 + 40 + l4.len());
     f.extend_from_slice(&mac(macs.1));
     f.extend_from_slice(&mac(macs.0));
@@ -226,7 +235,16 @@ fn append_icrc(frame: &mut Vec<u8>) {
 /// A RoCEv2 frame: UDP 4791, BTH, `payload`, ICRC. The IP/UDP lengths
 /// include the ICRC.
 #[allow(clippy::too_many_arguments)]
-fn rocev2(src: IpAddr, dst: IpAddr, sport: u16, opcode: u8, dqp: u32, psn: u32, payload: &[u8], macs: (u8, u8)) -> Vec<u8> {
+fn rocev2(
+    src: IpAddr,
+    dst: IpAddr,
+    sport: u16,
+    opcode: u8,
+    dqp: u32,
+    psn: u32,
+    payload: &[u8],
+    macs: (u8, u8),
+) -> Vec<u8> {
     let mut l4 = Vec::with_capacity(8 + 12 + payload.len() + 4);
     l4.extend_from_slice(&sport.to_be_bytes());
     l4.extend_from_slice(&ROCEV2_PORT.to_be_bytes());
@@ -310,8 +328,16 @@ fn clc_default_len(t: u8, smcd: bool) -> u16 {
 /// `struct smc_clc_msg_*` offsets, zeros, and the trailing eyecatcher.
 fn clc_bytes(t: u8, len: u16, version: u8, path: u8, f: &ClcFields) -> Vec<u8> {
     let min = 12;
-    let len = if (len as usize) < min { clc_default_len(t, f.smcd) } else { len };
-    let eye = if f.smcd || path == b'D' || version >= 2 { EYE_SMCD } else { EYE_SMCR };
+    let len = if (len as usize) < min {
+        clc_default_len(t, f.smcd)
+    } else {
+        len
+    };
+    let eye = if f.smcd || path == b'D' || version >= 2 {
+        EYE_SMCD
+    } else {
+        EYE_SMCR
+    };
     let mut b = vec![0u8; len as usize];
     b[0..4].copy_from_slice(&eye);
     b[4] = t;
@@ -336,7 +362,15 @@ fn clc_bytes(t: u8, len: u16, version: u8, path: u8, f: &ClcFields) -> Vec<u8> {
     b
 }
 
-fn tcp_segment(sport: u16, dport: u16, seq: u32, ack: u32, flags: u8, opts: &[u8], payload: &[u8]) -> Vec<u8> {
+fn tcp_segment(
+    sport: u16,
+    dport: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    opts: &[u8],
+    payload: &[u8],
+) -> Vec<u8> {
     let hl = 20 + opts.len();
     let mut t = Vec::with_capacity(hl + payload.len());
     t.extend_from_slice(&sport.to_be_bytes());
@@ -376,7 +410,10 @@ fn message_comment(id: usize, m: &Message) -> String {
         m.end
     );
     if m.incomplete() {
-        s.push_str(&format!(" incomplete({})", crate::model::gap::names(m.gaps).join("|")));
+        s.push_str(&format!(
+            " incomplete({})",
+            crate::model::gap::names(m.gaps).join("|")
+        ));
     }
     for (d, v) in STAGES.iter().zip(m.stages.iter()) {
         if let Some(v) = v {
@@ -414,12 +451,20 @@ impl<'a> MsgIndex<'a> {
     fn find(&self, tx: bool, side: usize, seqno: u16, t: i64) -> Vec<usize> {
         let map = if tx { &self.tx } else { &self.rx };
         let point = if tx { pt::CDC_SEND } else { pt::CDC_RECV };
-        let Some(v) = map.get(&(side, seqno)) else { return Vec::new() };
-        let Some(best) = v.iter().filter_map(|&i| self.msgs[i].points[point].map(|p| (p, i))).min_by_key(|(p, _)| (p - t).abs())
+        let Some(v) = map.get(&(side, seqno)) else {
+            return Vec::new();
+        };
+        let Some(best) = v
+            .iter()
+            .filter_map(|&i| self.msgs[i].points[point].map(|p| (p, i)))
+            .min_by_key(|(p, _)| (p - t).abs())
         else {
             return Vec::new();
         };
-        v.iter().copied().filter(|&i| self.msgs[i].points[point] == Some(best.0)).collect()
+        v.iter()
+            .copied()
+            .filter(|&i| self.msgs[i].points[point] == Some(best.0))
+            .collect()
     }
 }
 
@@ -450,7 +495,10 @@ impl PayloadStore {
             return out;
         }
         let mut pos = b;
-        for (&start, data) in self.chunks.range(b.saturating_sub(event::PAYLOAD_MAX as u64)..a) {
+        for (&start, data) in self
+            .chunks
+            .range(b.saturating_sub(event::PAYLOAD_MAX as u64)..a)
+        {
             let end = start + data.len() as u64;
             if end <= pos {
                 continue;
@@ -493,7 +541,11 @@ impl SideIndex {
 
     fn pick(v: Option<&Vec<usize>>, sides: &[Side], ts: u64) -> Option<usize> {
         let v = v?;
-        v.iter().rev().copied().find(|&i| sides[i].first_ts <= ts).or_else(|| v.first().copied())
+        v.iter()
+            .rev()
+            .copied()
+            .find(|&i| sides[i].first_ts <= ts)
+            .or_else(|| v.first().copied())
     }
 }
 
@@ -510,10 +562,16 @@ fn clc_offset(a: &Analysis, r: usize) -> Option<i64> {
     for c in &a.conns {
         let s0 = c.sides.iter().map(|&i| &a.sides[i]).find(|s| s.rec == 0);
         let sr = c.sides.iter().map(|&i| &a.sides[i]).find(|s| s.rec == r);
-        let (Some(s0), Some(sr)) = (s0, sr) else { continue };
+        let (Some(s0), Some(sr)) = (s0, sr) else {
+            continue;
+        };
         for (tx, rx, acc) in [(s0, sr, &mut to), (sr, s0, &mut from)] {
             for t in tx.clc.iter().filter(|e| e.dir == "tx") {
-                if let Some(x) = rx.clc.iter().find(|e| e.dir == "rx" && e.clc_type == t.clc_type) {
+                if let Some(x) = rx
+                    .clc
+                    .iter()
+                    .find(|e| e.dir == "rx" && e.clc_type == t.clc_type)
+                {
                     let d = x.ts as i64 - t.ts as i64;
                     *acc = Some(acc.map_or(d, |v: i64| v.min(d)));
                 }
@@ -536,7 +594,13 @@ fn tuple(s: &Side) -> Option<(Addr, Addr)> {
 
 /// Write the pcapng of the analyzed recordings `paths` (in the order given
 /// to the analysis) to `out`. `conn_filter`: only the connection with this id.
-pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: &Path, conn_filter: Option<u32>) -> Result<ExportSummary, String> {
+pub fn write(
+    a: &Analysis,
+    msgs: &[Message],
+    paths: &[std::path::PathBuf],
+    out: &Path,
+    conn_filter: Option<u32>,
+) -> Result<ExportSummary, String> {
     let mut sum = ExportSummary::default();
     let sides = SideIndex::new(&a.sides);
     let idx = MsgIndex::new(msgs);
@@ -545,7 +609,10 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
     // PSNs per (recording, dest QP).
     let mut psn: HashMap<(usize, u32), u32> = HashMap::new();
 
-    let readers: Vec<Reader> = paths.iter().map(|p| Reader::open(p).map_err(|e| e.to_string())).collect::<Result<_, _>>()?;
+    let readers: Vec<Reader> = paths
+        .iter()
+        .map(|p| Reader::open(p).map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
     // Wall time: the reference recording's clock when the offset is known,
     // else the recording's own clock.
     let ref_clock = readers[0].metadata().clock;
@@ -554,14 +621,20 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
     let mut clc_rx: HashMap<(usize, u8), (u16, u8, u8)> = HashMap::new();
     for (r, reader) in readers.iter().enumerate() {
         for c in reader.chunks() {
-            let Ok(d) = c.and_then(|c| reader.decode(&c)) else { continue };
+            let Ok(d) = c.and_then(|c| reader.decode(&c)) else {
+                continue;
+            };
             for ev in d.records() {
                 let Ok(EventRef::Clc(e)) = ev else { continue };
                 if e.dir != event::DIR_RX {
                     continue;
                 }
-                if let Some(si) = SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns) {
-                    clc_rx.entry((si, e.clc_type)).or_insert((e.length, e.version, e.path));
+                if let Some(si) =
+                    SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns)
+                {
+                    clc_rx
+                        .entry((si, e.clc_type))
+                        .or_insert((e.length, e.version, e.path));
                 }
             }
         }
@@ -581,8 +654,15 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                 None => md.clock.to_realtime_ns(ts),
             }
         };
-        let stem = paths[r].file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let host = if md.host.is_empty() || md.host == "(none)" { stem.clone() } else { md.host.clone() };
+        let stem = paths[r]
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let host = if md.host.is_empty() || md.host == "(none)" {
+            stem.clone()
+        } else {
+            md.host.clone()
+        };
         let clock_note = match off {
             Some(0) if r == 0 => "reference clock".to_string(),
             Some(o) if off_from_clc => {
@@ -591,35 +671,83 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
             Some(o) => format!("corrected to recording 0's clock by -({})", fmt_ns(o)),
             None => "own clock (offset to recording 0 unknown)".to_string(),
         };
-        let rec_desc = format!("recording {r} {} (host {host}, kernel {}), {clock_note}", paths[r].display(), md.kernel_release);
+        let rec_desc = format!(
+            "recording {r} {} (host {host}, kernel {}), {clock_note}",
+            paths[r].display(),
+            md.kernel_release
+        );
         let mhost = r as u8 + 1;
 
         let mut payloads: HashMap<usize, PayloadStore> = HashMap::new();
         for c in reader.chunks() {
-            let Ok(d) = c.and_then(|c| reader.decode(&c)) else { continue };
+            let Ok(d) = c.and_then(|c| reader.decode(&c)) else {
+                continue;
+            };
             for ev in d.records() {
                 let Ok(ev) = ev else { break };
-                let EventRef::Payload(p, bytes) = ev else { continue };
-                let Some(si) = SideIndex::pick(sides.by_sock.get(&(r, p.sock)), &a.sides, p.hdr.ts_ns) else { continue };
-                let Some(ring) = a.sides[si].info.as_ref().map(|i| i.sndbuf_len as u64).filter(|&l| l > 0) else { continue };
+                let EventRef::Payload(p, bytes) = ev else {
+                    continue;
+                };
+                let Some(si) =
+                    SideIndex::pick(sides.by_sock.get(&(r, p.sock)), &a.sides, p.hdr.ts_ns)
+                else {
+                    continue;
+                };
+                let Some(ring) = a.sides[si]
+                    .info
+                    .as_ref()
+                    .map(|i| i.sndbuf_len as u64)
+                    .filter(|&l| l > 0)
+                else {
+                    continue;
+                };
                 let st = payloads.entry(si).or_default();
                 PayloadStore::see_wrap(&mut st.max_wrap, &mut st.overflowed, p.prep_before.wrap);
-                let n = (p.captured as usize).min(bytes.len()).min(p.msg_len as usize);
-                st.chunks.insert(p.prep_before.wrap as u64 * ring + p.prep_before.count as u64, bytes[..n].to_vec());
+                let n = (p.captured as usize)
+                    .min(bytes.len())
+                    .min(p.msg_len as usize);
+                st.chunks.insert(
+                    p.prep_before.wrap as u64 * ring + p.prep_before.count as u64,
+                    bytes[..n].to_vec(),
+                );
             }
         }
         for c in reader.chunks() {
-            let Ok(d) = c.and_then(|c| reader.decode(&c)) else { continue };
+            let Ok(d) = c.and_then(|c| reader.decode(&c)) else {
+                continue;
+            };
             for ev in d.records() {
                 let Ok(ev) = ev else { break };
                 let (side, ts) = match &ev {
-                    EventRef::Clc(e) => (SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns), e.hdr.ts_ns),
-                    EventRef::CdcSend(e) => (SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns), e.hdr.ts_ns),
+                    EventRef::Clc(e) => (
+                        SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns),
+                        e.hdr.ts_ns,
+                    ),
+                    EventRef::CdcSend(e) => (
+                        SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns),
+                        e.hdr.ts_ns,
+                    ),
                     EventRef::CdcRecv(e) => {
-                        let by_sock = if e.sock != 0 { SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns) } else { None };
-                        (by_sock.or_else(|| SideIndex::pick(sides.by_token.get(&(r, e.token)), &a.sides, e.hdr.ts_ns)), e.hdr.ts_ns)
+                        let by_sock = if e.sock != 0 {
+                            SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns)
+                        } else {
+                            None
+                        };
+                        (
+                            by_sock.or_else(|| {
+                                SideIndex::pick(
+                                    sides.by_token.get(&(r, e.token)),
+                                    &a.sides,
+                                    e.hdr.ts_ns,
+                                )
+                            }),
+                            e.hdr.ts_ns,
+                        )
                     }
-                    EventRef::RdmaWrite(e) => (SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns), e.hdr.ts_ns),
+                    EventRef::RdmaWrite(e) => (
+                        SideIndex::pick(sides.by_sock.get(&(r, e.sock)), &a.sides, e.hdr.ts_ns),
+                        e.hdr.ts_ns,
+                    ),
                     _ => continue,
                 };
                 let Some(si) = side else {
@@ -653,7 +781,14 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         // into the comment.
                         let name = clc_name(e.clc_type);
                         let peer = a.peer(si).map(|p| &a.sides[p]);
-                        let peer_ev = |dir: &str| peer.and_then(|p| p.clc.iter().find(|c| c.dir == dir && c.clc_type == name).map(|c| (p.rec, c.ts)));
+                        let peer_ev = |dir: &str| {
+                            peer.and_then(|p| {
+                                p.clc
+                                    .iter()
+                                    .find(|c| c.dir == dir && c.clc_type == name)
+                                    .map(|c| (p.rec, c.ts))
+                            })
+                        };
                         if !tx && peer_ev("tx").is_some() {
                             sum.clc_merged += 1;
                             continue;
@@ -670,22 +805,50 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         let smcd = s.mode == Mode::SmcD || e.path == b'D';
                         let f = ClcFields {
                             smcd,
-                            qpn: info.map(|i| if tx { i.qpn } else { i.peer_qpn }).unwrap_or(0),
+                            qpn: info
+                                .map(|i| if tx { i.qpn } else { i.peer_qpn })
+                                .unwrap_or(0),
                             alert_token: if tx { s.local_token } else { s.peer_token }.unwrap_or(0),
-                            rmbe_size: info.map(|i| if tx { i.rmb_len } else { i.peer_rmbe_size }).unwrap_or(0),
-                            dmb_token: info.map(|i| if tx { i.local_dmb_token } else { i.peer_dmb_token }).unwrap_or(0),
+                            rmbe_size: info
+                                .map(|i| if tx { i.rmb_len } else { i.peer_rmbe_size })
+                                .unwrap_or(0),
+                            dmb_token: info
+                                .map(|i| {
+                                    if tx {
+                                        i.local_dmb_token
+                                    } else {
+                                        i.peer_dmb_token
+                                    }
+                                })
+                                .unwrap_or(0),
                             diag: e.decline_diag,
                         };
                         // A send recorded without length: take the header the
                         // receiver read (same message), else a v1 default.
-                        let (length, version, path, hdr_from) = match a.peer(si).and_then(|p| clc_rx.get(&(p, e.clc_type))) {
-                            Some(&(l, v, p)) if tx && (e.length as usize) < 12 => (l, v, p, "; length and version as the receiver read them"),
-                            _ if (e.length as usize) < 12 => (0, e.version, e.path, "; length not recorded: v1 default length"),
-                            _ => (e.length, e.version, e.path, ""),
-                        };
+                        let (length, version, path, hdr_from) =
+                            match a.peer(si).and_then(|p| clc_rx.get(&(p, e.clc_type))) {
+                                Some(&(l, v, p)) if tx && (e.length as usize) < 12 => {
+                                    (l, v, p, "; length and version as the receiver read them")
+                                }
+                                _ if (e.length as usize) < 12 => (
+                                    0,
+                                    e.version,
+                                    e.path,
+                                    "; length not recorded: v1 default length",
+                                ),
+                                _ => (e.length, e.version, e.path, ""),
+                            };
                         let msg = clc_bytes(e.clc_type, length, version, path, &f);
-                        let (src, dst) = if tx { (&local, &remote) } else { (&remote, &local) };
-                        let (ms, md_) = if tx { (mhost, peer_host) } else { (peer_host, mhost) };
+                        let (src, dst) = if tx {
+                            (&local, &remote)
+                        } else {
+                            (&remote, &local)
+                        };
+                        let (ms, md_) = if tx {
+                            (mhost, peer_host)
+                        } else {
+                            (peer_host, mhost)
+                        };
                         let tcp = Tcp {
                             src: ip_of(src).unwrap_or(lip),
                             dst: ip_of(dst).unwrap_or(rip),
@@ -696,7 +859,12 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             payload: msg.clone(),
                             macs: (ms, md_),
                         };
-                        let iface = ifaces.get(r, "tcp".into(), || (format!("{host}:clcsock"), format!("{rec_desc}; CLC over the clcsock (TCP)")));
+                        let iface = ifaces.get(r, "tcp".into(), || {
+                            (
+                                format!("{host}:clcsock"),
+                                format!("{rec_desc}; CLC over the clcsock (TCP)"),
+                            )
+                        });
                         let comment = format!(
                             "conn {} clc {} {} ({} B, v{}{}) rc {}{other}{hdr_from} [synthesized: only the header, {} are from the recording]",
                             conn.id,
@@ -713,12 +881,24 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                                 _ => "type, length and version",
                             }
                         );
-                        pkts.push(Pkt { ts: wall(e.hdr.ts_ns), iface, data: Vec::new(), tcp: Some(tcp), orig_len: None, comment, outbound: tx });
+                        pkts.push(Pkt {
+                            ts: wall(e.hdr.ts_ns),
+                            iface,
+                            data: Vec::new(),
+                            tcp: Some(tcp),
+                            orig_len: None,
+                            comment,
+                            outbound: tx,
+                        });
                         sum.clc += 1;
                     }
                     EventRef::CdcSend(c) | EventRef::CdcRecv(c) => {
                         let tx = matches!(ev, EventRef::CdcSend(_));
-                        let (src, dst, ms, md_) = if tx { (lip, rip, mhost, peer_host) } else { (rip, lip, peer_host, mhost) };
+                        let (src, dst, ms, md_) = if tx {
+                            (lip, rip, mhost, peer_host)
+                        } else {
+                            (rip, lip, peer_host, mhost)
+                        };
                         let found = idx.find(tx, si, c.seqno, tref);
                         let mut comment = format!(
                             "conn {} cdc {} seqno {} token {:#010x} prod {}:{} cons {}:{}",
@@ -732,7 +912,9 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             c.cons.count
                         );
                         if found.is_empty() {
-                            comment.push_str("; no message ends in this CDC (cursor update or earlier part)");
+                            comment.push_str(
+                                "; no message ends in this CDC (cursor update or earlier part)",
+                            );
                         }
                         for i in found {
                             comment.push_str("; ");
@@ -742,11 +924,34 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             let mut p = Vec::with_capacity(48);
                             p.extend_from_slice(SMCD_MAGIC);
                             p.extend_from_slice(&[1, 0, 0, 0]);
-                            let tok = info.map(|i| if tx { i.peer_dmb_token } else { i.local_dmb_token }).unwrap_or(0);
+                            let tok = info
+                                .map(|i| {
+                                    if tx {
+                                        i.peer_dmb_token
+                                    } else {
+                                        i.local_dmb_token
+                                    }
+                                })
+                                .unwrap_or(0);
                             p.extend_from_slice(&tok.to_be_bytes());
                             p.extend_from_slice(&smcd_cdc_bytes(&c));
-                            let iface = ifaces.get(r, "ism".into(), || (format!("{host}:ism"), format!("{rec_desc}; SMC-D (ISM), EtherType 0x88B5 encapsulation")));
-                            pkts.push(Pkt { ts: wall(c.hdr.ts_ns), iface, data: eth_raw(&p, (ms, md_)), comment, tcp: None, orig_len: None, outbound: tx });
+                            let iface = ifaces.get(r, "ism".into(), || {
+                                (
+                                    format!("{host}:ism"),
+                                    format!(
+                                        "{rec_desc}; SMC-D (ISM), EtherType 0x88B5 encapsulation"
+                                    ),
+                                )
+                            });
+                            pkts.push(Pkt {
+                                ts: wall(c.hdr.ts_ns),
+                                iface,
+                                data: eth_raw(&p, (ms, md_)),
+                                comment,
+                                tcp: None,
+                                orig_len: None,
+                                outbound: tx,
+                            });
                             sum.smcd += 1;
                             continue;
                         }
@@ -759,12 +964,35 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         let p = psn.entry((r, dqp)).or_insert(0);
                         let my_psn = *p;
                         *p = p.wrapping_add(1) & 0xff_ffff;
-                        let frame = rocev2(src, dst, 0xC000 | (sqp as u16 & 0x3fff), OP_SEND_ONLY, dqp, my_psn, &cdc_bytes(&c), (ms, md_));
+                        let frame = rocev2(
+                            src,
+                            dst,
+                            0xC000 | (sqp as u16 & 0x3fff),
+                            OP_SEND_ONLY,
+                            dqp,
+                            my_psn,
+                            &cdc_bytes(&c),
+                            (ms, md_),
+                        );
                         let dev = format!("{} link {}", i.ibname, i.link_id);
                         let iface = ifaces.get(r, dev.clone(), || {
-                            (format!("{host}:{}", i.ibname), format!("{rec_desc}; SMC-R {dev}, QP {} <-> peer QP {} (RoCEv2)", i.qpn, i.peer_qpn))
+                            (
+                                format!("{host}:{}", i.ibname),
+                                format!(
+                                    "{rec_desc}; SMC-R {dev}, QP {} <-> peer QP {} (RoCEv2)",
+                                    i.qpn, i.peer_qpn
+                                ),
+                            )
                         });
-                        pkts.push(Pkt { ts: wall(c.hdr.ts_ns), iface, data: frame, comment, tcp: None, orig_len: None, outbound: tx });
+                        pkts.push(Pkt {
+                            ts: wall(c.hdr.ts_ns),
+                            iface,
+                            data: frame,
+                            comment,
+                            tcp: None,
+                            orig_len: None,
+                            outbound: tx,
+                        });
                         sum.cdc += 1;
                     }
                     EventRef::RdmaWrite(w) => {
@@ -776,19 +1004,41 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                             let mut p = Vec::with_capacity(32);
                             p.extend_from_slice(SMCD_MAGIC);
                             p.extend_from_slice(&[2, 0, 0, 0]);
-                            p.extend_from_slice(&info.map(|i| i.peer_dmb_token).unwrap_or(0).to_be_bytes());
+                            p.extend_from_slice(
+                                &info.map(|i| i.peer_dmb_token).unwrap_or(0).to_be_bytes(),
+                            );
                             p.extend_from_slice(&w.ism_offset.to_be_bytes());
                             p.extend_from_slice(&w.ism_len.to_be_bytes());
                             // Captured payload bytes follow (only what was captured).
                             if let Some(st) = payloads.get_mut(&si) {
                                 let ring = w.peer_rmbe_size.max(1) as u64;
-                                PayloadStore::see_wrap(&mut st.max_prod_wrap, &mut st.overflowed, w.prod_before.wrap);
-                                let b = w.prod_before.wrap as u64 * ring + w.prod_before.count as u64;
+                                PayloadStore::see_wrap(
+                                    &mut st.max_prod_wrap,
+                                    &mut st.overflowed,
+                                    w.prod_before.wrap,
+                                );
+                                let b =
+                                    w.prod_before.wrap as u64 * ring + w.prod_before.count as u64;
                                 let e = w.prod_after.wrap as u64 * ring + w.prod_after.count as u64;
                                 p.extend_from_slice(&st.bytes(b, e));
                             }
-                            let iface = ifaces.get(r, "ism".into(), || (format!("{host}:ism"), format!("{rec_desc}; SMC-D (ISM), EtherType 0x88B5 encapsulation")));
-                            pkts.push(Pkt { ts: wall(w.hdr.ts_ns), iface, data: eth_raw(&p, (mhost, peer_host)), comment, tcp: None, orig_len: None, outbound: true });
+                            let iface = ifaces.get(r, "ism".into(), || {
+                                (
+                                    format!("{host}:ism"),
+                                    format!(
+                                        "{rec_desc}; SMC-D (ISM), EtherType 0x88B5 encapsulation"
+                                    ),
+                                )
+                            });
+                            pkts.push(Pkt {
+                                ts: wall(w.hdr.ts_ns),
+                                iface,
+                                data: eth_raw(&p, (mhost, peer_host)),
+                                comment,
+                                tcp: None,
+                                orig_len: None,
+                                outbound: true,
+                            });
                             sum.smcd += 1;
                             continue;
                         }
@@ -811,7 +1061,11 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         // full length on the wire and holds the captured prefix.
                         let data = match payloads.get_mut(&si) {
                             Some(st) => {
-                                PayloadStore::see_wrap(&mut st.max_prod_wrap, &mut st.overflowed, w.prod_before.wrap);
+                                PayloadStore::see_wrap(
+                                    &mut st.max_prod_wrap,
+                                    &mut st.overflowed,
+                                    w.prod_before.wrap,
+                                );
                                 st.bytes(before, after)
                             }
                             None => Vec::new(),
@@ -819,21 +1073,45 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                         let mut orig_len = None;
                         let mut payload_note = "no payload (not recorded)".to_string();
                         if !data.is_empty() {
-                            payload_note = format!("payload: {} of {len} bytes captured", data.len());
+                            payload_note =
+                                format!("payload: {} of {len} bytes captured", data.len());
                             let missing = len as usize - data.len().min(len as usize);
                             reth.extend_from_slice(&data);
                             reth.resize(reth.len() + missing, 0);
                         }
-                        let mut frame = rocev2(lip, rip, 0xC000 | (i.qpn as u16 & 0x3fff), OP_RDMA_WRITE_ONLY, i.peer_qpn, my_psn, &reth, (mhost, peer_host));
+                        let mut frame = rocev2(
+                            lip,
+                            rip,
+                            0xC000 | (i.qpn as u16 & 0x3fff),
+                            OP_RDMA_WRITE_ONLY,
+                            i.peer_qpn,
+                            my_psn,
+                            &reth,
+                            (mhost, peer_host),
+                        );
                         if !data.is_empty() && data.len() < len as usize {
                             orig_len = Some(frame.len() as u32);
                             frame.truncate(frame.len() - 4 - (len as usize - data.len()));
                         }
                         let dev = format!("{} link {}", i.ibname, i.link_id);
                         let iface = ifaces.get(r, dev.clone(), || {
-                            (format!("{host}:{}", i.ibname), format!("{rec_desc}; SMC-R {dev}, QP {} <-> peer QP {} (RoCEv2)", i.qpn, i.peer_qpn))
+                            (
+                                format!("{host}:{}", i.ibname),
+                                format!(
+                                    "{rec_desc}; SMC-R {dev}, QP {} <-> peer QP {} (RoCEv2)",
+                                    i.qpn, i.peer_qpn
+                                ),
+                            )
                         });
-                        pkts.push(Pkt { ts: wall(w.hdr.ts_ns), iface, data: frame, comment: format!("{comment}, {len} B, {payload_note}"), tcp: None, orig_len, outbound: true });
+                        pkts.push(Pkt {
+                            ts: wall(w.hdr.ts_ns),
+                            iface,
+                            data: frame,
+                            comment: format!("{comment}, {len} B, {payload_note}"),
+                            tcp: None,
+                            orig_len,
+                            outbound: true,
+                        });
                         sum.writes += 1;
                     }
                     _ => {}
@@ -847,22 +1125,45 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
         // times are not recorded; they happened in between). The SYN-ACK
         // carries the option when a proposal followed (the client sends one
         // only then).
-        for (si, s) in a.sides.iter().enumerate().filter(|(_, s)| s.rec == r && s.role == crate::model::Role::Client) {
-            let (Some(t_conn), Some((local, remote))) = (s.connect_ts, tuple(s)) else { continue };
+        for (si, s) in a
+            .sides
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| s.rec == r && s.role == crate::model::Role::Client)
+        {
+            let (Some(t_conn), Some((local, remote))) = (s.connect_ts, tuple(s)) else {
+                continue;
+            };
             let conn = &a.conns[a.side_conn[si]];
             if conn_filter.is_some_and(|c| c != conn.id) {
                 continue;
             }
-            let (Some(lip), Some(rip)) = (ip_of(&local), ip_of(&remote)) else { continue };
+            let (Some(lip), Some(rip)) = (ip_of(&local), ip_of(&remote)) else {
+                continue;
+            };
             let first_clc = s.clc.iter().map(|c| c.ts).min();
-            let proposal = s.clc.iter().any(|c| c.dir == "tx" && c.clc_type == "proposal");
+            let proposal = s
+                .clc
+                .iter()
+                .any(|c| c.dir == "tx" && c.clc_type == "proposal");
             let t_est = first_clc.unwrap_or(t_conn).max(t_conn);
-            let iface = ifaces.get(r, "tcp".into(), || (format!("{host}:clcsock"), format!("{rec_desc}; CLC over the clcsock (TCP)")));
+            let iface = ifaces.get(r, "tcp".into(), || {
+                (
+                    format!("{host}:clcsock"),
+                    format!("{rec_desc}; CLC over the clcsock (TCP)"),
+                )
+            });
             // MSS 1460 (synthesized: Wireshark expects one on a SYN), SMC option, 2 NOPs.
             let opt: &[u8] = &[2, 4, 0x05, 0xB4, 254, 6, 0xE2, 0xD4, 0xC3, 0xD9, 1, 1];
             let mss: &[u8] = &opt[..4];
             let peer_host = 0x10 | mhost;
-            let seg = |src: IpAddr, dst: IpAddr, sp: u16, dp: u16, flags: u8, opts: &[u8], macs: (u8, u8)| Tcp {
+            let seg = |src: IpAddr,
+                       dst: IpAddr,
+                       sp: u16,
+                       dp: u16,
+                       flags: u8,
+                       opts: &[u8],
+                       macs: (u8, u8)| Tcp {
                 src,
                 dst,
                 sport: sp,
@@ -873,17 +1174,59 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
                 macs,
             };
             let syns = [
-                (wall(t_conn), seg(lip, rip, local.port, remote.port, 0x02, opt, (mhost, peer_host)), true, "SYN with the SMC option at connect()"),
+                (
+                    wall(t_conn),
+                    seg(
+                        lip,
+                        rip,
+                        local.port,
+                        remote.port,
+                        0x02,
+                        opt,
+                        (mhost, peer_host),
+                    ),
+                    true,
+                    "SYN with the SMC option at connect()",
+                ),
                 (
                     wall(t_est).saturating_sub(2),
-                    seg(rip, lip, remote.port, local.port, 0x12, if proposal { opt } else { mss }, (peer_host, mhost)),
+                    seg(
+                        rip,
+                        lip,
+                        remote.port,
+                        local.port,
+                        0x12,
+                        if proposal { opt } else { mss },
+                        (peer_host, mhost),
+                    ),
                     false,
                     "SYN-ACK (time not recorded: placed just before the first CLC message)",
                 ),
-                (wall(t_est).saturating_sub(1), seg(lip, rip, local.port, remote.port, 0x10, &[], (mhost, peer_host)), true, "ACK (time not recorded: placed just before the first CLC message)"),
+                (
+                    wall(t_est).saturating_sub(1),
+                    seg(
+                        lip,
+                        rip,
+                        local.port,
+                        remote.port,
+                        0x10,
+                        &[],
+                        (mhost, peer_host),
+                    ),
+                    true,
+                    "ACK (time not recorded: placed just before the first CLC message)",
+                ),
             ];
             for (ts, t, outbound, what) in syns {
-                pkts.push(Pkt { ts, iface, data: Vec::new(), tcp: Some(t), orig_len: None, comment: format!("conn {} tcp {what} [synthesized]", conn.id), outbound });
+                pkts.push(Pkt {
+                    ts,
+                    iface,
+                    data: Vec::new(),
+                    tcp: Some(t),
+                    orig_len: None,
+                    comment: format!("conn {} tcp {what} [synthesized]", conn.id),
+                    outbound,
+                });
             }
         }
     }
@@ -896,16 +1239,28 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
         if let Some(t) = p.tcp.take() {
             // Initial sequence numbers are 0 (the SYN), data starts at 1.
             let syn = t.flags & 0x02 != 0;
-            let seq = if syn { 0 } else { *next.entry((t.src, t.sport, t.dst, t.dport)).or_insert(1) };
-            let ack = if t.flags & 0x10 == 0 { 0 } else { *next.entry((t.dst, t.dport, t.src, t.sport)).or_insert(1) };
+            let seq = if syn {
+                0
+            } else {
+                *next.entry((t.src, t.sport, t.dst, t.dport)).or_insert(1)
+            };
+            let ack = if t.flags & 0x10 == 0 {
+                0
+            } else {
+                *next.entry((t.dst, t.dport, t.src, t.sport)).or_insert(1)
+            };
             if !syn {
-                next.insert((t.src, t.sport, t.dst, t.dport), seq.wrapping_add(t.payload.len() as u32));
+                next.insert(
+                    (t.src, t.sport, t.dst, t.dport),
+                    seq.wrapping_add(t.payload.len() as u32),
+                );
             }
             let seg = tcp_segment(t.sport, t.dport, seq, ack, t.flags, &t.opts, &t.payload);
             p.data = ip_frame(t.src, t.dst, 6, seg, Some(16), t.macs);
         }
     }
-    let file = std::fs::File::create(out).map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
+    let file =
+        std::fs::File::create(out).map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
     let werr = |e: pcap_file::PcapError| format!("{}: write failed: {e}", out.display());
     let mut w = PcapNgWriter::new(std::io::BufWriter::new(file)).map_err(werr)?;
     for (name, desc) in &ifaces.list {
@@ -936,7 +1291,9 @@ pub fn write(a: &Analysis, msgs: &[Message], paths: &[std::path::PathBuf], out: 
         .map_err(werr)?;
     }
     use std::io::Write as _;
-    w.get_mut().flush().map_err(|e| format!("{}: write failed: {e}", out.display()))?;
+    w.get_mut()
+        .flush()
+        .map_err(|e| format!("{}: write failed: {e}", out.display()))?;
     sum.interfaces = ifaces.list.len();
     Ok(sum)
 }
@@ -972,7 +1329,14 @@ mod tests {
 
     #[test]
     fn ipv4_header_checksum_verifies() {
-        let f = ip_frame("10.0.0.1".parse().unwrap(), "10.0.0.2".parse().unwrap(), 6, tcp_segment(1, 2, 1, 1, 0x18, &[], b"abc"), Some(16), (1, 2));
+        let f = ip_frame(
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+            6,
+            tcp_segment(1, 2, 1, 1, 0x18, &[], b"abc"),
+            Some(16),
+            (1, 2),
+        );
         assert_eq!(fold(ones_sum(&f[14..34], 0)), 0);
     }
 
@@ -986,7 +1350,14 @@ mod tests {
     #[test]
     fn ipv6_tcp_and_udp_checksums_verify() {
         let (a, b): (IpAddr, IpAddr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
-        let t = ip_frame(a, b, 6, tcp_segment(1, 2, 1, 1, 0x18, &[], b"abcde"), Some(16), (1, 2));
+        let t = ip_frame(
+            a,
+            b,
+            6,
+            tcp_segment(1, 2, 1, 1, 0x18, &[], b"abcde"),
+            Some(16),
+            (1, 2),
+        );
         assert_eq!(&t[12..14], &[0x86, 0xDD]);
         assert_eq!(v6_l4_sum(&t, 6), 0xffff);
         let u = rocev2(a, b, 0xC001, OP_SEND_ONLY, 7, 1, &[0xFE; 44], (1, 2));
@@ -996,7 +1367,14 @@ mod tests {
 
     #[test]
     fn clc_accept_carries_qpn_and_token() {
-        let f = ClcFields { smcd: false, qpn: 0x123456, alert_token: 0xdeadbeef, rmbe_size: 65536, dmb_token: 0, diag: 0 };
+        let f = ClcFields {
+            smcd: false,
+            qpn: 0x123456,
+            alert_token: 0xdeadbeef,
+            rmbe_size: 65536,
+            dmb_token: 0,
+            diag: 0,
+        };
         let b = clc_bytes(2, 68, 1, b'R', &f);
         assert_eq!(&b[0..4], &EYE_SMCR);
         assert_eq!(u16::from_be_bytes([b[5], b[6]]), 68);
@@ -1015,8 +1393,33 @@ mod icrc_tests {
     /// `scapy.contrib.roce.BTH` (2.6): `Ether(frame)[BTH].icrc = None; raw(...)`.
     #[test]
     fn icrc_matches_an_independent_implementation() {
-        let c = event::Cdc { seqno: 7, token: 0x0102_0304, prod: event::Curs { count: 4160, wrap: 1, _pad: 0 }, cons: event::Curs { count: 64, wrap: 0, _pad: 0 }, prod_flags: 0x10, conn_state_flags: 0, ..Default::default() };
-        let f = rocev2("10.77.0.1".parse().unwrap(), "10.77.0.2".parse().unwrap(), 0xC011, OP_SEND_ONLY, 0x11, 5, &cdc_bytes(&c), (1, 2));
+        let c = event::Cdc {
+            seqno: 7,
+            token: 0x0102_0304,
+            prod: event::Curs {
+                count: 4160,
+                wrap: 1,
+                _pad: 0,
+            },
+            cons: event::Curs {
+                count: 64,
+                wrap: 0,
+                _pad: 0,
+            },
+            prod_flags: 0x10,
+            conn_state_flags: 0,
+            ..Default::default()
+        };
+        let f = rocev2(
+            "10.77.0.1".parse().unwrap(),
+            "10.77.0.2".parse().unwrap(),
+            0xC011,
+            OP_SEND_ONLY,
+            0x11,
+            5,
+            &cdc_bytes(&c),
+            (1, 2),
+        );
         assert_eq!(f.len(), 14 + 20 + 8 + 12 + 44 + 4);
         assert_eq!(&f[f.len() - 4..], &[0xc6, 0x2f, 0x2d, 0xcc]);
     }

@@ -93,7 +93,12 @@ pub fn cdf(msgs: &[Message]) -> Result<Chart, String> {
     let title = "Stage latency CDF (complete messages)".to_string();
     let mut series: Vec<(usize, Vec<i64>)> = Vec::new();
     for (k, _) in STAGES.iter().enumerate() {
-        let mut v: Vec<i64> = msgs.iter().filter(|m| !m.incomplete()).filter_map(|m| m.stages[k]).filter(|&d| d > 0).collect();
+        let mut v: Vec<i64> = msgs
+            .iter()
+            .filter(|m| !m.incomplete())
+            .filter_map(|m| m.stages[k])
+            .filter(|&d| d > 0)
+            .collect();
         if !v.is_empty() {
             v.sort_unstable();
             series.push((k, v));
@@ -104,10 +109,21 @@ pub fn cdf(msgs: &[Message]) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, (W, 540)).into_drawing_area();
         root.fill(&WHITE).map_err(e("CDF"))?;
         if series.is_empty() {
-            root.draw(&Text::new("no complete messages: nothing to plot", (40, 260), ("sans-serif", 20))).map_err(e("CDF"))?;
+            root.draw(&Text::new(
+                "no complete messages: nothing to plot",
+                (40, 260),
+                ("sans-serif", 20),
+            ))
+            .map_err(e("CDF"))?;
         } else {
-            let lo = series.iter().map(|(_, v)| us(v[0])).fold(f64::MAX, f64::min);
-            let hi = series.iter().map(|(_, v)| us(*v.last().unwrap_or(&1))).fold(0.0, f64::max);
+            let lo = series
+                .iter()
+                .map(|(_, v)| us(v[0]))
+                .fold(f64::MAX, f64::min);
+            let hi = series
+                .iter()
+                .map(|(_, v)| us(*v.last().unwrap_or(&1)))
+                .fold(0.0, f64::max);
             let (lo, hi) = log_bounds(lo, hi);
             let mut ch = ChartBuilder::on(&root)
                 .caption(&title, ("sans-serif", 22))
@@ -137,8 +153,14 @@ pub fn cdf(msgs: &[Message]) -> Result<Chart, String> {
                 let st = STAGES[*k].name;
                 ch.draw_series(LineSeries::new(pts, c.stroke_width(2)))
                     .map_err(e("CDF"))?
-                    .label(format!("{st} (n={}, p50 {})", n, crate::duration::fmt(quantile(v, 0.5))))
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+                    .label(format!(
+                        "{st} (n={}, p50 {})",
+                        n,
+                        crate::duration::fmt(quantile(v, 0.5))
+                    ))
+                    .legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                    });
             }
             ch.configure_series_labels()
                 .position(SeriesLabelPosition::LowerRight)
@@ -149,7 +171,11 @@ pub fn cdf(msgs: &[Message]) -> Result<Chart, String> {
         }
         root.present().map_err(e("CDF"))?;
     }
-    Ok(Chart { file: "stage-cdf.svg", title, svg })
+    Ok(Chart {
+        file: "stage-cdf.svg",
+        title,
+        svg,
+    })
 }
 
 /// Chain stages stacked at p50 and p99 of each stage, per connection.
@@ -162,9 +188,23 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
     for m in msgs.iter().filter(|m| !m.incomplete()) {
         by_conn.entry(a.conns[m.conn].id).or_default().push(m);
     }
-    let with_msgs = r.connections.iter().filter(|c| by_conn.contains_key(&c.id)).count();
-    let shown: Vec<u32> = r.connections.iter().map(|c| c.id).filter(|id| by_conn.contains_key(id)).take(12).collect();
-    let title = if with_msgs > shown.len() { format!("{title} (first {} of {with_msgs})", shown.len()) } else { title };
+    let with_msgs = r
+        .connections
+        .iter()
+        .filter(|c| by_conn.contains_key(&c.id))
+        .count();
+    let shown: Vec<u32> = r
+        .connections
+        .iter()
+        .map(|c| c.id)
+        .filter(|id| by_conn.contains_key(id))
+        .take(12)
+        .collect();
+    let title = if with_msgs > shown.len() {
+        format!("{title} (first {} of {with_msgs})", shown.len())
+    } else {
+        title
+    };
     for id in &shown {
         let ms = &by_conn[id];
         for (q, qn) in [(0.5, "p50"), (0.99, "p99")] {
@@ -185,9 +225,18 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
         let root = SVGBackend::with_string(&mut svg, (W, h)).into_drawing_area();
         root.fill(&WHITE).map_err(e("breakdown"))?;
         if rows.is_empty() {
-            root.draw(&Text::new("no complete messages: nothing to plot", (40, 60), ("sans-serif", 20))).map_err(e("breakdown"))?;
+            root.draw(&Text::new(
+                "no complete messages: nothing to plot",
+                (40, 60),
+                ("sans-serif", 20),
+            ))
+            .map_err(e("breakdown"))?;
         } else {
-            let max = rows.iter().map(|(_, s)| s.iter().map(|(_, v)| us(*v)).sum::<f64>()).fold(0.0, f64::max).max(1e-3);
+            let max = rows
+                .iter()
+                .map(|(_, s)| s.iter().map(|(_, v)| us(*v)).sum::<f64>())
+                .fold(0.0, f64::max)
+                .max(1e-3);
             let n = rows.len() as f64;
             let labels: Vec<String> = rows.iter().map(|(l, _)| l.clone()).collect();
             let mut ch = ChartBuilder::on(&root)
@@ -220,7 +269,9 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
                 ch.draw_series(rects)
                     .map_err(e("breakdown"))?
                     .label(STAGES[k].name)
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+                    });
             }
             ch.configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)
@@ -231,23 +282,40 @@ pub fn breakdown(msgs: &[Message], r: &Report, a: &Analysis) -> Result<Chart, St
         }
         root.present().map_err(e("breakdown"))?;
     }
-    Ok(Chart { file: "stage-breakdown.svg", title, svg })
+    Ok(Chart {
+        file: "stage-breakdown.svg",
+        title,
+        svg,
+    })
 }
 
 /// Latency of every message over time, per connection; messages at or over
 /// `slow_ns` (default: the p99 of all latencies) are drawn as red crosses.
 pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result<Chart, String> {
-    let ms: Vec<&Message> = msgs.iter().filter(|m| m.first_point().is_some() && m.latency() > 0).collect();
+    let ms: Vec<&Message> = msgs
+        .iter()
+        .filter(|m| m.first_point().is_some() && m.latency() > 0)
+        .collect();
     let mut all: Vec<i64> = ms.iter().map(|m| m.latency()).collect();
     all.sort_unstable();
-    let thr = slow_ns.map(|s| s as i64).unwrap_or_else(|| quantile(&all, 0.99));
-    let title = format!("Message latency over time (slow: ≥ {}, red crosses)", crate::duration::fmt(thr));
+    let thr = slow_ns
+        .map(|s| s as i64)
+        .unwrap_or_else(|| quantile(&all, 0.99));
+    let title = format!(
+        "Message latency over time (slow: ≥ {}, red crosses)",
+        crate::duration::fmt(thr)
+    );
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (W, 540)).into_drawing_area();
         root.fill(&WHITE).map_err(e("latency-over-time"))?;
         if ms.is_empty() {
-            root.draw(&Text::new("no messages: nothing to plot", (40, 260), ("sans-serif", 20))).map_err(e("latency-over-time"))?;
+            root.draw(&Text::new(
+                "no messages: nothing to plot",
+                (40, 260),
+                ("sans-serif", 20),
+            ))
+            .map_err(e("latency-over-time"))?;
         } else {
             let t = |m: &Message| (m.first_point().unwrap_or(a.t0) - a.t0) as f64 / 1e9;
             let tmax = ms.iter().map(|m| t(m)).fold(0.0, f64::max).max(1e-3);
@@ -275,25 +343,43 @@ pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result
             for (i, (id, v)) in conns.iter().enumerate() {
                 let c = if many { color(i % 8) } else { color(i) };
                 let s = ch
-                    .draw_series(v.iter().filter(|m| m.latency() < thr).map(|m| Circle::new((t(m), us(m.latency())), 2, c.mix(0.6).filled())))
+                    .draw_series(
+                        v.iter()
+                            .filter(|m| m.latency() < thr)
+                            .map(|m| Circle::new((t(m), us(m.latency())), 2, c.mix(0.6).filled())),
+                    )
                     .map_err(e("latency-over-time"))?;
                 if i < 8 {
-                    s.label(format!("conn {id} ({} msgs{})", v.len(), if v[0].stages[crate::join::E2E].is_some() { "" } else { ", local span" }))
-                        .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
+                    s.label(format!(
+                        "conn {id} ({} msgs{})",
+                        v.len(),
+                        if v[0].stages[crate::join::E2E].is_some() {
+                            ""
+                        } else {
+                            ", local span"
+                        }
+                    ))
+                    .legend(move |(x, y)| Circle::new((x + 8, y), 4, c.filled()));
                 }
             }
             if conns.len() > 8 {
                 ch.draw_series(std::iter::empty::<Circle<(f64, f64), i32>>())
                     .map_err(e("latency-over-time"))?
-                    .label(format!("+ {} more connections (colours repeat)", conns.len() - 8))
+                    .label(format!(
+                        "+ {} more connections (colours repeat)",
+                        conns.len() - 8
+                    ))
                     .legend(|(x, y)| PathElement::new(vec![(x, y)], WHITE));
             }
             let slow: Vec<&&Message> = ms.iter().filter(|m| m.latency() >= thr).collect();
             let n_slow = slow.len();
-            ch.draw_series(slow.into_iter().map(|m| Cross::new((t(m), us(m.latency())), 5, RED.stroke_width(2))))
-                .map_err(e("latency-over-time"))?
-                .label(format!("slow (≥ {}): {n_slow}", crate::duration::fmt(thr)))
-                .legend(|(x, y)| Cross::new((x + 8, y), 5, RED.stroke_width(2)));
+            ch.draw_series(
+                slow.into_iter()
+                    .map(|m| Cross::new((t(m), us(m.latency())), 5, RED.stroke_width(2))),
+            )
+            .map_err(e("latency-over-time"))?
+            .label(format!("slow (≥ {}): {n_slow}", crate::duration::fmt(thr)))
+            .legend(|(x, y)| Cross::new((x + 8, y), 5, RED.stroke_width(2)));
             ch.configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)
                 .background_style(WHITE.mix(0.85))
@@ -303,15 +389,32 @@ pub fn over_time(msgs: &[Message], a: &Analysis, slow_ns: Option<u64>) -> Result
         }
         root.present().map_err(e("latency-over-time"))?;
     }
-    Ok(Chart { file: "latency-over-time.svg", title, svg })
+    Ok(Chart {
+        file: "latency-over-time.svg",
+        title,
+        svg,
+    })
 }
 
 /// Handshake steps per connection, as bars from connect to each step.
 pub fn waterfall(r: &Report) -> Result<Chart, String> {
     let title = "Handshake waterfall (time from connect to each CLC step)".to_string();
-    let all_hs = r.connections.iter().filter(|c| c.handshake.is_some()).count();
-    let hs: Vec<(u32, &crate::report::HandshakeReport)> = r.connections.iter().filter_map(|c| c.handshake.as_ref().map(|h| (c.id, h))).take(30).collect();
-    let title = if all_hs > hs.len() { format!("{title} (first {} of {all_hs})", hs.len()) } else { title };
+    let all_hs = r
+        .connections
+        .iter()
+        .filter(|c| c.handshake.is_some())
+        .count();
+    let hs: Vec<(u32, &crate::report::HandshakeReport)> = r
+        .connections
+        .iter()
+        .filter_map(|c| c.handshake.as_ref().map(|h| (c.id, h)))
+        .take(30)
+        .collect();
+    let title = if all_hs > hs.len() {
+        format!("{title} (first {} of {all_hs})", hs.len())
+    } else {
+        title
+    };
     // Step names in order of first appearance, for colours and the legend.
     let mut names: Vec<String> = Vec::new();
     for (_, h) in &hs {
@@ -327,11 +430,23 @@ pub fn waterfall(r: &Report) -> Result<Chart, String> {
         let root = SVGBackend::with_string(&mut svg, (W, h)).into_drawing_area();
         root.fill(&WHITE).map_err(e("handshake"))?;
         if hs.is_empty() {
-            root.draw(&Text::new("no handshakes in the recordings", (40, 60), ("sans-serif", 20))).map_err(e("handshake"))?;
+            root.draw(&Text::new(
+                "no handshakes in the recordings",
+                (40, 60),
+                ("sans-serif", 20),
+            ))
+            .map_err(e("handshake"))?;
         } else {
-            let max = hs.iter().flat_map(|(_, h)| h.steps.iter().map(|s| us(s.at_ns))).fold(0.0, f64::max).max(1e-3);
+            let max = hs
+                .iter()
+                .flat_map(|(_, h)| h.steps.iter().map(|s| us(s.at_ns)))
+                .fold(0.0, f64::max)
+                .max(1e-3);
             let n = hs.len() as f64;
-            let labels: Vec<String> = hs.iter().map(|(id, h)| format!("conn {id} ({:?})", h.side).to_lowercase()).collect();
+            let labels: Vec<String> = hs
+                .iter()
+                .map(|(id, h)| format!("conn {id} ({:?})", h.side).to_lowercase())
+                .collect();
             let mut ch = ChartBuilder::on(&root)
                 .caption(&title, ("sans-serif", 20))
                 .margin(12)
@@ -354,18 +469,28 @@ pub fn waterfall(r: &Report) -> Result<Chart, String> {
                     .enumerate()
                     .flat_map(|(i, (_, h))| {
                         let y = n - 1.0 - i as f64;
-                        h.steps.iter().enumerate().filter(|(_, s)| &s.event == name).map(move |(si, s)| {
-                            let x0 = if si == 0 { 0.0 } else { us(h.steps[si - 1].at_ns) };
-                            // A zero-length step still gets a visible tick.
-                            let x1 = us(s.at_ns).max(x0 + max * 0.004);
-                            Rectangle::new([(x0, y - 0.32), (x1, y + 0.32)], c.filled())
-                        })
+                        h.steps
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, s)| &s.event == name)
+                            .map(move |(si, s)| {
+                                let x0 = if si == 0 {
+                                    0.0
+                                } else {
+                                    us(h.steps[si - 1].at_ns)
+                                };
+                                // A zero-length step still gets a visible tick.
+                                let x1 = us(s.at_ns).max(x0 + max * 0.004);
+                                Rectangle::new([(x0, y - 0.32), (x1, y + 0.32)], c.filled())
+                            })
                     })
                     .collect();
                 ch.draw_series(rects)
                     .map_err(e("handshake"))?
                     .label(format!("… → {name}"))
-                    .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled()));
+                    .legend(move |(x, y)| {
+                        Rectangle::new([(x, y - 5), (x + 14, y + 5)], c.filled())
+                    });
             }
             ch.configure_series_labels()
                 .position(SeriesLabelPosition::UpperRight)
@@ -376,17 +501,32 @@ pub fn waterfall(r: &Report) -> Result<Chart, String> {
         }
         root.present().map_err(e("handshake"))?;
     }
-    Ok(Chart { file: "handshake-waterfall.svg", title, svg })
+    Ok(Chart {
+        file: "handshake-waterfall.svg",
+        title,
+        svg,
+    })
 }
 
 /// Every chart, in the order the HTML report shows them.
-pub fn all(msgs: &[Message], r: &Report, a: &Analysis, slow_ns: Option<u64>) -> Result<Vec<Chart>, String> {
-    Ok(vec![cdf(msgs)?, breakdown(msgs, r, a)?, over_time(msgs, a, slow_ns)?, waterfall(r)?])
+pub fn all(
+    msgs: &[Message],
+    r: &Report,
+    a: &Analysis,
+    slow_ns: Option<u64>,
+) -> Result<Vec<Chart>, String> {
+    Ok(vec![
+        cdf(msgs)?,
+        breakdown(msgs, r, a)?,
+        over_time(msgs, a, slow_ns)?,
+        waterfall(r)?,
+    ])
 }
 
 /// Write the charts as `DIR/<name>.svg`; returns the paths.
 pub fn write(dir: &std::path::Path, charts: &[Chart]) -> Result<Vec<String>, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| format!("{}: cannot create directory: {e}", dir.display()))?;
     let mut out = Vec::new();
     for c in charts {
         let p = dir.join(c.file);

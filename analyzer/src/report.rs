@@ -267,8 +267,12 @@ fn side_report(a: &Analysis, s: &Side) -> SideReport {
         role: s.role,
         pid: s.pid,
         comm: s.comm.clone(),
-        local: i.map(|i| i.local.to_string()).or_else(|| s.snapshot_local.as_ref().map(|l| l.to_string())),
-        remote: i.map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string())),
+        local: i
+            .map(|i| i.local.to_string())
+            .or_else(|| s.snapshot_local.as_ref().map(|l| l.to_string())),
+        remote: i
+            .map(|i| i.remote.to_string())
+            .or_else(|| s.connect_dst.as_ref().map(|d| d.to_string())),
         local_token: s.local_token,
         peer_token: s.peer_token,
         qpn: i.filter(|_| s.mode == Mode::SmcR).map(|i| i.qpn),
@@ -278,7 +282,9 @@ fn side_report(a: &Analysis, s: &Side) -> SideReport {
         sndbuf_len: s.tx.sndbuf_len,
         rmb_len: s.rx.rmb_len,
         peer_rmbe_size: s.tx.peer_rmbe_size,
-        closed_ns: s.close.map(|(t, _, _)| (t as i64).saturating_sub(off).saturating_sub(a.t0)),
+        closed_ns: s
+            .close
+            .map(|(t, _, _)| (t as i64).saturating_sub(off).saturating_sub(a.t0)),
         fallback: s.fallback.map(|(_, code, diag)| fallback_info(code, diag)),
     }
 }
@@ -287,7 +293,9 @@ fn fallback_info(code: u32, diag: u32) -> FallbackInfo {
     FallbackInfo {
         code,
         name: decline::name(code),
-        meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+        meaning: decline::lookup(code)
+            .map(|d| d.meaning.to_string())
+            .unwrap_or_default(),
         peer_diagnosis: diag,
     }
 }
@@ -298,7 +306,10 @@ fn handshake(a: &Analysis, s: &Side) -> Option<HandshakeReport> {
     let rel = |t: u64| (t as i64).saturating_sub(start as i64);
     let mut steps = Vec::new();
     if s.connect_ts.is_some() {
-        steps.push(HandshakeStep { event: "connect".into(), at_ns: 0 });
+        steps.push(HandshakeStep {
+            event: "connect".into(),
+            at_ns: 0,
+        });
     }
     for c in &s.clc {
         let why = if c.clc_type == "decline" && c.decline_diag != 0 {
@@ -306,13 +317,22 @@ fn handshake(a: &Analysis, s: &Side) -> Option<HandshakeReport> {
         } else {
             String::new()
         };
-        steps.push(HandshakeStep { event: format!("clc {} {}{why}", c.dir, c.clc_type), at_ns: rel(c.ts) });
+        steps.push(HandshakeStep {
+            event: format!("clc {} {}{why}", c.dir, c.clc_type),
+            at_ns: rel(c.ts),
+        });
     }
     if let Some((t, code, _)) = s.fallback {
-        steps.push(HandshakeStep { event: format!("fallback {}", decline::name(code)), at_ns: rel(t) });
+        steps.push(HandshakeStep {
+            event: format!("fallback {}", decline::name(code)),
+            at_ns: rel(t),
+        });
     }
     if let Some(i) = &s.info {
-        steps.push(HandshakeStep { event: "done".into(), at_ns: rel(i.ts) });
+        steps.push(HandshakeStep {
+            event: "done".into(),
+            at_ns: rel(i.ts),
+        });
     }
     steps.sort_by_key(|x| x.at_ns);
     Some(HandshakeReport {
@@ -330,7 +350,10 @@ fn conn_mode(a: &Analysis, sides: &[usize]) -> Mode {
     if modes.contains(&Mode::Fallback) {
         Mode::Fallback
     } else {
-        modes.into_iter().find(|m| *m != Mode::Unknown).unwrap_or(Mode::Unknown)
+        modes
+            .into_iter()
+            .find(|m| *m != Mode::Unknown)
+            .unwrap_or(Mode::Unknown)
     }
 }
 
@@ -347,7 +370,12 @@ pub fn message_report(a: &Analysis, m: &Message) -> MessageReport {
     let mut timeline: Vec<PointReport> = POINTS
         .iter()
         .zip(m.points.iter())
-        .filter_map(|(p, t)| t.map(|t| PointReport { point: p, t_ns: t.saturating_sub(a.t0) }))
+        .filter_map(|(p, t)| {
+            t.map(|t| PointReport {
+                point: p,
+                t_ns: t.saturating_sub(a.t0),
+            })
+        })
         .collect();
     timeline.sort_by_key(|p| p.t_ns);
     MessageReport {
@@ -364,7 +392,11 @@ pub fn message_report(a: &Analysis, m: &Message) -> MessageReport {
         complete: !m.incomplete(),
         gaps: gap::names(m.gaps),
         timeline,
-        stages: STAGES.iter().zip(m.stages.iter()).filter_map(|(d, v)| v.map(|v| (d.name, v))).collect(),
+        stages: STAGES
+            .iter()
+            .zip(m.stages.iter())
+            .filter_map(|(d, v)| v.map(|v| (d.name, v)))
+            .collect(),
     }
 }
 
@@ -464,7 +496,9 @@ impl ReportSink {
 
 impl Sink for ReportSink {
     fn begin(&mut self, a: &Analysis) {
-        self.conn_ok = (0..a.conns.len()).map(|ci| self.opts.filter.conn_matches(a, ci)).collect();
+        self.conn_ok = (0..a.conns.len())
+            .map(|ci| self.opts.filter.conn_matches(a, ci))
+            .collect();
         self.conns = (0..a.conns.len()).map(|_| ConnAcc::default()).collect();
     }
 
@@ -526,7 +560,8 @@ impl Sink for ReportSink {
         }
         let lat = m.latency();
         let slow = self.opts.slow_ns.is_some_and(|th| lat >= th as i64);
-        let top = self.opts.top > 0 && (self.top.len() < self.opts.top || self.top.peek().is_some_and(|w| lat > w.0));
+        let top = self.opts.top > 0
+            && (self.top.len() < self.opts.top || self.top.peek().is_some_and(|w| lat > w.0));
         if slow || top {
             let r = message_report(a, &m);
             if slow {
@@ -572,7 +607,9 @@ impl ReportSink {
                     .link_down_events
                     .iter()
                     .map(|l| LinkDownReport {
-                        t_ns: (l.ts as i64).saturating_sub(a.offset(i).unwrap_or(0)).saturating_sub(a.t0),
+                        t_ns: (l.ts as i64)
+                            .saturating_sub(a.offset(i).unwrap_or(0))
+                            .saturating_sub(a.t0),
                         ibname: l.ibname.clone(),
                         link_id: l.link_id,
                         state: l.state,
@@ -586,7 +623,10 @@ impl ReportSink {
         let mut stages = Vec::new();
         for (k, d) in STAGES.iter().enumerate() {
             if let Some(s) = summarize_series(&mut self.stages[k]) {
-                stages.push(StageRow { stage: d.name, summary: s });
+                stages.push(StageRow {
+                    stage: d.name,
+                    summary: s,
+                });
             }
         }
         let mut by_mode: BTreeMap<String, u64> = BTreeMap::new();
@@ -620,7 +660,11 @@ impl ReportSink {
                 .min_by_key(|s| s.role != Role::Client)
                 .and_then(|s| s.fallback);
             let e2e = !acc.e2e.is_empty();
-            let sum = if e2e { summarize_series(&mut acc.e2e) } else { summarize_series(&mut acc.local) };
+            let sum = if e2e {
+                summarize_series(&mut acc.e2e)
+            } else {
+                summarize_series(&mut acc.local)
+            };
             let dominant = STAGES
                 .iter()
                 .zip(acc.totals.iter())
@@ -632,21 +676,43 @@ impl ReportSink {
                 .iter()
                 .map(|&s| &a.sides[s])
                 .find(|s| s.role == Role::Client && s.connect_ts.is_some())
-                .or_else(|| c.sides.iter().map(|&s| &a.sides[s]).find(|s| !s.clc.is_empty()));
+                .or_else(|| {
+                    c.sides
+                        .iter()
+                        .map(|&s| &a.sides[s])
+                        .find(|s| !s.clc.is_empty())
+                });
             let hs = hs_side.and_then(|s| handshake(a, s));
             if let Some(t) = hs.as_ref().and_then(|h| h.total_ns) {
                 hs_totals.push(t);
             }
-            let side_of = |role: Role| c.sides.iter().map(|&s| &a.sides[s]).find(|s| s.role == role);
+            let side_of = |role: Role| {
+                c.sides
+                    .iter()
+                    .map(|&s| &a.sides[s])
+                    .find(|s| s.role == role)
+            };
             let client = side_of(Role::Client)
                 .and_then(|s| s.info.as_ref().map(|i| i.local.to_string()))
-                .or_else(|| side_of(Role::Server).and_then(|s| s.info.as_ref().map(|i| i.remote.to_string())));
-            let server = side_of(Role::Server).and_then(|s| s.info.as_ref().map(|i| i.local.to_string())).or_else(|| {
-                side_of(Role::Client).and_then(|s| {
-                    s.info.as_ref().map(|i| i.remote.to_string()).or_else(|| s.connect_dst.as_ref().map(|d| d.to_string()))
-                })
-            });
-            let sides: Vec<SideReport> = c.sides.iter().map(|&s| side_report(a, &a.sides[s])).collect();
+                .or_else(|| {
+                    side_of(Role::Server)
+                        .and_then(|s| s.info.as_ref().map(|i| i.remote.to_string()))
+                });
+            let server = side_of(Role::Server)
+                .and_then(|s| s.info.as_ref().map(|i| i.local.to_string()))
+                .or_else(|| {
+                    side_of(Role::Client).and_then(|s| {
+                        s.info
+                            .as_ref()
+                            .map(|i| i.remote.to_string())
+                            .or_else(|| s.connect_dst.as_ref().map(|d| d.to_string()))
+                    })
+                });
+            let sides: Vec<SideReport> = c
+                .sides
+                .iter()
+                .map(|&s| side_report(a, &a.sides[s]))
+                .collect();
             // Roles unknown (no handshake recorded): the first side's view.
             let client = client.or_else(|| sides.first().and_then(|s| s.local.clone()));
             let server = server.or_else(|| sides.first().and_then(|s| s.remote.clone()));
@@ -670,7 +736,12 @@ impl ReportSink {
                 handshake: hs,
             });
         }
-        let slowest = self.top.into_sorted_vec().into_iter().map(|r| r.2).collect();
+        let slowest = self
+            .top
+            .into_sorted_vec()
+            .into_iter()
+            .map(|r| r.2)
+            .collect();
         self.slow.sort();
         let slow = self.slow.into_iter().map(|r| r.2).collect();
         let total_events: u64 = a.recordings.iter().map(|r| r.stats.events).sum();
@@ -679,9 +750,14 @@ impl ReportSink {
             .filter_map(|r| {
                 let off = a.offset(r).unwrap_or(0);
                 let s = &a.recordings[r].stats;
-                Some(((s.first_ts? as i64).saturating_sub(off), (s.last_ts? as i64).saturating_sub(off)))
+                Some((
+                    (s.first_ts? as i64).saturating_sub(off),
+                    (s.last_ts? as i64).saturating_sub(off),
+                ))
             })
-            .fold(None, |acc: Option<(i64, i64)>, (f, l)| Some(acc.map_or((f, l), |(af, al)| (af.min(f), al.max(l)))));
+            .fold(None, |acc: Option<(i64, i64)>, (f, l)| {
+                Some(acc.map_or((f, l), |(af, al)| (af.min(f), al.max(l))))
+            });
         let summary = SummaryReport {
             duration_ns: span.map_or(0, |(f, l)| l.saturating_sub(f).max(0) as u64),
             events: total_events,
@@ -706,7 +782,9 @@ impl ReportSink {
                 .map(|((code, _), (side, n))| FallbackReport {
                     code,
                     name: decline::name(code),
-                    meaning: decline::lookup(code).map(|d| d.meaning.to_string()).unwrap_or_default(),
+                    meaning: decline::lookup(code)
+                        .map(|d| d.meaning.to_string())
+                        .unwrap_or_default(),
                     side,
                     connections: n,
                 })
@@ -745,10 +823,18 @@ fn fmt_message(out: &mut String, idx: usize, m: &MessageReport) {
             Dir::Backward => "<-",
         },
         m.len,
-        if m.latency_basis == "e2e" { "e2e" } else { "local span" },
+        if m.latency_basis == "e2e" {
+            "e2e"
+        } else {
+            "local span"
+        },
         fmt(m.latency_ns),
         m.blocking_stage.unwrap_or("-"),
-        if m.complete { String::new() } else { format!("  INCOMPLETE ({})", m.gaps.join(", ")) },
+        if m.complete {
+            String::new()
+        } else {
+            format!("  INCOMPLETE ({})", m.gaps.join(", "))
+        },
     );
     let t0 = m.timeline.first().map(|p| p.t_ns).unwrap_or(0);
     let mut line = String::new();
@@ -768,7 +854,12 @@ fn fmt_message(out: &mut String, idx: usize, m: &MessageReport) {
 /// The text form of a report.
 pub fn render_text(r: &Report) -> String {
     let mut o = String::new();
-    let _ = writeln!(o, "smc-analyze report ({} recording{})", r.recordings.len(), if r.recordings.len() == 1 { "" } else { "s" });
+    let _ = writeln!(
+        o,
+        "smc-analyze report ({} recording{})",
+        r.recordings.len(),
+        if r.recordings.len() == 1 { "" } else { "s" }
+    );
     for rec in &r.recordings {
         let _ = writeln!(
             o,
@@ -776,11 +867,23 @@ pub fn render_text(r: &Report) -> String {
             rec.index,
             rec.path,
             if rec.host.is_empty() { "?" } else { &rec.host },
-            if rec.kernel_release.is_empty() { "?" } else { &rec.kernel_release },
+            if rec.kernel_release.is_empty() {
+                "?"
+            } else {
+                &rec.kernel_release
+            },
             rec.events,
             fmt(rec.duration_ns as i64),
-            if rec.clean_close { rec.lost_events.to_string() } else { "unknown".to_string() },
-            if rec.unreadable_chunks > 0 { format!(", {} unreadable chunks", rec.unreadable_chunks) } else { String::new() },
+            if rec.clean_close {
+                rec.lost_events.to_string()
+            } else {
+                "unknown".to_string()
+            },
+            if rec.unreadable_chunks > 0 {
+                format!(", {} unreadable chunks", rec.unreadable_chunks)
+            } else {
+                String::new()
+            },
         );
         for l in &rec.link_down {
             let _ = writeln!(
@@ -816,7 +919,11 @@ pub fn render_text(r: &Report) -> String {
         };
     }
     let s = &r.summary;
-    let modes: Vec<String> = s.connections_by_mode.iter().map(|(k, v)| format!("{k} {v}")).collect();
+    let modes: Vec<String> = s
+        .connections_by_mode
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
     let _ = writeln!(
         o,
         "\nsummary: {} span, {} events, {} lost; {} connection{} ({}); {} messages ({} complete, {} incomplete, {} fallback, {} receive-only), {} bytes",
@@ -848,13 +955,21 @@ pub fn render_text(r: &Report) -> String {
         }
     }
     let _ = writeln!(o, "\nstages (complete messages):");
-    let _ = writeln!(o, "  {:<13} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}", "stage", "count", "mean", "p50", "p90", "p99", "p99.9", "max");
+    let _ = writeln!(
+        o,
+        "  {:<13} {:>8} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "stage", "count", "mean", "p50", "p90", "p99", "p99.9", "max"
+    );
     if r.stages.is_empty() {
         let _ = writeln!(o, "  (no complete messages)");
     }
     for st in &r.stages {
         let [count, mean, p50, p90, p99, p999, max] = st.summary.cells();
-        let _ = writeln!(o, "  {:<13} {count:>8} {mean:>9} {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}", st.stage);
+        let _ = writeln!(
+            o,
+            "  {:<13} {count:>8} {mean:>9} {p50:>9} {p90:>9} {p99:>9} {p999:>9} {max:>9}",
+            st.stage
+        );
     }
     if r.stages.iter().any(|s| s.summary.approximate) {
         let _ = writeln!(o, "  p50..p99.9 of stages with more than 65536 messages are approximate (within 0.5%); count, mean, max exact");
@@ -863,10 +978,22 @@ pub fn render_text(r: &Report) -> String {
     let _ = writeln!(
         o,
         "  {:>4} {:<8} {:<45} {:>13} {:>17} {:>6} {:>9} {:>9} {:<12}",
-        "id", "mode", "client -> server", "msgs ->/<-", "bytes ->/<-", "incmpl", "p50", "p99", "dominant"
+        "id",
+        "mode",
+        "client -> server",
+        "msgs ->/<-",
+        "bytes ->/<-",
+        "incmpl",
+        "p50",
+        "p99",
+        "dominant"
     );
     for c in &r.connections {
-        let ends = format!("{} -> {}", c.client.as_deref().unwrap_or("?"), c.server.as_deref().unwrap_or("?"));
+        let ends = format!(
+            "{} -> {}",
+            c.client.as_deref().unwrap_or("?"),
+            c.server.as_deref().unwrap_or("?")
+        );
         let basis = if c.latency_basis == "e2e" { "" } else { "*" };
         let _ = writeln!(
             o,
@@ -891,14 +1018,21 @@ pub fn render_text(r: &Report) -> String {
                     s.role,
                     s.pid,
                     if s.comm.is_empty() { "?" } else { &s.comm },
-                    s.ibname.as_ref().map(|i| format!(" {i}/qp {}", s.qpn.unwrap_or(0))).unwrap_or_default()
+                    s.ibname
+                        .as_ref()
+                        .map(|i| format!(" {i}/qp {}", s.qpn.unwrap_or(0)))
+                        .unwrap_or_default()
                 )
             })
             .collect();
         let _ = writeln!(o, "       {}", who.join("; "));
         for s in &c.sides {
             if let Some(f) = &s.fallback {
-                let _ = writeln!(o, "       [{}] {:?} fell back: {:#010x} {} ({})", s.recording, s.role, f.code, f.name, f.meaning);
+                let _ = writeln!(
+                    o,
+                    "       [{}] {:?} fell back: {:#010x} {} ({})",
+                    s.recording, s.role, f.code, f.name, f.meaning
+                );
             }
         }
     }
@@ -926,7 +1060,11 @@ pub fn render_text(r: &Report) -> String {
     }
     for c in &r.connections {
         if let Some(h) = &c.handshake {
-            let steps: Vec<String> = h.steps.iter().map(|s| format!("{} +{}", s.event, fmt(s.at_ns))).collect();
+            let steps: Vec<String> = h
+                .steps
+                .iter()
+                .map(|s| format!("{} +{}", s.event, fmt(s.at_ns)))
+                .collect();
             let _ = writeln!(
                 o,
                 "  conn {:>4} ({:?}) total {}  first data +{}:  {}",
@@ -943,7 +1081,12 @@ pub fn render_text(r: &Report) -> String {
         fmt_message(&mut o, i + 1, m);
     }
     if let Some(th) = r.slow_threshold_ns {
-        let _ = writeln!(o, "\n{} messages at or above {}:", r.slow.len(), fmt(th as i64));
+        let _ = writeln!(
+            o,
+            "\n{} messages at or above {}:",
+            r.slow.len(),
+            fmt(th as i64)
+        );
         for (i, m) in r.slow.iter().enumerate() {
             fmt_message(&mut o, i + 1, m);
         }

@@ -59,7 +59,14 @@ impl Sketch {
     /// An empty sketch of relative accuracy `alpha` (0 < alpha < 1).
     pub fn new(alpha: f64) -> Sketch {
         let gamma = (1.0 + alpha) / (1.0 - alpha);
-        Sketch { ln_gamma: gamma.ln(), gamma, pos: Buckets::default(), neg: Buckets::default(), zeros: 0, count: 0 }
+        Sketch {
+            ln_gamma: gamma.ln(),
+            gamma,
+            pos: Buckets::default(),
+            neg: Buckets::default(),
+            zeros: 0,
+            count: 0,
+        }
     }
 
     fn index(&self, mag: f64) -> i32 {
@@ -121,7 +128,8 @@ impl Sketch {
             }
         }
         // Unreachable: the counts sum to `count`.
-        self.value(self.pos.first + self.pos.counts.len() as i32 - 1).round() as i64
+        self.value(self.pos.first + self.pos.counts.len() as i32 - 1)
+            .round() as i64
     }
 }
 
@@ -147,7 +155,15 @@ impl Default for Series {
 impl Series {
     /// A series exact up to `limit` values.
     pub fn with_limit(limit: usize) -> Series {
-        Series { limit, exact: Vec::new(), sketch: None, count: 0, sum: 0, min: i64::MAX, max: i64::MIN }
+        Series {
+            limit,
+            exact: Vec::new(),
+            sketch: None,
+            count: 0,
+            sum: 0,
+            min: i64::MAX,
+            max: i64::MIN,
+        }
     }
 
     pub fn push(&mut self, v: i64) {
@@ -250,7 +266,10 @@ mod tests {
             let got = s.quantile(q);
             let err = (got - exact).abs() as f64;
             let bound = ALPHA * exact.abs() as f64 + 1.0;
-            assert!(err <= bound, "q={q}: sketch {got}, exact {exact}, error {err} > bound {bound}");
+            assert!(
+                err <= bound,
+                "q={q}: sketch {got}, exact {exact}, error {err} > bound {bound}"
+            );
         }
         assert_eq!(s.count(), values.len() as u64);
         assert_eq!(s.min(), sorted[0]);
@@ -262,7 +281,9 @@ mod tests {
     #[test]
     fn uniform_values_within_bound() {
         let mut r = Rng(0x9E37_79B9_7F4A_7C15);
-        let v: Vec<i64> = (0..200_000).map(|_| (r.next() % 10_000_000) as i64).collect();
+        let v: Vec<i64> = (0..200_000)
+            .map(|_| (r.next() % 10_000_000) as i64)
+            .collect();
         check(&v);
     }
 
@@ -271,9 +292,13 @@ mod tests {
         // Pareto(alpha 1.1) scaled to microseconds, and a log-normal-like mix
         // spanning 1 ns .. 100 s, as latencies with rare multi-second stalls.
         let mut r = Rng(42);
-        let pareto: Vec<i64> = (0..300_000).map(|_| (10_000.0 / r.unit().powf(1.0 / 1.1)).min(1e17) as i64).collect();
+        let pareto: Vec<i64> = (0..300_000)
+            .map(|_| (10_000.0 / r.unit().powf(1.0 / 1.1)).min(1e17) as i64)
+            .collect();
         check(&pareto);
-        let wide: Vec<i64> = (0..300_000).map(|_| 10f64.powf(r.unit() * 11.0) as i64).collect();
+        let wide: Vec<i64> = (0..300_000)
+            .map(|_| 10f64.powf(r.unit() * 11.0) as i64)
+            .collect();
         check(&wide);
     }
 
@@ -282,7 +307,10 @@ mod tests {
         // Cross-host stages can be slightly negative when the clock offset
         // estimate is off by more than the stage.
         let mut r = Rng(7);
-        let v: Vec<i64> = (0..100_000).map(|_| (r.next() % 2_000_001) as i64 - 1_000_000).chain(std::iter::repeat_n(0, 5000)).collect();
+        let v: Vec<i64> = (0..100_000)
+            .map(|_| (r.next() % 2_000_001) as i64 - 1_000_000)
+            .chain(std::iter::repeat_n(0, 5000))
+            .collect();
         check(&v);
     }
 
@@ -294,7 +322,10 @@ mod tests {
         }
         assert!(!s.approximate());
         s.seal();
-        assert_eq!((s.quantile(0.5), s.quantile(0.9), s.quantile(1.0)), (5, 9, 10));
+        assert_eq!(
+            (s.quantile(0.5), s.quantile(0.9), s.quantile(1.0)),
+            (5, 9, 10)
+        );
         let mut big = Series::default();
         let mut r = Rng(3);
         for _ in 0..2_000_000 {

@@ -100,7 +100,10 @@ mod tests {
     fn nearest_rank() {
         let mut v: Vec<i64> = (1..=1000).rev().collect();
         let s = summarize(&mut v).unwrap();
-        assert_eq!((s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns, s.max_ns, s.min_ns), (500, 900, 990, 999, 1000, 1));
+        assert_eq!(
+            (s.p50_ns, s.p90_ns, s.p99_ns, s.p999_ns, s.max_ns, s.min_ns),
+            (500, 900, 990, 999, 1000, 1)
+        );
         assert_eq!(s.mean_ns, 500);
         let mut one = vec![7];
         let s = summarize(&mut one).unwrap();

@@ -36,26 +36,59 @@ pub struct Synth {
 
 impl Synth {
     pub fn new(hosts: usize) -> Synth {
-        Synth { events: Vec::new(), host_offset: vec![0; hosts] }
+        Synth {
+            events: Vec::new(),
+            host_offset: vec![0; hosts],
+        }
     }
 
     #[allow(clippy::too_many_arguments)] // one argument per header field
-    fn emit<T: bytemuck::Pod>(&mut self, host: usize, kind: EventKind, mut rec: T, ts: u64, pid: u32, tid: u32, cpu: u16) {
+    fn emit<T: bytemuck::Pod>(
+        &mut self,
+        host: usize,
+        kind: EventKind,
+        mut rec: T,
+        ts: u64,
+        pid: u32,
+        tid: u32,
+        cpu: u16,
+    ) {
         let len = std::mem::size_of::<T>();
         let hts = (ts as i64 + self.host_offset[host]) as u64;
         {
             let bytes = bytemuck::bytes_of_mut(&mut rec);
-            let h = Hdr { kind: kind as u16, len: len as u16, cpu, flags: 0, ts_ns: hts, pid, tid };
+            let h = Hdr {
+                kind: kind as u16,
+                len: len as u16,
+                cpu,
+                flags: 0,
+                ts_ns: hts,
+                pid,
+                tid,
+            };
             bytes[..event::HDR_LEN].copy_from_slice(as_bytes(&h));
             // Span records carry their entry time right after `sock`: it is
             // a timestamp of the same host clock.
-            if matches!(kind, EventKind::SendMsg | EventKind::TxCopy | EventKind::RdmaWrite | EventKind::RxAction | EventKind::RecvMsg) {
+            if matches!(
+                kind,
+                EventKind::SendMsg
+                    | EventKind::TxCopy
+                    | EventKind::RdmaWrite
+                    | EventKind::RxAction
+                    | EventKind::RecvMsg
+            ) {
                 let enter = u64::from_le_bytes(bytes[32..40].try_into().expect("8 bytes"));
                 let shifted = (enter as i64 + self.host_offset[host]) as u64;
                 bytes[32..40].copy_from_slice(&shifted.to_le_bytes());
             }
         }
-        self.events.push(SimEvent { host, kind, ts: hts, cpu, bytes: as_bytes(&rec).to_vec() });
+        self.events.push(SimEvent {
+            host,
+            kind,
+            ts: hts,
+            cpu,
+            bytes: as_bytes(&rec).to_vec(),
+        });
     }
 
     /// Drop the `n`-th event (0-based) of `kind` on `host` (a lost event).
@@ -84,7 +117,12 @@ impl Synth {
     /// The records of `host` in emission order (time of the hook that wrote
     /// them), as a ring buffer would deliver them.
     pub fn stream(&self, host: usize) -> Vec<SimEvent> {
-        let mut v: Vec<SimEvent> = self.events.iter().filter(|e| e.host == host).cloned().collect();
+        let mut v: Vec<SimEvent> = self
+            .events
+            .iter()
+            .filter(|e| e.host == host)
+            .cloned()
+            .collect();
         v.sort_by_key(|e| e.ts);
         v
     }
@@ -123,7 +161,10 @@ impl Synth {
 
     /// Concatenated record bytes of a stream.
     pub fn bytes(events: &[SimEvent]) -> Vec<u8> {
-        events.iter().flat_map(|e| e.bytes.iter().copied()).collect()
+        events
+            .iter()
+            .flat_map(|e| e.bytes.iter().copied())
+            .collect()
     }
 }
 
@@ -173,7 +214,11 @@ pub struct SimConn {
 }
 
 fn curs(abs: u64, ring: u32) -> Curs {
-    Curs { count: (abs % ring as u64) as u32, wrap: ((abs / ring as u64) & 0xffff) as u16, _pad: 0 }
+    Curs {
+        count: (abs % ring as u64) as u32,
+        wrap: ((abs / ring as u64) & 0xffff) as u16,
+        _pad: 0,
+    }
 }
 
 fn comm16(s: &str) -> [u8; 16] {
@@ -185,12 +230,22 @@ fn comm16(s: &str) -> [u8; 16] {
 fn ep(addr: [u8; 4], port: u16) -> event::Endpoint {
     let mut a = [0u8; 16];
     a[..4].copy_from_slice(&addr);
-    event::Endpoint { addr: a, port, _pad: [0; 3] }
+    event::Endpoint {
+        addr: a,
+        port,
+        _pad: [0; 3],
+    }
 }
 
 impl SimConn {
     /// A connection between host `client_host` and `server_host` with rings of `ring` bytes.
-    pub fn new(mode: SimMode, client_host: usize, server_host: usize, ring: u32, id: u32) -> SimConn {
+    pub fn new(
+        mode: SimMode,
+        client_host: usize,
+        server_host: usize,
+        ring: u32,
+        id: u32,
+    ) -> SimConn {
         let mk = |host, n: u32, port, addr, comm| End {
             host,
             sock: 0x1000_0000 + (id as u64) * 16 + n as u64,
@@ -246,22 +301,44 @@ impl SimConn {
     pub fn handshake(&mut self, sy: &mut Synth) {
         let (c, s) = (self.ends[0].clone(), self.ends[1].clone());
         let t = self.now;
-        let mode = if self.mode == SimMode::SmcR { event::MODE_SMCR } else { event::MODE_SMCD };
+        let mode = if self.mode == SimMode::SmcR {
+            event::MODE_SMCR
+        } else {
+            event::MODE_SMCD
+        };
         sy.emit(
             c.host,
             EventKind::Connect,
-            event::Connect { sock: c.sock, dst: ep(s.addr, s.port), family: 2, comm: comm16(c.comm), ..Default::default() },
+            event::Connect {
+                sock: c.sock,
+                dst: ep(s.addr, s.port),
+                family: 2,
+                comm: comm16(c.comm),
+                ..Default::default()
+            },
             t,
             c.pid,
             c.tid,
             0,
         );
         let clc = |sy: &mut Synth, e: &End, dir: u8, ty: u8, ts: u64| {
-            let path = if self.mode == SimMode::SmcR { b'R' } else { b'D' };
+            let path = if self.mode == SimMode::SmcR {
+                b'R'
+            } else {
+                b'D'
+            };
             sy.emit(
                 e.host,
                 EventKind::Clc,
-                event::Clc { sock: e.sock, dir, clc_type: ty, length: 44, version: 2, path, ..Default::default() },
+                event::Clc {
+                    sock: e.sock,
+                    dir,
+                    clc_type: ty,
+                    length: 44,
+                    version: 2,
+                    path,
+                    ..Default::default()
+                },
                 ts,
                 e.pid,
                 e.tid,
@@ -274,7 +351,10 @@ impl SimConn {
         clc(sy, &c, event::DIR_RX, 2, t + 300_000 + self.wire_ns);
         clc(sy, &c, event::DIR_TX, 3, t + 500_000);
         clc(sy, &s, event::DIR_RX, 3, t + 500_000 + self.wire_ns);
-        for (me, peer, role, ts) in [(&c, &s, event::ROLE_CLIENT, t + 600_000), (&s, &c, event::ROLE_SERVER, t + 650_000)] {
+        for (me, peer, role, ts) in [
+            (&c, &s, event::ROLE_CLIENT, t + 600_000),
+            (&s, &c, event::ROLE_SERVER, t + 650_000),
+        ] {
             sy.emit(
                 me.host,
                 EventKind::ConnInfo,
@@ -285,10 +365,26 @@ impl SimConn {
                     family: 2,
                     role,
                     mode,
-                    local_token: if mode == event::MODE_SMCR { me.token } else { 0 },
-                    peer_token: if mode == event::MODE_SMCR { peer.token } else { 0 },
-                    local_dmb_token: if mode == event::MODE_SMCD { me.dmb_token } else { 0 },
-                    peer_dmb_token: if mode == event::MODE_SMCD { peer.dmb_token } else { 0 },
+                    local_token: if mode == event::MODE_SMCR {
+                        me.token
+                    } else {
+                        0
+                    },
+                    peer_token: if mode == event::MODE_SMCR {
+                        peer.token
+                    } else {
+                        0
+                    },
+                    local_dmb_token: if mode == event::MODE_SMCD {
+                        me.dmb_token
+                    } else {
+                        0
+                    },
+                    peer_dmb_token: if mode == event::MODE_SMCD {
+                        peer.dmb_token
+                    } else {
+                        0
+                    },
                     sndbuf_len: me.sndbuf_len,
                     rmb_len: me.rmb_len,
                     peer_rmbe_size: peer.rmb_len,
@@ -316,13 +412,32 @@ impl SimConn {
         sy.emit(
             c.host,
             EventKind::Connect,
-            event::Connect { sock: c.sock, dst: ep(s.addr, s.port), family: 2, comm: comm16(c.comm), ..Default::default() },
+            event::Connect {
+                sock: c.sock,
+                dst: ep(s.addr, s.port),
+                family: 2,
+                comm: comm16(c.comm),
+                ..Default::default()
+            },
             t,
             c.pid,
             c.tid,
             0,
         );
-        sy.emit(c.host, EventKind::Fallback, event::Fallback { sock: c.sock, reason, peer_diagnosis: 0, ..Default::default() }, t + 50_000, c.pid, c.tid, 0);
+        sy.emit(
+            c.host,
+            EventKind::Fallback,
+            event::Fallback {
+                sock: c.sock,
+                reason,
+                peer_diagnosis: 0,
+                ..Default::default()
+            },
+            t + 50_000,
+            c.pid,
+            c.tid,
+            0,
+        );
         sy.emit(
             c.host,
             EventKind::ConnInfo,
@@ -357,7 +472,11 @@ impl SimConn {
         let mut t = t0 + 2_000;
         let pieces = pieces.max(1);
         for k in 0..pieces {
-            let upto = if k + 1 == pieces { after } else { before + len * (k + 1) / pieces };
+            let upto = if k + 1 == pieces {
+                after
+            } else {
+                before + len * (k + 1) / pieces
+            };
             t = self.post(sy, from, upto, t, e.tid);
         }
         let copy_ret = t + 1_000;
@@ -389,7 +508,13 @@ impl SimConn {
         sy.emit(
             e.host,
             EventKind::SendMsg,
-            event::SendMsg { sock: e.sock, enter_ns: enter, len, ret: len as i64, ..Default::default() },
+            event::SendMsg {
+                sock: e.sock,
+                enter_ns: enter,
+                len,
+                ret: len as i64,
+                ..Default::default()
+            },
             ret,
             e.pid,
             e.tid,
@@ -431,7 +556,19 @@ impl SimConn {
     pub fn flush(&mut self, sy: &mut Synth, from: usize) {
         let upto = self.ends[from].prep;
         let e = self.ends[from].clone();
-        sy.emit(e.host, EventKind::TxStart, event::TxStart { sock: e.sock, path: event::TX_PATH_PENDING, ..Default::default() }, self.now, e.pid, 0, 2);
+        sy.emit(
+            e.host,
+            EventKind::TxStart,
+            event::TxStart {
+                sock: e.sock,
+                path: event::TX_PATH_PENDING,
+                ..Default::default()
+            },
+            self.now,
+            e.pid,
+            0,
+            2,
+        );
         let t = self.post(sy, from, upto, self.now + 1_000, 0);
         self.now = t + 1_000;
     }
@@ -483,14 +620,25 @@ impl SimConn {
             sy.emit(
                 e.host,
                 EventKind::CdcTxDone,
-                event::CdcTxDone { sock: e.sock, seqno, prod: rec.prod, ..Default::default() },
+                event::CdcTxDone {
+                    sock: e.sock,
+                    seqno,
+                    prod: rec.prod,
+                    ..Default::default()
+                },
                 t + 2 * self.wire_ns,
                 0,
                 0,
                 3,
             );
         }
-        self.cdcs.push(InFlight { to: 1 - from, ts: t, seqno, prod: e.prod, cons: e.cons });
+        self.cdcs.push(InFlight {
+            to: 1 - from,
+            ts: t,
+            seqno,
+            prod: e.prod,
+            cons: e.cons,
+        });
         t + 500
     }
 
@@ -535,7 +683,18 @@ impl SimConn {
                 0,
                 2,
             );
-            sy.emit(r.host, EventKind::RxWake, event::RxWake { sock: r.sock, ..Default::default() }, arr + 2_500, 0, 0, 2);
+            sy.emit(
+                r.host,
+                EventKind::RxWake,
+                event::RxWake {
+                    sock: r.sock,
+                    ..Default::default()
+                },
+                arr + 2_500,
+                0,
+                0,
+                2,
+            );
             self.ends[to].rx_prod = after;
             self.now = self.now.max(arr + 4_000);
         }
@@ -591,7 +750,19 @@ impl SimConn {
     /// Both sides release their sockets.
     pub fn close(&mut self, sy: &mut Synth) {
         for e in self.ends.clone() {
-            sy.emit(e.host, EventKind::Close, event::Close { sock: e.sock, state: 7, ..Default::default() }, self.now, e.pid, e.tid, 0);
+            sy.emit(
+                e.host,
+                EventKind::Close,
+                event::Close {
+                    sock: e.sock,
+                    state: 7,
+                    ..Default::default()
+                },
+                self.now,
+                e.pid,
+                e.tid,
+                0,
+            );
         }
         self.now += 1_000;
     }
@@ -640,7 +811,11 @@ pub fn analyze_streams(recs: Vec<SimRecording>) -> crate::join::Analysis {
                 lost: r.lost,
                 open: Box::new(move || {
                     let items: Vec<crate::join::Item> = event::records(&buf)
-                        .map(|ev| crate::join::Item::Event(crate::model::Ev::from_ref(&ev.expect("synthetic records are well formed"))))
+                        .map(|ev| {
+                            crate::join::Item::Event(crate::model::Ev::from_ref(
+                                &ev.expect("synthetic records are well formed"),
+                            ))
+                        })
                         .collect();
                     Box::new(items.into_iter())
                 }),
@@ -662,7 +837,9 @@ pub fn write_recording(
     per_chunk: usize,
     clean: bool,
 ) -> Result<(), smctrace_format::FormatError> {
-    use smctrace_format::{encode_chunk, ClockRef, Metadata, ProbeInfo, TrailerInput, Writer, WriterOptions};
+    use smctrace_format::{
+        encode_chunk, ClockRef, Metadata, ProbeInfo, TrailerInput, Writer, WriterOptions,
+    };
     let first = events.iter().map(|e| e.ts).min().unwrap_or(0);
     let meta = Metadata {
         host: host.into(),
@@ -670,7 +847,10 @@ pub fn write_recording(
         boot_id: boot_id.into(),
         recorder_version: "synth".into(),
         command_line: vec!["smc_analyze::synth".into()],
-        clock: ClockRef { monotonic_ns: first, realtime_ns: 1_795_000_000_000_000_000 },
+        clock: ClockRef {
+            monotonic_ns: first,
+            realtime_ns: 1_795_000_000_000_000_000,
+        },
         probes: EventKind::ALL
             .iter()
             .map(|k| ProbeInfo {
@@ -684,7 +864,14 @@ pub fn write_recording(
             .collect(),
         ..Default::default()
     };
-    let mut w = Writer::create(path, &meta, WriterOptions { overwrite: true, ..Default::default() })?;
+    let mut w = Writer::create(
+        path,
+        &meta,
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )?;
     for (seq, batch) in events.chunks(per_chunk.max(1)).enumerate() {
         let bytes = Synth::bytes(batch);
         let f = batch.iter().map(|e| e.ts).min().unwrap_or(0);
@@ -695,7 +882,12 @@ pub fn write_recording(
     if clean {
         let hits = EventKind::ALL
             .iter()
-            .map(|k| (k.name().to_string(), events.iter().filter(|e| e.kind == *k).count() as u64))
+            .map(|k| {
+                (
+                    k.name().to_string(),
+                    events.iter().filter(|e| e.kind == *k).count() as u64,
+                )
+            })
             .collect();
         w.finish(TrailerInput {
             probe_hits: hits,

@@ -15,20 +15,32 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(rel)
 }
 
 fn analyze(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smc-analyze")).args(args).output().expect("run smc-analyze")
+    Command::new(env!("CARGO_BIN_EXE_smc-analyze"))
+        .args(args)
+        .output()
+        .expect("run smc-analyze")
 }
 
 /// The one stderr line of a refused input, checked for shape.
 fn one_line(o: &Output, what: &str) -> String {
     let e = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(e.lines().count(), 1, "{what}: stderr is not one line: {e:?}");
+    assert_eq!(
+        e.lines().count(),
+        1,
+        "{what}: stderr is not one line: {e:?}"
+    );
     assert!(e.starts_with("smc-analyze: "), "{what}: {e}");
     assert!(!e.contains("panicked"), "{what}: {e}");
-    assert!(o.stdout.is_empty(), "{what}: printed to stdout although refused");
+    assert!(
+        o.stdout.is_empty(),
+        "{what}: printed to stdout although refused"
+    );
     e
 }
 
@@ -36,7 +48,11 @@ fn one_line(o: &Output, what: &str) -> String {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(|v| v.split_whitespace().nth(1) == Some("0")))
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("Uid:"))
+                .map(|v| v.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }
 
@@ -71,7 +87,12 @@ fn each_bad_recording_has_one_line_and_its_own_exit_code() {
     std::fs::write(&bad_meta_f, &bad_meta).unwrap();
 
     let table: [(&str, &Path, i32, &str); 6] = [
-        ("wrong magic", &wrong_magic_f, 21, "not an smctrace recording"),
+        (
+            "wrong magic",
+            &wrong_magic_f,
+            21,
+            "not an smctrace recording",
+        ),
         ("future major version", &future_f, 22, "2."),
         ("zero-length file", &empty_f, 21, ""),
         ("directory given as file", &dir_f, 21, ""),
@@ -83,7 +104,10 @@ fn each_bad_recording_has_one_line_and_its_own_exit_code() {
             let o = analyze(&[cmd, path.to_str().unwrap()]);
             let e = one_line(&o, what);
             assert_eq!(o.status.code(), Some(code), "{cmd} on {what}: {e}");
-            assert!(e.contains(path.file_name().unwrap().to_str().unwrap()), "{what}: the line names the file: {e}");
+            assert!(
+                e.contains(path.file_name().unwrap().to_str().unwrap()),
+                "{what}: the line names the file: {e}"
+            );
             assert!(e.contains(needle), "{what}: {e}");
         }
     }
@@ -95,7 +119,11 @@ fn crc32c(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -112,7 +140,12 @@ fn unreadable_file_is_exit_20_for_an_unprivileged_user() {
         // root reads a mode-000 file (CAP_DAC_OVERRIDE): that is the honest root
         // behaviour, and the file is analyzed normally.
         let o = analyze(&["info", f.to_str().unwrap()]);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         // As nobody (setpriv drops every capability with the uid change) it is refused.
         std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o755)).unwrap();
         let o = Command::new("setpriv")
@@ -156,15 +189,32 @@ fn unrelated_recordings_are_refused_with_their_own_code() {
         let e = one_line(&o, "unrelated recordings");
         assert_eq!(o.status.code(), Some(30), "{args:?}: {e}");
         assert!(e.contains("no connection in common"), "{e}");
-        assert!(e.contains("pingpong/a-client.smctrace") && e.contains("shortconn/b-server.smctrace"), "{e}");
+        assert!(
+            e.contains("pingpong/a-client.smctrace") && e.contains("shortconn/b-server.smctrace"),
+            "{e}"
+        );
     }
     for f in [a, b] {
         let o = analyze(&["report", f]);
-        assert_eq!(o.status.code(), Some(0), "{f}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{f}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     // the two ends of one run are paired as before
-    let o = analyze(&["report", fixture("pingpong/a-client.smctrace").to_str().unwrap(), fixture("pingpong/b-server.smctrace").to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = analyze(&[
+        "report",
+        fixture("pingpong/a-client.smctrace").to_str().unwrap(),
+        fixture("pingpong/b-server.smctrace").to_str().unwrap(),
+    ]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 /// A file cut at any point (power loss, a copy that stopped) is still read: up to
@@ -187,13 +237,23 @@ fn a_recording_cut_anywhere_is_recovered_up_to_the_cut() {
         std::fs::write(&f, &good[..cut]).unwrap();
         match smctrace_format::Reader::open(&f) {
             Err(e) => {
-                assert!(cut < header_len, "cut at {cut} (header ends at {header_len}) refused: {e}");
-                assert!(matches!(e.exit_code(), 21 | 23), "cut at {cut}: {e} (exit {})", e.exit_code());
+                assert!(
+                    cut < header_len,
+                    "cut at {cut} (header ends at {header_len}) refused: {e}"
+                );
+                assert!(
+                    matches!(e.exit_code(), 21 | 23),
+                    "cut at {cut}: {e} (exit {})",
+                    e.exit_code()
+                );
             }
             Ok(r) => {
                 let rec = r.recovery();
                 assert!(!rec.clean_close, "cut at {cut} reads as clean");
-                assert!(rec.events_ok >= last_events, "cut at {cut}: fewer events than a shorter cut");
+                assert!(
+                    rec.events_ok >= last_events,
+                    "cut at {cut}: fewer events than a shorter cut"
+                );
                 assert!(rec.events_ok <= total_events);
                 last_events = rec.events_ok;
                 let text = smc_analyze::input::info(&f).unwrap();
@@ -205,5 +265,10 @@ fn a_recording_cut_anywhere_is_recovered_up_to_the_cut() {
     // the report of a cut file succeeds through the binary too
     std::fs::write(&f, &good[..good.len() / 2]).unwrap();
     let o = analyze(&["report", "--json", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }

@@ -16,7 +16,10 @@ fn tmpdir(name: &str) -> PathBuf {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smc-analyze")).args(args).output().expect("run smc-analyze")
+    Command::new(env!("CARGO_BIN_EXE_smc-analyze"))
+        .args(args)
+        .output()
+        .expect("run smc-analyze")
 }
 
 fn s(p: &Path) -> &str {
@@ -55,7 +58,10 @@ fn info_prints_header_probes_chunks_and_close() {
     let o = run(&["info", s(&a)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let t = String::from_utf8(o.stdout).unwrap();
-    assert!(t.contains("host:       client  kernel 6.1.0-synthetic  boot id boot-a"), "{t}");
+    assert!(
+        t.contains("host:       client  kernel 6.1.0-synthetic  boot id boot-a"),
+        "{t}"
+    );
     assert!(t.contains("probes:     17"), "{t}");
     assert!(t.contains("sendmsg"), "{t}");
     assert!(t.contains("lost:       0 events"), "{t}");
@@ -73,7 +79,16 @@ fn report_text_and_json_agree_with_the_simulation() {
     assert!(t.contains("0x03030002 NOSMCRDEV"), "{t}");
     assert!(t.contains("blocked in app_wait"), "{t}");
 
-    let o = run(&["report", s(&a), s(&b), "--json", "--top", "1", "--slow", "100us"]);
+    let o = run(&[
+        "report",
+        s(&a),
+        s(&b),
+        "--json",
+        "--top",
+        "1",
+        "--slow",
+        "100us",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["schema"], "smc-analyze/report/1");
@@ -83,7 +98,12 @@ fn report_text_and_json_agree_with_the_simulation() {
     assert_eq!(j["summary"]["incomplete_messages"], 0);
     assert_eq!(j["summary"]["connections_by_mode"]["SMC-R"], 1);
     assert_eq!(j["summary"]["connections_by_mode"]["fallback"], 1);
-    let e2e = j["stages"].as_array().unwrap().iter().find(|r| r["stage"] == "e2e").unwrap();
+    let e2e = j["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["stage"] == "e2e")
+        .unwrap();
     assert_eq!(e2e["count"], 101);
     assert_eq!(e2e["p50_ns"], 20_000);
     assert_eq!(e2e["max_ns"], 20_000 + 500_000);
@@ -91,7 +111,11 @@ fn report_text_and_json_agree_with_the_simulation() {
     assert_eq!(slow["latency_ns"], 520_000);
     assert_eq!(slow["blocking_stage"], "app_wait");
     assert_eq!(slow["stages"]["app_wait"], 503_000);
-    assert_eq!(j["slow"].as_array().unwrap().len(), 1, "only one message is above 100us");
+    assert_eq!(
+        j["slow"].as_array().unwrap().len(),
+        1,
+        "only one message is above 100us"
+    );
     let conn = &j["connections"][0];
     assert_eq!(conn["latency_basis"], "e2e");
     assert_eq!(conn["messages_fwd"], 51);
@@ -121,9 +145,13 @@ fn filters_select_connections_and_time() {
     assert_eq!(j(&["--comm", "server"])["summary"]["connections"], 0);
     assert_eq!(j(&["--pid", "111"])["summary"]["connections"], 1);
     // the first round starts 1 ms after the report start (handshake); 50 rounds of 54 us
-    let early = j(&["--to", "1.5ms"])["summary"]["messages"].as_u64().unwrap();
+    let early = j(&["--to", "1.5ms"])["summary"]["messages"]
+        .as_u64()
+        .unwrap();
     assert!(early > 0 && early < 101, "{early}");
-    let late = j(&["--from", "1.5ms"])["summary"]["messages"].as_u64().unwrap();
+    let late = j(&["--from", "1.5ms"])["summary"]["messages"]
+        .as_u64()
+        .unwrap();
     assert_eq!(early + late, 101);
 }
 
@@ -138,13 +166,19 @@ fn export_writes_three_csv_files() {
     let mut lines = msgs.lines();
     let head = lines.next().unwrap();
     assert!(head.starts_with("conn,dir,kind,len,stream_start"), "{head}");
-    assert!(head.contains("t_delivered_ns") && head.contains("e2e_ns"), "{head}");
+    assert!(
+        head.contains("t_delivered_ns") && head.contains("e2e_ns"),
+        "{head}"
+    );
     assert_eq!(lines.count(), 101);
     let conns = std::fs::read_to_string(out.join("connections.csv")).unwrap();
     assert_eq!(conns.lines().count(), 3);
     assert!(conns.contains("NOSMCRDEV"));
     let stages = std::fs::read_to_string(out.join("stages.csv")).unwrap();
-    assert!(stages.lines().any(|l| l.starts_with("e2e,101,")), "{stages}");
+    assert!(
+        stages.lines().any(|l| l.starts_with("e2e,101,")),
+        "{stages}"
+    );
 }
 
 #[test]
@@ -164,7 +198,10 @@ fn lost_events_and_unclean_files_are_reported_not_hidden() {
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(j["summary"]["lost_events"], 1);
     assert_eq!(j["summary"]["incomplete_messages"], 1);
-    assert!(j["recordings"][0]["warnings"][0].as_str().unwrap().contains("dropped 1 events"));
+    assert!(j["recordings"][0]["warnings"][0]
+        .as_str()
+        .unwrap()
+        .contains("dropped 1 events"));
 
     let u = d.join("unclean.smctrace");
     write_recording(&u, &sy.stream(0), "h", "b", 0, 40, false).unwrap();
@@ -184,7 +221,10 @@ fn bad_input_is_one_line_and_a_distinct_exit_code() {
     std::fs::write(&junk, b"this is not a recording at all, just text").unwrap();
     let notrec = run(&["report", s(&junk)]);
     let usage = run(&["report", s(&junk), "--slow", "12"]);
-    let codes: Vec<i32> = [&missing, &notrec, &usage].iter().map(|o| o.status.code().unwrap()).collect();
+    let codes: Vec<i32> = [&missing, &notrec, &usage]
+        .iter()
+        .map(|o| o.status.code().unwrap())
+        .collect();
     assert_eq!(codes, vec![20, 21, 2]);
     for o in [&missing, &notrec] {
         let e = String::from_utf8_lossy(&o.stderr);
@@ -207,7 +247,13 @@ fn analyze_files(files: &[&Path]) -> smc_analyze::join::Analysis {
         .iter()
         .enumerate()
         .map(|(i, f)| {
-            smc_analyze::input::open(f, i, None, std::sync::Arc::new(std::sync::Mutex::new(Vec::new()))).unwrap()
+            smc_analyze::input::open(
+                f,
+                i,
+                None,
+                std::sync::Arc::new(std::sync::Mutex::new(Vec::new())),
+            )
+            .unwrap()
         })
         .collect();
     smc_analyze::join::collect(inputs, smc_analyze::model::DEFAULT_REORDER_WINDOW_NS)
@@ -218,8 +264,16 @@ fn damaged_chunks_never_give_wrong_timelines() {
     let d = tmpdir("damaged");
     let (a, b) = two_host_files(&d);
     let clean = analyze_files(&[&a, &b]);
-    let key = |m: &smc_analyze::join::Message| (m.conn, m.dir == smc_analyze::join::Dir::Forward, m.start, m.end);
-    let truth: std::collections::HashMap<_, _> = clean.messages.iter().map(|m| (key(m), m.points)).collect();
+    let key = |m: &smc_analyze::join::Message| {
+        (
+            m.conn,
+            m.dir == smc_analyze::join::Dir::Forward,
+            m.start,
+            m.end,
+        )
+    };
+    let truth: std::collections::HashMap<_, _> =
+        clean.messages.iter().map(|m| (key(m), m.points)).collect();
     assert!(clean.messages.iter().all(|m| !m.incomplete()));
     // Flip one byte in the compressed body of several chunks of each file.
     for (f, seed) in [(&a, 7usize), (&b, 3usize)] {
@@ -236,7 +290,12 @@ fn damaged_chunks_never_give_wrong_timelines() {
     let o = run(&["report", "--json", s(&a), s(&b)]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let unreadable: u64 = j["recordings"].as_array().unwrap().iter().map(|r| r["unreadable_chunks"].as_u64().unwrap()).sum();
+    let unreadable: u64 = j["recordings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["unreadable_chunks"].as_u64().unwrap())
+        .sum();
     assert!(unreadable >= 2, "{}", j["recordings"]);
     let damaged = analyze_files(&[&a, &b]);
     let mut complete = 0;
@@ -244,8 +303,19 @@ fn damaged_chunks_never_give_wrong_timelines() {
         complete += 1;
         // A complete message must match the undamaged truth exactly
         // (clock offsets agree: both estimates come from the same CDCs).
-        let t = truth.get(&key(m)).unwrap_or_else(|| panic!("message {:?} not in the clean recording", key(m)));
-        assert_eq!(&m.points, t, "complete message {:?} differs from the truth", key(m));
+        let t = truth
+            .get(&key(m))
+            .unwrap_or_else(|| panic!("message {:?} not in the clean recording", key(m)));
+        assert_eq!(
+            &m.points,
+            t,
+            "complete message {:?} differs from the truth",
+            key(m)
+        );
     }
-    assert!(complete > 0 && complete < clean.messages.len(), "{complete} of {}", clean.messages.len());
+    assert!(
+        complete > 0 && complete < clean.messages.len(),
+        "{complete} of {}",
+        clean.messages.len()
+    );
 }

@@ -24,8 +24,14 @@ fn fixtures() -> Vec<PathBuf> {
     let root = std::env::var_os("SMC_ANALYZE_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures"));
-    let Ok(rd) = std::fs::read_dir(&root) else { return Vec::new() };
-    let mut v: Vec<PathBuf> = rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()).collect();
+    let Ok(rd) = std::fs::read_dir(&root) else {
+        return Vec::new();
+    };
+    let mut v: Vec<PathBuf> = rd
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
     v.sort();
     v
 }
@@ -40,7 +46,12 @@ fn report(files: &[PathBuf]) -> serde_json::Value {
         .args(["--json", "--top", "5"])
         .output()
         .expect("run smc-analyze");
-    assert!(o.status.success(), "{:?}: {}", files, String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "{:?}: {}",
+        files,
+        String::from_utf8_lossy(&o.stderr)
+    );
     let mut j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     // Paths depend on where the checkout lives.
     for r in j["recordings"].as_array_mut().unwrap() {
@@ -59,13 +70,26 @@ fn golden_reports() {
         let got = report(&files);
         let exp_path = dir.join("expected-report.json");
         if std::env::var_os("SMC_ANALYZE_BLESS").is_some() {
-            std::fs::write(&exp_path, serde_json::to_string_pretty(&got).unwrap() + "\n").unwrap();
+            std::fs::write(
+                &exp_path,
+                serde_json::to_string_pretty(&got).unwrap() + "\n",
+            )
+            .unwrap();
             continue;
         }
-        let exp = std::fs::read_to_string(&exp_path)
-            .unwrap_or_else(|e| panic!("{}: {e} (bless it with SMC_ANALYZE_BLESS=1)", exp_path.display()));
+        let exp = std::fs::read_to_string(&exp_path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (bless it with SMC_ANALYZE_BLESS=1)",
+                exp_path.display()
+            )
+        });
         let exp: serde_json::Value = serde_json::from_str(&exp).unwrap();
-        assert_eq!(got, exp, "{}: report differs from expected-report.json", dir.display());
+        assert_eq!(
+            got,
+            exp,
+            "{}: report differs from expected-report.json",
+            dir.display()
+        );
     }
 }
 
@@ -84,7 +108,9 @@ fn golden_reports() {
 #[test]
 fn pingpong_e2e_agrees_with_workload_rtt() {
     for dir in fixtures() {
-        let Ok(load) = std::fs::read_to_string(dir.join("load.json")) else { continue };
+        let Ok(load) = std::fs::read_to_string(dir.join("load.json")) else {
+            continue;
+        };
         let load: serde_json::Value = serde_json::from_str(load.trim()).unwrap();
         if load["mode"] != "pingpong" || load["proto"] != "smc" {
             continue;
@@ -114,8 +140,14 @@ fn pingpong_e2e_agrees_with_workload_rtt() {
         let mut lines = csv.lines();
         let head: Vec<&str> = lines.next().unwrap().split(',').collect();
         let col = |n: &str| head.iter().position(|h| *h == n).unwrap();
-        let (dir_c, len_c, e2e_c, ok_c, send_c, dlv_c) =
-            (col("dir"), col("len"), col("e2e_ns"), col("complete"), col("t_send_enter_ns"), col("t_delivered_ns"));
+        let (dir_c, len_c, e2e_c, ok_c, send_c, dlv_c) = (
+            col("dir"),
+            col("len"),
+            col("e2e_ns"),
+            col("complete"),
+            col("t_send_enter_ns"),
+            col("t_delivered_ns"),
+        );
         let mut pings: Vec<(i64, i64)> = Vec::new(); // (send_enter, e2e)
         let mut pongs: Vec<(i64, i64)> = Vec::new(); // (send_enter, delivered)
         for l in lines {
@@ -123,7 +155,11 @@ fn pingpong_e2e_agrees_with_workload_rtt() {
             if f[ok_c] != "true" || f[len_c] != size {
                 continue;
             }
-            let (Ok(send), Ok(e2e), Ok(dlv)) = (f[send_c].parse::<i64>(), f[e2e_c].parse::<i64>(), f[dlv_c].parse::<i64>()) else {
+            let (Ok(send), Ok(e2e), Ok(dlv)) = (
+                f[send_c].parse::<i64>(),
+                f[e2e_c].parse::<i64>(),
+                f[dlv_c].parse::<i64>(),
+            ) else {
                 continue;
             };
             if f[dir_c] == "forward" {
@@ -132,10 +168,18 @@ fn pingpong_e2e_agrees_with_workload_rtt() {
                 pongs.push((send, dlv));
             }
         }
-        assert!(pings.len() > 10 && pongs.len() > 10, "{}: too few complete messages", dir.display());
+        assert!(
+            pings.len() > 10 && pongs.len() > 10,
+            "{}: too few complete messages",
+            dir.display()
+        );
         pings.sort();
         pongs.sort();
-        let mut rtt: Vec<i64> = pings.iter().zip(pongs.iter()).map(|(p, q)| q.1 - p.0).collect();
+        let mut rtt: Vec<i64> = pings
+            .iter()
+            .zip(pongs.iter())
+            .map(|(p, q)| q.1 - p.0)
+            .collect();
         rtt.sort();
         let mut fwd: Vec<i64> = pings.iter().map(|p| p.1).collect();
         fwd.sort();

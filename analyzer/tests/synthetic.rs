@@ -8,16 +8,27 @@ use smc_analyze::synth::{analyze_streams, SimConn, SimMode, SimRecording, Synth}
 use smctrace_format::event::EventKind;
 
 fn stage(m: &Message, name: &str) -> Option<i64> {
-    let k = STAGES.iter().position(|s| s.name == name).expect("stage name");
+    let k = STAGES
+        .iter()
+        .position(|s| s.name == name)
+        .expect("stage name");
     m.stages[k]
 }
 
 fn one(sy: &Synth, host: usize) -> SimRecording {
-    SimRecording { events: sy.stream(host), boot_id: format!("boot{host}"), lost: 0, snapshot: Vec::new() }
+    SimRecording {
+        events: sy.stream(host),
+        boot_id: format!("boot{host}"),
+        lost: 0,
+        snapshot: Vec::new(),
+    }
 }
 
 fn smc_msgs(a: &Analysis) -> Vec<&Message> {
-    a.messages.iter().filter(|m| m.kind == MsgKind::Smc).collect()
+    a.messages
+        .iter()
+        .filter(|m| m.kind == MsgKind::Smc)
+        .collect()
 }
 
 #[test]
@@ -103,7 +114,10 @@ fn asymmetric_wire_stays_inside_the_stated_uncertainty() {
     let clk = &a.clocks[1];
     let (est, unc) = (clk.offset_ns.unwrap(), clk.uncertainty_ns.unwrap() as i64);
     assert_eq!(unc, 20_000, "half of the 40 us round trip");
-    assert!((est - offset).abs() <= unc, "estimate {est} vs true {offset} +- {unc}");
+    assert!(
+        (est - offset).abs() <= unc,
+        "estimate {est} vs true {offset} +- {unc}"
+    );
     assert_eq!(est, offset - 10_000);
 }
 
@@ -157,14 +171,28 @@ fn cursor_wrap_ring_turns_and_u16_overflow() {
     let msgs = smc_msgs(&a);
     assert_eq!(msgs.len(), 80);
     for m in &msgs {
-        assert!(!m.incomplete(), "gaps {:?} at {}", gap::names(m.gaps), m.start);
+        assert!(
+            !m.incomplete(),
+            "gaps {:?} at {}",
+            gap::names(m.gaps),
+            m.start
+        );
         assert_eq!(m.len, 1000);
         assert_eq!(stage(m, "e2e"), Some(20_000));
     }
-    let fwd: Vec<_> = msgs.iter().filter(|m| m.dir == smc_analyze::join::Dir::Forward).collect();
-    assert!(fwd.last().unwrap().end > 65536 * ring as u64, "crossed the u16 wrap epoch");
+    let fwd: Vec<_> = msgs
+        .iter()
+        .filter(|m| m.dir == smc_analyze::join::Dir::Forward)
+        .collect();
+    assert!(
+        fwd.last().unwrap().end > 65536 * ring as u64,
+        "crossed the u16 wrap epoch"
+    );
     for w in fwd.windows(2) {
-        assert_eq!(w[0].end, w[1].start, "stream offsets are contiguous across wraps");
+        assert_eq!(
+            w[0].end, w[1].start,
+            "stream offsets are contiguous across wraps"
+        );
     }
 }
 
@@ -185,10 +213,21 @@ fn one_send_split_over_several_cdcs() {
     // Four posts of 2.5 us each start at t0+2us: the last write (the one
     // covering the last byte) starts at t0 + 2 + 3*2.5 us.
     let t0 = t0 as i64;
-    assert_eq!(m.points[smc_analyze::join::pt::POST_ENTER], Some(t0 + 9_500));
+    assert_eq!(
+        m.points[smc_analyze::join::pt::POST_ENTER],
+        Some(t0 + 9_500)
+    );
     assert_eq!(m.points[smc_analyze::join::pt::CDC_SEND], Some(t0 + 11_500));
-    assert_eq!(m.cdc_seqno, Some(4), "the last of the four CDCs carries the end");
-    assert_eq!(stage(m, "copy"), Some(8_500), "copy ends when the last post starts");
+    assert_eq!(
+        m.cdc_seqno,
+        Some(4),
+        "the last of the four CDCs carries the end"
+    );
+    assert_eq!(
+        stage(m, "copy"),
+        Some(8_500),
+        "copy ends when the last post starts"
+    );
     assert_eq!(stage(m, "wire"), Some(10_000));
 }
 
@@ -214,7 +253,10 @@ fn autocorked_sends_share_one_cdc() {
         assert_eq!(m.points[smc_analyze::join::pt::SEND_ENTER], Some(s as i64));
         // the corked wait shows up in `post`, and is the blocking stage
         assert_eq!(m.blocking_stage().map(|b| b.0), Some("post"));
-        assert_eq!(m.points[smc_analyze::join::pt::DELIVERED], msgs[0].points[smc_analyze::join::pt::DELIVERED]);
+        assert_eq!(
+            m.points[smc_analyze::join::pt::DELIVERED],
+            msgs[0].points[smc_analyze::join::pt::DELIVERED]
+        );
     }
     assert!(stage(msgs[0], "post").unwrap() > stage(msgs[2], "post").unwrap());
 }
@@ -241,8 +283,14 @@ fn partial_reads_deliver_on_the_read_that_reaches_the_end() {
     let a = analyze_streams(vec![one(&sy, 0)]);
     let msgs = smc_msgs(&a);
     assert_eq!(msgs.len(), 2);
-    assert_eq!(msgs[0].points[smc_analyze::join::pt::DELIVERED], Some(reads[2] as i64));
-    assert_eq!(msgs[1].points[smc_analyze::join::pt::DELIVERED], Some(reads[3] as i64));
+    assert_eq!(
+        msgs[0].points[smc_analyze::join::pt::DELIVERED],
+        Some(reads[2] as i64)
+    );
+    assert_eq!(
+        msgs[1].points[smc_analyze::join::pt::DELIVERED],
+        Some(reads[3] as i64)
+    );
     assert!(msgs.iter().all(|m| !m.incomplete()));
 }
 
@@ -261,7 +309,12 @@ fn reordered_events_give_the_same_result() {
         sy.stream(0).iter().map(|e| e.ts).collect::<Vec<_>>(),
         "the test stream really is out of order"
     );
-    let re = analyze_streams(vec![SimRecording { events: shuffled, boot_id: "b".into(), lost: 0, snapshot: Vec::new() }]);
+    let re = analyze_streams(vec![SimRecording {
+        events: shuffled,
+        boot_id: "b".into(),
+        lost: 0,
+        snapshot: Vec::new(),
+    }]);
     assert_eq!(ordered.messages.len(), re.messages.len());
     for (a, b) in ordered.messages.iter().zip(re.messages.iter()) {
         assert_eq!(a.points, b.points);
@@ -298,7 +351,11 @@ fn lost_cdc_send_marks_the_message_incomplete() {
     let a = lossy_run(EventKind::CdcSend, 0, 2);
     let (n, gaps) = incomplete_count(&a);
     assert_eq!(n, 1, "exactly the message whose CDC was lost");
-    assert!(gaps & gap::NO_CDC_SEND != 0 || gaps & gap::CDC_SEQ_GAP != 0, "{:?}", gap::names(gaps));
+    assert!(
+        gaps & gap::NO_CDC_SEND != 0 || gaps & gap::CDC_SEQ_GAP != 0,
+        "{:?}",
+        gap::names(gaps)
+    );
     assert_eq!(smc_msgs(&a).len(), 12);
 }
 
@@ -371,7 +428,11 @@ fn smcd_loopback_matches_by_cursor() {
     for m in msgs {
         assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
         assert_eq!(stage(m, "e2e"), Some(20_000));
-        assert_eq!(stage(m, "cdc_complete"), None, "SMC-D has no send completion");
+        assert_eq!(
+            stage(m, "cdc_complete"),
+            None,
+            "SMC-D has no send completion"
+        );
     }
 }
 
@@ -401,12 +462,20 @@ fn one_sided_recording_reports_what_that_side_owns() {
     let sent: Vec<_> = smc_msgs(&a);
     assert_eq!(sent.len(), 4);
     for m in &sent {
-        assert!(!m.incomplete(), "peer not recorded is not a gap: {:?}", gap::names(m.gaps));
+        assert!(
+            !m.incomplete(),
+            "peer not recorded is not a gap: {:?}",
+            gap::names(m.gaps)
+        );
         assert!(m.gaps & gap::NO_PEER != 0);
         assert_eq!(stage(m, "cdc_complete"), Some(20_000));
         assert_eq!(stage(m, "e2e"), None);
     }
-    let rx: Vec<_> = a.messages.iter().filter(|m| m.kind == MsgKind::RxOnly).collect();
+    let rx: Vec<_> = a
+        .messages
+        .iter()
+        .filter(|m| m.kind == MsgKind::RxOnly)
+        .collect();
     assert_eq!(rx.len(), 4, "the answers, seen by the receiver only");
     for m in rx {
         assert_eq!(stage(m, "rx_process"), Some(3_000));
@@ -445,7 +514,11 @@ fn long_two_host_run_is_joined_streaming_with_bounded_memory() {
         long.peak_retained,
         short.peak_retained
     );
-    assert!(long.peak_retained < 12_000 * 4 / 3, "{}", long.peak_retained);
+    assert!(
+        long.peak_retained < 12_000 * 4 / 3,
+        "{}",
+        long.peak_retained
+    );
 }
 
 #[test]
@@ -459,15 +532,25 @@ fn long_one_sided_run_gives_sender_and_receive_only_messages() {
     let a = analyze_streams(vec![one(&sy, 0)]);
     let sent = smc_msgs(&a);
     assert_eq!(sent.len(), 3000);
-    assert!(sent.iter().all(|m| !m.incomplete() && stage(m, "cdc_complete") == Some(20_000)));
-    let rx: Vec<_> = a.messages.iter().filter(|m| m.kind == MsgKind::RxOnly).collect();
+    assert!(sent
+        .iter()
+        .all(|m| !m.incomplete() && stage(m, "cdc_complete") == Some(20_000)));
+    let rx: Vec<_> = a
+        .messages
+        .iter()
+        .filter(|m| m.kind == MsgKind::RxOnly)
+        .collect();
     assert_eq!(rx.len(), 3000);
     for m in rx {
         assert!(!m.incomplete(), "gaps {:?}", gap::names(m.gaps));
         assert_eq!(stage(m, "rx_process"), Some(3_000));
         assert_eq!(stage(m, "app_wait"), Some(3_000));
     }
-    assert!(a.peak_retained < 6_000, "peak retained {} for 6000 messages and their receive points", a.peak_retained);
+    assert!(
+        a.peak_retained < 6_000,
+        "peak retained {} for 6000 messages and their receive points",
+        a.peak_retained
+    );
 }
 
 #[test]
@@ -502,7 +585,11 @@ fn short_connections_reusing_socket_addresses_stay_apart() {
     let per_conn: std::collections::BTreeSet<usize> = msgs.iter().map(|m| m.conn).collect();
     assert_eq!(per_conn.len(), 50, "each connection has its own messages");
     for s in &a.sides {
-        assert_eq!(s.clc.len(), 3, "each side has exactly its own handshake's CLC messages");
+        assert_eq!(
+            s.clc.len(),
+            3,
+            "each side has exactly its own handshake's CLC messages"
+        );
         assert!(s.info.is_some() && s.close.is_some());
     }
 }
@@ -523,8 +610,14 @@ fn connection_older_than_the_recording_is_named_from_the_snapshot() {
         c.pingpong_round(&mut sy, 64);
     }
     let snap = |local: ([u8; 4], u16), remote: ([u8; 4], u16), token| SnapshotSock {
-        local: Addr { ip: std::net::Ipv4Addr::from(local.0).to_string(), port: local.1 },
-        remote: Addr { ip: std::net::Ipv4Addr::from(remote.0).to_string(), port: remote.1 },
+        local: Addr {
+            ip: std::net::Ipv4Addr::from(local.0).to_string(),
+            port: local.1,
+        },
+        remote: Addr {
+            ip: std::net::Ipv4Addr::from(remote.0).to_string(),
+            port: remote.1,
+        },
         mode: Mode::SmcR,
         local_token: token,
         sndbuf_len: 65536,
@@ -541,7 +634,11 @@ fn connection_older_than_the_recording_is_named_from_the_snapshot() {
     assert_eq!(a.conns.iter().filter(|c| !c.idle).count(), 1);
     let r = smc_analyze::report::build(
         &a,
-        &smc_analyze::report::Options { filter: Default::default(), top: 0, slow_ns: None },
+        &smc_analyze::report::Options {
+            filter: Default::default(),
+            top: 0,
+            slow_ns: None,
+        },
         &[],
     );
     let sides = &r.connections[0].sides;
@@ -555,7 +652,10 @@ fn connection_older_than_the_recording_is_named_from_the_snapshot() {
     let by_port = smc_analyze::report::build(
         &a,
         &smc_analyze::report::Options {
-            filter: smc_analyze::report::Filter { port: Some(40001), ..Default::default() },
+            filter: smc_analyze::report::Filter {
+                port: Some(40001),
+                ..Default::default()
+            },
             top: 0,
             slow_ns: None,
         },
@@ -588,9 +688,9 @@ fn random_records_never_panic() {
             b[0..2].copy_from_slice(&(kind as u16).to_le_bytes());
             b[2..4].copy_from_slice(&(len as u16).to_le_bytes());
             let ts = match round {
-                0 => rnd(),                               // anything
-                1 => 1_000_000 + rnd() % 1_000_000_000,   // plausible
-                _ => u64::MAX - rnd() % 1_000_000,        // near the end of time
+                0 => rnd(),                             // anything
+                1 => 1_000_000 + rnd() % 1_000_000_000, // plausible
+                _ => u64::MAX - rnd() % 1_000_000,      // near the end of time
             };
             b[8..16].copy_from_slice(&ts.to_le_bytes());
             if len >= 32 {
@@ -600,16 +700,36 @@ fn random_records_never_panic() {
                 let enter = ts.saturating_sub(rnd() % 100_000);
                 b[32..40].copy_from_slice(&enter.to_le_bytes());
             }
-            events.push(SimEvent { host: 0, kind, ts, cpu: 0, bytes: b });
+            events.push(SimEvent {
+                host: 0,
+                kind,
+                ts,
+                cpu: 0,
+                bytes: b,
+            });
         }
         let half = events.split_off(3000);
         let a = analyze_streams(vec![
-            SimRecording { events, boot_id: "r".into(), lost: rnd() % 3, snapshot: Vec::new() },
-            SimRecording { events: half, boot_id: String::new(), lost: 0, snapshot: Vec::new() },
+            SimRecording {
+                events,
+                boot_id: "r".into(),
+                lost: rnd() % 3,
+                snapshot: Vec::new(),
+            },
+            SimRecording {
+                events: half,
+                boot_id: String::new(),
+                lost: 0,
+                snapshot: Vec::new(),
+            },
         ]);
         let r = smc_analyze::report::build(
             &a,
-            &smc_analyze::report::Options { filter: Default::default(), top: 5, slow_ns: Some(1) },
+            &smc_analyze::report::Options {
+                filter: Default::default(),
+                top: 5,
+                slow_ns: Some(1),
+            },
             &[],
         );
         let _ = smc_analyze::report::render_text(&r);
@@ -622,7 +742,9 @@ fn concurrent_connections_do_not_mix() {
     let offset = -4_000_000i64;
     let mut sy = Synth::new(2);
     sy.host_offset[1] = offset;
-    let mut conns: Vec<SimConn> = (1..=3u32).map(|id| SimConn::new(SimMode::SmcR, 0, 1, 8192, id)).collect();
+    let mut conns: Vec<SimConn> = (1..=3u32)
+        .map(|id| SimConn::new(SimMode::SmcR, 0, 1, 8192, id))
+        .collect();
     for c in conns.iter_mut() {
         c.handshake(&mut sy);
         c.now = 2_000_000_000; // all three run at the same time
@@ -635,7 +757,12 @@ fn concurrent_connections_do_not_mix() {
             c.pingpong_round(&mut sy, 100 * (k as u64 + 1));
         }
     }
-    let mk = |h: usize| SimRecording { events: sy.stream_reordered(h, 2, 7), boot_id: format!("b{h}"), lost: 0, snapshot: Vec::new() };
+    let mk = |h: usize| SimRecording {
+        events: sy.stream_reordered(h, 2, 7),
+        boot_id: format!("b{h}"),
+        lost: 0,
+        snapshot: Vec::new(),
+    };
     let a = analyze_streams(vec![mk(0), mk(1)]);
     assert_eq!(a.clocks[1].offset_ns, Some(offset));
     assert_eq!(a.conns.iter().filter(|c| !c.idle).count(), 3);
@@ -676,8 +803,17 @@ fn blocking_readers_are_joined_after_their_rx_events() {
     let a = analyze_streams(vec![r0, r1]);
     let msgs = smc_msgs(&a);
     assert_eq!(msgs.len(), 12_000);
-    let bad: Vec<_> = msgs.iter().filter(|m| m.incomplete()).map(|m| gap::names(m.gaps)).collect();
-    assert!(bad.is_empty(), "{} incomplete, e.g. {:?}", bad.len(), bad.first());
+    let bad: Vec<_> = msgs
+        .iter()
+        .filter(|m| m.incomplete())
+        .map(|m| gap::names(m.gaps))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "{} incomplete, e.g. {:?}",
+        bad.len(),
+        bad.first()
+    );
 }
 
 /// Past 65,536 complete messages a stage's quantiles come from the sketch:
@@ -705,18 +841,45 @@ fn many_messages_give_approximate_quantiles_within_their_bound() {
     let a = analyze_streams(vec![one(&sy, 0)]);
     let msgs = smc_msgs(&a);
     assert_eq!(msgs.len(), 70_000);
-    let r = smc_analyze::report::build(&a, &smc_analyze::report::Options { filter: Default::default(), top: 0, slow_ns: None }, &[]);
+    let r = smc_analyze::report::build(
+        &a,
+        &smc_analyze::report::Options {
+            filter: Default::default(),
+            top: 0,
+            slow_ns: None,
+        },
+        &[],
+    );
     for name in ["app_wait", "e2e"] {
-        let mut exact: Vec<i64> = msgs.iter().filter(|m| !m.incomplete()).filter_map(|m| stage(m, name)).collect();
+        let mut exact: Vec<i64> = msgs
+            .iter()
+            .filter(|m| !m.incomplete())
+            .filter_map(|m| stage(m, name))
+            .collect();
         assert_eq!(exact.len(), 70_000, "{name}");
         let want = smc_analyze::stats::summarize(&mut exact).unwrap();
         let row = &r.stages.iter().find(|s| s.stage == name).unwrap().summary;
         assert!(row.approximate && !want.approximate, "{name}");
-        assert_eq!((row.count, row.mean_ns, row.min_ns, row.max_ns), (want.count, want.mean_ns, want.min_ns, want.max_ns), "{name}");
-        assert!(want.p999_ns > 10 * want.p50_ns, "{name}: not heavy-tailed: {want:?}");
-        for (got, exact) in [(row.p50_ns, want.p50_ns), (row.p90_ns, want.p90_ns), (row.p99_ns, want.p99_ns), (row.p999_ns, want.p999_ns)] {
+        assert_eq!(
+            (row.count, row.mean_ns, row.min_ns, row.max_ns),
+            (want.count, want.mean_ns, want.min_ns, want.max_ns),
+            "{name}"
+        );
+        assert!(
+            want.p999_ns > 10 * want.p50_ns,
+            "{name}: not heavy-tailed: {want:?}"
+        );
+        for (got, exact) in [
+            (row.p50_ns, want.p50_ns),
+            (row.p90_ns, want.p90_ns),
+            (row.p99_ns, want.p99_ns),
+            (row.p999_ns, want.p999_ns),
+        ] {
             let bound = exact as f64 * smc_analyze::sketch::ALPHA + 1.0;
-            assert!((got - exact).abs() as f64 <= bound, "{name}: {got} vs exact {exact} (bound {bound})");
+            assert!(
+                (got - exact).abs() as f64 <= bound,
+                "{name}: {got} vs exact {exact} (bound {bound})"
+            );
         }
     }
     // The connection's latency (more than 4,096 messages) is flagged too, and

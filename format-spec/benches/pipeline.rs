@@ -19,7 +19,10 @@
 use std::sync::mpsc::sync_channel;
 use std::time::Instant;
 
-use smctrace_format::{synth::PingPong, ChunkCodec, ChunkEncoder, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{
+    synth::PingPong, ChunkCodec, ChunkEncoder, Metadata, Reader, TrailerInput, Writer,
+    WriterOptions,
+};
 
 /// The recorder's defaults (`recorder/src/pipeline.rs`, `--zstd-level`).
 const CHUNK_BYTES: usize = 1 << 20;
@@ -28,7 +31,10 @@ const RING_HDR: usize = 8;
 
 /// CPU time of the calling thread, in seconds.
 fn thread_cpu() -> f64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid clock id and a valid out pointer.
     unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
     ts.tv_sec as f64 + ts.tv_nsec as f64 * 1e-9
@@ -40,7 +46,8 @@ fn record_len(item: &[u8]) -> Option<usize> {
         return None;
     }
     let len = u16::from_le_bytes([item[2], item[3]]) as usize;
-    (len >= smctrace_format::event::HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some(len)
+    (len >= smctrace_format::event::HDR_LEN && len <= item.len() && len.is_multiple_of(8))
+        .then_some(len)
 }
 
 /// Frame a record stream as BPF ring buffer items.
@@ -75,8 +82,15 @@ struct Measured {
 }
 
 fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Measured {
-    let writer = Writer::create(path, &Metadata::default(), WriterOptions { overwrite: true, ..Default::default() })
-        .expect("create the log");
+    let writer = Writer::create(
+        path,
+        &Metadata::default(),
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .expect("create the log");
     let (tx, rx) = sync_channel::<Raw>(4);
     // Spent chunk buffers go back to the drain thread, as in the recorder.
     let (spent_tx, spent_rx) = sync_channel::<Vec<u8>>(8);
@@ -87,7 +101,9 @@ fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Me
             let mut writer = writer;
             let mut encoder = ChunkEncoder::new(level, codec);
             for c in rx {
-                let enc = encoder.encode(c.seq, &c.bytes, c.count, c.first, c.last).expect("encode");
+                let enc = encoder
+                    .encode(c.seq, &c.bytes, c.count, c.first, c.last)
+                    .expect("encode");
                 writer.append(&enc).expect("append");
                 let _ = spent_tx.try_send(c.bytes);
             }
@@ -96,7 +112,8 @@ fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Me
         });
         let c0 = thread_cpu();
         let cap = CHUNK_BYTES + 4096;
-        let (mut seq, mut buf, mut count, mut first, mut last) = (0u64, Vec::with_capacity(cap), 0u32, 0u64, 0u64);
+        let (mut seq, mut buf, mut count, mut first, mut last) =
+            (0u64, Vec::with_capacity(cap), 0u32, 0u64, 0u64);
         let mut off = 0;
         while off < ring.len() {
             let len = u32::from_le_bytes(ring[off..off + 4].try_into().unwrap()) as usize;
@@ -120,25 +137,51 @@ fn run(ring: &[u8], level: i32, codec: ChunkCodec, path: &std::path::Path) -> Me
                     Err(_) => Vec::with_capacity(cap),
                 };
                 let bytes = std::mem::replace(&mut buf, fresh);
-                tx.send(Raw { seq, bytes, count, first, last }).expect("writer alive");
+                tx.send(Raw {
+                    seq,
+                    bytes,
+                    count,
+                    first,
+                    last,
+                })
+                .expect("writer alive");
                 seq += 1;
                 count = 0;
             }
             off += (RING_HDR + len).next_multiple_of(8);
         }
         if count > 0 {
-            tx.send(Raw { seq, bytes: buf, count, first, last }).expect("writer alive");
+            tx.send(Raw {
+                seq,
+                bytes: buf,
+                count,
+                first,
+                last,
+            })
+            .expect("writer alive");
         }
         drop(tx);
         let drain_cpu = thread_cpu() - c0;
         (drain_cpu, w.join().expect("writer thread"))
     });
-    Measured { wall: t0.elapsed().as_secs_f64(), drain_cpu, write_cpu, file_bytes: summary.bytes, events: summary.events }
+    Measured {
+        wall: t0.elapsed().as_secs_f64(),
+        drain_cpu,
+        write_cpu,
+        file_bytes: summary.bytes,
+        events: summary.events,
+    }
 }
 
 fn main() {
-    let want: u64 = std::env::var("SMCTRACE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4_000_000);
-    let level: i32 = std::env::var("SMCTRACE_BENCH_ZSTD").ok().and_then(|v| v.parse().ok()).unwrap_or(1);
+    let want: u64 = std::env::var("SMCTRACE_BENCH_EVENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4_000_000);
+    let level: i32 = std::env::var("SMCTRACE_BENCH_ZSTD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
     let dir = tempfile::tempdir().expect("tempdir");
     let profiles: [(&str, u32, u32); 4] = [
         ("pingpong 64 B x 1 conn", 1, 64),
@@ -149,10 +192,22 @@ fn main() {
     println!("recorder pipeline (ring items -> 1 MiB chunks -> zstd {level} -> mmap log), {want} events per stream");
     println!(
         "{:<36} | {:>11} {:>11} | {:>11} {:>11} | {:>8} | {:>7} {:>6}",
-        "stream", "wall ev/s", "ev/s/core", "drain ev/s", "zstd+w ev/s", "raw MB/s", "B/event", "ratio"
+        "stream",
+        "wall ev/s",
+        "ev/s/core",
+        "drain ev/s",
+        "zstd+w ev/s",
+        "raw MB/s",
+        "B/event",
+        "ratio"
     );
     for (name, connections, msg_size) in profiles {
-        let mut g = PingPong { connections, msg_size, ..Default::default() }.generator();
+        let mut g = PingPong {
+            connections,
+            msg_size,
+            ..Default::default()
+        }
+        .generator();
         let mut records = Vec::new();
         let mut n = 0;
         while n < want {
@@ -174,7 +229,14 @@ fn main() {
             // The file reads back with every event.
             let back: u64 = {
                 let rd = Reader::open(&path).expect("open");
-                rd.chunks().map(|c| rd.decode(&c.expect("chunk")).expect("decode").records().count() as u64).sum()
+                rd.chunks()
+                    .map(|c| {
+                        rd.decode(&c.expect("chunk"))
+                            .expect("decode")
+                            .records()
+                            .count() as u64
+                    })
+                    .sum()
             };
             assert_eq!(back, n, "the file does not hold every event");
             let ev = r.events as f64;
@@ -192,5 +254,7 @@ fn main() {
         }
     }
     println!("(best of 3 runs; ev/s/core = events per CPU-second of both threads; raw MB/s counts record bytes;");
-    println!(" B/event = whole file incl. header and trailer; ratio = raw record bytes / file bytes)");
+    println!(
+        " B/event = whole file incl. header and trailer; ratio = raw record bytes / file bytes)"
+    );
 }

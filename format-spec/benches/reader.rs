@@ -12,14 +12,20 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use smctrace_format::stream::{EventStream, StreamItem};
-use smctrace_format::{synth::PingPong, ChunkBuilder, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{
+    synth::PingPong, ChunkBuilder, Metadata, Reader, TrailerInput, Writer, WriterOptions,
+};
 
 /// Write `want` ping-pong events (64 connections) in ~1 MiB chunks at zstd 1,
 /// as the recorder does.
 fn generate(path: &std::path::Path, want: u64) {
-    let pp = PingPong { connections: 64, ..Default::default() };
+    let pp = PingPong {
+        connections: 64,
+        ..Default::default()
+    };
     let mut g = pp.generator();
-    let mut w = Writer::create(path, &Metadata::default(), WriterOptions::default()).expect("create");
+    let mut w =
+        Writer::create(path, &Metadata::default(), WriterOptions::default()).expect("create");
     let mut b = ChunkBuilder::new();
     let mut buf = Vec::new();
     let (mut events, mut seq) = (0u64, 0u64);
@@ -49,7 +55,10 @@ fn main() {
     let path = match std::env::var_os("SMCTRACE_BENCH_FILE") {
         Some(p) => std::path::PathBuf::from(p),
         None => {
-            let want: u64 = std::env::var("SMCTRACE_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(4_000_000);
+            let want: u64 = std::env::var("SMCTRACE_BENCH_EVENTS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(4_000_000);
             let p = dir.path().join("bench.smctrace");
             generate(&p, want);
             p
@@ -64,9 +73,16 @@ fn main() {
         r.stats().raw_bytes as f64 / 1e6,
         r.file_len() as f64 / 1e6
     );
-    println!("{:<44} {:>8} {:>12} {:>9}", "way", "wall s", "events/s", "raw MB/s");
+    println!(
+        "{:<44} {:>8} {:>12} {:>9}",
+        "way", "wall s", "events/s", "raw MB/s"
+    );
     let row = |name: &str, secs: f64| {
-        println!("{name:<44} {secs:>8.3} {:>12.0} {:>9.0}", events as f64 / secs, r.stats().raw_bytes as f64 / 1e6 / secs);
+        println!(
+            "{name:<44} {secs:>8.3} {:>12.0} {:>9.0}",
+            events as f64 / secs,
+            r.stats().raw_bytes as f64 / 1e6 / secs
+        );
     };
     for round in 0..2 {
         // One chunk at a time on this thread.

@@ -36,7 +36,9 @@ where
 fn run() -> Result<String, String> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.len() < 2 || args.len() > 5 {
-        return Err("usage: synth_large OUT.smctrace EVENTS [CONNECTIONS] [MSG_SIZE] [ZSTD_LEVEL]".into());
+        return Err(
+            "usage: synth_large OUT.smctrace EVENTS [CONNECTIONS] [MSG_SIZE] [ZSTD_LEVEL]".into(),
+        );
     }
     let out = PathBuf::from(&args[0]);
     let want: u64 = arg(&args, 1, "EVENTS", 0)?;
@@ -53,23 +55,38 @@ fn run() -> Result<String, String> {
         boot_id: "synth-boot".into(),
         ..Default::default()
     };
-    let mut w = Writer::create(&out, &meta, WriterOptions { overwrite: true, ..Default::default() })
-        .map_err(|e| format!("{}: {e}", out.display()))?;
-    let mut g = PingPong { connections, msg_size, ..Default::default() }.generator();
+    let mut w = Writer::create(
+        &out,
+        &meta,
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .map_err(|e| format!("{}: {e}", out.display()))?;
+    let mut g = PingPong {
+        connections,
+        msg_size,
+        ..Default::default()
+    }
+    .generator();
     let mut raw = Vec::with_capacity(CHUNK_BYTES + 64 * 1024);
     let (mut events, mut seq, mut in_chunk) = (0u64, 0u64, 0u32);
-    let flush = |raw: &mut Vec<u8>, n: &mut u32, seq: &mut u64, w: &mut Writer| -> Result<(), String> {
-        if *n == 0 {
-            return Ok(());
-        }
-        let (first, last) = ts_range(raw);
-        let c = encode_chunk(*seq, raw, *n, first, last, level).map_err(|e| format!("chunk {seq}: {e}"))?;
-        w.append(&c).map_err(|e| format!("{}: {e}", out.display()))?;
-        raw.clear();
-        *n = 0;
-        *seq += 1;
-        Ok(())
-    };
+    let flush =
+        |raw: &mut Vec<u8>, n: &mut u32, seq: &mut u64, w: &mut Writer| -> Result<(), String> {
+            if *n == 0 {
+                return Ok(());
+            }
+            let (first, last) = ts_range(raw);
+            let c = encode_chunk(*seq, raw, *n, first, last, level)
+                .map_err(|e| format!("chunk {seq}: {e}"))?;
+            w.append(&c)
+                .map_err(|e| format!("{}: {e}", out.display()))?;
+            raw.clear();
+            *n = 0;
+            *seq += 1;
+            Ok(())
+        };
     while events < want {
         // One round: a request and a reply on every connection. Rounds are
         // small (~20 records per connection); cut chunks at the next round.

@@ -76,14 +76,23 @@ pub struct ChunkEncoder {
 
 impl std::fmt::Debug for ChunkEncoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkEncoder").field("level", &self.level).field("codec", &self.codec).finish()
+        f.debug_struct("ChunkEncoder")
+            .field("level", &self.level)
+            .field("codec", &self.codec)
+            .finish()
     }
 }
 
 impl ChunkEncoder {
     /// An encoder compressing at zstd `level` with `codec`.
     pub fn new(level: i32, codec: ChunkCodec) -> ChunkEncoder {
-        ChunkEncoder { level, codec, zstd: None, columns: ColumnEncoder::new(), scratch: Vec::new() }
+        ChunkEncoder {
+            level,
+            codec,
+            zstd: None,
+            columns: ColumnEncoder::new(),
+            scratch: Vec::new(),
+        }
     }
 
     fn compress(&mut self, seq: u64, data: &[u8]) -> Result<Vec<u8>, FormatError> {
@@ -168,7 +177,13 @@ pub fn encode_chunk(
     last_ts: u64,
     zstd_level: i32,
 ) -> Result<EncodedChunk, FormatError> {
-    ChunkEncoder::new(zstd_level, ChunkCodec::Auto).encode(seq, records, event_count, first_ts, last_ts)
+    ChunkEncoder::new(zstd_level, ChunkCodec::Auto).encode(
+        seq,
+        records,
+        event_count,
+        first_ts,
+        last_ts,
+    )
 }
 
 /// Frame `body` with `header`, whose stored length and body CRC are filled in here.

@@ -149,7 +149,12 @@ pub struct ColumnEncoder {
 
 impl Default for ColumnEncoder {
     fn default() -> ColumnEncoder {
-        ColumnEncoder { groups: Vec::new(), used: 0, by_kind: [0; 64], index: Vec::new() }
+        ColumnEncoder {
+            groups: Vec::new(),
+            used: 0,
+            by_kind: [0; 64],
+            index: Vec::new(),
+        }
     }
 }
 
@@ -165,7 +170,9 @@ impl ColumnEncoder {
                 return Some(g - 1);
             }
         }
-        let found = self.groups[..self.used].iter().position(|g| g.kind == kind && g.len == len);
+        let found = self.groups[..self.used]
+            .iter()
+            .position(|g| g.kind == kind && g.len == len);
         let gi = match found {
             Some(gi) => gi,
             None => {
@@ -211,7 +218,9 @@ impl ColumnEncoder {
             if l < 24 || l % 8 != 0 || o + l > records.len() {
                 return false;
             }
-            let Some(gi) = self.group_of(kind, len) else { return false };
+            let Some(gi) = self.group_of(kind, len) else {
+                return false;
+            };
             self.index.push(gi as u16);
             let g = &mut self.groups[gi];
             let base = g.rows.len();
@@ -232,13 +241,21 @@ impl ColumnEncoder {
             g.count += 1;
             o += l;
         }
-        let (Ok(n), Ok(rows_len)) = (u32::try_from(self.index.len()), u32::try_from(records.len())) else {
+        let (Ok(n), Ok(rows_len)) = (
+            u32::try_from(self.index.len()),
+            u32::try_from(records.len()),
+        ) else {
             return false;
         };
         let groups = &self.groups[..self.used];
         let wide = groups.len() > 256;
         let start = out.len();
-        out.reserve(HEAD_LEN + GROUP_LEN * groups.len() + self.index.len() * (1 + wide as usize) + records.len());
+        out.reserve(
+            HEAD_LEN
+                + GROUP_LEN * groups.len()
+                + self.index.len() * (1 + wide as usize)
+                + records.len(),
+        );
         out.extend_from_slice(&n.to_le_bytes());
         out.extend_from_slice(&rows_len.to_le_bytes());
         out.extend_from_slice(&(groups.len() as u16).to_le_bytes());
@@ -259,7 +276,12 @@ impl ColumnEncoder {
         out.resize(at + records.len(), 0);
         for g in groups {
             let bytes = g.rows.len();
-            rows_to_planes(&g.rows, g.len as usize, g.count as usize, &mut out[at..at + bytes]);
+            rows_to_planes(
+                &g.rows,
+                g.len as usize,
+                g.count as usize,
+                &mut out[at..at + bytes],
+            );
             at += bytes;
         }
         debug_assert_eq!(at, out.len());
@@ -298,7 +320,12 @@ impl ColumnDecoder {
     /// body `data`, at most `limit` bytes of them; returns how many records.
     /// Any inconsistency is an error naming it; nothing is allocated before
     /// the sizes are checked.
-    pub fn decode_into(&mut self, data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<usize, String> {
+    pub fn decode_into(
+        &mut self,
+        data: &[u8],
+        limit: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, String> {
         let short = |what: &str| format!("columnar body truncated in {what}");
         if data.len() < HEAD_LEN {
             return Err(short("its counts"));
@@ -307,7 +334,9 @@ impl ColumnDecoder {
         let rows_len = rd_u32(data, 4) as usize;
         let g = rd_u16(data, 8) as usize;
         if rows_len > limit {
-            return Err(format!("columnar body would decode to {rows_len} bytes, limit {limit}"));
+            return Err(format!(
+                "columnar body would decode to {rows_len} bytes, limit {limit}"
+            ));
         }
         let mut o = HEAD_LEN;
         if data.len() - o < GROUP_LEN * g {
@@ -316,12 +345,20 @@ impl ColumnDecoder {
         self.groups.clear();
         let (mut total_n, mut total_bytes) = (0usize, 0usize);
         for _ in 0..g {
-            let (kind, len, count) = (rd_u16(data, o), rd_u16(data, o + 2) as usize, rd_u32(data, o + 4) as usize);
+            let (kind, len, count) = (
+                rd_u16(data, o),
+                rd_u16(data, o + 2) as usize,
+                rd_u32(data, o + 4) as usize,
+            );
             o += GROUP_LEN;
             if len < 24 || len % 8 != 0 {
-                return Err(format!("column group of kind {kind} has record length {len}"));
+                return Err(format!(
+                    "column group of kind {kind} has record length {len}"
+                ));
             }
-            let bytes = len.checked_mul(count).ok_or("column group size overflows")?;
+            let bytes = len
+                .checked_mul(count)
+                .ok_or("column group size overflows")?;
             self.groups.push(DecGroup {
                 len,
                 count,
@@ -329,13 +366,19 @@ impl ColumnDecoder {
                 ..DecGroup::default()
             });
             total_n = total_n.checked_add(count).ok_or("record count overflows")?;
-            total_bytes = total_bytes.checked_add(bytes).ok_or("record bytes overflow")?;
+            total_bytes = total_bytes
+                .checked_add(bytes)
+                .ok_or("record bytes overflow")?;
         }
         if total_n != n {
-            return Err(format!("column groups hold {total_n} records, the header says {n}"));
+            return Err(format!(
+                "column groups hold {total_n} records, the header says {n}"
+            ));
         }
         if total_bytes != rows_len {
-            return Err(format!("column groups hold {total_bytes} bytes, the header says {rows_len}"));
+            return Err(format!(
+                "column groups hold {total_bytes} bytes, the header says {rows_len}"
+            ));
         }
         let wide = g > 256;
         let idx_len = if wide { 2 * n } else { n };
@@ -359,12 +402,19 @@ impl ColumnDecoder {
         }
         let mut at = 0;
         for r in 0..n {
-            let gi = if wide { rd_u16(idx, 2 * r) as usize } else { idx[r] as usize };
+            let gi = if wide {
+                rd_u16(idx, 2 * r) as usize
+            } else {
+                idx[r] as usize
+            };
             let Some(gr) = self.groups.get_mut(gi) else {
                 return Err(format!("record {r} names column group {gi} of {g}"));
             };
             if gr.next >= gr.count {
-                return Err(format!("column group {gi} is named more than its {} records", gr.count));
+                return Err(format!(
+                    "column group {gi} is named more than its {} records",
+                    gr.count
+                ));
             }
             self.dest[gr.first + gr.next] = at;
             gr.next += 1;
@@ -403,7 +453,9 @@ impl ColumnDecoder {
 /// [`ColumnEncoder::encode_into`] with a fresh encoder and output.
 pub fn encode(records: &[u8]) -> Option<Vec<u8>> {
     let mut out = Vec::new();
-    ColumnEncoder::new().encode_into(records, &mut out).then_some(out)
+    ColumnEncoder::new()
+        .encode_into(records, &mut out)
+        .then_some(out)
 }
 
 /// [`ColumnDecoder::decode_into`] with a fresh decoder and output.
@@ -426,7 +478,11 @@ mod tests {
                 rows_to_planes(&rows, len, count, &mut planes);
                 for j in 0..count {
                     for i in 0..len {
-                        assert_eq!(planes[i * count + j], rows[j * len + i], "len {len} count {count}");
+                        assert_eq!(
+                            planes[i * count + j],
+                            rows[j * len + i],
+                            "len {len} count {count}"
+                        );
                     }
                 }
                 let mut back = vec![0u8; rows.len()];
@@ -439,10 +495,17 @@ mod tests {
 
     #[test]
     fn synthetic_records_round_trip_and_damage_is_an_error() {
-        let (records, _) = crate::synth::PingPong { connections: 4, ..Default::default() }.build(200);
+        let (records, _) = crate::synth::PingPong {
+            connections: 4,
+            ..Default::default()
+        }
+        .build(200);
         let enc = encode(&records).expect("encodable");
         assert_eq!(decode(&enc, records.len()).unwrap(), records);
-        assert!(decode(&enc, records.len() - 8).is_err(), "limit must be enforced");
+        assert!(
+            decode(&enc, records.len() - 8).is_err(),
+            "limit must be enforced"
+        );
         for cut in [0, 1, 5, 6, 11, 12, 13, enc.len() / 2, enc.len() - 1] {
             assert!(decode(&enc[..cut], records.len()).is_err(), "cut at {cut}");
         }
@@ -463,7 +526,11 @@ mod tests {
         let mut enc = ColumnEncoder::new();
         let mut dec = ColumnDecoder::new();
         for (conns, n) in [(4, 300), (1, 5), (64, 1000), (2, 0)] {
-            let (records, _) = crate::synth::PingPong { connections: conns, ..Default::default() }.build(n);
+            let (records, _) = crate::synth::PingPong {
+                connections: conns,
+                ..Default::default()
+            }
+            .build(n);
             let mut a = Vec::new();
             assert!(enc.encode_into(&records, &mut a));
             assert_eq!(Some(a.clone()), encode(&records));

@@ -277,10 +277,17 @@ pub enum RecordError {
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecordError::ShortHeader { have } => write!(f, "{have} bytes left, fewer than a 24-byte record header"),
-            RecordError::BadLength { len, have } => write!(f, "record length {len} is invalid ({have} bytes left)"),
+            RecordError::ShortHeader { have } => {
+                write!(f, "{have} bytes left, fewer than a 24-byte record header")
+            }
+            RecordError::BadLength { len, have } => {
+                write!(f, "record length {len} is invalid ({have} bytes left)")
+            }
             RecordError::ShortBody { kind, len, need } => {
-                write!(f, "record of kind {kind} has length {len}, its fixed part needs {need}")
+                write!(
+                    f,
+                    "record of kind {kind} has length {len}, its fixed part needs {need}"
+                )
             }
         }
     }
@@ -296,7 +303,10 @@ impl<'a> EventRef<'a> {
         let (kind, len) = check_record(buf)?;
         let rec = &buf[..len];
         let Some(kind) = kind else {
-            return Ok((EventRef::Unknown(bytemuck::pod_read_unaligned(&rec[..HDR_LEN])), len));
+            return Ok((
+                EventRef::Unknown(bytemuck::pod_read_unaligned(&rec[..HDR_LEN])),
+                len,
+            ));
         };
         let need = kind.fixed_len();
         let ev = match kind {
@@ -361,13 +371,20 @@ pub fn check_record(buf: &[u8]) -> Result<(Option<EventKind>, usize), RecordErro
     let hdr: Hdr = bytemuck::pod_read_unaligned(&buf[..HDR_LEN]);
     let len = hdr.len as usize;
     if len < HDR_LEN || !len.is_multiple_of(8) || len > buf.len() {
-        return Err(RecordError::BadLength { len: hdr.len, have: buf.len() });
+        return Err(RecordError::BadLength {
+            len: hdr.len,
+            have: buf.len(),
+        });
     }
     let kind = EventKind::from_u16(hdr.kind);
     if let Some(k) = kind {
         let need = k.fixed_len();
         if len < need {
-            return Err(RecordError::ShortBody { kind: hdr.kind, len: hdr.len, need });
+            return Err(RecordError::ShortBody {
+                kind: hdr.kind,
+                len: hdr.len,
+                need,
+            });
         }
     }
     Ok((kind, len))
@@ -386,7 +403,11 @@ fn get<T: Pod>(rec: &[u8]) -> T {
 /// Iterate over the records of a decompressed chunk. Stops at the first
 /// malformed record and yields its error once.
 pub fn records(buf: &[u8]) -> Records<'_> {
-    Records { buf, off: 0, failed: false }
+    Records {
+        buf,
+        off: 0,
+        failed: false,
+    }
 }
 
 pub struct Records<'a> {
@@ -487,7 +508,11 @@ mod tests {
         for k in EventKind::ALL {
             // A zeroed record of the right length with sock = 0x42 where present.
             let mut r = vec![0u8; k.fixed_len()];
-            let h = Hdr { kind: k as u16, len: k.fixed_len() as u16, ..Default::default() };
+            let h = Hdr {
+                kind: k as u16,
+                len: k.fixed_len() as u16,
+                ..Default::default()
+            };
             r[..HDR_LEN].copy_from_slice(bytemuck::bytes_of(&h));
             r[HDR_LEN..HDR_LEN + 8].copy_from_slice(&0x42u64.to_le_bytes());
             buf.extend_from_slice(&r);
@@ -496,18 +521,38 @@ mod tests {
         assert_eq!(evs.len(), EventKind::ALL.len());
         for (ev, k) in evs.iter().zip(EventKind::ALL) {
             assert_eq!(ev.kind(), Some(k));
-            let want = if k == EventKind::LinkDown { None } else { Some(0x42) };
+            let want = if k == EventKind::LinkDown {
+                None
+            } else {
+                Some(0x42)
+            };
             assert_eq!(ev.sock(), want, "{}", k.name());
         }
     }
 
     #[test]
     fn unknown_kinds_are_skipped_and_bad_lengths_stop_the_walk() {
-        let mut buf = rec(RxWake { sock: 1, ..Default::default() }, EventKind::RxWake);
-        let unknown = Hdr { kind: 999, len: 40, ..Default::default() };
+        let mut buf = rec(
+            RxWake {
+                sock: 1,
+                ..Default::default()
+            },
+            EventKind::RxWake,
+        );
+        let unknown = Hdr {
+            kind: 999,
+            len: 40,
+            ..Default::default()
+        };
         buf.extend_from_slice(bytemuck::bytes_of(&unknown));
         buf.extend_from_slice(&[7u8; 16]);
-        buf.extend_from_slice(&rec(RxWake { sock: 2, ..Default::default() }, EventKind::RxWake));
+        buf.extend_from_slice(&rec(
+            RxWake {
+                sock: 2,
+                ..Default::default()
+            },
+            EventKind::RxWake,
+        ));
         let evs: Vec<_> = records(&buf).collect::<Result<_, _>>().unwrap();
         assert_eq!(evs.len(), 3);
         assert!(matches!(evs[1], EventRef::Unknown(h) if h.kind == 999));
@@ -518,18 +563,28 @@ mod tests {
         bad[2] = 12; // len 12: not a multiple of 8
         let out: Vec<_> = records(&bad).collect();
         assert_eq!(out.len(), 1);
-        assert!(matches!(out[0], Err(RecordError::BadLength { len: 12, .. })));
+        assert!(matches!(
+            out[0],
+            Err(RecordError::BadLength { len: 12, .. })
+        ));
 
         let mut short = rec(SendMsg::default(), EventKind::SendMsg);
         short.truncate(32);
         short[2] = 32;
-        assert!(matches!(EventRef::parse(&short), Err(RecordError::ShortBody { need: 56, .. })));
+        assert!(matches!(
+            EventRef::parse(&short),
+            Err(RecordError::ShortBody { need: 56, .. })
+        ));
     }
 
     #[test]
     fn payload_never_reads_past_its_record() {
         let p = Payload {
-            hdr: Hdr { kind: EventKind::Payload as u16, len: 56, ..Default::default() },
+            hdr: Hdr {
+                kind: EventKind::Payload as u16,
+                len: 56,
+                ..Default::default()
+            },
             captured: 200, // lies: only 8 bytes follow
             ..Default::default()
         };

@@ -45,10 +45,13 @@ pub mod stream;
 pub mod synth;
 pub mod writer;
 
-pub use chunk::{encode_chunk, ChunkBuilder, ChunkCodec, ChunkEncoder, ChunkInfo, DecodedChunk, EncodedChunk};
+pub use chunk::{
+    encode_chunk, ChunkBuilder, ChunkCodec, ChunkEncoder, ChunkInfo, DecodedChunk, EncodedChunk,
+};
 pub use error::FormatError;
 pub use meta::{
-    ChunkIndexEntry, ClockRef, FallbackCount, Filters, LinkSnapshot, Metadata, ProbeInfo, SockSnapshot, Snapshot, Trailer,
+    ChunkIndexEntry, ClockRef, FallbackCount, Filters, LinkSnapshot, Metadata, ProbeInfo, Snapshot,
+    SockSnapshot, Trailer,
 };
 pub use reader::{CorruptChunk, FileStats, Reader, Recovery};
 pub use writer::{TrailerInput, WriteSummary, Writer, WriterOptions};

@@ -15,9 +15,10 @@ use crate::chunk::{ChunkInfo, DecodedChunk};
 use crate::columnar::ColumnDecoder;
 use crate::error::FormatError;
 use crate::layout::{
-    self, ChunkHeader, ChunkHeaderError, FileHeader, Footer, CHUNK_EVENTS, CHUNK_F_COLUMNS, CHUNK_F_KNOWN, CHUNK_F_ZSTD,
-    CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_TRAILER, FILE_HEADER_LEN, FILE_MAGIC, FOOTER_LEN,
-    MAX_CHUNK_BODY, MAX_EVENTS_RAW, MAX_METADATA_LEN, MAX_TRAILER_RAW, VERSION_MAJOR,
+    self, ChunkHeader, ChunkHeaderError, FileHeader, Footer, CHUNK_EVENTS, CHUNK_F_COLUMNS,
+    CHUNK_F_KNOWN, CHUNK_F_ZSTD, CHUNK_HEADER_LEN, CHUNK_MAGIC, CHUNK_TRAILER, FILE_HEADER_LEN,
+    FILE_MAGIC, FOOTER_LEN, MAX_CHUNK_BODY, MAX_EVENTS_RAW, MAX_METADATA_LEN, MAX_TRAILER_RAW,
+    VERSION_MAJOR,
 };
 use crate::meta::{Metadata, Trailer};
 
@@ -505,7 +506,10 @@ impl Reader {
         // cache, so slices borrowed from the map stay valid and unchanged
         // (the UB that memmap2 warns of concerns private and anonymous
         // mappings, whose contents DONTNEED discards).
-        let _ = unsafe { self.map.unchecked_advise_range(UncheckedAdvice::DontNeed, start, n) };
+        let _ = unsafe {
+            self.map
+                .unchecked_advise_range(UncheckedAdvice::DontNeed, start, n)
+        };
     }
 
     /// Check the CRC of an event chunk and decompress it (at most 64 MiB).
@@ -606,7 +610,9 @@ impl ChunkDecoder {
 
 impl std::fmt::Debug for ChunkDecoder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ChunkDecoder").field("zstd", &self.zstd.is_some()).finish()
+        f.debug_struct("ChunkDecoder")
+            .field("zstd", &self.zstd.is_some())
+            .finish()
     }
 }
 
@@ -642,7 +648,10 @@ fn unpack_into(
     let cols = std::mem::take(&mut dec.scratch);
     let cols = decompress_into(body, h, dec, cols);
     let res = match &cols {
-        Ok(c) => dec.columns.decode_into(c, limit, &mut out).map(|n| (n, out)),
+        Ok(c) => dec
+            .columns
+            .decode_into(c, limit, &mut out)
+            .map(|n| (n, out)),
         Err(e) => Err(e.clone()),
     };
     if let Ok(c) = cols {
@@ -650,7 +659,10 @@ fn unpack_into(
     }
     let (n, out) = res?;
     if n != h.event_count as usize {
-        return Err(format!("columnar body holds {n} records, the header says {}", h.event_count));
+        return Err(format!(
+            "columnar body holds {n} records, the header says {}",
+            h.event_count
+        ));
     }
     Ok(out)
 }

@@ -81,7 +81,12 @@ impl DecodedChunks {
         let inline = |reader: Arc<Reader>| {
             let chunks: Vec<_> = reader.chunks().collect();
             DecodedChunks {
-                src: Source::Inline { reader, chunks: chunks.into_iter(), dec: ChunkDecoder::new(), spare: Vec::new() },
+                src: Source::Inline {
+                    reader,
+                    chunks: chunks.into_iter(),
+                    dec: ChunkDecoder::new(),
+                    spare: Vec::new(),
+                },
             }
         };
         if depth == 0 {
@@ -98,24 +103,29 @@ impl DecodedChunks {
             let (spare_tx, spare_rx) = channel::<Vec<u8>>();
             let r = reader.clone();
             let st = stop.clone();
-            let spawned = std::thread::Builder::new().name(format!("smctrace-decode-{i}")).spawn(move || {
-                let mut dec = ChunkDecoder::new();
-                for c in r.chunks().skip(i).step_by(n) {
-                    if st.load(Ordering::Relaxed) {
-                        return;
+            let spawned = std::thread::Builder::new()
+                .name(format!("smctrace-decode-{i}"))
+                .spawn(move || {
+                    let mut dec = ChunkDecoder::new();
+                    for c in r.chunks().skip(i).step_by(n) {
+                        if st.load(Ordering::Relaxed) {
+                            return;
+                        }
+                        let buf = spare_rx.try_recv().unwrap_or_default();
+                        let d = c.and_then(|c| {
+                            let d = r.decode_with(&c, &mut dec, buf);
+                            r.release(
+                                c.offset.saturating_sub(FAULT_AROUND),
+                                c.offset + c.stored_len(),
+                            );
+                            d
+                        });
+                        // The consumer went away: stop decoding.
+                        if tx.send(d).is_err() {
+                            return;
+                        }
                     }
-                    let buf = spare_rx.try_recv().unwrap_or_default();
-                    let d = c.and_then(|c| {
-                        let d = r.decode_with(&c, &mut dec, buf);
-                        r.release(c.offset.saturating_sub(FAULT_AROUND), c.offset + c.stored_len());
-                        d
-                    });
-                    // The consumer went away: stop decoding.
-                    if tx.send(d).is_err() {
-                        return;
-                    }
-                }
-            });
+                });
             match spawned {
                 Ok(h) => {
                     queues.push(rx);
@@ -124,12 +134,28 @@ impl DecodedChunks {
                 }
                 Err(_) => {
                     // Stop the workers already running, then decode inline.
-                    drop(DecodedChunks { src: Source::Workers { queues, spares, turn: 0, stop, workers: handles } });
+                    drop(DecodedChunks {
+                        src: Source::Workers {
+                            queues,
+                            spares,
+                            turn: 0,
+                            stop,
+                            workers: handles,
+                        },
+                    });
                     return inline(reader);
                 }
             }
         }
-        DecodedChunks { src: Source::Workers { queues, spares, turn: 0, stop, workers: handles } }
+        DecodedChunks {
+            src: Source::Workers {
+                queues,
+                spares,
+                turn: 0,
+                stop,
+                workers: handles,
+            },
+        }
     }
 
     /// Hand back a chunk the caller is done with: its buffer is decompressed
@@ -154,15 +180,28 @@ impl Iterator for DecodedChunks {
 
     fn next(&mut self) -> Option<Decoded> {
         match &mut self.src {
-            Source::Inline { reader, chunks, dec, spare } => {
+            Source::Inline {
+                reader,
+                chunks,
+                dec,
+                spare,
+            } => {
                 let c = chunks.next()?;
                 Some(c.and_then(|c| {
                     let d = reader.decode_with(&c, dec, std::mem::take(spare));
-                    reader.release(c.offset.saturating_sub(FAULT_AROUND), c.offset + c.stored_len());
+                    reader.release(
+                        c.offset.saturating_sub(FAULT_AROUND),
+                        c.offset + c.stored_len(),
+                    );
                     d
                 }))
             }
-            Source::Workers { queues, turn, workers, .. } => {
+            Source::Workers {
+                queues,
+                turn,
+                workers,
+                ..
+            } => {
                 let t = *turn;
                 match queues.get(t)?.recv() {
                     Ok(d) => {
@@ -188,7 +227,14 @@ impl Iterator for DecodedChunks {
 
 impl Drop for DecodedChunks {
     fn drop(&mut self) {
-        if let Source::Workers { queues, spares, stop, workers, .. } = &mut self.src {
+        if let Source::Workers {
+            queues,
+            spares,
+            stop,
+            workers,
+            ..
+        } = &mut self.src
+        {
             stop.store(true, Ordering::Relaxed);
             // Dropping the receivers makes a blocked `send` fail at once.
             queues.clear();
@@ -265,7 +311,13 @@ impl EventStream {
     /// A stream decoding on `workers` threads (see [`DecodedChunks::with_workers`]).
     pub fn with_workers(reader: Arc<Reader>, depth: usize, workers: usize) -> EventStream {
         let chunks = DecodedChunks::with_workers(reader.clone(), depth, workers);
-        EventStream { reader, chunks, cur: None, off: 0, chunks_seen: 0 }
+        EventStream {
+            reader,
+            chunks,
+            cur: None,
+            off: 0,
+            chunks_seen: 0,
+        }
     }
 
     pub fn reader(&self) -> &Reader {
@@ -286,7 +338,15 @@ impl EventStream {
                 Err(_) => unreachable!("next_record checked the record"),
             },
             RecordItem::BadChunk(e) => StreamItem::BadChunk(e),
-            RecordItem::BadRecord { chunk, offset, error } => StreamItem::BadRecord { chunk, offset, error },
+            RecordItem::BadRecord {
+                chunk,
+                offset,
+                error,
+            } => StreamItem::BadRecord {
+                chunk,
+                offset,
+                error,
+            },
         })
     }
 
@@ -295,7 +355,11 @@ impl EventStream {
     /// (a reader that keeps its own form of the events parses them once).
     pub fn next_record(&mut self) -> Option<RecordItem<'_>> {
         // Move to a chunk with records left without holding a borrow of it.
-        while self.cur.as_ref().is_none_or(|c| self.off >= c.bytes().len()) {
+        while self
+            .cur
+            .as_ref()
+            .is_none_or(|c| self.off >= c.bytes().len())
+        {
             if let Some(done) = self.cur.take() {
                 self.chunks.recycle(done);
             }
@@ -319,7 +383,11 @@ impl EventStream {
                 let offset = self.off;
                 // The rest of the chunk cannot be resynchronised: skip it.
                 self.off = cur.bytes().len();
-                Some(RecordItem::BadRecord { chunk, offset, error })
+                Some(RecordItem::BadRecord {
+                    chunk,
+                    offset,
+                    error,
+                })
             }
         }
     }
@@ -333,5 +401,9 @@ pub enum RecordItem<'a> {
     /// A chunk that could not be read (its events are missing).
     BadChunk(FormatError),
     /// A record that could not be walked: the rest of its chunk is skipped.
-    BadRecord { chunk: crate::chunk::ChunkInfo, offset: usize, error: crate::event::RecordError },
+    BadRecord {
+        chunk: crate::chunk::ChunkInfo,
+        offset: usize,
+        error: crate::event::RecordError,
+    },
 }

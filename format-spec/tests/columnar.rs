@@ -9,17 +9,29 @@ use std::sync::Arc;
 
 use smctrace_format::layout::{self, ChunkHeader, CHUNK_F_COLUMNS, CHUNK_F_ZSTD, CHUNK_HEADER_LEN};
 use smctrace_format::stream::{EventStream, StreamItem};
-use smctrace_format::{columnar, ChunkCodec, ChunkEncoder, Metadata, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::{
+    columnar, ChunkCodec, ChunkEncoder, Metadata, Reader, TrailerInput, Writer, WriterOptions,
+};
 
 /// Every chunk of `src` re-encoded with `codec` into `dst`; body bytes written.
 fn rewrite(src: &Reader, dst: &std::path::Path, codec: ChunkCodec) -> usize {
-    let mut w = Writer::create(dst, src.metadata(), WriterOptions { overwrite: true, ..Default::default() }).unwrap();
+    let mut w = Writer::create(
+        dst,
+        src.metadata(),
+        WriterOptions {
+            overwrite: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
     let mut enc = ChunkEncoder::new(1, codec);
     let mut body = 0;
     for c in src.decoded_chunks() {
         let c = c.unwrap();
         let i = c.info();
-        let e = enc.encode(i.seq, c.bytes(), i.event_count, i.first_ts, i.last_ts).unwrap();
+        let e = enc
+            .encode(i.seq, c.bytes(), i.event_count, i.first_ts, i.last_ts)
+            .unwrap();
         body += e.comp_len() as usize;
         w.append(&e).unwrap();
     }
@@ -52,7 +64,10 @@ fn fixtures_round_trip_through_columnar_files_and_compress_better() {
     assert!(paths.len() >= 8, "only {} fixtures found", paths.len());
     for p in paths {
         let src = Reader::open(&p).unwrap();
-        let want: Vec<Vec<u8>> = src.decoded_chunks().map(|c| c.unwrap().bytes().to_vec()).collect();
+        let want: Vec<Vec<u8>> = src
+            .decoded_chunks()
+            .map(|c| c.unwrap().bytes().to_vec())
+            .collect();
         let events: u64 = src.chunks().map(|c| c.unwrap().event_count as u64).sum();
         let mut sizes = Vec::new();
         for codec in [ChunkCodec::Rows, ChunkCodec::Columns, ChunkCodec::Auto] {
@@ -60,13 +75,19 @@ fn fixtures_round_trip_through_columnar_files_and_compress_better() {
             sizes.push(rewrite(&src, &out, codec));
             let r = Arc::new(Reader::open(&out).unwrap());
             assert_eq!(r.version(), (1, 1));
-            let cols = r.chunks().filter(|c| c.as_ref().unwrap().flags & CHUNK_F_COLUMNS != 0).count();
+            let cols = r
+                .chunks()
+                .filter(|c| c.as_ref().unwrap().flags & CHUNK_F_COLUMNS != 0)
+                .count();
             match codec {
                 ChunkCodec::Rows => assert_eq!(cols, 0),
                 ChunkCodec::Columns => assert_eq!(cols, want.len()),
                 ChunkCodec::Auto => {}
             }
-            let got: Vec<Vec<u8>> = r.decoded_chunks().map(|c| c.unwrap().bytes().to_vec()).collect();
+            let got: Vec<Vec<u8>> = r
+                .decoded_chunks()
+                .map(|c| c.unwrap().bytes().to_vec())
+                .collect();
             assert_eq!(got, want, "{} via {codec:?}", p.display());
             // The streaming reader sees the same records, in order.
             let mut stream = EventStream::new(r.clone());
@@ -74,9 +95,14 @@ fn fixtures_round_trip_through_columnar_files_and_compress_better() {
             let flat: Vec<u8> = want.concat();
             let mut at = 0;
             while let Some(it) = stream.next_item() {
-                let StreamItem::Event(ev) = it else { panic!("{}: damaged item via {codec:?}", p.display()) };
+                let StreamItem::Event(ev) = it else {
+                    panic!("{}: damaged item via {codec:?}", p.display())
+                };
                 let len = ev.hdr().len as usize;
-                assert_eq!(ev.hdr().ts_ns, u64::from_le_bytes(flat[at + 8..at + 16].try_into().unwrap()));
+                assert_eq!(
+                    ev.hdr().ts_ns,
+                    u64::from_le_bytes(flat[at + 8..at + 16].try_into().unwrap())
+                );
                 at += len;
                 n += 1;
             }
@@ -90,10 +116,22 @@ fn fixtures_round_trip_through_columnar_files_and_compress_better() {
             sizes[1] as f64 / events as f64,
             sizes[2] as f64 / events as f64
         );
-        assert!(sizes[2] <= sizes[0], "{}: auto {} > rows {}", p.display(), sizes[2], sizes[0]);
+        assert!(
+            sizes[2] <= sizes[0],
+            "{}: auto {} > rows {}",
+            p.display(),
+            sizes[2],
+            sizes[0]
+        );
         // Chunks of a few events carry the group table and index for little gain.
         if events >= 100 * want.len() as u64 {
-            assert!(sizes[1] < sizes[0], "{}: columns {} >= rows {}", p.display(), sizes[1], sizes[0]);
+            assert!(
+                sizes[1] < sizes[0],
+                "{}: columns {} >= rows {}",
+                p.display(),
+                sizes[1],
+                sizes[0]
+            );
         }
     }
 }
@@ -120,10 +158,15 @@ fn raw_chunk(flags: u16, raw_len: usize, event_count: u32, body: &[u8]) -> Vec<u
 fn a_damaged_columnar_body_costs_its_chunk_only() {
     let tmp = tempfile::tempdir().unwrap();
     let path = tmp.path().join("d.smctrace");
-    let (records, n) = smctrace_format::synth::PingPong { connections: 3, ..Default::default() }.build(40);
+    let (records, n) = smctrace_format::synth::PingPong {
+        connections: 3,
+        ..Default::default()
+    }
+    .build(40);
     let mut w = Writer::create(&path, &Metadata::default(), WriterOptions::default()).unwrap();
     let mut enc = ChunkEncoder::new(1, ChunkCodec::Columns);
-    w.append(&enc.encode(0, &records, n as u32, 0, 1).unwrap()).unwrap();
+    w.append(&enc.encode(0, &records, n as u32, 0, 1).unwrap())
+        .unwrap();
     // No trailer: the reader walks the chunks, so appended ones count.
     drop(w);
     let good = columnar::encode(&records).unwrap();
@@ -144,14 +187,29 @@ fn a_damaged_columnar_body_costs_its_chunk_only() {
     b[4..8].copy_from_slice(&(65u32 << 20).to_le_bytes());
     bad.push((b, n as u32, "limit"));
     {
-        let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         for (body, count, _) in &bad {
             let z = zstd::bulk::compress(body, 1).unwrap();
-            f.write_all(&raw_chunk(CHUNK_F_ZSTD | CHUNK_F_COLUMNS, body.len(), *count, &z)).unwrap();
+            f.write_all(&raw_chunk(
+                CHUNK_F_ZSTD | CHUNK_F_COLUMNS,
+                body.len(),
+                *count,
+                &z,
+            ))
+            .unwrap();
         }
         // And the good body once more, after the damaged ones.
         let z = zstd::bulk::compress(&good, 1).unwrap();
-        f.write_all(&raw_chunk(CHUNK_F_ZSTD | CHUNK_F_COLUMNS, good.len(), n as u32, &z)).unwrap();
+        f.write_all(&raw_chunk(
+            CHUNK_F_ZSTD | CHUNK_F_COLUMNS,
+            good.len(),
+            n as u32,
+            &z,
+        ))
+        .unwrap();
     }
     let r = Reader::open(&path).unwrap();
     let chunks: Vec<_> = r.chunks().map(|c| c.unwrap()).collect();
@@ -159,7 +217,10 @@ fn a_damaged_columnar_body_costs_its_chunk_only() {
     assert!(r.decode(&chunks[0]).unwrap().bytes() == &records[..]);
     for (c, (_, _, why)) in chunks[1..=bad.len()].iter().zip(&bad) {
         let e = r.decode(c).map(|_| ()).unwrap_err().to_string();
-        assert!(e.contains(why) && e.contains(&format!("chunk {}", c.index)), "{e} (wanted {why:?})");
+        assert!(
+            e.contains(why) && e.contains(&format!("chunk {}", c.index)),
+            "{e} (wanted {why:?})"
+        );
         assert!(!e.contains('\n'), "one line: {e}");
     }
     assert!(r.decode(chunks.last().unwrap()).unwrap().bytes() == &records[..]);
@@ -174,14 +235,24 @@ fn a_reader_without_the_columns_flag_refuses_the_chunk_by_name() {
     let path = tmp.path().join("f.smctrace");
     let (records, n) = smctrace_format::synth::PingPong::default().build(5);
     let mut w = Writer::create(&path, &Metadata::default(), WriterOptions::default()).unwrap();
-    w.append(&ChunkEncoder::new(1, ChunkCodec::Rows).encode(0, &records, n as u32, 0, 1).unwrap()).unwrap();
+    w.append(
+        &ChunkEncoder::new(1, ChunkCodec::Rows)
+            .encode(0, &records, n as u32, 0, 1)
+            .unwrap(),
+    )
+    .unwrap();
     drop(w);
     let z = zstd::bulk::compress(&records, 1).unwrap();
     std::fs::OpenOptions::new()
         .append(true)
         .open(&path)
         .unwrap()
-        .write_all(&raw_chunk(CHUNK_F_ZSTD | 0x0004, records.len(), n as u32, &z))
+        .write_all(&raw_chunk(
+            CHUNK_F_ZSTD | 0x0004,
+            records.len(),
+            n as u32,
+            &z,
+        ))
         .unwrap();
     let r = Reader::open(&path).unwrap();
     let last = r.chunks().last().unwrap().unwrap();

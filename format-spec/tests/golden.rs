@@ -10,9 +10,11 @@
 use std::path::PathBuf;
 
 use smctrace_format::event::{self, EventKind, Hdr};
-use smctrace_format::meta::*;
 use smctrace_format::layout::CHUNK_F_COLUMNS;
-use smctrace_format::{synth::PingPong, ChunkCodec, ChunkEncoder, Reader, TrailerInput, Writer, WriterOptions};
+use smctrace_format::meta::*;
+use smctrace_format::{
+    synth::PingPong, ChunkCodec, ChunkEncoder, Reader, TrailerInput, Writer, WriterOptions,
+};
 
 fn fixture_v10() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/golden-v1.0.smctrace")
@@ -167,7 +169,10 @@ fn write(path: &std::path::Path) {
     .unwrap();
     let half = recs.len() / 2;
     // The first chunk in rows, the second in columns.
-    let mut encoders = [ChunkEncoder::new(3, ChunkCodec::Rows), ChunkEncoder::new(3, ChunkCodec::Columns)];
+    let mut encoders = [
+        ChunkEncoder::new(3, ChunkCodec::Rows),
+        ChunkEncoder::new(3, ChunkCodec::Columns),
+    ];
     for (seq, part) in [&recs[..half], &recs[half..]].iter().enumerate() {
         let ts: Vec<u64> = part
             .iter()
@@ -203,7 +208,14 @@ fn golden_files_read_back_exactly() {
     }
     let r = Reader::open(&fixture()).unwrap();
     let flags: Vec<u16> = r.chunks().map(|c| c.unwrap().flags).collect();
-    assert_eq!(flags.iter().map(|f| f & CHUNK_F_COLUMNS != 0).collect::<Vec<_>>(), [false, true], "{flags:?}");
+    assert_eq!(
+        flags
+            .iter()
+            .map(|f| f & CHUNK_F_COLUMNS != 0)
+            .collect::<Vec<_>>(),
+        [false, true],
+        "{flags:?}"
+    );
 }
 
 fn read_back(path: &std::path::Path, version: (u16, u16)) {

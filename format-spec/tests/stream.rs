@@ -33,7 +33,9 @@ fn reference(r: &Reader) -> Vec<Step> {
                     match recs.next() {
                         None => break,
                         Some(Ok(ev)) => out.push(Step::Event(format!("{ev:?}"))),
-                        Some(Err(e)) => out.push(Step::BadRecord(d.info().index, off, e.to_string())),
+                        Some(Err(e)) => {
+                            out.push(Step::BadRecord(d.info().index, off, e.to_string()))
+                        }
                     }
                 }
             }
@@ -49,7 +51,11 @@ fn streamed(r: &Arc<Reader>, depth: usize, workers: usize) -> Vec<Step> {
         out.push(match it {
             StreamItem::Event(ev) => Step::Event(format!("{ev:?}")),
             StreamItem::BadChunk(e) => Step::BadChunk(e.to_string()),
-            StreamItem::BadRecord { chunk, offset, error } => Step::BadRecord(chunk.index, offset, error.to_string()),
+            StreamItem::BadRecord {
+                chunk,
+                offset,
+                error,
+            } => Step::BadRecord(chunk.index, offset, error.to_string()),
         });
     }
     out
@@ -58,9 +64,23 @@ fn streamed(r: &Arc<Reader>, depth: usize, workers: usize) -> Vec<Step> {
 fn check_all_depths(path: &std::path::Path) -> Vec<Step> {
     let r = Arc::new(Reader::open(path).unwrap());
     let want = reference(&r);
-    for (depth, workers) in [(0, 1), (1, 1), (2, 1), (3, 1), (8, 1), (1, 2), (3, 2), (4, 3), (2, 5)] {
+    for (depth, workers) in [
+        (0, 1),
+        (1, 1),
+        (2, 1),
+        (3, 1),
+        (8, 1),
+        (1, 2),
+        (3, 2),
+        (4, 3),
+        (2, 5),
+    ] {
         let got = streamed(&r, depth, workers);
-        assert_eq!(got.len(), want.len(), "depth {depth} workers {workers}: item count");
+        assert_eq!(
+            got.len(),
+            want.len(),
+            "depth {depth} workers {workers}: item count"
+        );
         for (i, (g, w)) in got.iter().zip(&want).enumerate() {
             assert_eq!(g, w, "depth {depth} workers {workers}: item {i} differs");
         }
@@ -77,7 +97,10 @@ fn check_all_depths(path: &std::path::Path) -> Vec<Step> {
                 Err(e) => format!("err {e}"),
             })
             .collect();
-        assert_eq!(chunks, want_chunks, "depth {depth} workers {workers}: decoded chunks");
+        assert_eq!(
+            chunks, want_chunks,
+            "depth {depth} workers {workers}: decoded chunks"
+        );
     }
     want
 }
@@ -101,12 +124,19 @@ fn body_bit_flip_is_one_bad_chunk_and_the_rest_reads() {
     for finish in [true, false] {
         let dir = tempfile::tempdir().unwrap();
         let b = common::build(dir.path(), "f.smctrace", 10, 20, finish);
-        let infos: Vec<_> = Reader::open(&b.path).unwrap().chunks().map(|c| c.unwrap()).collect();
+        let infos: Vec<_> = Reader::open(&b.path)
+            .unwrap()
+            .chunks()
+            .map(|c| c.unwrap())
+            .collect();
         let mut bytes = std::fs::read(&b.path).unwrap();
         bytes[infos[3].offset as usize + CHUNK_HEADER_LEN + 5] ^= 0x10;
         std::fs::write(&b.path, &bytes).unwrap();
         let want = check_all_depths(&b.path);
-        let bad: Vec<_> = want.iter().filter(|s| matches!(s, Step::BadChunk(_))).collect();
+        let bad: Vec<_> = want
+            .iter()
+            .filter(|s| matches!(s, Step::BadChunk(_)))
+            .collect();
         assert_eq!(bad.len(), 1, "finish {finish}: {bad:?}");
         let events = want.iter().filter(|s| matches!(s, Step::Event(_))).count();
         assert_eq!(events as u32, b.counts.iter().sum::<u32>() - b.counts[3]);
@@ -117,20 +147,32 @@ fn body_bit_flip_is_one_bad_chunk_and_the_rest_reads() {
 fn header_damage_and_truncated_tail_match_the_reader() {
     let dir = tempfile::tempdir().unwrap();
     let b = common::build(dir.path(), "h.smctrace", 10, 20, false);
-    let infos: Vec<_> = Reader::open(&b.path).unwrap().chunks().map(|c| c.unwrap()).collect();
+    let infos: Vec<_> = Reader::open(&b.path)
+        .unwrap()
+        .chunks()
+        .map(|c| c.unwrap())
+        .collect();
     let full = std::fs::read(&b.path).unwrap();
     // A corrupt header that a valid one follows.
     let mut bytes = full.clone();
     bytes[infos[2].offset as usize + 40] ^= 0x01;
     std::fs::write(&b.path, &bytes).unwrap();
     let want = check_all_depths(&b.path);
-    assert_eq!(want.iter().filter(|s| matches!(s, Step::BadChunk(_))).count(), 1);
+    assert_eq!(
+        want.iter()
+            .filter(|s| matches!(s, Step::BadChunk(_)))
+            .count(),
+        1
+    );
     // Cuts inside the last chunks: what was complete is recovered.
     let last = infos[infos.len() - 2].offset as usize;
     for cut in [last + 3, last + CHUNK_HEADER_LEN + 9, full.len() - 1] {
         std::fs::write(&b.path, &full[..cut]).unwrap();
         let want = check_all_depths(&b.path);
-        assert!(want.len() >= b.counts[..infos.len() - 2].iter().sum::<u32>() as usize, "cut {cut}");
+        assert!(
+            want.len() >= b.counts[..infos.len() - 2].iter().sum::<u32>() as usize,
+            "cut {cut}"
+        );
     }
 }
 
@@ -154,17 +196,29 @@ fn malformed_record_ends_its_chunk_only() {
             raw.extend_from_slice(&h);
             raw.extend_from_slice(&tail);
         }
-        w.append(&encode_chunk(seq as u64, &raw, *n, *f, *l, 1).unwrap()).unwrap();
+        w.append(&encode_chunk(seq as u64, &raw, *n, *f, *l, 1).unwrap())
+            .unwrap();
     }
     w.finish(TrailerInput::default()).unwrap();
     let want = check_all_depths(&path);
-    let bad: Vec<_> = want.iter().filter(|s| matches!(s, Step::BadRecord(..))).collect();
+    let bad: Vec<_> = want
+        .iter()
+        .filter(|s| matches!(s, Step::BadRecord(..)))
+        .collect();
     assert_eq!(bad.len(), 1, "{bad:?}");
     assert!(matches!(bad[0], Step::BadRecord(1, _, _)), "{bad:?}");
-    let in_chunk1 = want.iter().skip(pieces[0].1 as usize).take_while(|s| matches!(s, Step::Event(_))).count();
+    let in_chunk1 = want
+        .iter()
+        .skip(pieces[0].1 as usize)
+        .take_while(|s| matches!(s, Step::Event(_)))
+        .count();
     assert_eq!(in_chunk1, 1, "the record before the damage is kept");
     // Chunks after the damaged one are read in full.
-    let after = want.iter().skip_while(|s| !matches!(s, Step::BadRecord(..))).skip(1).count();
+    let after = want
+        .iter()
+        .skip_while(|s| !matches!(s, Step::BadRecord(..)))
+        .skip(1)
+        .count();
     assert_eq!(after as u32, pieces[2..].iter().map(|p| p.1).sum::<u32>());
 }
 
@@ -219,7 +273,10 @@ fn decode_with_reused_buffers_matches_decode_and_keeps_its_limits() {
     };
     let stored = b.chunks[0].clone();
     let big = zstd::bulk::compress(&vec![7u8; 100_000], 3).unwrap();
-    let mut f = std::fs::OpenOptions::new().append(true).open(&b.path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&b.path)
+        .unwrap();
     use std::io::Write;
     f.write_all(&raw(0, stored.len() as u32, &stored)).unwrap();
     f.write_all(&raw(CHUNK_F_ZSTD, 64, &big)).unwrap();
@@ -240,7 +297,10 @@ fn decode_with_reused_buffers_matches_decode_and_keeps_its_limits() {
             }
             (Err(w), Err(g)) => {
                 assert_eq!(c.seq, 77, "only the oversized frame fails");
-                assert!(g.to_string().contains("decompressed to 100000 bytes"), "{g} / {w}");
+                assert!(
+                    g.to_string().contains("decompressed to 100000 bytes"),
+                    "{g} / {w}"
+                );
                 buf = vec![0u8; 4 << 20];
             }
             (w, g) => panic!("chunk {}: decode {w:?} vs decode_with {g:?}", c.index),

@@ -21,11 +21,18 @@ fn streaming_releases_the_mapped_file_behind_it() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("big.smctrace");
     // ~30 MB of stored (uncompressed) chunks: the file is as big as its records.
-    let (records, _) = smctrace_format::synth::PingPong { connections: 16, ..Default::default() }.build(1_500);
+    let (records, _) = smctrace_format::synth::PingPong {
+        connections: 16,
+        ..Default::default()
+    }
+    .build(1_500);
     // A recording not closed cleanly, then stored chunks appended raw (the
     // writer only makes compressed ones); the reader checks every body at open.
     drop(Writer::create(&path, &common::meta(), Default::default()).unwrap());
-    let mut f = std::fs::OpenOptions::new().append(true).open(&path).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
     let pieces = common::split_records(&records, 16_000);
     for (seq, (raw, n, first, last)) in pieces.iter().enumerate() {
         let h = ChunkHeader {
@@ -47,17 +54,25 @@ fn streaming_releases_the_mapped_file_behind_it() {
     drop(f);
     drop(records);
     let file_kib = std::fs::metadata(&path).unwrap().len() / 1024;
-    assert!(file_kib > 20 << 10, "want a file of tens of MiB, got {file_kib} KiB");
+    assert!(
+        file_kib > 20 << 10,
+        "want a file of tens of MiB, got {file_kib} KiB"
+    );
 
     let base = common::rss_file_kib();
     let r = Arc::new(Reader::open(&path).unwrap());
     assert!(!r.recovery().clean_close && r.recovery().bodies_verified);
     let open_growth = common::rss_file_kib().saturating_sub(base);
-    assert!(open_growth < 8 << 10, "the walk at open kept +{open_growth} KiB of a {file_kib} KiB file resident");
+    assert!(
+        open_growth < 8 << 10,
+        "the walk at open kept +{open_growth} KiB of a {file_kib} KiB file resident"
+    );
     let (mut peak, mut n, mut sum) = (base, 0u64, 0u64);
     let mut s = EventStream::new(r.clone());
     while let Some(it) = s.next_item() {
-        let StreamItem::Event(ev) = it else { panic!("damage in an intact file") };
+        let StreamItem::Event(ev) = it else {
+            panic!("damage in an intact file")
+        };
         sum = sum.wrapping_add(ev.hdr().ts_ns);
         n += 1;
         if n.is_multiple_of(4096) {

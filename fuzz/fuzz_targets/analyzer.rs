@@ -25,10 +25,17 @@ fn write(path: &std::path::Path, recs: &[&[u8]], host: &str, clean: bool) {
         host: host.into(),
         boot_id: format!("boot-{host}"),
         kernel_release: "fuzz".into(),
-        clock: ClockRef { monotonic_ns: first, realtime_ns: 1_795_000_000_000_000_000 },
+        clock: ClockRef {
+            monotonic_ns: first,
+            realtime_ns: 1_795_000_000_000_000_000,
+        },
         ..Default::default()
     };
-    let opts = WriterOptions { overwrite: true, extent_bytes: 64 << 10, ..Default::default() };
+    let opts = WriterOptions {
+        overwrite: true,
+        extent_bytes: 64 << 10,
+        ..Default::default()
+    };
     let mut w = Writer::create(path, &meta, opts).expect("create");
     for (seq, batch) in recs.chunks(PER_CHUNK).enumerate() {
         let bytes: Vec<u8> = batch.concat();
@@ -38,7 +45,11 @@ fn write(path: &std::path::Path, recs: &[&[u8]], host: &str, clean: bool) {
         w.append(&c).expect("append");
     }
     if clean {
-        w.finish(TrailerInput { lost_per_cpu: vec![0], ..Default::default() }).expect("finish");
+        w.finish(TrailerInput {
+            lost_per_cpu: vec![0],
+            ..Default::default()
+        })
+        .expect("finish");
     }
 }
 
@@ -47,7 +58,9 @@ fn ts(rec: &[u8]) -> u64 {
 }
 
 fuzz_target!(|data: &[u8]| {
-    let Some((&ctl, body)) = data.split_first() else { return };
+    let Some((&ctl, body)) = data.split_first() else {
+        return;
+    };
     // The well-formed prefix: what the reader would hand the analyzer.
     let mut recs: Vec<&[u8]> = Vec::new();
     let mut it = records(body);
@@ -79,11 +92,22 @@ fuzz_target!(|data: &[u8]| {
     let inputs: Vec<_> = files
         .iter()
         .enumerate()
-        .map(|(i, f)| input::open(f, i, None, warnings.clone()).expect("a recording the Writer wrote must open"))
+        .map(|(i, f)| {
+            input::open(f, i, None, warnings.clone())
+                .expect("a recording the Writer wrote must open")
+        })
         .collect();
-    let opts = report::Options { filter: Default::default(), top: 5, slow_ns: Some(1_000_000) };
+    let opts = report::Options {
+        filter: Default::default(),
+        top: 5,
+        slow_ns: Some(1_000_000),
+    };
     let mut sink = report::ReportSink::new(opts);
-    let analysis = join::run(inputs, smc_analyze::model::DEFAULT_REORDER_WINDOW_NS, &mut sink);
+    let analysis = join::run(
+        inputs,
+        smc_analyze::model::DEFAULT_REORDER_WINDOW_NS,
+        &mut sink,
+    );
     let ws = vec![warnings.lock().unwrap_or_else(|e| e.into_inner()).clone()];
     let r = sink.finish(&analysis, &ws);
     let _ = report::render_text(&r);

@@ -11,7 +11,10 @@ use std::io::Write;
 
 fuzz_target!(|data: &[u8]| {
     // Reader::open maps a path; /dev/shm keeps the file in memory.
-    let path = std::env::temp_dir().join(format!("smctrace-fuzz-reader-{}.smctrace", std::process::id()));
+    let path = std::env::temp_dir().join(format!(
+        "smctrace-fuzz-reader-{}.smctrace",
+        std::process::id()
+    ));
     {
         let mut f = std::fs::File::create(&path).expect("temp file");
         f.write_all(data).expect("write temp file");

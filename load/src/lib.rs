@@ -53,13 +53,20 @@ pub fn new_socket(proto: Proto, addr: &SocketAddr) -> Result<Socket, Error> {
     let r = match proto {
         Proto::Tcp => Socket::new(Domain::for_address(*addr), Type::STREAM, None),
         Proto::Smc => {
-            let p = if addr.is_ipv4() { SMCPROTO_SMC } else { SMCPROTO_SMC6 };
+            let p = if addr.is_ipv4() {
+                SMCPROTO_SMC
+            } else {
+                SMCPROTO_SMC6
+            };
             Socket::new(Domain::from(AF_SMC), Type::STREAM, Some(Protocol::from(p)))
         }
     };
     r.map_err(|e| match (proto, e.raw_os_error()) {
         (Proto::Smc, Some(libc::EAFNOSUPPORT | libc::EPROTONOSUPPORT)) => Error::SmcUnsupported,
-        _ => Error::Io { what: format!("socket({proto:?})"), err: e },
+        _ => Error::Io {
+            what: format!("socket({proto:?})"),
+            err: e,
+        },
     })
 }
 
@@ -118,16 +125,24 @@ impl Hello {
     }
     pub fn decode(b: &[u8; HELLO_LEN]) -> Result<Hello, Error> {
         if &b[..4] != MAGIC {
-            return Err(Error::Protocol("peer is not an smc-load client (bad hello magic)".into()));
+            return Err(Error::Protocol(
+                "peer is not an smc-load client (bad hello magic)".into(),
+            ));
         }
         if b[4] != VERSION {
-            return Err(Error::Protocol(format!("unsupported hello version {}", b[4])));
+            return Err(Error::Protocol(format!(
+                "unsupported hello version {}",
+                b[4]
+            )));
         }
-        let mode = Mode::from_code(b[5]).ok_or_else(|| Error::Protocol(format!("unknown mode {}", b[5])))?;
+        let mode = Mode::from_code(b[5])
+            .ok_or_else(|| Error::Protocol(format!("unknown mode {}", b[5])))?;
         let size = u32::from_be_bytes([b[8], b[9], b[10], b[11]]);
         let count = u32::from_be_bytes([b[12], b[13], b[14], b[15]]);
         if size == 0 || size > MAX_SIZE {
-            return Err(Error::Protocol(format!("message size {size} out of range 1..={MAX_SIZE}")));
+            return Err(Error::Protocol(format!(
+                "message size {size} out of range 1..={MAX_SIZE}"
+            )));
         }
         Ok(Hello { mode, size, count })
     }
@@ -163,9 +178,12 @@ pub struct Server {
 impl Server {
     pub fn bind(opts: ServerOpts) -> Result<Server, Error> {
         let sock = new_socket(opts.proto, &opts.listen)?;
-        sock.set_reuse_address(true).map_err(io_err("SO_REUSEADDR"))?;
-        sock.bind(&SockAddr::from(opts.listen)).map_err(io_err(format!("bind {}", opts.listen)))?;
-        sock.listen(128).map_err(io_err(format!("listen {}", opts.listen)))?;
+        sock.set_reuse_address(true)
+            .map_err(io_err("SO_REUSEADDR"))?;
+        sock.bind(&SockAddr::from(opts.listen))
+            .map_err(io_err(format!("bind {}", opts.listen)))?;
+        sock.listen(128)
+            .map_err(io_err(format!("listen {}", opts.listen)))?;
         Ok(Server { sock, opts })
     }
 
@@ -187,7 +205,12 @@ impl Server {
             let (conn, peer) = match self.sock.accept() {
                 Ok(x) => x,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Io { what: "accept".into(), err: e }),
+                Err(e) => {
+                    return Err(Error::Io {
+                        what: "accept".into(),
+                        err: e,
+                    })
+                }
             };
             accepted += 1;
             let (bytes, failed) = (bytes.clone(), failed.clone());
@@ -223,21 +246,26 @@ fn serve_one(mut s: Socket, total: &AtomicU64) -> Result<(), Error> {
         Mode::Pingpong | Mode::Shortconn => {
             for i in 0..hello.count {
                 read_exact(&mut s, &mut buf).map_err(io_err(format!("read message {i}")))?;
-                s.write_all(&buf).map_err(io_err(format!("echo message {i}")))?;
+                s.write_all(&buf)
+                    .map_err(io_err(format!("echo message {i}")))?;
                 total.fetch_add(buf.len() as u64, Ordering::Relaxed);
             }
         }
         Mode::Bulk => {
             let mut got = 0u64;
             loop {
-                let n = s.read(&mut buf).map_err(|e| Error::Io { what: "read bulk data".into(), err: timeout_meaning(e) })?;
+                let n = s.read(&mut buf).map_err(|e| Error::Io {
+                    what: "read bulk data".into(),
+                    err: timeout_meaning(e),
+                })?;
                 if n == 0 {
                     break;
                 }
                 got += n as u64;
             }
             total.fetch_add(got, Ordering::Relaxed);
-            s.write_all(&got.to_be_bytes()).map_err(io_err("send bulk ack"))?;
+            s.write_all(&got.to_be_bytes())
+                .map_err(io_err("send bulk ack"))?;
         }
     }
     let _ = s.shutdown(Shutdown::Write);
@@ -250,7 +278,12 @@ fn read_exact(s: &mut Socket, buf: &mut [u8]) -> io::Result<()> {
     let mut off = 0;
     while off < buf.len() {
         match s.read(&mut buf[off..]) {
-            Ok(0) => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer closed the connection")),
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "peer closed the connection",
+                ))
+            }
             Ok(n) => off += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(timeout_meaning(e)),
@@ -272,7 +305,8 @@ fn timeout_meaning(e: io::Error) -> io::Error {
 
 /// Applies the idle timeout to reads (`None` or zero: wait forever).
 fn set_idle(s: &Socket, idle: Option<Duration>) -> Result<(), Error> {
-    s.set_read_timeout(idle.filter(|d| !d.is_zero())).map_err(io_err("SO_RCVTIMEO"))
+    s.set_read_timeout(idle.filter(|d| !d.is_zero()))
+        .map_err(io_err("SO_RCVTIMEO"))
 }
 
 // ------------------------------------------------------------------ client
@@ -321,7 +355,10 @@ pub struct Report {
 impl Report {
     /// One human line.
     pub fn summary(&self) -> String {
-        let proto = match self.proto { Proto::Smc => "SMC", Proto::Tcp => "TCP" };
+        let proto = match self.proto {
+            Proto::Smc => "SMC",
+            Proto::Tcp => "TCP",
+        };
         match self.mode {
             Mode::Pingpong => format!(
                 "pingpong {proto}: {} msgs x {} B over {} conn(s) in {:.3} s: {:.0} msgs/s, RTT p50 {:.1} us p90 {:.1} us p99 {:.1} us max {:.1} us",
@@ -358,7 +395,8 @@ struct Part {
 fn connect(o: &ClientOpts) -> Result<Socket, Error> {
     let s = new_socket(o.proto, &o.connect)?;
     set_idle(&s, o.idle_timeout)?;
-    s.connect(&SockAddr::from(o.connect)).map_err(io_err(format!("connect {}", o.connect)))?;
+    s.connect(&SockAddr::from(o.connect))
+        .map_err(io_err(format!("connect {}", o.connect)))?;
     Ok(s)
 }
 
@@ -375,29 +413,51 @@ fn close(mut s: Socket) {
 fn run_pingpong(o: &ClientOpts, count: u64) -> Result<Part, Error> {
     let mut s = connect(o)?;
     let count32 = u32::try_from(count).map_err(|_| Error::Protocol("--count too large".into()))?;
-    hello(&mut s, Hello { mode: Mode::Pingpong, size: o.size, count: count32 })?;
+    hello(
+        &mut s,
+        Hello {
+            mode: Mode::Pingpong,
+            size: o.size,
+            count: count32,
+        },
+    )?;
     let msg: Vec<u8> = (0..o.size).map(|i| i as u8).collect();
     let mut back = vec![0u8; o.size as usize];
     let mut samples = Vec::with_capacity(count as usize);
     for i in 0..count {
         let t = Instant::now();
-        s.write_all(&msg).map_err(io_err(format!("send message {i}")))?;
+        s.write_all(&msg)
+            .map_err(io_err(format!("send message {i}")))?;
         if let Some(d) = o.read_delay {
             thread::sleep(d);
         }
         read_exact(&mut s, &mut back).map_err(io_err(format!("receive echo {i}")))?;
         samples.push(t.elapsed());
         if back != msg {
-            return Err(Error::Protocol(format!("echo {i} differs from what was sent")));
+            return Err(Error::Protocol(format!(
+                "echo {i} differs from what was sent"
+            )));
         }
     }
     close(s);
-    Ok(Part { samples, count, bytes: count * u64::from(o.size), connects: 1 })
+    Ok(Part {
+        samples,
+        count,
+        bytes: count * u64::from(o.size),
+        connects: 1,
+    })
 }
 
 fn run_bulk(o: &ClientOpts, count: u64) -> Result<Part, Error> {
     let mut s = connect(o)?;
-    hello(&mut s, Hello { mode: Mode::Bulk, size: o.size, count: 0 })?;
+    hello(
+        &mut s,
+        Hello {
+            mode: Mode::Bulk,
+            size: o.size,
+            count: 0,
+        },
+    )?;
     let buf = vec![0x5au8; o.size as usize];
     let start = Instant::now();
     let mut writes = 0u64;
@@ -409,18 +469,27 @@ fn run_bulk(o: &ClientOpts, count: u64) -> Result<Part, Error> {
         if done {
             break;
         }
-        s.write_all(&buf).map_err(io_err(format!("bulk write {writes}")))?;
+        s.write_all(&buf)
+            .map_err(io_err(format!("bulk write {writes}")))?;
         writes += 1;
     }
-    s.shutdown(Shutdown::Write).map_err(io_err("shutdown after bulk"))?;
+    s.shutdown(Shutdown::Write)
+        .map_err(io_err("shutdown after bulk"))?;
     let mut ack = [0u8; 8];
     read_exact(&mut s, &mut ack).map_err(io_err("read bulk ack"))?;
     let sent = writes * u64::from(o.size);
     let got = u64::from_be_bytes(ack);
     if got != sent {
-        return Err(Error::Protocol(format!("server received {got} bytes, client sent {sent}")));
+        return Err(Error::Protocol(format!(
+            "server received {got} bytes, client sent {sent}"
+        )));
     }
-    Ok(Part { samples: Vec::new(), count: writes, bytes: sent, connects: 1 })
+    Ok(Part {
+        samples: Vec::new(),
+        count: writes,
+        bytes: sent,
+        connects: 1,
+    })
 }
 
 fn run_shortconn(o: &ClientOpts, count: u64) -> Result<Part, Error> {
@@ -430,13 +499,27 @@ fn run_shortconn(o: &ClientOpts, count: u64) -> Result<Part, Error> {
     for i in 0..count {
         let t = Instant::now();
         let mut s = connect(o)?;
-        hello(&mut s, Hello { mode: Mode::Shortconn, size: o.size, count: 1 })?;
-        s.write_all(&msg).map_err(io_err(format!("connection {i}: send request")))?;
-        read_exact(&mut s, &mut back).map_err(io_err(format!("connection {i}: receive response")))?;
+        hello(
+            &mut s,
+            Hello {
+                mode: Mode::Shortconn,
+                size: o.size,
+                count: 1,
+            },
+        )?;
+        s.write_all(&msg)
+            .map_err(io_err(format!("connection {i}: send request")))?;
+        read_exact(&mut s, &mut back)
+            .map_err(io_err(format!("connection {i}: receive response")))?;
         samples.push(t.elapsed());
         close(s);
     }
-    Ok(Part { samples, count, bytes: count * u64::from(o.size), connects: count })
+    Ok(Part {
+        samples,
+        count,
+        bytes: count * u64::from(o.size),
+        connects: count,
+    })
 }
 
 /// Runs the client workload and reports.
@@ -447,7 +530,8 @@ pub fn run_client(o: &ClientOpts) -> Result<Report, Error> {
     let conns = o.conns.max(1);
     // Fail early, once, with the clear error when AF_SMC is missing.
     drop(new_socket(o.proto, &o.connect)?);
-    let per = |i: u32| o.count / u64::from(conns) + u64::from(u64::from(i) < o.count % u64::from(conns));
+    let per =
+        |i: u32| o.count / u64::from(conns) + u64::from(u64::from(i) < o.count % u64::from(conns));
     let start = Instant::now();
     let parts: Vec<Result<Part, Error>> = thread::scope(|sc| {
         let hs: Vec<_> = (0..conns)
@@ -461,7 +545,10 @@ pub fn run_client(o: &ClientOpts) -> Result<Report, Error> {
             })
             .collect();
         hs.into_iter()
-            .map(|h| h.join().unwrap_or_else(|_| Err(Error::Protocol("client thread panicked".into()))))
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err(Error::Protocol("client thread panicked".into())))
+            })
             .collect()
     });
     let secs = start.elapsed().as_secs_f64();
@@ -489,7 +576,11 @@ pub fn run_client(o: &ClientOpts) -> Result<Report, Error> {
         rtt_p90_us: us(percentile(&samples, 90.0)),
         rtt_p99_us: us(percentile(&samples, 99.0)),
         rtt_max_us: us(samples.last().copied().unwrap_or_default()),
-        msgs_per_s: rate(if o.mode == Mode::Shortconn { connects as f64 } else { count as f64 }),
+        msgs_per_s: rate(if o.mode == Mode::Shortconn {
+            connects as f64
+        } else {
+            count as f64
+        }),
         mbytes_per_s: rate(bytes as f64 / 1e6),
         connects,
     })
@@ -500,19 +591,38 @@ mod tests {
     use super::*;
 
     fn server(exit_after: u64) -> (SocketAddr, thread::JoinHandle<Result<ServerSummary, Error>>) {
-        let s = Server::bind(ServerOpts { listen: "127.0.0.1:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(exit_after), idle_timeout: Some(Duration::from_secs(10)) })
-            .unwrap();
+        let s = Server::bind(ServerOpts {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            proto: Proto::Tcp,
+            exit_after: Some(exit_after),
+            idle_timeout: Some(Duration::from_secs(10)),
+        })
+        .unwrap();
         let addr = s.local_addr().unwrap();
         (addr, thread::spawn(move || s.run()))
     }
 
     fn opts(addr: SocketAddr, mode: Mode, count: u64, size: u32, conns: u32) -> ClientOpts {
-        ClientOpts { connect: addr, proto: Proto::Tcp, mode, count, size, duration: None, conns, idle_timeout: Some(Duration::from_secs(10)), read_delay: None }
+        ClientOpts {
+            connect: addr,
+            proto: Proto::Tcp,
+            mode,
+            count,
+            size,
+            duration: None,
+            conns,
+            idle_timeout: Some(Duration::from_secs(10)),
+            read_delay: None,
+        }
     }
 
     #[test]
     fn hello_round_trip_and_rejects() {
-        let h = Hello { mode: Mode::Bulk, size: 1 << 20, count: 7 };
+        let h = Hello {
+            mode: Mode::Bulk,
+            size: 1 << 20,
+            count: 7,
+        };
         let b = h.encode();
         assert_eq!(&b[..4], b"SMCL");
         assert_eq!(b[5], 2);
@@ -523,7 +633,12 @@ mod tests {
         let mut bad = b;
         bad[5] = 9;
         assert!(Hello::decode(&bad).is_err());
-        let zero = Hello { mode: Mode::Pingpong, size: 0, count: 1 }.encode();
+        let zero = Hello {
+            mode: Mode::Pingpong,
+            size: 0,
+            count: 1,
+        }
+        .encode();
         assert!(Hello::decode(&zero).is_err());
     }
 
@@ -557,8 +672,15 @@ mod tests {
         o.read_delay = Some(Duration::from_millis(20));
         let t = Instant::now();
         let r = run_client(&o).unwrap();
-        assert!(t.elapsed() >= Duration::from_millis(100), "5 echoes held 20 ms each");
-        assert!(r.rtt_p50_us >= 20_000.0, "the RTT includes the read delay: {}", r.rtt_p50_us);
+        assert!(
+            t.elapsed() >= Duration::from_millis(100),
+            "5 echoes held 20 ms each"
+        );
+        assert!(
+            r.rtt_p50_us >= 20_000.0,
+            "the RTT includes the read delay: {}",
+            r.rtt_p50_us
+        );
         assert_eq!(srv.join().unwrap().unwrap().failed, 0);
     }
 
@@ -584,7 +706,12 @@ mod tests {
 
     #[test]
     fn ipv6_loopback_works() {
-        let Ok(s) = Server::bind(ServerOpts { listen: "[::1]:0".parse().unwrap(), proto: Proto::Tcp, exit_after: Some(1), idle_timeout: None }) else {
+        let Ok(s) = Server::bind(ServerOpts {
+            listen: "[::1]:0".parse().unwrap(),
+            proto: Proto::Tcp,
+            exit_after: Some(1),
+            idle_timeout: None,
+        }) else {
             return; // no IPv6 on this host
         };
         let addr = s.local_addr().unwrap();
@@ -612,11 +739,19 @@ mod tests {
     fn silent_peer_hits_the_idle_timeout_with_a_clear_error() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = l.local_addr().unwrap();
-        let keep = thread::spawn(move || l.accept().map(|(s, _)| { thread::sleep(Duration::from_millis(800)); drop(s) }));
+        let keep = thread::spawn(move || {
+            l.accept().map(|(s, _)| {
+                thread::sleep(Duration::from_millis(800));
+                drop(s)
+            })
+        });
         let mut o = opts(addr, Mode::Pingpong, 1, 8, 1);
         o.idle_timeout = Some(Duration::from_millis(200));
         let e = run_client(&o).unwrap_err().to_string();
-        assert!(e.contains("receive echo 0") && e.contains("idle timeout"), "{e}");
+        assert!(
+            e.contains("receive echo 0") && e.contains("idle timeout"),
+            "{e}"
+        );
         keep.join().unwrap().unwrap();
     }
 
@@ -635,7 +770,10 @@ mod tests {
         // On a kernel with SMC this creates a socket; without it the error must be the clear one.
         match new_socket(Proto::Smc, &"127.0.0.1:1".parse().unwrap()) {
             Ok(_) => {}
-            Err(e) => assert_eq!(e.to_string(), "AF_SMC not supported by this kernel (smc module not loaded?)"),
+            Err(e) => assert_eq!(
+                e.to_string(),
+                "AF_SMC not supported by this kernel (smc module not loaded?)"
+            ),
         }
     }
 }

@@ -10,7 +10,11 @@ use clap::{Parser, Subcommand};
 use smc_load::{run_client, ClientOpts, Error, Mode, Proto, Server, ServerOpts};
 
 #[derive(Parser)]
-#[command(name = "smc-load", version, about = "AF_SMC / AF_INET workload: ping-pong, bulk, short connections")]
+#[command(
+    name = "smc-load",
+    version,
+    about = "AF_SMC / AF_INET workload: ping-pong, bulk, short connections"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -71,43 +75,81 @@ enum Cmd {
 }
 
 fn proto(tcp: bool) -> Proto {
-    if tcp { Proto::Tcp } else { Proto::Smc }
+    if tcp {
+        Proto::Tcp
+    } else {
+        Proto::Smc
+    }
 }
 
 /// A non-negative number of seconds from the command line.
 fn secs(flag: &str, v: f64) -> Result<Duration, Error> {
-    Duration::try_from_secs_f64(v).map_err(|_| Error::Protocol(format!("{flag} must be a non-negative number of seconds")))
+    Duration::try_from_secs_f64(v)
+        .map_err(|_| Error::Protocol(format!("{flag} must be a non-negative number of seconds")))
 }
 
 fn run(cli: Cli) -> Result<(), Error> {
     match cli.cmd {
-        Cmd::Server { listen, tcp, exit_after, idle_timeout } => {
+        Cmd::Server {
+            listen,
+            tcp,
+            exit_after,
+            idle_timeout,
+        } => {
             let idle_timeout = Some(secs("--idle-timeout", idle_timeout)?);
-            let srv = Server::bind(ServerOpts { listen, proto: proto(tcp), exit_after, idle_timeout })?;
+            let srv = Server::bind(ServerOpts {
+                listen,
+                proto: proto(tcp),
+                exit_after,
+                idle_timeout,
+            })?;
             let addr = srv.local_addr()?;
-            eprintln!("smc-load server: listening on {addr} ({})", if tcp { "TCP" } else { "SMC" });
+            eprintln!(
+                "smc-load server: listening on {addr} ({})",
+                if tcp { "TCP" } else { "SMC" }
+            );
             let s = srv.run()?;
             eprintln!(
                 "smc-load server: served {} connection(s), {} failed, {} bytes received",
                 s.connections, s.failed, s.bytes_in
             );
             if s.failed > 0 {
-                return Err(Error::Protocol(format!("{} connection(s) failed", s.failed)));
+                return Err(Error::Protocol(format!(
+                    "{} connection(s) failed",
+                    s.failed
+                )));
             }
             Ok(())
         }
-        Cmd::Client { connect, mode, count, size, duration, conns, tcp, json, idle_timeout, read_delay } => {
+        Cmd::Client {
+            connect,
+            mode,
+            count,
+            size,
+            duration,
+            conns,
+            tcp,
+            json,
+            idle_timeout,
+            read_delay,
+        } => {
             let idle_timeout = Some(secs("--idle-timeout", idle_timeout)?);
             if read_delay.is_some() && mode != Mode::Pingpong {
-                return Err(Error::Protocol("--read-delay applies to --mode pingpong only".into()));
+                return Err(Error::Protocol(
+                    "--read-delay applies to --mode pingpong only".into(),
+                ));
             }
             let read_delay = read_delay.map(|d| secs("--read-delay", d)).transpose()?;
             if duration.is_some() && mode != Mode::Bulk {
-                return Err(Error::Protocol("--duration applies to --mode bulk only".into()));
+                return Err(Error::Protocol(
+                    "--duration applies to --mode bulk only".into(),
+                ));
             }
             let duration = match duration {
                 Some(s) if !(s > 0.0 && s.is_finite()) => {
-                    return Err(Error::Protocol("--duration must be a positive number of seconds".into()))
+                    return Err(Error::Protocol(
+                        "--duration must be a positive number of seconds".into(),
+                    ))
                 }
                 Some(s) => Some(Duration::from_secs_f64(s)),
                 None => None,
@@ -134,8 +176,10 @@ fn run(cli: Cli) -> Result<(), Error> {
             };
             // Not println!: a closed stdout must be an error line, not a panic. SIGPIPE stays
             // ignored (Rust's default) so a vanished socket peer is an EPIPE error, too.
-            writeln!(std::io::stdout().lock(), "{line}")
-                .map_err(|err| Error::Io { what: "write result to stdout".into(), err })
+            writeln!(std::io::stdout().lock(), "{line}").map_err(|err| Error::Io {
+                what: "write result to stdout".into(),
+                err,
+            })
         }
     }
 }

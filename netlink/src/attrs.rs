@@ -20,17 +20,27 @@ impl<'a> Attr<'a> {
         self.value.first().copied()
     }
     pub fn u16(&self) -> Option<u16> {
-        self.value.get(..2).map(|b| u16::from_ne_bytes([b[0], b[1]]))
+        self.value
+            .get(..2)
+            .map(|b| u16::from_ne_bytes([b[0], b[1]]))
     }
     pub fn u32(&self) -> Option<u32> {
-        self.value.get(..4).map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
+        self.value
+            .get(..4)
+            .map(|b| u32::from_ne_bytes(b.try_into().unwrap_or_default()))
     }
     pub fn u64(&self) -> Option<u64> {
-        self.value.get(..8).map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
+        self.value
+            .get(..8)
+            .map(|b| u64::from_ne_bytes(b.try_into().unwrap_or_default()))
     }
     /// A NUL-terminated (or not) string attribute, lossily decoded, trailing NULs dropped.
     pub fn string(&self) -> String {
-        let end = self.value.iter().position(|&c| c == 0).unwrap_or(self.value.len());
+        let end = self
+            .value
+            .iter()
+            .position(|&c| c == 0)
+            .unwrap_or(self.value.len());
         String::from_utf8_lossy(&self.value[..end]).into_owned()
     }
     /// An unsigned integer of whatever width the kernel used (1, 2, 4 or 8 bytes).
@@ -60,7 +70,11 @@ pub fn parse(buf: &[u8]) -> Result<Vec<Attr<'_>>, String> {
         let value = inner
             .get(4..4 + value_len)
             .ok_or_else(|| format!("attribute {kind} value out of bounds"))?;
-        out.push(Attr { kind, value, is_nest });
+        out.push(Attr {
+            kind,
+            value,
+            is_nest,
+        });
     }
     Ok(out)
 }
@@ -120,7 +134,11 @@ mod tests {
 
     #[test]
     fn builder_round_trips_through_parser() {
-        let buf = Builder::new().string(1, "NET1").u8(4, 1).bytes(2, &7u64.to_ne_bytes()).build();
+        let buf = Builder::new()
+            .string(1, "NET1")
+            .u8(4, 1)
+            .bytes(2, &7u64.to_ne_bytes())
+            .build();
         // 4 hdr + "NET1\0" padded to 8 = 12; 4 + 1 -> 8; 4 + 8 = 12
         assert_eq!(buf.len(), 32);
         let attrs = parse(&buf).unwrap();
@@ -148,7 +166,11 @@ mod tests {
 
     #[test]
     fn short_values_read_as_none() {
-        let a = Attr { kind: 1, value: &[1, 2, 3], is_nest: false };
+        let a = Attr {
+            kind: 1,
+            value: &[1, 2, 3],
+            is_nest: false,
+        };
         assert_eq!(a.u32(), None);
         assert_eq!(a.u64(), None);
         assert_eq!(a.uint(), None);

@@ -262,7 +262,10 @@ impl<'a> Rd<'a> {
         Ok(u64::from_ne_bytes(a))
     }
     fn cursor(&self, off: usize) -> std::result::Result<Cursor, String> {
-        Ok(Cursor { wrap: self.u16(off + 2)?, count: self.u32(off + 4)? })
+        Ok(Cursor {
+            wrap: self.u16(off + 2)?,
+            count: self.u32(off + 4)?,
+        })
     }
     fn cstr(&self, off: usize, len: usize) -> std::result::Result<String, String> {
         let b = self.bytes(off, len)?;
@@ -323,18 +326,28 @@ fn decode_latency(b: &[u8]) -> std::result::Result<LatencyInfo, String> {
     let mut l = LatencyInfo::default();
     for (i, s) in l.stages.iter_mut().enumerate() {
         let o = i * 24;
-        *s = LatStage { count: r.u64(o)?, sum_ns: r.u64(o + 8)?, max_ns: r.u64(o + 16)? };
+        *s = LatStage {
+            count: r.u64(o)?,
+            sum_ns: r.u64(o + 8)?,
+            max_ns: r.u64(o + 16)?,
+        };
     }
     let o = LAT_STAGES * 24;
     l.threshold_us = r.u32(o)?;
     l.anomaly_total = r.u32(o + 4)?;
     let cnt = r.u32(o + 8)? as usize;
     if cnt > LAT_ANOMALIES {
-        return Err(format!("SMC_DIAG_LATENCY: {cnt} anomalies, at most {LAT_ANOMALIES} fit"));
+        return Err(format!(
+            "SMC_DIAG_LATENCY: {cnt} anomalies, at most {LAT_ANOMALIES} fit"
+        ));
     }
     for i in 0..cnt {
         let a = o + 16 + i * 24;
-        l.anomalies.push(LatAnomaly { tstamp_ns: r.u64(a)?, lat_ns: r.u64(a + 8)?, stage: r.u32(a + 16)? });
+        l.anomalies.push(LatAnomaly {
+            tstamp_ns: r.u64(a)?,
+            lat_ns: r.u64(a + 8)?,
+            stage: r.u32(a + 16)?,
+        });
     }
     Ok(l)
 }
@@ -358,7 +371,11 @@ pub fn decode_sock(body: &[u8]) -> std::result::Result<DiagSock, String> {
     };
     let cookie = u64::from(r.u32(44)?) | (u64::from(r.u32(48)?) << 32);
     let mut s = DiagSock {
-        family: if v4 { libc::AF_INET as u16 } else { libc::AF_INET6 as u16 },
+        family: if v4 {
+            libc::AF_INET as u16
+        } else {
+            libc::AF_INET6 as u16
+        },
         state: r.u8(1)?,
         mode: r.u8(2)?,
         shutdown: r.u8(3)?,
@@ -388,7 +405,10 @@ pub fn decode_sock(body: &[u8]) -> std::result::Result<DiagSock, String> {
     }
     if let Some(x) = find(&a, SMC_DIAG_FALLBACK) {
         let fr = Rd { b: x.value };
-        s.fallback = Some(FallbackInfo { reason: fr.u32(0)?, peer_diagnosis: fr.u32(4)? });
+        s.fallback = Some(FallbackInfo {
+            reason: fr.u32(0)?,
+            peer_diagnosis: fr.u32(4)?,
+        });
     }
     if let Some(x) = find(&a, SMC_DIAG_LATENCY) {
         s.latency = Some(decode_latency(x.value)?);
@@ -400,7 +420,10 @@ pub fn decode_sock(body: &[u8]) -> std::result::Result<DiagSock, String> {
 pub fn diag_sockets() -> Result<Vec<DiagSock>> {
     let op = "dump SMC sockets (smc_diag)";
     let conn = Conn::sock_diag(op)?;
-    let msg = NetlinkMessage::from(RawMsg { msg_type: SOCK_DIAG_BY_FAMILY, body: encode_request() });
+    let msg = NetlinkMessage::from(RawMsg {
+        msg_type: SOCK_DIAG_BY_FAMILY,
+        body: encode_request(),
+    });
     match conn.transact(msg, true, op)? {
         Ok(msgs) => msgs
             .iter()
@@ -496,12 +519,33 @@ mod tests {
         let c = s.conn.unwrap();
         assert_eq!(c.token, 0x401);
         assert_eq!(c.peer_rmbe_size, 32768);
-        assert_eq!(c.rx_prod, Cursor { wrap: 3, count: 100 });
+        assert_eq!(
+            c.rx_prod,
+            Cursor {
+                wrap: 3,
+                count: 100
+            }
+        );
         assert_eq!(c.tx_prod_flags, 0x80);
-        assert_eq!(c.tx_fin, Cursor { wrap: 1, count: 4096 });
+        assert_eq!(
+            c.tx_fin,
+            Cursor {
+                wrap: 1,
+                count: 4096
+            }
+        );
         let l = s.lgr.unwrap();
-        assert_eq!((l.link_id, l.ibname.as_str(), l.ibport, l.gid.as_str()), (1, "rxe0", 1, "fe80"));
-        assert_eq!(s.fallback, Some(FallbackInfo { reason: 0, peer_diagnosis: 0 }));
+        assert_eq!(
+            (l.link_id, l.ibname.as_str(), l.ibport, l.gid.as_str()),
+            (1, "rxe0", 1, "fe80")
+        );
+        assert_eq!(
+            s.fallback,
+            Some(FallbackInfo {
+                reason: 0,
+                peer_diagnosis: 0
+            })
+        );
     }
 
     #[test]
@@ -554,20 +598,43 @@ mod tests {
     #[test]
     fn decodes_latency_attribute() {
         let mut body = header(SMC_DIAG_MODE_SMCD);
-        let lat = latency(&[(2_000_000_000, 25_000_000, 1), (1_000_000_000, 12_000_000, 2)]);
-        body.extend(Builder::new().bytes(SMC_DIAG_CONNINFO, &conninfo()).bytes(SMC_DIAG_LATENCY, &lat).build());
+        let lat = latency(&[
+            (2_000_000_000, 25_000_000, 1),
+            (1_000_000_000, 12_000_000, 2),
+        ]);
+        body.extend(
+            Builder::new()
+                .bytes(SMC_DIAG_CONNINFO, &conninfo())
+                .bytes(SMC_DIAG_LATENCY, &lat)
+                .build(),
+        );
         let s = decode_sock(&body).unwrap();
         let l = s.latency.unwrap();
         assert_eq!(l.stages[0], LatStage::default());
-        assert_eq!(l.stages[1], LatStage { count: 3, sum_ns: 30_000_000, max_ns: 25_000_000 });
+        assert_eq!(
+            l.stages[1],
+            LatStage {
+                count: 3,
+                sum_ns: 30_000_000,
+                max_ns: 25_000_000
+            }
+        );
         assert_eq!(l.stages[1].mean_ns(), 10_000_000);
         assert_eq!(l.stages[0].mean_ns(), 0);
         assert_eq!((l.threshold_us, l.anomaly_total), (10_000, 11));
         assert_eq!(
             l.anomalies,
             vec![
-                LatAnomaly { tstamp_ns: 2_000_000_000, lat_ns: 25_000_000, stage: 1 },
-                LatAnomaly { tstamp_ns: 1_000_000_000, lat_ns: 12_000_000, stage: 2 },
+                LatAnomaly {
+                    tstamp_ns: 2_000_000_000,
+                    lat_ns: 25_000_000,
+                    stage: 1
+                },
+                LatAnomaly {
+                    tstamp_ns: 1_000_000_000,
+                    lat_ns: 12_000_000,
+                    stage: 2
+                },
             ]
         );
         assert_eq!(lat_stage_name(l.anomalies[0].stage), "rx_consume");
@@ -584,7 +651,11 @@ mod tests {
     #[test]
     fn bad_latency_attributes_are_errors() {
         let mut body = header(SMC_DIAG_MODE_SMCD);
-        body.extend(Builder::new().bytes(SMC_DIAG_LATENCY, &latency(&[])[..200]).build());
+        body.extend(
+            Builder::new()
+                .bytes(SMC_DIAG_LATENCY, &latency(&[])[..200])
+                .build(),
+        );
         assert!(decode_sock(&body).unwrap_err().contains("need 304 bytes"));
         let mut lat = latency(&[]);
         lat[104..108].copy_from_slice(&9u32.to_ne_bytes());
@@ -596,7 +667,11 @@ mod tests {
     #[test]
     fn truncated_structures_are_errors_not_panics() {
         let mut body = header(SMC_DIAG_MODE_SMCR);
-        body.extend(Builder::new().bytes(SMC_DIAG_CONNINFO, &conninfo()[..40]).build());
+        body.extend(
+            Builder::new()
+                .bytes(SMC_DIAG_CONNINFO, &conninfo()[..40])
+                .build(),
+        );
         assert!(decode_sock(&body).unwrap_err().contains("need 76 bytes"));
         for cut in 0..DIAG_MSG_LEN {
             assert!(decode_sock(&header(0)[..cut]).is_err());

@@ -37,7 +37,10 @@ impl Error {
     pub(crate) fn from_errno(op: &'static str, errno: i32) -> Error {
         match errno {
             libc::EPERM | libc::EACCES => Error::PermissionDenied(op),
-            _ => Error::Kernel { op, err: io::Error::from_raw_os_error(errno) },
+            _ => Error::Kernel {
+                op,
+                err: io::Error::from_raw_os_error(errno),
+            },
         }
     }
 }

@@ -30,9 +30,9 @@ pub use diag::{
     LatStage, LatencyInfo, LgrInfo,
 };
 pub use error::{Error, Result};
-pub use snapshot::{link_snapshot, monotonic_ns, snapshot, sock_snapshot};
 pub use smc::{
     add_ueid, del_ueid, fallback_reason_name, fallback_stats, flush_ueids, link_groups, links,
     list_ueids, pnet_add_ib, pnet_add_netdev, pnet_del, pnet_flush, pnet_list, stats, sys_info,
     Fallback, FallbackStats, Link, LinkGroup, PnetEntry, Stats, SysInfo,
 };
+pub use snapshot::{link_snapshot, monotonic_ns, snapshot, sock_snapshot};

@@ -54,7 +54,11 @@ impl Emitable for RawGenl {
 
 impl ParseableParametrized<[u8], GenlHeader> for RawGenl {
     fn parse_with_param(buf: &[u8], header: GenlHeader) -> std::result::Result<Self, DecodeError> {
-        Ok(RawGenl { cmd: header.cmd, version: header.version, attrs: buf.to_vec() })
+        Ok(RawGenl {
+            cmd: header.cmd,
+            version: header.version,
+            attrs: buf.to_vec(),
+        })
     }
 }
 
@@ -79,8 +83,14 @@ impl NetlinkSerializable for RawMsg {
 
 impl NetlinkDeserializable for RawMsg {
     type Error = DecodeError;
-    fn deserialize(header: &NetlinkHeader, payload: &[u8]) -> std::result::Result<Self, DecodeError> {
-        Ok(RawMsg { msg_type: header.message_type, body: payload.to_vec() })
+    fn deserialize(
+        header: &NetlinkHeader,
+        payload: &[u8],
+    ) -> std::result::Result<Self, DecodeError> {
+        Ok(RawMsg {
+            msg_type: header.message_type,
+            body: payload.to_vec(),
+        })
     }
 }
 
@@ -118,8 +128,12 @@ impl Conn {
     /// the request asks for an ACK and we read until it arrives. A kernel error code in
     /// either case becomes an `Err` (errno in `Err(errno)` of the inner result, so callers
     /// can give ENOENT a meaning of their own).
-    pub fn transact<I>(&self, mut msg: NetlinkMessage<I>, dump: bool, op: &'static str)
-        -> Result<std::result::Result<Vec<I>, i32>>
+    pub fn transact<I>(
+        &self,
+        mut msg: NetlinkMessage<I>,
+        dump: bool,
+        op: &'static str,
+    ) -> Result<std::result::Result<Vec<I>, i32>>
     where
         I: NetlinkSerializable + NetlinkDeserializable + Debug,
     {
@@ -129,26 +143,41 @@ impl Conn {
         msg.finalize();
         let mut tx = vec![0u8; msg.buffer_len()];
         msg.serialize(&mut tx);
-        self.sock.send(&tx, 0).map_err(|err| Error::Socket { op, err })?;
+        self.sock
+            .send(&tx, 0)
+            .map_err(|err| Error::Socket { op, err })?;
 
         let mut out = Vec::new();
         loop {
-            let (buf, _) = self.sock.recv_from_full().map_err(|err| Error::Socket { op, err })?;
+            let (buf, _) = self
+                .sock
+                .recv_from_full()
+                .map_err(|err| Error::Socket { op, err })?;
             if buf.is_empty() {
-                return Err(Error::Decode { op, msg: "empty datagram".into() });
+                return Err(Error::Decode {
+                    op,
+                    msg: "empty datagram".into(),
+                });
             }
             let mut off = 0;
             while off < buf.len() {
-                let nb = NetlinkBuffer::new_checked(&buf[off..])
-                    .map_err(|e| Error::Decode { op, msg: e.to_string() })?;
+                let nb = NetlinkBuffer::new_checked(&buf[off..]).map_err(|e| Error::Decode {
+                    op,
+                    msg: e.to_string(),
+                })?;
                 let len = nb.length() as usize;
                 if len == 0 {
-                    return Err(Error::Decode { op, msg: "zero-length netlink message".into() });
+                    return Err(Error::Decode {
+                        op,
+                        msg: "zero-length netlink message".into(),
+                    });
                 }
                 let frame = &buf[off..off + len];
                 off += (len + 3) & !3;
-                let m = NetlinkMessage::<I>::deserialize(frame)
-                    .map_err(|e| Error::Decode { op, msg: e.to_string() })?;
+                let m = NetlinkMessage::<I>::deserialize(frame).map_err(|e| Error::Decode {
+                    op,
+                    msg: e.to_string(),
+                })?;
                 if m.header.sequence_number != seq {
                     continue; // a stale reply to an earlier request on this socket
                 }
@@ -185,11 +214,20 @@ pub fn resolve_family(conn: &Conn, name: &'static str) -> Result<u16> {
     nl.finalize();
     let mut tx = vec![0u8; nl.buffer_len()];
     nl.serialize(&mut tx);
-    conn.sock.send(&tx, 0).map_err(|err| Error::Socket { op, err })?;
+    conn.sock
+        .send(&tx, 0)
+        .map_err(|err| Error::Socket { op, err })?;
     loop {
-        let (buf, _) = conn.sock.recv_from_full().map_err(|err| Error::Socket { op, err })?;
-        let m = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(&buf)
-            .map_err(|e| Error::Decode { op, msg: e.to_string() })?;
+        let (buf, _) = conn
+            .sock
+            .recv_from_full()
+            .map_err(|err| Error::Socket { op, err })?;
+        let m = NetlinkMessage::<GenlMessage<GenlCtrl>>::deserialize(&buf).map_err(|e| {
+            Error::Decode {
+                op,
+                msg: e.to_string(),
+            }
+        })?;
         if m.header.sequence_number != seq {
             continue;
         }
@@ -198,14 +236,29 @@ pub fn resolve_family(conn: &Conn, name: &'static str) -> Result<u16> {
                 .payload
                 .nlas
                 .iter()
-                .find_map(|a| if let GenlCtrlAttrs::FamilyId(id) = a { Some(*id) } else { None })
-                .ok_or(Error::Decode { op, msg: "CTRL_ATTR_FAMILY_ID missing".into() }),
+                .find_map(|a| {
+                    if let GenlCtrlAttrs::FamilyId(id) = a {
+                        Some(*id)
+                    } else {
+                        None
+                    }
+                })
+                .ok_or(Error::Decode {
+                    op,
+                    msg: "CTRL_ATTR_FAMILY_ID missing".into(),
+                }),
             NetlinkPayload::Error(e) => match e.code.map(|c| -c.get()) {
                 Some(libc::ENOENT) => Err(Error::FamilyNotFound(name)),
                 Some(c) => Err(Error::from_errno(op, c)),
-                None => Err(Error::Decode { op, msg: "ACK without family".into() }),
+                None => Err(Error::Decode {
+                    op,
+                    msg: "ACK without family".into(),
+                }),
             },
-            _ => Err(Error::Decode { op, msg: "unexpected reply".into() }),
+            _ => Err(Error::Decode {
+                op,
+                msg: "unexpected reply".into(),
+            }),
         };
     }
 }
@@ -221,21 +274,41 @@ impl Genl {
     pub fn open(name: &'static str, version: u8) -> Result<Genl> {
         let conn = Conn::generic("open generic netlink socket")?;
         let family = resolve_family(&conn, name)?;
-        Ok(Genl { conn, family, version })
+        Ok(Genl {
+            conn,
+            family,
+            version,
+        })
     }
 
     /// Runs command `cmd` with attribute bytes `attrs`; returns the replies' attribute bytes.
-    pub fn request(&self, cmd: u8, attrs: Vec<u8>, dump: bool, op: &'static str)
-        -> Result<std::result::Result<Vec<RawGenl>, i32>>
-    {
-        let mut g = GenlMessage::from_payload(RawGenl { cmd, version: self.version, attrs });
+    pub fn request(
+        &self,
+        cmd: u8,
+        attrs: Vec<u8>,
+        dump: bool,
+        op: &'static str,
+    ) -> Result<std::result::Result<Vec<RawGenl>, i32>> {
+        let mut g = GenlMessage::from_payload(RawGenl {
+            cmd,
+            version: self.version,
+            attrs,
+        });
         g.set_resolved_family_id(self.family);
-        self.conn.transact(NetlinkMessage::from(g), dump, op)
+        self.conn
+            .transact(NetlinkMessage::from(g), dump, op)
             .map(|r| r.map(|v| v.into_iter().map(|g| g.payload).collect()))
     }
 
     /// Like `request`, but every kernel error code is an `Err` for operation `op`.
-    pub fn call(&self, cmd: u8, attrs: Vec<u8>, dump: bool, op: &'static str) -> Result<Vec<RawGenl>> {
-        self.request(cmd, attrs, dump, op)?.map_err(|e| Error::from_errno(op, e))
+    pub fn call(
+        &self,
+        cmd: u8,
+        attrs: Vec<u8>,
+        dump: bool,
+        op: &'static str,
+    ) -> Result<Vec<RawGenl>> {
+        self.request(cmd, attrs, dump, op)?
+            .map_err(|e| Error::from_errno(op, e))
     }
 }

@@ -117,7 +117,10 @@ pub fn encode_ueid(name: &str) -> Result<[u8; SMC_MAX_EID_LEN + 1]> {
             "UEID {name:?}: must be 1 to {SMC_MAX_EID_LEN} characters"
         )));
     }
-    if let Some(c) = up.chars().find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-')) {
+    if let Some(c) = up
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '.' || *c == '-'))
+    {
         return Err(Error::InvalidArgument(format!(
             "UEID {name:?}: character {c:?} not allowed (only A-Z, 0-9, '.' and '-')"
         )));
@@ -129,7 +132,9 @@ pub fn encode_ueid(name: &str) -> Result<[u8; SMC_MAX_EID_LEN + 1]> {
 }
 
 fn ueid_attrs(name: &str) -> Result<Vec<u8>> {
-    Ok(Builder::new().bytes(EID_TABLE_ENTRY, &encode_ueid(name)?).build())
+    Ok(Builder::new()
+        .bytes(EID_TABLE_ENTRY, &encode_ueid(name)?)
+        .build())
 }
 
 /// Adds a user-defined EID (needed for SMC-Rv2 / SMC-Dv2; both peers need the same one).
@@ -138,9 +143,16 @@ pub fn add_ueid(name: &str) -> Result<()> {
     let attrs = ueid_attrs(name)?;
     match gen()?.request(CMD_ADD_UEID, attrs, false, op)? {
         Ok(_) => Ok(()),
-        Err(libc::EEXIST) => Err(Error::InvalidArgument(format!("add UEID: {} already present", name.to_ascii_uppercase()))),
-        Err(libc::ERANGE) => Err(Error::InvalidArgument("add UEID: table full (the kernel keeps at most 4)".into())),
-        Err(libc::EINVAL) => Err(Error::InvalidArgument(format!("add UEID: kernel rejected {name:?} as invalid"))),
+        Err(libc::EEXIST) => Err(Error::InvalidArgument(format!(
+            "add UEID: {} already present",
+            name.to_ascii_uppercase()
+        ))),
+        Err(libc::ERANGE) => Err(Error::InvalidArgument(
+            "add UEID: table full (the kernel keeps at most 4)".into(),
+        )),
+        Err(libc::EINVAL) => Err(Error::InvalidArgument(format!(
+            "add UEID: kernel rejected {name:?} as invalid"
+        ))),
         Err(e) => Err(Error::from_errno(op, e)),
     }
 }
@@ -151,7 +163,10 @@ pub fn del_ueid(name: &str) -> Result<()> {
     let attrs = ueid_attrs(name)?;
     match gen()?.request(CMD_REMOVE_UEID, attrs, false, op)? {
         Ok(_) => Ok(()),
-        Err(libc::ENOENT) => Err(Error::InvalidArgument(format!("remove UEID: {} not in the table", name.to_ascii_uppercase()))),
+        Err(libc::ENOENT) => Err(Error::InvalidArgument(format!(
+            "remove UEID: {} not in the table",
+            name.to_ascii_uppercase()
+        ))),
         Err(e) => Err(Error::from_errno(op, e)),
     }
 }
@@ -178,7 +193,9 @@ pub fn decode_ueids(m: &RawGenl) -> std::result::Result<Vec<String>, String> {
 
 /// Removes every user-defined EID.
 pub fn flush_ueids() -> Result<()> {
-    gen()?.call(CMD_FLUSH_UEID, Vec::new(), false, "flush UEIDs").map(|_| ())
+    gen()?
+        .call(CMD_FLUSH_UEID, Vec::new(), false, "flush UEIDs")
+        .map(|_| ())
 }
 
 // ---------------------------------------------------------------- PNET table
@@ -197,7 +214,10 @@ pub struct PnetEntry {
 
 fn check_pnetid(pnetid: &str) -> Result<String> {
     let up = pnetid.to_ascii_uppercase();
-    if up.is_empty() || up.len() > SMC_MAX_PNETID_LEN || !up.chars().all(|c| c.is_ascii_alphanumeric()) {
+    if up.is_empty()
+        || up.len() > SMC_MAX_PNETID_LEN
+        || !up.chars().all(|c| c.is_ascii_alphanumeric())
+    {
         return Err(Error::InvalidArgument(format!(
             "PNET ID {pnetid:?}: must be 1 to {SMC_MAX_PNETID_LEN} letters or digits"
         )));
@@ -208,8 +228,12 @@ fn check_pnetid(pnetid: &str) -> Result<String> {
 fn pnet_add(op: &'static str, attrs: Vec<u8>) -> Result<()> {
     match pnet_family()?.request(PNETID_ADD, attrs, false, op)? {
         Ok(_) => Ok(()),
-        Err(libc::EEXIST) => Err(Error::InvalidArgument(format!("{op}: entry already exists"))),
-        Err(libc::EINVAL) => Err(Error::InvalidArgument(format!("{op}: kernel rejected the entry (unknown device or port?)"))),
+        Err(libc::EEXIST) => Err(Error::InvalidArgument(format!(
+            "{op}: entry already exists"
+        ))),
+        Err(libc::EINVAL) => Err(Error::InvalidArgument(format!(
+            "{op}: kernel rejected the entry (unknown device or port?)"
+        ))),
         Err(e) => Err(Error::from_errno(op, e)),
     }
 }
@@ -217,45 +241,74 @@ fn pnet_add(op: &'static str, attrs: Vec<u8>) -> Result<()> {
 /// Ties network device `ifname` to PNET ID `pnetid`.
 pub fn pnet_add_netdev(pnetid: &str, ifname: &str) -> Result<()> {
     let id = check_pnetid(pnetid)?;
-    pnet_add("add PNET netdev entry", Builder::new().string(PNETID_NAME, &id).string(PNETID_ETHNAME, ifname).build())
+    pnet_add(
+        "add PNET netdev entry",
+        Builder::new()
+            .string(PNETID_NAME, &id)
+            .string(PNETID_ETHNAME, ifname)
+            .build(),
+    )
 }
 
 /// Ties port `port` of RDMA device `ibdev` to PNET ID `pnetid`.
 pub fn pnet_add_ib(pnetid: &str, ibdev: &str, port: u8) -> Result<()> {
     let id = check_pnetid(pnetid)?;
     if !(1..=2).contains(&port) {
-        return Err(Error::InvalidArgument(format!("IB port {port}: must be 1 or 2")));
+        return Err(Error::InvalidArgument(format!(
+            "IB port {port}: must be 1 or 2"
+        )));
     }
     pnet_add(
         "add PNET ib entry",
-        Builder::new().string(PNETID_NAME, &id).string(PNETID_IBNAME, ibdev).u8(PNETID_IBPORT, port).build(),
+        Builder::new()
+            .string(PNETID_NAME, &id)
+            .string(PNETID_IBNAME, ibdev)
+            .u8(PNETID_IBPORT, port)
+            .build(),
     )
 }
 
 /// Deletes every entry of PNET ID `pnetid`.
 pub fn pnet_del(pnetid: &str) -> Result<()> {
     let id = check_pnetid(pnetid)?;
-    pnet_family()?.call(PNETID_DEL, Builder::new().string(PNETID_NAME, &id).build(), false, "delete PNET ID").map(|_| ())
+    pnet_family()?
+        .call(
+            PNETID_DEL,
+            Builder::new().string(PNETID_NAME, &id).build(),
+            false,
+            "delete PNET ID",
+        )
+        .map(|_| ())
 }
 
 /// Empties the PNET table.
 pub fn pnet_flush() -> Result<()> {
-    pnet_family()?.call(PNETID_FLUSH, Vec::new(), false, "flush PNET table").map(|_| ())
+    pnet_family()?
+        .call(PNETID_FLUSH, Vec::new(), false, "flush PNET table")
+        .map(|_| ())
 }
 
 /// Lists the PNET table.
 pub fn pnet_list() -> Result<Vec<PnetEntry>> {
     let op = "list PNET table";
     let msgs = pnet_family()?.call(PNETID_GET, Vec::new(), true, op)?;
-    msgs.iter().map(|m| decode_pnet(m).map_err(decode_err(op))).collect()
+    msgs.iter()
+        .map(|m| decode_pnet(m).map_err(decode_err(op)))
+        .collect()
 }
 
 pub fn decode_pnet(m: &RawGenl) -> std::result::Result<PnetEntry, String> {
     let a = attrs::parse(&m.attrs)?;
     Ok(PnetEntry {
-        pnetid: find(&a, PNETID_NAME).map(|x| x.string()).unwrap_or_default(),
-        netdev: find(&a, PNETID_ETHNAME).map(|x| x.string()).unwrap_or_default(),
-        ibdev: find(&a, PNETID_IBNAME).map(|x| x.string()).unwrap_or_default(),
+        pnetid: find(&a, PNETID_NAME)
+            .map(|x| x.string())
+            .unwrap_or_default(),
+        netdev: find(&a, PNETID_ETHNAME)
+            .map(|x| x.string())
+            .unwrap_or_default(),
+        ibdev: find(&a, PNETID_IBNAME)
+            .map(|x| x.string())
+            .unwrap_or_default(),
         ibport: find(&a, PNETID_IBPORT).and_then(|x| x.u8()).unwrap_or(0),
     })
 }
@@ -282,7 +335,10 @@ pub fn sys_info() -> Result<SysInfo> {
             return Ok(decode_sys_info(&a));
         }
     }
-    Err(Error::Decode { op, msg: "no SMC_GEN_SYS_INFO in reply".into() })
+    Err(Error::Decode {
+        op,
+        msg: "no SMC_GEN_SYS_INFO in reply".into(),
+    })
 }
 
 pub fn decode_sys_info(a: &[Attr<'_>]) -> SysInfo {
@@ -292,8 +348,12 @@ pub fn decode_sys_info(a: &[Attr<'_>]) -> SysInfo {
         ism_v2_capable: find(a, SYS_IS_ISM_V2).and_then(|x| x.u8()).unwrap_or(0) != 0,
         smcr_v2_capable: find(a, SYS_IS_SMCR_V2).and_then(|x| x.u8()).map(|v| v != 0),
         // The kernel sends the CLC host name and SEID blank-padded to their fixed length.
-        local_host: find(a, SYS_LOCAL_HOST).map(|x| x.string().trim_end().to_string()).unwrap_or_default(),
-        seid: find(a, SYS_SEID).map(|x| x.string().trim_end().to_string()).unwrap_or_default(),
+        local_host: find(a, SYS_LOCAL_HOST)
+            .map(|x| x.string().trim_end().to_string())
+            .unwrap_or_default(),
+        seid: find(a, SYS_SEID)
+            .map(|x| x.string().trim_end().to_string())
+            .unwrap_or_default(),
     }
 }
 
@@ -333,16 +393,33 @@ pub struct Link {
 
 impl LinkGroup {
     pub fn role_name(&self) -> &'static str {
-        match self.role { 0 => "CLNT", 1 => "SERV", _ => "?" }
+        match self.role {
+            0 => "CLNT",
+            1 => "SERV",
+            _ => "?",
+        }
     }
     pub fn type_name(&self) -> &'static str {
-        match self.lgr_type { 0 => "NONE", 1 => "SINGLE", 2 => "SYM", 3 => "ASYMP", 4 => "ASYML", _ => "?" }
+        match self.lgr_type {
+            0 => "NONE",
+            1 => "SINGLE",
+            2 => "SYM",
+            3 => "ASYMP",
+            4 => "ASYML",
+            _ => "?",
+        }
     }
 }
 
 impl Link {
     pub fn state_name(&self) -> &'static str {
-        match self.state { 0 => "UNUSED", 1 => "INACTIVE", 2 => "ACTIVATING", 3 => "ACTIVE", _ => "?" }
+        match self.state {
+            0 => "UNUSED",
+            1 => "INACTIVE",
+            2 => "ACTIVATING",
+            3 => "ACTIVE",
+            _ => "?",
+        }
     }
 }
 
@@ -351,7 +428,9 @@ pub fn decode_lgr(a: &[Attr<'_>]) -> LinkGroup {
         id: find(a, LGR_R_ID).and_then(|x| x.u32()).unwrap_or(0),
         role: find(a, LGR_R_ROLE).and_then(|x| x.u8()).unwrap_or(0),
         lgr_type: find(a, LGR_R_TYPE).and_then(|x| x.u8()).unwrap_or(0),
-        pnetid: find(a, LGR_R_PNETID).map(|x| x.string()).unwrap_or_default(),
+        pnetid: find(a, LGR_R_PNETID)
+            .map(|x| x.string())
+            .unwrap_or_default(),
         vlan_id: find(a, LGR_R_VLAN_ID).and_then(|x| x.u8()).unwrap_or(0),
         conns: find(a, LGR_R_CONNS_NUM).and_then(|x| x.u32()).unwrap_or(0),
     }
@@ -365,7 +444,9 @@ pub fn decode_link(a: &[Attr<'_>], lgr_id: u32) -> Link {
         ibdev: find(a, LINK_IB_DEV).map(|x| x.string()).unwrap_or_default(),
         ibport: find(a, LINK_IB_PORT).and_then(|x| x.u8()).unwrap_or(0),
         gid: find(a, LINK_GID).map(|x| x.string()).unwrap_or_default(),
-        peer_gid: find(a, LINK_PEER_GID).map(|x| x.string()).unwrap_or_default(),
+        peer_gid: find(a, LINK_PEER_GID)
+            .map(|x| x.string())
+            .unwrap_or_default(),
         conns: find(a, LINK_CONN_CNT).and_then(|x| x.u32()).unwrap_or(0),
         netdev_ifindex: ifindex,
         netdev: ifname(ifindex),
@@ -385,7 +466,11 @@ fn ifname(ifindex: u32) -> String {
     if p.is_null() {
         return String::new();
     }
-    let bytes: Vec<u8> = buf.iter().take_while(|&&c| c != 0).map(|&c| c as u8).collect();
+    let bytes: Vec<u8> = buf
+        .iter()
+        .take_while(|&&c| c != 0)
+        .map(|&c| c as u8)
+        .collect();
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
@@ -440,7 +525,10 @@ pub struct Stats {
 
 impl Stats {
     pub fn get(&self, name: &str) -> Option<u64> {
-        self.counters.iter().find(|(n, _)| n == name).map(|(_, v)| *v)
+        self.counters
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| *v)
     }
 }
 
@@ -450,10 +538,30 @@ pub const LAT_HIST_BUCKETS: usize = 24;
 /// Names of the latency histogram buckets: `lt1us` counts samples below 1 us, `ge<N>us`
 /// samples in [N, 2N) us; the last bucket (`ge4194304us`) is open-ended.
 pub const LAT_BUCKET_NAMES: [&str; LAT_HIST_BUCKETS] = [
-    "lt1us", "ge1us", "ge2us", "ge4us", "ge8us", "ge16us", "ge32us", "ge64us", "ge128us",
-    "ge256us", "ge512us", "ge1024us", "ge2048us", "ge4096us", "ge8192us", "ge16384us",
-    "ge32768us", "ge65536us", "ge131072us", "ge262144us", "ge524288us", "ge1048576us",
-    "ge2097152us", "ge4194304us",
+    "lt1us",
+    "ge1us",
+    "ge2us",
+    "ge4us",
+    "ge8us",
+    "ge16us",
+    "ge32us",
+    "ge64us",
+    "ge128us",
+    "ge256us",
+    "ge512us",
+    "ge1024us",
+    "ge2048us",
+    "ge4096us",
+    "ge8192us",
+    "ge16384us",
+    "ge32768us",
+    "ge65536us",
+    "ge131072us",
+    "ge262144us",
+    "ge524288us",
+    "ge1048576us",
+    "ge2097152us",
+    "ge4194304us",
 ];
 
 impl Stats {
@@ -541,7 +649,12 @@ fn level_name(level: Level, kind: u16) -> Option<(&'static str, Option<Level>)> 
     })
 }
 
-fn flatten(attrs: &[Attr<'_>], level: Level, prefix: &str, out: &mut Vec<(String, u64)>) -> std::result::Result<(), String> {
+fn flatten(
+    attrs: &[Attr<'_>],
+    level: Level,
+    prefix: &str,
+    out: &mut Vec<(String, u64)>,
+) -> std::result::Result<(), String> {
     for a in attrs {
         if a.kind == 0 {
             continue; // the *_PAD attribute that aligns 64-bit values
@@ -556,7 +669,11 @@ fn flatten(attrs: &[Attr<'_>], level: Level, prefix: &str, out: &mut Vec<(String
             Some(Level::LatHist) if !a.is_nest => (format!("attr{}", a.kind), None),
             _ => (name, sub),
         };
-        let full = if prefix.is_empty() { full } else { format!("{prefix}.{full}") };
+        let full = if prefix.is_empty() {
+            full
+        } else {
+            format!("{prefix}.{full}")
+        };
         match sub {
             Some(l) => flatten(&a.nested()?, l, &full, out)?,
             None => {
@@ -582,7 +699,8 @@ pub fn stats() -> Result<Stats> {
     let mut out = Stats::default();
     for m in &msgs {
         if let Some(n) = top_nest(m, GEN_STATS, op)? {
-            out.counters.extend(decode_stats(&n).map_err(decode_err(op))?.counters);
+            out.counters
+                .extend(decode_stats(&n).map_err(decode_err(op))?.counters);
         }
     }
     Ok(out)
@@ -607,7 +725,9 @@ pub struct FallbackStats {
 pub fn decode_fallbacks(msgs: &[RawGenl], op: &'static str) -> Result<FallbackStats> {
     let mut out = FallbackStats::default();
     for m in msgs {
-        let Some(a) = top_nest(m, GEN_FBACK_STATS, op)? else { continue };
+        let Some(a) = top_nest(m, GEN_FBACK_STATS, op)? else {
+            continue;
+        };
         if let Some(v) = find(&a, FBACK_SRV_CNT).and_then(|x| x.u64()) {
             out.server_total = v;
         }
@@ -679,7 +799,11 @@ mod tests {
     use super::*;
 
     fn msg(cmd: u8, attrs: Vec<u8>) -> RawGenl {
-        RawGenl { cmd, version: 1, attrs }
+        RawGenl {
+            cmd,
+            version: 1,
+            attrs,
+        }
     }
 
     #[test]
@@ -703,7 +827,12 @@ mod tests {
 
     #[test]
     fn ueid_dump_entries_are_trimmed() {
-        let m = msg(CMD_DUMP_UEID, Builder::new().bytes(EID_TABLE_ENTRY, &encode_ueid("SMCLAB").unwrap()).build());
+        let m = msg(
+            CMD_DUMP_UEID,
+            Builder::new()
+                .bytes(EID_TABLE_ENTRY, &encode_ueid("SMCLAB").unwrap())
+                .build(),
+        );
         assert_eq!(decode_ueids(&m).unwrap(), vec!["SMCLAB".to_string()]);
     }
 
@@ -722,7 +851,12 @@ mod tests {
         );
         assert_eq!(
             decode_pnet(&m).unwrap(),
-            PnetEntry { pnetid: "NET1".into(), netdev: "eth0".into(), ibdev: "rxe0".into(), ibport: 1 }
+            PnetEntry {
+                pnetid: "NET1".into(),
+                netdev: "eth0".into(),
+                ibdev: "rxe0".into(),
+                ibport: 1
+            }
         );
     }
 
@@ -739,8 +873,16 @@ mod tests {
             .u64(42, 9) // an attribute a future kernel adds
             .build();
         let smcd = Builder::new().u64(19, 0).build();
-        let nest = Builder::new().nested(1, smcd).nested(2, smcr).u64(3, 4).u64(4, 0).build();
-        let m = msg(CMD_GET_STATS, Builder::new().nested(GEN_STATS, nest).build());
+        let nest = Builder::new()
+            .nested(1, smcd)
+            .nested(2, smcr)
+            .u64(3, 4)
+            .u64(4, 0)
+            .build();
+        let m = msg(
+            CMD_GET_STATS,
+            Builder::new().nested(GEN_STATS, nest).build(),
+        );
         let a = top_nest(&m, GEN_STATS, "t").unwrap().unwrap();
         let s = decode_stats(&a).unwrap();
         assert_eq!(s.get("smcd.tx_cnt"), Some(0));
@@ -754,7 +896,10 @@ mod tests {
         assert_eq!(s.get("smcr.attr42"), Some(9));
         assert_eq!(s.get("clnt_hs_err_cnt"), Some(4));
         assert_eq!(s.get("srv_hs_err_cnt"), Some(0));
-        assert!(s.counters.iter().all(|(n, _)| !n.contains("attr0")), "pad attributes must be skipped");
+        assert!(
+            s.counters.iter().all(|(n, _)| !n.contains("attr0")),
+            "pad attributes must be skipped"
+        );
     }
 
     #[test]
@@ -763,8 +908,14 @@ mod tests {
         let rx = Builder::new().u64(0, 0).u64(1 + 11, 4).u64(24, 1).build();
         let lat = Builder::new().nested(2, rx).nested(3, Vec::new()).build();
         let smcd = Builder::new().u64(19, 7).nested(22, lat).build();
-        let nest = Builder::new().nested(1, smcd).nested(2, Builder::new().u64(19, 0).build()).build();
-        let m = msg(CMD_GET_STATS, Builder::new().nested(GEN_STATS, nest).build());
+        let nest = Builder::new()
+            .nested(1, smcd)
+            .nested(2, Builder::new().u64(19, 0).build())
+            .build();
+        let m = msg(
+            CMD_GET_STATS,
+            Builder::new().nested(GEN_STATS, nest).build(),
+        );
         let a = top_nest(&m, GEN_STATS, "t").unwrap().unwrap();
         let s = decode_stats(&a).unwrap();
         assert_eq!(s.get("smcd.lat.rx_consume.ge1024us"), Some(4));
@@ -772,7 +923,10 @@ mod tests {
         let h = s.lat_histogram("smcd", "rx_consume").unwrap();
         assert_eq!(h.iter().sum::<u64>(), 5);
         assert_eq!((h[11], h[23], h[0]), (4, 1, 0));
-        assert_eq!(s.lat_histogram("smcd", "cdc_tx_compl"), Some([0; LAT_HIST_BUCKETS]));
+        assert_eq!(
+            s.lat_histogram("smcd", "cdc_tx_compl"),
+            Some([0; LAT_HIST_BUCKETS])
+        );
         // a stock kernel sends no lat nest at all
         assert_eq!(s.lat_histogram("smcr", "rx_consume"), None);
     }
@@ -781,7 +935,10 @@ mod tests {
     fn a_plain_attribute_22_is_not_taken_for_the_latency_nest() {
         let smcr = Builder::new().u64(22, 77).u64(19, 1).build();
         let nest = Builder::new().nested(2, smcr).build();
-        let m = msg(CMD_GET_STATS, Builder::new().nested(GEN_STATS, nest).build());
+        let m = msg(
+            CMD_GET_STATS,
+            Builder::new().nested(GEN_STATS, nest).build(),
+        );
         let a = top_nest(&m, GEN_STATS, "t").unwrap().unwrap();
         let s = decode_stats(&a).unwrap();
         assert_eq!(s.get("smcr.attr22"), Some(77));
@@ -804,8 +961,14 @@ mod tests {
             .bytes(FBACK_RSN_CNT, &1u16.to_ne_bytes())
             .build();
         let msgs = vec![
-            msg(CMD_GET_FBACK_STATS, Builder::new().nested(GEN_FBACK_STATS, first).build()),
-            msg(CMD_GET_FBACK_STATS, Builder::new().nested(GEN_FBACK_STATS, second).build()),
+            msg(
+                CMD_GET_FBACK_STATS,
+                Builder::new().nested(GEN_FBACK_STATS, first).build(),
+            ),
+            msg(
+                CMD_GET_FBACK_STATS,
+                Builder::new().nested(GEN_FBACK_STATS, second).build(),
+            ),
         ];
         let f = decode_fallbacks(&msgs, "t").unwrap();
         assert_eq!(f.server_total, 3);
@@ -813,8 +976,16 @@ mod tests {
         assert_eq!(
             f.reasons,
             vec![
-                Fallback { code: 0x0303_0008, count: 3, server: true },
-                Fallback { code: 0x0500_0000, count: 1, server: false }
+                Fallback {
+                    code: 0x0303_0008,
+                    count: 3,
+                    server: true
+                },
+                Fallback {
+                    code: 0x0500_0000,
+                    count: 1,
+                    server: false
+                }
             ]
         );
         assert_eq!(fallback_reason_name(0x0303_0008), "NOUEID");
@@ -823,18 +994,47 @@ mod tests {
     #[test]
     fn link_dump_assigns_links_to_the_preceding_group() {
         let lgr = |id: u32| {
-            msg(CMD_GET_LINK_SMCR, Builder::new().nested(GEN_LGR_SMCR, Builder::new()
-                .u32(LGR_R_ID, id).u32(LGR_R_CONNS_NUM, 2).u8(LGR_R_ROLE, 1).u8(LGR_R_TYPE, 1)
-                .u8(LGR_R_VLAN_ID, 0).string(LGR_R_PNETID, "").build()).build())
+            msg(
+                CMD_GET_LINK_SMCR,
+                Builder::new()
+                    .nested(
+                        GEN_LGR_SMCR,
+                        Builder::new()
+                            .u32(LGR_R_ID, id)
+                            .u32(LGR_R_CONNS_NUM, 2)
+                            .u8(LGR_R_ROLE, 1)
+                            .u8(LGR_R_TYPE, 1)
+                            .u8(LGR_R_VLAN_ID, 0)
+                            .string(LGR_R_PNETID, "")
+                            .build(),
+                    )
+                    .build(),
+            )
         };
         let link = |lid: u8| {
-            msg(CMD_GET_LINK_SMCR, Builder::new().nested(GEN_LINK_SMCR, Builder::new()
-                .u8(LINK_ID, lid).u32(LINK_STATE, 3).u32(LINK_CONN_CNT, 2).u8(LINK_IB_PORT, 1)
-                .u32(LINK_NET_DEV, 0).string(LINK_IB_DEV, "rxe0").u32(LINK_UID, 0xaabbccdd)
-                .u32(LINK_PEER_UID, 0x11223344).string(LINK_GID, "fe80:0000").string(LINK_PEER_GID, "fe80:0001")
-                .build()).build())
+            msg(
+                CMD_GET_LINK_SMCR,
+                Builder::new()
+                    .nested(
+                        GEN_LINK_SMCR,
+                        Builder::new()
+                            .u8(LINK_ID, lid)
+                            .u32(LINK_STATE, 3)
+                            .u32(LINK_CONN_CNT, 2)
+                            .u8(LINK_IB_PORT, 1)
+                            .u32(LINK_NET_DEV, 0)
+                            .string(LINK_IB_DEV, "rxe0")
+                            .u32(LINK_UID, 0xaabbccdd)
+                            .u32(LINK_PEER_UID, 0x11223344)
+                            .string(LINK_GID, "fe80:0000")
+                            .string(LINK_PEER_GID, "fe80:0001")
+                            .build(),
+                    )
+                    .build(),
+            )
         };
-        let (g, l) = decode_lgr_dump(&[lgr(0x100), link(1), lgr(0x200), link(7), link(8)], "t").unwrap();
+        let (g, l) =
+            decode_lgr_dump(&[lgr(0x100), link(1), lgr(0x200), link(7), link(8)], "t").unwrap();
         assert_eq!(g.len(), 2);
         assert_eq!(g[0].id, 0x100);
         assert_eq!(g[0].role_name(), "SERV");
@@ -849,8 +1049,16 @@ mod tests {
 
     #[test]
     fn sys_info_decodes_optional_fields() {
-        let n = Builder::new().u8(SYS_VER, 2).u8(SYS_REL, 1).u8(SYS_IS_ISM_V2, 0).string(SYS_LOCAL_HOST, "guest-a                         ").build();
-        let m = msg(CMD_GET_SYS_INFO, Builder::new().nested(GEN_SYS_INFO, n).build());
+        let n = Builder::new()
+            .u8(SYS_VER, 2)
+            .u8(SYS_REL, 1)
+            .u8(SYS_IS_ISM_V2, 0)
+            .string(SYS_LOCAL_HOST, "guest-a                         ")
+            .build();
+        let m = msg(
+            CMD_GET_SYS_INFO,
+            Builder::new().nested(GEN_SYS_INFO, n).build(),
+        );
         let i = decode_sys_info(&top_nest(&m, GEN_SYS_INFO, "t").unwrap().unwrap());
         assert_eq!(i.smc_version, 2);
         assert_eq!(i.smcr_v2_capable, None);

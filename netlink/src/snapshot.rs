@@ -14,7 +14,10 @@ use crate::smc::{fallback_stats, links, stats, Link};
 
 /// CLOCK_MONOTONIC now, in nanoseconds (the clock of BPF event timestamps).
 pub fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec to write into; CLOCK_MONOTONIC always exists on Linux.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -68,7 +71,10 @@ pub fn link_snapshot(l: &Link) -> LinkSnapshot {
 
 /// Reads statistics, fallback counters, SMC-R links and smc_diag sockets now.
 pub fn snapshot() -> Snapshot {
-    let mut snap = Snapshot { taken_monotonic_ns: monotonic_ns(), ..Snapshot::default() };
+    let mut snap = Snapshot {
+        taken_monotonic_ns: monotonic_ns(),
+        ..Snapshot::default()
+    };
     let mut errors: Vec<String> = Vec::new();
     match stats() {
         Ok(s) => snap.stats = s.counters,
@@ -76,8 +82,15 @@ pub fn snapshot() -> Snapshot {
     }
     match fallback_stats() {
         Ok(f) => {
-            snap.fallbacks =
-                f.reasons.iter().map(|r| FallbackCount { code: r.code, count: r.count, server: r.server }).collect()
+            snap.fallbacks = f
+                .reasons
+                .iter()
+                .map(|r| FallbackCount {
+                    code: r.code,
+                    count: r.count,
+                    server: r.server,
+                })
+                .collect()
         }
         Err(e) => errors.push(e.to_string()),
     }
@@ -116,10 +129,19 @@ mod tests {
             cookie: 0,
             uid: 0,
             inode: 77,
-            conn: Some(ConnInfo { token: 9, sndbuf_size: 16384, rmbe_size: 65536, peer_rmbe_size: 32768, ..Default::default() }),
+            conn: Some(ConnInfo {
+                token: 9,
+                sndbuf_size: 16384,
+                rmbe_size: 65536,
+                peer_rmbe_size: 32768,
+                ..Default::default()
+            }),
             lgr: None,
             dmb: None,
-            fallback: Some(FallbackInfo { reason: 0x0303_0008, peer_diagnosis: 1 }),
+            fallback: Some(FallbackInfo {
+                reason: 0x0303_0008,
+                peer_diagnosis: 1,
+            }),
             latency: None,
         };
         let x = sock_snapshot(&s);
@@ -127,7 +149,10 @@ mod tests {
         assert_eq!(&x.local_addr[..4], &[10, 77, 0, 1]);
         assert!(x.local_addr[4..].iter().all(|&b| b == 0));
         assert_eq!((x.local_port, x.remote_port, x.inode), (5000, 40000, 77));
-        assert_eq!((x.local_token, x.sndbuf_len, x.rmb_len, x.peer_rmbe_size), (9, 16384, 65536, 32768));
+        assert_eq!(
+            (x.local_token, x.sndbuf_len, x.rmb_len, x.peer_rmbe_size),
+            (9, 16384, 65536, 32768)
+        );
         assert_eq!((x.fallback_rsn, x.peer_diagnosis), (0x0303_0008, 1));
     }
 

@@ -4,8 +4,15 @@
 use std::process::Command;
 
 fn smcctl(args: &[&str]) -> (bool, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_smcctl")).args(args).output().unwrap();
-    (o.status.success(), String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
+    let o = Command::new(env!("CARGO_BIN_EXE_smcctl"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn smc_loaded() -> bool {
@@ -16,7 +23,10 @@ fn smc_loaded() -> bool {
 fn invalid_ueid_is_refused_before_asking_the_kernel() {
     let (ok, _, err) = smcctl(&["ueid", "add", "no_underscores"]);
     assert!(!ok);
-    assert_eq!(err.trim_end(), "smcctl: UEID \"no_underscores\": character '_' not allowed (only A-Z, 0-9, '.' and '-')");
+    assert_eq!(
+        err.trim_end(),
+        "smcctl: UEID \"no_underscores\": character '_' not allowed (only A-Z, 0-9, '.' and '-')"
+    );
     let (ok, _, err) = smcctl(&["pnet", "add", "TOO-LONG-PNETID-XYZ", "--netdev", "eth0"]);
     assert!(!ok);
     assert!(err.contains("PNET ID"), "{err}");
@@ -27,7 +37,13 @@ fn missing_smc_module_is_one_clear_line() {
     if smc_loaded() {
         return; // covered in the lab guests, where smc is loaded (see docs/tools.md)
     }
-    for cmd in [&["stats"][..], &["ueid", "list"], &["fallback", "--json"], &["lgr"], &["info"]] {
+    for cmd in [
+        &["stats"][..],
+        &["ueid", "list"],
+        &["fallback", "--json"],
+        &["lgr"],
+        &["info"],
+    ] {
         let (ok, out, err) = smcctl(cmd);
         assert!(!ok, "{cmd:?}");
         assert!(out.is_empty());
@@ -35,7 +51,10 @@ fn missing_smc_module_is_one_clear_line() {
     }
     let (ok, _, err) = smcctl(&["pnet", "list"]);
     assert!(!ok);
-    assert_eq!(err.trim_end(), "smcctl: SMC generic netlink family SMC_PNETID not found (is the smc module loaded?)");
+    assert_eq!(
+        err.trim_end(),
+        "smcctl: SMC generic netlink family SMC_PNETID not found (is the smc module loaded?)"
+    );
     let (ok, _, err) = smcctl(&["diag"]);
     assert!(!ok);
     assert_eq!(err.lines().count(), 1);

@@ -164,7 +164,11 @@ pub fn render(source: Source, threshold_us: u32, rows: &[Row]) -> String {
             format!("{}:{}", r.local, r.local_port),
             format!("{}:{}", r.remote, r.remote_port),
             r.anomaly_total,
-            if metrics.is_empty() { "-".to_string() } else { metrics.join(", ") },
+            if metrics.is_empty() {
+                "-".to_string()
+            } else {
+                metrics.join(", ")
+            },
             if r.closed { " (closed)" } else { "" }
         );
         if let Some(a) = r.anomalies.first() {
@@ -235,7 +239,11 @@ pub fn rows_from_diag(socks: &[DiagSock]) -> Vec<Row> {
             let lat = s.latency.as_ref()?;
             let mut stages = [Stage::default(); STAGES];
             for (d, st) in stages.iter_mut().zip(lat.stages.iter()) {
-                *d = Stage { count: st.count, sum_ns: st.sum_ns, max_ns: st.max_ns };
+                *d = Stage {
+                    count: st.count,
+                    sum_ns: st.sum_ns,
+                    max_ns: st.max_ns,
+                };
             }
             Some(Row {
                 token: s.conn.as_ref().map(|c| c.token).unwrap_or(0),
@@ -250,7 +258,11 @@ pub fn rows_from_diag(socks: &[DiagSock]) -> Vec<Row> {
                 anomalies: lat
                     .anomalies
                     .iter()
-                    .map(|a| Anomaly { tstamp_ns: a.tstamp_ns, lat_ns: a.lat_ns, stage: a.stage })
+                    .map(|a| Anomaly {
+                        tstamp_ns: a.tstamp_ns,
+                        lat_ns: a.lat_ns,
+                        stage: a.stage,
+                    })
                     .collect(),
             })
         })
@@ -319,7 +331,11 @@ fn addr(family: u16, b: &[u8; 16]) -> String {
 fn row_from_mon(c: &MonConn) -> Row {
     let mut stages = [Stage::default(); STAGES];
     for (d, s) in stages.iter_mut().zip(c.stage.iter()) {
-        *d = Stage { count: s.count, sum_ns: s.sum_ns, max_ns: s.max_ns };
+        *d = Stage {
+            count: s.count,
+            sum_ns: s.sum_ns,
+            max_ns: s.max_ns,
+        };
     }
     // The ring's next slot is anomaly_total % 8: walk back from the newest.
     let kept = (c.anomaly_total as usize).min(ANOMALIES);
@@ -327,13 +343,23 @@ fn row_from_mon(c: &MonConn) -> Row {
         .map(|i| {
             let slot = (c.anomaly_total as usize + ANOMALIES - 1 - i) % ANOMALIES;
             let a = c.anomalies[slot];
-            Anomaly { tstamp_ns: a.tstamp_ns, lat_ns: a.lat_ns, stage: a.stage }
+            Anomaly {
+                tstamp_ns: a.tstamp_ns,
+                lat_ns: a.lat_ns,
+                stage: a.stage,
+            }
         })
         .filter(|a| a.tstamp_ns != 0)
         .collect();
     Row {
         token: c.token,
-        mode: if c.token == 0 { "?" } else if c.smcd != 0 { "SMCD" } else { "SMCR" },
+        mode: if c.token == 0 {
+            "?"
+        } else if c.smcd != 0 {
+            "SMCD"
+        } else {
+            "SMCR"
+        },
         local: addr(c.family, &c.saddr),
         local_port: c.sport,
         remote: addr(c.family, &c.daddr),
@@ -358,7 +384,10 @@ const MON_FIELDS: &[(&str, &str)] = &[
     ("off_smc_clcsock", "smc_sock.clcsock"),
     ("off_smc_conn", "smc_sock.conn"),
     ("off_conn_lgr", "smc_connection.lgr"),
-    ("off_conn_alert_token_local", "smc_connection.alert_token_local"),
+    (
+        "off_conn_alert_token_local",
+        "smc_connection.alert_token_local",
+    ),
     ("off_conn_sndbuf_space", "smc_connection.sndbuf_space"),
     ("off_conn_peer_rmbe_space", "smc_connection.peer_rmbe_space"),
     ("off_conn_rx_prod", "smc_connection.local_rx_ctrl.prod"),
@@ -371,14 +400,34 @@ const MON_FIELDS: &[(&str, &str)] = &[
 
 /// Programs of monitor.bpf.c: (program, hook, return probe, what it measures).
 const MON_PROGRAMS: &[(&str, &str, bool, &str)] = &[
-    ("mon_rx_action_exit", "smc_cdc_msg_recv_action", true, "rx_consume"),
-    ("mon_rx_action_enter", "smc_cdc_msg_recv_action", false, "rx_consume"),
+    (
+        "mon_rx_action_exit",
+        "smc_cdc_msg_recv_action",
+        true,
+        "rx_consume",
+    ),
+    (
+        "mon_rx_action_enter",
+        "smc_cdc_msg_recv_action",
+        false,
+        "rx_consume",
+    ),
     ("mon_recvmsg_exit", "smc_rx_recvmsg", true, "rx_consume"),
     ("mon_recvmsg_enter", "smc_rx_recvmsg", false, "rx_consume"),
-    ("mon_tx_nonempty", "smc_tx_sndbuf_nonempty", false, "tx_sndbuf_full, tx_peer_win"),
+    (
+        "mon_tx_nonempty",
+        "smc_tx_sndbuf_nonempty",
+        false,
+        "tx_sndbuf_full, tx_peer_win",
+    ),
     ("mon_tx_sendmsg", "smc_tx_sendmsg", false, "tx_sndbuf_full"),
     ("mon_cdc_send", "smc_cdc_msg_send", false, "cdc_tx_compl"),
-    ("mon_cdc_tx_done", "smc_cdc_tx_handler", false, "cdc_tx_compl"),
+    (
+        "mon_cdc_tx_done",
+        "smc_cdc_tx_handler",
+        false,
+        "cdc_tx_compl",
+    ),
     ("mon_release", "smc_release", false, "closed connections"),
 ];
 
@@ -411,10 +460,16 @@ impl Monitor {
             .map_err(|e| Failure::new(exit::BPF, e))?;
         for (name, hook, _, what) in MON_PROGRAMS {
             let mut attach = || -> Result<()> {
-                let prog = ebpf.program_mut(name).with_context(|| format!("program {name} missing"))?;
+                let prog = ebpf
+                    .program_mut(name)
+                    .with_context(|| format!("program {name} missing"))?;
                 let kp: &mut KProbe = prog.try_into().map_err(anyhow::Error::new)?;
-                kp.load().map_err(anyhow::Error::new).with_context(|| format!("verifier refused {name}"))?;
-                kp.attach(*hook, 0).map_err(anyhow::Error::new).with_context(|| format!("attaching {name} to {hook} ({what})"))?;
+                kp.load()
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("verifier refused {name}"))?;
+                kp.attach(*hook, 0)
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("attaching {name} to {hook} ({what})"))?;
                 Ok(())
             };
             attach().map_err(|e| Failure::new(exit::BPF, e))?;
@@ -424,9 +479,13 @@ impl Monitor {
 
     /// Every connection in the map; closed ones are removed after this read.
     fn rows(&mut self) -> Result<Vec<Row>> {
-        let map = self.ebpf.map_mut("mon_conns").context("map mon_conns missing")?;
-        let mut m: BpfHashMap<&mut MapData, u64, MonConn> =
-            BpfHashMap::try_from(map).map_err(anyhow::Error::new).context("map mon_conns")?;
+        let map = self
+            .ebpf
+            .map_mut("mon_conns")
+            .context("map mon_conns missing")?;
+        let mut m: BpfHashMap<&mut MapData, u64, MonConn> = BpfHashMap::try_from(map)
+            .map_err(anyhow::Error::new)
+            .context("map mon_conns")?;
         let mut rows = Vec::new();
         let mut closed = Vec::new();
         for item in m.iter() {
@@ -452,14 +511,21 @@ impl Monitor {
 }
 
 fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: ts is a valid timespec.
     unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 fn kernel_threshold() -> Option<u32> {
-    std::fs::read_to_string(THRESHOLD_SYSCTL).ok()?.trim().parse().ok()
+    std::fs::read_to_string(THRESHOLD_SYSCTL)
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Which source `auto` means on this kernel.
@@ -487,10 +553,16 @@ pub fn run(args: ConnsArgs) -> Result<u8, Failure> {
     }
     let threshold_us = match source {
         Source::Diag => kernel_thr.unwrap_or(DEFAULT_THRESHOLD_US),
-        _ => args.threshold_us.or(kernel_thr).unwrap_or(DEFAULT_THRESHOLD_US),
+        _ => args
+            .threshold_us
+            .or(kernel_thr)
+            .unwrap_or(DEFAULT_THRESHOLD_US),
     };
     if source == Source::Diag && args.threshold_us.is_some() {
-        return Err(anyhow::anyhow!("--threshold-us applies to the BPF monitor; the kernel's is net.smc.slow_threshold_us").into());
+        return Err(anyhow::anyhow!(
+            "--threshold-us applies to the BPF monitor; the kernel's is net.smc.slow_threshold_us"
+        )
+        .into());
     }
     let stop = Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -509,7 +581,9 @@ pub fn run(args: ConnsArgs) -> Result<u8, Failure> {
         let next = Instant::now() + interval;
         let mut rows = match monitor.as_mut() {
             Some(m) => m.rows()?,
-            None => rows_from_diag(&smc_netlink::diag_sockets().context("reading SMC sockets (smc_diag)")?),
+            None => rows_from_diag(
+                &smc_netlink::diag_sockets().context("reading SMC sockets (smc_diag)")?,
+            ),
         };
         sort_rows(&mut rows);
         if args.json {
@@ -573,7 +647,10 @@ pub fn resolve_ids(ids: &[String]) -> Result<Vec<(u16, u16)>> {
             ConnId::Ports(l, r) => (l, r),
             ConnId::Token(t) => {
                 if socks.is_none() {
-                    socks = Some(smc_netlink::diag_sockets().context("--conn: looking the token up with smc_diag")?);
+                    socks = Some(
+                        smc_netlink::diag_sockets()
+                            .context("--conn: looking the token up with smc_diag")?,
+                    );
                 }
                 let s = socks
                     .as_deref()
@@ -594,7 +671,8 @@ pub fn resolve_ids(ids: &[String]) -> Result<Vec<(u16, u16)>> {
 }
 
 fn write_ready(p: &Path) -> Result<()> {
-    std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("creating ready file {}", p.display()))
+    std::fs::write(p, format!("{}\n", std::process::id()))
+        .with_context(|| format!("creating ready file {}", p.display()))
 }
 
 #[cfg(test)]
@@ -603,7 +681,11 @@ mod tests {
 
     fn row(token: u32, anomalies: u64, max_ns: u64) -> Row {
         let mut stages = [Stage::default(); STAGES];
-        stages[1] = Stage { count: 3, sum_ns: 3 * max_ns / 2, max_ns };
+        stages[1] = Stage {
+            count: 3,
+            sum_ns: 3 * max_ns / 2,
+            max_ns,
+        };
         Row {
             token,
             mode: "SMCD",
@@ -620,9 +702,17 @@ mod tests {
 
     #[test]
     fn most_anomalies_first_then_worst_latency() {
-        let mut rows = vec![row(1, 0, 5_000), row(2, 11, 200_000_000), row(3, 0, 9_000), row(4, 11, 300_000_000)];
+        let mut rows = vec![
+            row(1, 0, 5_000),
+            row(2, 11, 200_000_000),
+            row(3, 0, 9_000),
+            row(4, 11, 300_000_000),
+        ];
         sort_rows(&mut rows);
-        assert_eq!(rows.iter().map(|r| r.token).collect::<Vec<_>>(), vec![4, 2, 3, 1]);
+        assert_eq!(
+            rows.iter().map(|r| r.token).collect::<Vec<_>>(),
+            vec![4, 2, 3, 1]
+        );
     }
 
     #[test]
@@ -637,7 +727,12 @@ mod tests {
         c.dport = 5000;
         for i in 0..10u64 {
             let slot = (i % 8) as usize;
-            c.anomalies[slot] = MonAnomaly { tstamp_ns: 100 + i, lat_ns: 50_000_000 + i, stage: 1, _pad: 0 };
+            c.anomalies[slot] = MonAnomaly {
+                tstamp_ns: 100 + i,
+                lat_ns: 50_000_000 + i,
+                stage: 1,
+                _pad: 0,
+            };
         }
         c.anomaly_total = 10;
         let r = row_from_mon(&c);
@@ -652,11 +747,21 @@ mod tests {
     fn conn_ids_parse() {
         assert_eq!(parse_id("00000002").unwrap(), ConnId::Token(2));
         assert_eq!(parse_id("0x1f").unwrap(), ConnId::Token(0x1f));
-        assert_eq!(parse_id("127.0.0.1:42844-127.0.0.1:5000").unwrap(), ConnId::Ports(42844, 5000));
-        assert_eq!(parse_id("[::1]:40000-[::1]:5000").unwrap(), ConnId::Ports(40000, 5000));
+        assert_eq!(
+            parse_id("127.0.0.1:42844-127.0.0.1:5000").unwrap(),
+            ConnId::Ports(42844, 5000)
+        );
+        assert_eq!(
+            parse_id("[::1]:40000-[::1]:5000").unwrap(),
+            ConnId::Ports(40000, 5000)
+        );
         assert!(parse_id("127.0.0.1:5000").is_err());
         assert!(parse_id("token").is_err());
-        let pairs = resolve_ids(&["10.0.0.1:1000-10.0.0.2:5000".into(), "10.0.0.2:5000-10.0.0.1:1000".into()]).unwrap();
+        let pairs = resolve_ids(&[
+            "10.0.0.1:1000-10.0.0.2:5000".into(),
+            "10.0.0.2:5000-10.0.0.1:1000".into(),
+        ])
+        .unwrap();
         assert_eq!(pairs, vec![(1000, 5000), (5000, 1000)]);
     }
 
@@ -685,7 +790,10 @@ mod tests {
     fn fields_match_the_bpf_source() {
         let src = include_str!("../../recorder-ebpf/monitor.bpf.c");
         for (g, _) in MON_FIELDS {
-            assert!(src.contains(&format!("volatile const __u32 {g} = 0;")), "{g}");
+            assert!(
+                src.contains(&format!("volatile const __u32 {g} = 0;")),
+                "{g}"
+            );
         }
         for (p, hook, ret, _) in MON_PROGRAMS {
             let sec = if *ret { "kretprobe" } else { "kprobe" };

@@ -99,12 +99,23 @@ fn print_snapshot(which: &str, s: Option<&smctrace_format::meta::Snapshot>) {
         s.fallbacks.len(),
         s.links.len(),
         s.sockets.len(),
-        s.error.as_deref().map(|e| format!(" (error: {e})")).unwrap_or_default()
+        s.error
+            .as_deref()
+            .map(|e| format!(" (error: {e})"))
+            .unwrap_or_default()
     );
     for k in &s.sockets {
         let fam = if k.family == 10 { 10 } else { 2 };
-        let l = Endpoint { addr: k.local_addr, port: k.local_port, _pad: [0; 3] };
-        let r = Endpoint { addr: k.remote_addr, port: k.remote_port, _pad: [0; 3] };
+        let l = Endpoint {
+            addr: k.local_addr,
+            port: k.local_port,
+            _pad: [0; 3],
+        };
+        let r = Endpoint {
+            addr: k.remote_addr,
+            port: k.remote_port,
+            _pad: [0; 3],
+        };
         println!(
             "  diag sock {} -> {} mode={} state={} token={:#010x} sndbuf={} rmb={} fallback_rsn={:#010x}",
             endpoint(fam, &l),
@@ -118,7 +129,10 @@ fn print_snapshot(which: &str, s: Option<&smctrace_format::meta::Snapshot>) {
         );
     }
     for l in &s.links {
-        println!("  link lgr={} id={} ib={}:{} qpn={} peer_qpn={} state={}", l.lgr_id, l.link_id, l.ibname, l.ibport, l.qpn, l.peer_qpn, l.state);
+        println!(
+            "  link lgr={} id={} ib={}:{} qpn={} peer_qpn={} state={}",
+            l.lgr_id, l.link_id, l.ibname, l.ibport, l.qpn, l.peer_qpn, l.state
+        );
     }
 }
 
@@ -127,13 +141,24 @@ pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
     let m = r.metadata();
     let (maj, min) = r.version();
     println!("file: {} (format {maj}.{min})", path.display());
-    println!("host: {}  kernel: {}  recorder: {}", m.host, m.kernel_release, m.recorder_version);
+    println!(
+        "host: {}  kernel: {}  recorder: {}",
+        m.host, m.kernel_release, m.recorder_version
+    );
     println!("command: {}", m.command_line.join(" "));
-    println!("payload bytes: {}  filters: {:?}", m.payload_bytes, m.filters);
+    println!(
+        "payload bytes: {}  filters: {:?}",
+        m.payload_bytes, m.filters
+    );
     let attached = m.probes.iter().filter(|p| p.attached).count();
     println!("probes: {attached}/{} attached", m.probes.len());
     for p in m.probes.iter().filter(|p| !p.attached) {
-        println!("  not attached: {} ({}): {}", p.name, p.hook, p.error.as_deref().unwrap_or("?"));
+        println!(
+            "  not attached: {} ({}): {}",
+            p.name,
+            p.hook,
+            p.error.as_deref().unwrap_or("?")
+        );
     }
     print_snapshot("start", m.start_snapshot.as_ref());
 
@@ -175,8 +200,18 @@ pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
     }
     match r.trailer() {
         Some(t) => {
-            println!("trailer: clean close, {} events, lost {} (per cpu {:?})", t.total_events, t.lost_total(), t.lost_per_cpu);
-            let hits: Vec<String> = t.probe_hits.iter().filter(|(_, n)| *n > 0).map(|(p, n)| format!("{p}={n}")).collect();
+            println!(
+                "trailer: clean close, {} events, lost {} (per cpu {:?})",
+                t.total_events,
+                t.lost_total(),
+                t.lost_per_cpu
+            );
+            let hits: Vec<String> = t
+                .probe_hits
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(p, n)| format!("{p}={n}"))
+                .collect();
             println!("probe hits: {}", hits.join(" "));
             print_snapshot("end", t.end_snapshot.as_ref());
         }
@@ -189,7 +224,10 @@ pub fn run(path: &Path, all: bool) -> Result<(), Failure> {
         for b in &bad {
             eprintln!("smc-record: dump: {b}");
         }
-        return Err(Failure::from(anyhow::anyhow!("{} damaged chunk(s) or record(s)", bad.len()).context(path.display().to_string())));
+        return Err(Failure::from(
+            anyhow::anyhow!("{} damaged chunk(s) or record(s)", bad.len())
+                .context(path.display().to_string()),
+        ));
     }
     Ok(())
 }
@@ -202,13 +240,25 @@ mod tests {
     use smctrace_format::{encode_chunk, TrailerInput, Writer, WriterOptions};
 
     fn hdr(kind: EventKind, len: usize, ts: u64) -> Hdr {
-        Hdr { kind: kind as u16, len: len as u16, ts_ns: ts, ..Default::default() }
+        Hdr {
+            kind: kind as u16,
+            len: len as u16,
+            ts_ns: ts,
+            ..Default::default()
+        }
     }
 
     fn recording(dir: &Path, damage: bool) -> std::path::PathBuf {
-        let path = dir.join(if damage { "bad.smctrace" } else { "ok.smctrace" });
+        let path = dir.join(if damage {
+            "bad.smctrace"
+        } else {
+            "ok.smctrace"
+        });
         let mut w = Writer::create(&path, &Metadata::default(), WriterOptions::default()).unwrap();
-        let mut ci = ConnInfo { hdr: hdr(EventKind::ConnInfo, std::mem::size_of::<ConnInfo>(), 10), ..Default::default() };
+        let mut ci = ConnInfo {
+            hdr: hdr(EventKind::ConnInfo, std::mem::size_of::<ConnInfo>(), 10),
+            ..Default::default()
+        };
         ci.sock = 7;
         ci.family = 2;
         ci.local.addr[..4].copy_from_slice(&[10, 77, 0, 1]);
@@ -216,7 +266,13 @@ mod tests {
         ci.remote.addr[..4].copy_from_slice(&[10, 77, 0, 2]);
         ci.remote.port = 7000;
         ci.mode = 1;
-        let sm = SendMsg { hdr: hdr(EventKind::SendMsg, std::mem::size_of::<SendMsg>(), 20), sock: 7, len: 64, ret: 64, enter_ns: 15 };
+        let sm = SendMsg {
+            hdr: hdr(EventKind::SendMsg, std::mem::size_of::<SendMsg>(), 20),
+            sock: 7,
+            len: 64,
+            ret: 64,
+            enter_ns: 15,
+        };
         let mut raw = Vec::new();
         raw.extend_from_slice(as_bytes(&ci));
         raw.extend_from_slice(as_bytes(&sm));
@@ -225,15 +281,28 @@ mod tests {
         }
         let c = encode_chunk(0, &raw, 2 + damage as u32, 10, 20, 1).unwrap();
         w.append(&c).unwrap();
-        w.finish(TrailerInput { lost_per_cpu: vec![0, 0], ..Default::default() }).unwrap();
+        w.finish(TrailerInput {
+            lost_per_cpu: vec![0, 0],
+            ..Default::default()
+        })
+        .unwrap();
         path
     }
 
     #[test]
     fn conn_info_line_names_the_connection() {
-        let ci = ConnInfo { sock: 7, family: 2, mode: 1, role: 1, ..Default::default() };
+        let ci = ConnInfo {
+            sock: 7,
+            family: 2,
+            mode: 1,
+            role: 1,
+            ..Default::default()
+        };
         let l = line(&EventRef::ConnInfo(ci)).unwrap();
-        assert!(l.contains("conn_info") && l.contains("mode=SMCR") && l.contains("role=client"), "{l}");
+        assert!(
+            l.contains("conn_info") && l.contains("mode=SMCR") && l.contains("role=client"),
+            "{l}"
+        );
         let sm = SendMsg::default();
         assert!(line(&EventRef::SendMsg(sm)).is_none());
     }
@@ -244,7 +313,11 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         assert!(run(&recording(&dir, false), false).is_ok());
         let err = run(&recording(&dir, true), false).unwrap_err();
-        assert!(format!("{:#}", err.error).contains("damaged"), "{:#}", err.error);
+        assert!(
+            format!("{:#}", err.error).contains("damaged"),
+            "{:#}",
+            err.error
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -13,7 +13,10 @@ use smctrace_format::EncodedChunk;
 
 /// Kernel-side lost counters (per possible CPU) minus a base, CPU by CPU.
 pub fn lost_delta(now: &[u64], base: &[u64]) -> Vec<u64> {
-    now.iter().enumerate().map(|(i, n)| n.saturating_sub(base.get(i).copied().unwrap_or(0))).collect()
+    now.iter()
+        .enumerate()
+        .map(|(i, n)| n.saturating_sub(base.get(i).copied().unwrap_or(0)))
+        .collect()
 }
 
 /// One compressed chunk with the kernel's lost counters read right after the
@@ -49,7 +52,13 @@ pub struct ChunkRing {
 
 impl ChunkRing {
     pub fn new(budget: u64) -> ChunkRing {
-        ChunkRing { budget, bytes: 0, chunks: VecDeque::new(), dropped: Dropped::default(), lost_base: Vec::new() }
+        ChunkRing {
+            budget,
+            bytes: 0,
+            chunks: VecDeque::new(),
+            dropped: Dropped::default(),
+            lost_base: Vec::new(),
+        }
     }
 
     pub fn push(&mut self, c: HeldChunk) {
@@ -132,7 +141,9 @@ pub fn parse_trigger(s: &str) -> Result<Trigger, String> {
         "link-down" => Ok(Trigger::LinkDown),
         _ => match s.strip_prefix("slow=") {
             Some(d) => parse_duration(d).map(Trigger::Slow),
-            None => Err(format!("`{s}` is not a trigger (fallback, link-down, slow=DURATION)")),
+            None => Err(format!(
+                "`{s}` is not a trigger (fallback, link-down, slow=DURATION)"
+            )),
         },
     }
 }
@@ -140,9 +151,13 @@ pub fn parse_trigger(s: &str) -> Result<Trigger, String> {
 /// `250ms`, `1.5s`, `800us`, `2000ns`: a number with a unit.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
-    let split = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(s.len());
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: f64 = num.parse().map_err(|_| format!("`{s}` is not a duration (e.g. 250ms, 1.5s, 800us)"))?;
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (e.g. 250ms, 1.5s, 800us)"))?;
     let ns = match unit {
         "ns" => n,
         "us" => n * 1e3,
@@ -171,7 +186,12 @@ const CDC_PENDING_MAX: usize = 1 << 16;
 
 impl TriggerCheck {
     pub fn new(triggers: &[Trigger]) -> TriggerCheck {
-        let mut t = TriggerCheck { fallback: false, link_down: false, slow_ns: None, cdc_pending: HashMap::new() };
+        let mut t = TriggerCheck {
+            fallback: false,
+            link_down: false,
+            slow_ns: None,
+            cdc_pending: HashMap::new(),
+        };
         for tr in triggers {
             match tr {
                 Trigger::Fallback => t.fallback = true,
@@ -204,13 +224,23 @@ impl TriggerCheck {
         if !interesting {
             return None;
         }
-        let Ok((ev, _)) = EventRef::parse(rec) else { return None };
+        let Ok((ev, _)) = EventRef::parse(rec) else {
+            return None;
+        };
         match ev {
-            EventRef::Fallback(f) => Some(format!("fallback (reason 0x{:08x}, sock {:016x})", f.reason, f.sock)),
-            EventRef::LinkDown(l) => Some(format!("link-down ({} link {})", event::c_str(&l.ibname), l.link_id)),
+            EventRef::Fallback(f) => Some(format!(
+                "fallback (reason 0x{:08x}, sock {:016x})",
+                f.reason, f.sock
+            )),
+            EventRef::LinkDown(l) => Some(format!(
+                "link-down ({} link {})",
+                event::c_str(&l.ibname),
+                l.link_id
+            )),
             EventRef::SendMsg(s) => {
                 let took = s.hdr.ts_ns.saturating_sub(s.enter_ns);
-                (took > self.slow_ns?).then(|| format!("slow sendmsg ({} us, sock {:016x})", took / 1000, s.sock))
+                (took > self.slow_ns?)
+                    .then(|| format!("slow sendmsg ({} us, sock {:016x})", took / 1000, s.sock))
             }
             EventRef::CdcSend(c) => {
                 if c.sock != 0 && c.rc == 0 {
@@ -227,8 +257,14 @@ impl TriggerCheck {
             EventRef::CdcTxDone(d) => {
                 let posted = self.cdc_pending.remove(&(d.sock, d.seqno))?;
                 let took = d.hdr.ts_ns.saturating_sub(posted);
-                (took > self.slow_ns?)
-                    .then(|| format!("slow CDC send (post to completion {} us, sock {:016x} seqno {})", took / 1000, d.sock, d.seqno))
+                (took > self.slow_ns?).then(|| {
+                    format!(
+                        "slow CDC send (post to completion {} us, sock {:016x} seqno {})",
+                        took / 1000,
+                        d.sock,
+                        d.seqno
+                    )
+                })
             }
             _ => None,
         }
@@ -257,8 +293,14 @@ mod tests {
         let one = chunk(0, 40, 1, 0).as_bytes().len() as u64;
         let mut r = ChunkRing::new(one * 3 + one / 2);
         for seq in 0..10u64 {
-            r.push(HeldChunk { chunk: chunk(seq, 40, 1, seq * 100), lost_after: Some(vec![seq, 0]) });
-            assert!(r.bytes() <= one * 3 + one / 2 + 64, "over budget after {seq}");
+            r.push(HeldChunk {
+                chunk: chunk(seq, 40, 1, seq * 100),
+                lost_after: Some(vec![seq, 0]),
+            });
+            assert!(
+                r.bytes() <= one * 3 + one / 2 + 64,
+                "over budget after {seq}"
+            );
         }
         let seqs: Vec<u64> = r.chunks().map(|c| c.chunk.seq()).collect();
         assert_eq!(seqs, vec![7, 8, 9]);
@@ -269,14 +311,23 @@ mod tests {
         assert_eq!(d.lost, 6);
         assert_eq!(r.lost_base(), &[6, 0]);
         assert_eq!(r.newest_lost(), Some(&vec![9, 0]));
-        assert_eq!(lost_delta(r.newest_lost().unwrap(), r.lost_base()), vec![3, 0]);
+        assert_eq!(
+            lost_delta(r.newest_lost().unwrap(), r.lost_base()),
+            vec![3, 0]
+        );
     }
 
     #[test]
     fn ring_keeps_one_chunk_over_budget_and_clears() {
         let mut r = ChunkRing::new(10);
-        r.push(HeldChunk { chunk: chunk(0, 40, 2, 5), lost_after: None });
-        r.push(HeldChunk { chunk: chunk(1, 40, 2, 6), lost_after: None });
+        r.push(HeldChunk {
+            chunk: chunk(0, 40, 2, 5),
+            lost_after: None,
+        });
+        r.push(HeldChunk {
+            chunk: chunk(1, 40, 2, 6),
+            lost_after: None,
+        });
         assert_eq!(r.len(), 1);
         assert_eq!(r.chunks().next().unwrap().chunk.seq(), 1);
         assert_eq!(r.dropped().chunks, 1);
@@ -289,41 +340,96 @@ mod tests {
     fn triggers_parse() {
         assert_eq!(parse_trigger("fallback"), Ok(Trigger::Fallback));
         assert_eq!(parse_trigger("link-down"), Ok(Trigger::LinkDown));
-        assert_eq!(parse_trigger("slow=250ms"), Ok(Trigger::Slow(Duration::from_millis(250))));
-        assert_eq!(parse_trigger("slow=1.5s"), Ok(Trigger::Slow(Duration::from_millis(1500))));
-        assert_eq!(parse_trigger("slow=800us"), Ok(Trigger::Slow(Duration::from_micros(800))));
+        assert_eq!(
+            parse_trigger("slow=250ms"),
+            Ok(Trigger::Slow(Duration::from_millis(250)))
+        );
+        assert_eq!(
+            parse_trigger("slow=1.5s"),
+            Ok(Trigger::Slow(Duration::from_millis(1500)))
+        );
+        assert_eq!(
+            parse_trigger("slow=800us"),
+            Ok(Trigger::Slow(Duration::from_micros(800)))
+        );
         assert!(parse_trigger("slow=5").is_err());
         assert!(parse_trigger("slow=xs").is_err());
         assert!(parse_trigger("fast").is_err());
     }
 
     fn hdr(kind: u16, len: usize, ts: u64) -> Hdr {
-        Hdr { kind, len: len as u16, ts_ns: ts, ..Default::default() }
+        Hdr {
+            kind,
+            len: len as u16,
+            ts_ns: ts,
+            ..Default::default()
+        }
     }
 
     #[test]
     fn slow_sendmsg_and_cdc_completion_fire() {
         let mut t = TriggerCheck::new(&[Trigger::Slow(Duration::from_millis(10))]);
         let n = std::mem::size_of::<SendMsg>();
-        let fast = SendMsg { hdr: hdr(16, n, 5_000_000), sock: 1, enter_ns: 0, len: 1, ret: 1 };
+        let fast = SendMsg {
+            hdr: hdr(16, n, 5_000_000),
+            sock: 1,
+            enter_ns: 0,
+            len: 1,
+            ret: 1,
+        };
         assert_eq!(t.check(as_bytes(&fast)), None);
-        let slow = SendMsg { hdr: hdr(16, n, 20_000_000), sock: 1, enter_ns: 0, len: 1, ret: 1 };
-        assert!(t.check(as_bytes(&slow)).unwrap().starts_with("slow sendmsg (20000 us"));
+        let slow = SendMsg {
+            hdr: hdr(16, n, 20_000_000),
+            sock: 1,
+            enter_ns: 0,
+            len: 1,
+            ret: 1,
+        };
+        assert!(t
+            .check(as_bytes(&slow))
+            .unwrap()
+            .starts_with("slow sendmsg (20000 us"));
 
         let nc = std::mem::size_of::<event::Cdc>();
-        let post = event::Cdc { hdr: hdr(20, nc, 100), sock: 9, seqno: 3, ..Default::default() };
+        let post = event::Cdc {
+            hdr: hdr(20, nc, 100),
+            sock: 9,
+            seqno: 3,
+            ..Default::default()
+        };
         assert_eq!(t.check(as_bytes(&post)), None);
         let nd = std::mem::size_of::<CdcTxDone>();
-        let other = CdcTxDone { hdr: hdr(21, nd, 50_000_000), sock: 9, seqno: 4, ..Default::default() };
+        let other = CdcTxDone {
+            hdr: hdr(21, nd, 50_000_000),
+            sock: 9,
+            seqno: 4,
+            ..Default::default()
+        };
         assert_eq!(t.check(as_bytes(&other)), None, "no matching post");
-        let done = CdcTxDone { hdr: hdr(21, nd, 30_000_100), sock: 9, seqno: 3, ..Default::default() };
-        assert!(t.check(as_bytes(&done)).unwrap().starts_with("slow CDC send (post to completion 30000 us"));
+        let done = CdcTxDone {
+            hdr: hdr(21, nd, 30_000_100),
+            sock: 9,
+            seqno: 3,
+            ..Default::default()
+        };
+        assert!(t
+            .check(as_bytes(&done))
+            .unwrap()
+            .starts_with("slow CDC send (post to completion 30000 us"));
         // a fallback is not a trigger here
         let nf = std::mem::size_of::<event::Fallback>();
-        let fb = event::Fallback { hdr: hdr(4, nf, 1), sock: 1, reason: 0x03030000, peer_diagnosis: 0 };
+        let fb = event::Fallback {
+            hdr: hdr(4, nf, 1),
+            sock: 1,
+            reason: 0x03030000,
+            peer_diagnosis: 0,
+        };
         assert_eq!(t.check(as_bytes(&fb)), None);
         let mut t2 = TriggerCheck::new(&[Trigger::Fallback]);
-        assert_eq!(t2.check(as_bytes(&fb)).as_deref(), Some("fallback (reason 0x03030000, sock 0000000000000001)"));
+        assert_eq!(
+            t2.check(as_bytes(&fb)).as_deref(),
+            Some("fallback (reason 0x03030000, sock 0000000000000001)")
+        );
         assert!(TriggerCheck::new(&[]).is_empty());
     }
 }

@@ -84,9 +84,16 @@ fn tracing_setup(ebpf: &Ebpf) -> Result<(TracingObject, OwnedFd), String> {
 
 /// Attach probe `p` with the fentry/fexit twins of its programs (exit first, as
 /// for kretprobes). All or nothing: on an error the ones attached are dropped.
-fn attach_tracing(btf: &KernelBtf, t: &(TracingObject, OwnedFd), idx: usize, p: &Probe) -> Result<(Vec<Traced>, String)> {
+fn attach_tracing(
+    btf: &KernelBtf,
+    t: &(TracingObject, OwnedFd),
+    idx: usize,
+    p: &Probe,
+) -> Result<(Vec<Traced>, String)> {
     let (obj, smc_btf) = t;
-    let (id, in_module) = btf.func_btf_id(p.hook).with_context(|| format!("no BTF function {}", p.hook))?;
+    let (id, in_module) = btf
+        .func_btf_id(p.hook)
+        .with_context(|| format!("no BTF function {}", p.hook))?;
     let mut order: Vec<&(&str, Attach)> = p.programs.iter().collect();
     order.sort_by_key(|(_, a)| if *a == Attach::KRetProbe { 0 } else { 1 });
     let mut out = Vec::new();
@@ -96,13 +103,24 @@ fn attach_tracing(btf: &KernelBtf, t: &(TracingObject, OwnedFd), idx: usize, p: 
             Attach::KRetProbe => tracing::Kind::FExit,
             Attach::RawTp => anyhow::bail!("raw tracepoint probe"),
         };
-        let (prog, link) = obj.load_attach(&fentry_twin(name), kind, id, in_module.then_some(smc_btf))?;
-        out.push(Traced { probe: idx, prog, _link: link });
+        let (prog, link) =
+            obj.load_attach(&fentry_twin(name), kind, id, in_module.then_some(smc_btf))?;
+        out.push(Traced {
+            probe: idx,
+            prog,
+            _link: link,
+        });
     }
     let kinds = p
         .programs
         .iter()
-        .map(|(_, a)| if *a == Attach::KRetProbe { "fexit" } else { "fentry" })
+        .map(|(_, a)| {
+            if *a == Attach::KRetProbe {
+                "fexit"
+            } else {
+                "fentry"
+            }
+        })
         .collect::<Vec<_>>()
         .join("+");
     Ok((out, kinds))
@@ -110,7 +128,10 @@ fn attach_tracing(btf: &KernelBtf, t: &(TracingObject, OwnedFd), idx: usize, p: 
 
 /// Why each probe could (not) attach before loading anything: hooks that the
 /// kernel does not have, members that did not resolve. `None` = attachable.
-pub fn preflight(btf: &KernelBtf, offsets: &BTreeMap<&'static str, Result<u32, String>>) -> Vec<Option<String>> {
+pub fn preflight(
+    btf: &KernelBtf,
+    offsets: &BTreeMap<&'static str, Result<u32, String>>,
+) -> Vec<Option<String>> {
     PROBES
         .iter()
         .map(|p| {
@@ -157,8 +178,10 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     }
 
     // Values must outlive the loader (it keeps references).
-    let off_values: Vec<(&'static str, u32)> =
-        offsets.iter().map(|(g, r)| (*g, *r.as_ref().unwrap_or(&0))).collect();
+    let off_values: Vec<(&'static str, u32)> = offsets
+        .iter()
+        .map(|(g, r)| (*g, *r.as_ref().unwrap_or(&0)))
+        .collect();
     // Wake the reader at a quarter of the ring (at most 256 KiB) so a small
     // --buffer still gets drained before it fills between 50 ms polls.
     let wakeup_bytes: u64 = (cfg.ring_bytes as u64 / 4).min(256 << 10);
@@ -175,14 +198,19 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
         .override_global("payload_bytes", &cfg.payload_bytes, true)
         .override_global("wakeup_bytes", &wakeup_bytes, true)
         .map_max_entries("events", cfg.ring_bytes);
-    let mut ebpf = loader.load(BPF_OBJ).map_err(anyhow::Error::new).context("loading the BPF object")?;
+    let mut ebpf = loader
+        .load(BPF_OBJ)
+        .map_err(anyhow::Error::new)
+        .context("loading the BPF object")?;
 
     fill_filters(&mut ebpf, &cfg.filters)?;
     {
         let mut m: BpfHashMap<&mut MapData, u32, u8> = map_mut(&mut ebpf, "filter_conns")?;
         for (l, r) in &cfg.conn_pairs {
             let pair = (*l as u32) << 16 | *r as u32;
-            m.insert(pair, 1, 0).map_err(anyhow::Error::new).context("filling the --conn filter")?;
+            m.insert(pair, 1, 0)
+                .map_err(anyhow::Error::new)
+                .context("filling the --conn filter")?;
         }
     }
 
@@ -190,15 +218,25 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
     let mut traced = Vec::new();
     let mut infos = Vec::with_capacity(PROBES.len());
     for (idx, (p, verdict)) in PROBES.iter().zip(verdicts).enumerate() {
-        let attach_type = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
-        let verdict = if cfg.exclude.iter().any(|e| e == p.name) { Some("excluded (--exclude)".to_string()) } else { verdict };
+        let attach_type = p
+            .programs
+            .iter()
+            .map(|(_, a)| a.name())
+            .collect::<Vec<_>>()
+            .join("+");
+        let verdict = if cfg.exclude.iter().any(|e| e == p.name) {
+            Some("excluded (--exclude)".to_string())
+        } else {
+            verdict
+        };
         let (mut hook, mut attach_type) = (p.hook.to_string(), attach_type);
         let error = match verdict {
             Some(why) => Some(why),
             None => {
                 // The series' tracepoint first; else fentry/fexit; else the kprobes.
-                let tp = preferred_tracepoint(p.name, |t| btf.has_tracepoint(t))
-                    .filter(|t| attach_probe(&mut ebpf, t.tracepoint, &[(t.program, Attach::RawTp)]).is_ok());
+                let tp = preferred_tracepoint(p.name, |t| btf.has_tracepoint(t)).filter(|t| {
+                    attach_probe(&mut ebpf, t.tracepoint, &[(t.program, Attach::RawTp)]).is_ok()
+                });
                 match tp {
                     Some(t) => {
                         hook = t.tracepoint.to_string();
@@ -209,7 +247,9 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
                         // fentry/fexit where the kernel allows, else the kprobes.
                         let is_tp = p.programs.iter().all(|(_, a)| *a == Attach::RawTp);
                         let fentry = match &tracing {
-                            Ok(t) if !is_tp => attach_tracing(btf, t, idx, p).map_err(|e| format!("{e:#}")),
+                            Ok(t) if !is_tp => {
+                                attach_tracing(btf, t, idx, p).map_err(|e| format!("{e:#}"))
+                            }
                             Ok(_) => Err(String::new()),
                             Err(why) => Err(why.clone()),
                         };
@@ -223,7 +263,9 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
                                 if !is_tp && !why.is_empty() {
                                     attach_type = format!("{attach_type} (fentry: {why})");
                                 }
-                                attach_probe(&mut ebpf, p.hook, p.programs).err().map(|e| format!("{e:#}"))
+                                attach_probe(&mut ebpf, p.hook, p.programs)
+                                    .err()
+                                    .map(|e| format!("{e:#}"))
                             }
                         }
                     }
@@ -239,7 +281,11 @@ pub fn load_and_attach(btf: &KernelBtf, cfg: &Config) -> Result<Loaded> {
             error,
         });
     }
-    Ok(Loaded { ebpf, probes: infos, traced })
+    Ok(Loaded {
+        ebpf,
+        probes: infos,
+        traced,
+    })
 }
 
 fn attach_probe(ebpf: &mut Ebpf, hook: &str, programs: &[(&str, Attach)]) -> Result<()> {
@@ -247,17 +293,27 @@ fn attach_probe(ebpf: &mut Ebpf, hook: &str, programs: &[(&str, Attach)]) -> Res
     let mut order: Vec<&(&str, Attach)> = programs.iter().collect();
     order.sort_by_key(|(_, a)| if *a == Attach::KRetProbe { 0 } else { 1 });
     for (name, how) in order {
-        let prog = ebpf.program_mut(name).with_context(|| format!("program {name} missing from the BPF object"))?;
+        let prog = ebpf
+            .program_mut(name)
+            .with_context(|| format!("program {name} missing from the BPF object"))?;
         match how {
             Attach::KProbe | Attach::KRetProbe => {
                 let kp: &mut KProbe = prog.try_into().map_err(anyhow::Error::new)?;
-                kp.load().map_err(anyhow::Error::new).with_context(|| format!("verifier refused {name}"))?;
-                kp.attach(hook, 0).map_err(anyhow::Error::new).with_context(|| format!("attaching {name} to {hook}"))?;
+                kp.load()
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("verifier refused {name}"))?;
+                kp.attach(hook, 0)
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("attaching {name} to {hook}"))?;
             }
             Attach::RawTp => {
                 let tp: &mut RawTracePoint = prog.try_into().map_err(anyhow::Error::new)?;
-                tp.load().map_err(anyhow::Error::new).with_context(|| format!("verifier refused {name}"))?;
-                tp.attach(hook).map_err(anyhow::Error::new).with_context(|| format!("attaching {name} to raw tracepoint {hook}"))?;
+                tp.load()
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("verifier refused {name}"))?;
+                tp.attach(hook)
+                    .map_err(anyhow::Error::new)
+                    .with_context(|| format!("attaching {name} to raw tracepoint {hook}"))?;
             }
         }
     }
@@ -269,7 +325,9 @@ fn fill_filters(ebpf: &mut Ebpf, f: &Filters) -> Result<()> {
     {
         let mut m: BpfHashMap<&mut MapData, u32, u8> = map_mut(ebpf, "filter_pids")?;
         for pid in &f.pids {
-            m.insert(pid, one, 0).map_err(anyhow::Error::new).context("filling the pid filter")?;
+            m.insert(pid, one, 0)
+                .map_err(anyhow::Error::new)
+                .context("filling the pid filter")?;
         }
     }
     {
@@ -279,19 +337,25 @@ fn fill_filters(ebpf: &mut Ebpf, f: &Filters) -> Result<()> {
             let b = c.as_bytes();
             let n = b.len().min(15); // the kernel's comm is 15 chars + NUL
             key[..n].copy_from_slice(&b[..n]);
-            m.insert(key, one, 0).map_err(anyhow::Error::new).context("filling the comm filter")?;
+            m.insert(key, one, 0)
+                .map_err(anyhow::Error::new)
+                .context("filling the comm filter")?;
         }
     }
     {
         let mut m: BpfHashMap<&mut MapData, u16, u8> = map_mut(ebpf, "filter_ports")?;
         for p in &f.ports {
-            m.insert(p, one, 0).map_err(anyhow::Error::new).context("filling the port filter")?;
+            m.insert(p, one, 0)
+                .map_err(anyhow::Error::new)
+                .context("filling the port filter")?;
         }
     }
     {
         let mut m: BpfHashMap<&mut MapData, u64, u8> = map_mut(ebpf, "filter_netns")?;
         for n in &f.netns {
-            m.insert(n, one, 0).map_err(anyhow::Error::new).context("filling the netns filter")?;
+            m.insert(n, one, 0)
+                .map_err(anyhow::Error::new)
+                .context("filling the netns filter")?;
         }
     }
     Ok(())
@@ -310,10 +374,19 @@ fn prog_recursion_misses(fd: i32) -> u64 {
         info: u64,
     }
     let mut info = [0u64; 29]; // sizeof(struct bpf_prog_info) == 232 in 6.x
-    let mut attr = InfoAttr { bpf_fd: fd as u32, info_len: std::mem::size_of_val(&info) as u32, info: info.as_mut_ptr() as u64 };
+    let mut attr = InfoAttr {
+        bpf_fd: fd as u32,
+        info_len: std::mem::size_of_val(&info) as u32,
+        info: info.as_mut_ptr() as u64,
+    };
     // SAFETY: attr points to a buffer of info_len bytes that lives across the call.
     let rc = unsafe {
-        libc::syscall(libc::SYS_bpf, BPF_OBJ_GET_INFO_BY_FD, &mut attr as *mut InfoAttr, std::mem::size_of::<InfoAttr>())
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_OBJ_GET_INFO_BY_FD,
+            &mut attr as *mut InfoAttr,
+            std::mem::size_of::<InfoAttr>(),
+        )
     };
     if rc != 0 || (attr.info_len as usize) < RECURSION_MISSES_OFF + 8 {
         return 0;
@@ -321,24 +394,40 @@ fn prog_recursion_misses(fd: i32) -> u64 {
     info[RECURSION_MISSES_OFF / 8]
 }
 
-fn map_mut<'a, K: aya::Pod, V: aya::Pod>(ebpf: &'a mut Ebpf, name: &str) -> Result<BpfHashMap<&'a mut MapData, K, V>> {
-    let m = ebpf.map_mut(name).with_context(|| format!("map {name} missing from the BPF object"))?;
-    BpfHashMap::try_from(m).map_err(anyhow::Error::new).with_context(|| format!("map {name}"))
+fn map_mut<'a, K: aya::Pod, V: aya::Pod>(
+    ebpf: &'a mut Ebpf,
+    name: &str,
+) -> Result<BpfHashMap<&'a mut MapData, K, V>> {
+    let m = ebpf
+        .map_mut(name)
+        .with_context(|| format!("map {name} missing from the BPF object"))?;
+    BpfHashMap::try_from(m)
+        .map_err(anyhow::Error::new)
+        .with_context(|| format!("map {name}"))
 }
 
 impl Loaded {
     pub fn take_ring(&mut self) -> Result<RingBuf<MapData>> {
-        let m = self.ebpf.take_map("events").context("ring buffer map missing")?;
-        RingBuf::try_from(m).map_err(anyhow::Error::new).context("ring buffer map")
+        let m = self
+            .ebpf
+            .take_map("events")
+            .context("ring buffer map missing")?;
+        RingBuf::try_from(m)
+            .map_err(anyhow::Error::new)
+            .context("ring buffer map")
     }
 
     /// Per-probe hit counts (summed over CPUs), in `PROBES` order.
     pub fn probe_hits(&self) -> Result<Vec<(String, u64)>> {
         let m = self.ebpf.map("hits").context("hits map missing")?;
-        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).map_err(anyhow::Error::new)?;
+        let arr: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(m).map_err(anyhow::Error::new)?;
         let mut out = Vec::with_capacity(PROBES.len());
         for (i, p) in PROBES.iter().enumerate() {
-            let v = arr.get(&(i as u32), 0).map_err(anyhow::Error::new).context("reading probe hits")?;
+            let v = arr
+                .get(&(i as u32), 0)
+                .map_err(anyhow::Error::new)
+                .context("reading probe hits")?;
             out.push((p.name.to_string(), v.iter().sum()));
         }
         Ok(out)
@@ -374,8 +463,12 @@ impl Loaded {
     /// Failed ring buffer reservations per possible CPU.
     pub fn lost_per_cpu(&self) -> Result<Vec<u64>> {
         let m = self.ebpf.map("lost").context("lost map missing")?;
-        let arr: PerCpuArray<&MapData, u64> = PerCpuArray::try_from(m).map_err(anyhow::Error::new)?;
-        let v = arr.get(&0, 0).map_err(anyhow::Error::new).context("reading lost counters")?;
+        let arr: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(m).map_err(anyhow::Error::new)?;
+        let v = arr
+            .get(&0, 0)
+            .map_err(anyhow::Error::new)
+            .context("reading lost counters")?;
         Ok(v.iter().copied().collect())
     }
 }
@@ -396,7 +489,11 @@ mod tests {
             let offsets = k.resolve_all();
             let verdicts = preflight(&k, &offsets);
             for (p, v) in PROBES.iter().zip(&verdicts) {
-                assert!(v.is_none(), "{name}: probe {} would not attach: {v:?}", p.name);
+                assert!(
+                    v.is_none(),
+                    "{name}: probe {} would not attach: {v:?}",
+                    p.name
+                );
             }
         }
     }
@@ -409,7 +506,11 @@ mod tests {
         assert!(k.has_tracepoint("smc_switch_to_fallback"));
         assert!(!k.has_tracepoint("smc_cdc_tx_done"));
         for p in PROBES {
-            assert!(preferred_tracepoint(p.name, |t| k.has_tracepoint(t)).is_none(), "{}", p.name);
+            assert!(
+                preferred_tracepoint(p.name, |t| k.has_tracepoint(t)).is_none(),
+                "{}",
+                p.name
+            );
         }
         let t = preferred_tracepoint("cdc_tx_done", |t| t == "smc_cdc_tx_done").unwrap();
         assert_eq!(t.program, "cdc_tx_done_tp");
@@ -421,11 +522,16 @@ mod tests {
     fn missing_member_disables_only_its_probes() {
         let Some(k) = kernel("6.12") else { return };
         let mut offsets = k.resolve_all();
-        offsets.insert("off_conn_tx_curs_prep", Err("smc_connection.tx_curs_prep: no member".into()));
+        offsets.insert(
+            "off_conn_tx_curs_prep",
+            Err("smc_connection.tx_curs_prep: no member".into()),
+        );
         let verdicts = preflight(&k, &offsets);
         for (p, v) in PROBES.iter().zip(&verdicts) {
             if p.needs.contains(&"off_conn_tx_curs_prep") {
-                let why = v.as_deref().unwrap_or_else(|| panic!("{} should be disabled", p.name));
+                let why = v
+                    .as_deref()
+                    .unwrap_or_else(|| panic!("{} should be disabled", p.name));
                 assert!(why.contains("tx_curs_prep"), "{why}");
             } else {
                 assert!(v.is_none(), "{} disabled without reason: {v:?}", p.name);

@@ -73,7 +73,11 @@ impl From<anyhow::Error> for Failure {
 }
 
 #[derive(Parser)]
-#[command(name = "smc-record", version, about = "Record the SMC (AF_SMC) handshake and data path with eBPF into a .smctrace file")]
+#[command(
+    name = "smc-record",
+    version,
+    about = "Record the SMC (AF_SMC) handshake and data path with eBPF into a .smctrace file"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -142,7 +146,11 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
-            let what = if f.code == exit::DISK_FULL { "output file system full: " } else { "" };
+            let what = if f.code == exit::DISK_FULL {
+                "output file system full: "
+            } else {
+                ""
+            };
             eprintln!("smc-record: {what}{}", one_line(&f.error));
             ExitCode::from(f.code)
         }

@@ -37,7 +37,11 @@ pub struct FieldSpec {
 }
 
 const fn f(global: &'static str, path: &'static str) -> FieldSpec {
-    FieldSpec { global, path, bit_global: None }
+    FieldSpec {
+        global,
+        path,
+        bit_global: None,
+    }
 }
 
 /// Every member the BPF programs read. Keep in sync with the `off_*` globals
@@ -64,7 +68,10 @@ pub const FIELDS: &[FieldSpec] = &[
     f("off_smc_listen_work", "smc_sock.smc_listen_work"),
     f("off_conn_lgr", "smc_connection.lgr"),
     f("off_conn_lnk", "smc_connection.lnk"),
-    f("off_conn_alert_token_local", "smc_connection.alert_token_local"),
+    f(
+        "off_conn_alert_token_local",
+        "smc_connection.alert_token_local",
+    ),
     f("off_conn_peer_token", "smc_connection.peer_token"),
     f("off_conn_rmb_desc", "smc_connection.rmb_desc"),
     f("off_conn_sndbuf_desc", "smc_connection.sndbuf_desc"),
@@ -84,13 +91,25 @@ pub const FIELDS: &[FieldSpec] = &[
     f("off_conn_tx_prod", "smc_connection.local_tx_ctrl.prod"),
     f("off_conn_tx_cons", "smc_connection.local_tx_ctrl.cons"),
     f("off_conn_tx_seqno", "smc_connection.local_tx_ctrl.seqno"),
-    f("off_conn_tx_prod_flags", "smc_connection.local_tx_ctrl.prod_flags"),
-    f("off_conn_tx_cs_flags", "smc_connection.local_tx_ctrl.conn_state_flags"),
+    f(
+        "off_conn_tx_prod_flags",
+        "smc_connection.local_tx_ctrl.prod_flags",
+    ),
+    f(
+        "off_conn_tx_cs_flags",
+        "smc_connection.local_tx_ctrl.conn_state_flags",
+    ),
     f("off_conn_rx_prod", "smc_connection.local_rx_ctrl.prod"),
     f("off_conn_rx_cons", "smc_connection.local_rx_ctrl.cons"),
     f("off_conn_rx_seqno", "smc_connection.local_rx_ctrl.seqno"),
-    f("off_conn_rx_prod_flags", "smc_connection.local_rx_ctrl.prod_flags"),
-    f("off_conn_rx_cs_flags", "smc_connection.local_rx_ctrl.conn_state_flags"),
+    f(
+        "off_conn_rx_prod_flags",
+        "smc_connection.local_rx_ctrl.prod_flags",
+    ),
+    f(
+        "off_conn_rx_cs_flags",
+        "smc_connection.local_rx_ctrl.conn_state_flags",
+    ),
     f("off_buf_cpu_addr", "smc_buf_desc.cpu_addr"),
     f("off_buf_len", "smc_buf_desc.len"),
     f("off_buf_token", "smc_buf_desc.token"),
@@ -115,7 +134,10 @@ pub struct KernelBtf {
 impl KernelBtf {
     /// The running kernel: `/sys/kernel/btf/vmlinux` + `/sys/kernel/btf/smc`.
     pub fn running() -> Result<KernelBtf> {
-        Self::from_files(Path::new("/sys/kernel/btf/vmlinux"), Path::new("/sys/kernel/btf/smc"))
+        Self::from_files(
+            Path::new("/sys/kernel/btf/vmlinux"),
+            Path::new("/sys/kernel/btf/smc"),
+        )
     }
 
     /// Raw BTF blobs (the `.BTF` section of vmlinux and of smc.ko).
@@ -132,7 +154,10 @@ impl KernelBtf {
     /// Resolve `struct.member[.member...]` to its offset in the outer struct.
     pub fn resolve(&self, path: &str) -> Result<Offset> {
         let mut parts = path.split('.');
-        let root = parts.next().filter(|s| !s.is_empty()).context("empty member path")?;
+        let root = parts
+            .next()
+            .filter(|s| !s.is_empty())
+            .context("empty member path")?;
         let mut ty = self.named_struct(root)?;
         let mut bits: u64 = 0;
         let mut last_bitfield = None;
@@ -158,7 +183,11 @@ impl KernelBtf {
                 ((bits / 8) as u32, 0)
             }
         };
-        Ok(Offset { byte, bit, bitfield_bits: last_bitfield })
+        Ok(Offset {
+            byte,
+            bit,
+            bitfield_bits: last_bitfield,
+        })
     }
 
     /// Resolve every entry of [`FIELDS`]: global name -> value, or why not.
@@ -202,11 +231,22 @@ impl KernelBtf {
     pub fn func_btf_id(&self, name: &str) -> Option<(u32, bool)> {
         let is_func = |id: &u32| matches!(self.btf.resolve_type_by_id(*id), Ok(Type::Func(_)));
         if let Some(split) = self.btf.split() {
-            if let Some(id) = split.resolve_ids_by_name(name).ok()?.into_iter().find(is_func) {
+            if let Some(id) = split
+                .resolve_ids_by_name(name)
+                .ok()?
+                .into_iter()
+                .find(is_func)
+            {
                 return Some((id, true));
             }
         }
-        self.btf.base().resolve_ids_by_name(name).ok()?.into_iter().find(is_func).map(|id| (id, false))
+        self.btf
+            .base()
+            .resolve_ids_by_name(name)
+            .ok()?
+            .into_iter()
+            .find(is_func)
+            .map(|id| (id, false))
     }
 
     pub fn has_func(&self, name: &str) -> bool {
@@ -238,7 +278,10 @@ impl KernelBtf {
                 | Type::Restrict(_)
                 | Type::TypeTag(_) => {
                     let bt = ty.as_btf_type().context("qualifier without type")?;
-                    ty = self.btf.resolve_chained_type(bt).map_err(|e| anyhow!("{e}"))?;
+                    ty = self
+                        .btf
+                        .resolve_chained_type(bt)
+                        .map_err(|e| anyhow!("{e}"))?;
                 }
                 _ => return Ok(ty),
             }
@@ -248,7 +291,12 @@ impl KernelBtf {
 
     /// Find `name` in a struct/union, looking inside anonymous members.
     /// Returns (bit offset relative to `ty`, bitfield size, member type).
-    fn find_member(&self, ty: &Type, name: &str, depth: u32) -> Result<Option<(u32, Option<u32>, Type)>> {
+    fn find_member(
+        &self,
+        ty: &Type,
+        name: &str,
+        depth: u32,
+    ) -> Result<Option<(u32, Option<u32>, Type)>> {
         let s = match ty {
             Type::Struct(s) | Type::Union(s) => s,
             other => bail!("`{name}` looked up in a {} (not a struct)", other.name()),
@@ -258,9 +306,16 @@ impl KernelBtf {
         }
         for m in &s.members {
             let mname = self.btf.resolve_name(m).unwrap_or_default();
-            let mty = self.btf.resolve_chained_type(m).map_err(|e| anyhow!("{e}"))?;
+            let mty = self
+                .btf
+                .resolve_chained_type(m)
+                .map_err(|e| anyhow!("{e}"))?;
             if mname == name {
-                return Ok(Some((m.bit_offset(), m.bitfield_size().filter(|b| *b != 0), mty)));
+                return Ok(Some((
+                    m.bit_offset(),
+                    m.bitfield_size().filter(|b| *b != 0),
+                    mty,
+                )));
             }
             if mname.is_empty() {
                 let inner = self.strip(mty)?;
@@ -290,7 +345,10 @@ pub mod test_btf {
         let lab = std::env::var_os("SMCTRACE_LAB_CACHE")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("/var/cache/smctrace-lab"));
-        let dir = std::env::var_os("SMCTRACE_BTF_DIR").map(PathBuf::from).unwrap_or_else(|| lab.join("btf")).join(name);
+        let dir = std::env::var_os("SMCTRACE_BTF_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| lab.join("btf"))
+            .join(name);
         let (v, s) = (dir.join("vmlinux.btf"), dir.join("smc.btf"));
         if !v.exists() || !s.exists() {
             if let Err(why) = from_lab_cache(&lab, name, &dir) {
@@ -302,18 +360,32 @@ pub mod test_btf {
     }
 
     fn from_lab_cache(lab: &Path, name: &str, out: &Path) -> Result<(), String> {
-        let prefix = if name == "6.1" { "linux-image-6.1." } else { "linux-image-6.12." };
+        let prefix = if name == "6.1" {
+            "linux-image-6.1."
+        } else {
+            "linux-image-6.12."
+        };
         let kdir = std::fs::read_dir(lab)
             .map_err(|e| format!("{}: {e}", lab.display()))?
             .filter_map(|e| e.ok())
             .map(|e| e.path())
-            .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
             .max()
             .ok_or_else(|| format!("no {prefix}* kernel in {}", lab.display()))?;
-        let vmlinux = std::fs::read(kdir.join("vmlinux")).map_err(|e| format!("{}/vmlinux: {e}", kdir.display()))?;
-        let smc = find_smc_ko(&kdir.join("lib/modules")).ok_or_else(|| format!("no smc.ko under {}", kdir.display()))?;
+        let vmlinux = std::fs::read(kdir.join("vmlinux"))
+            .map_err(|e| format!("{}/vmlinux: {e}", kdir.display()))?;
+        let smc = find_smc_ko(&kdir.join("lib/modules"))
+            .ok_or_else(|| format!("no smc.ko under {}", kdir.display()))?;
         let smc = if smc.extension().is_some_and(|e| e == "xz") {
-            let o = std::process::Command::new("xz").arg("-dc").arg(&smc).output().map_err(|e| format!("xz: {e}"))?;
+            let o = std::process::Command::new("xz")
+                .arg("-dc")
+                .arg(&smc)
+                .output()
+                .map_err(|e| format!("xz: {e}"))?;
             if !o.status.success() {
                 return Err(format!("xz -dc {} failed", smc.display()));
             }
@@ -322,7 +394,8 @@ pub mod test_btf {
             std::fs::read(&smc).map_err(|e| format!("{}: {e}", smc.display()))?
         };
         std::fs::create_dir_all(out).map_err(|e| format!("{}: {e}", out.display()))?;
-        std::fs::write(out.join("vmlinux.btf"), btf_section(&vmlinux)?).map_err(|e| e.to_string())?;
+        std::fs::write(out.join("vmlinux.btf"), btf_section(&vmlinux)?)
+            .map_err(|e| e.to_string())?;
         std::fs::write(out.join("smc.btf"), btf_section(&smc)?).map_err(|e| e.to_string())?;
         Ok(())
     }
@@ -334,7 +407,10 @@ pub mod test_btf {
                 if let Some(f) = find_smc_ko(&p) {
                     return Some(f);
                 }
-            } else if matches!(p.file_name().and_then(|n| n.to_str()), Some("smc.ko" | "smc.ko.xz")) {
+            } else if matches!(
+                p.file_name().and_then(|n| n.to_str()),
+                Some("smc.ko" | "smc.ko.xz")
+            ) {
                 return Some(p);
             }
         }
@@ -370,13 +446,22 @@ mod tests {
             if (id, k.func_btf_id("smc_cdc_rx_handler")) != (sendmsg, Some((rx, true))) {
                 eprintln!("{name}: a different kernel build than the ids were taken from; id {id}");
             }
-            assert!(matches!(k.btf.resolve_type_by_id(id), Ok(Type::Func(f)) if k.btf.resolve_name(&f).unwrap() == "smc_sendmsg"));
+            assert!(
+                matches!(k.btf.resolve_type_by_id(id), Ok(Type::Func(f)) if k.btf.resolve_name(&f).unwrap() == "smc_sendmsg")
+            );
             let (vid, vm) = k.func_btf_id("tcp_sendmsg").unwrap();
             assert!(!vm && vid < id);
             assert!(k.func_btf_id("no_such_function_x").is_none());
             for p in crate::probes::PROBES {
-                if p.programs.iter().all(|(_, a)| *a != crate::probes::Attach::RawTp) {
-                    assert!(k.func_btf_id(p.hook).is_some_and(|(_, m)| m), "{name}: {} not an smc.ko function", p.hook);
+                if p.programs
+                    .iter()
+                    .all(|(_, a)| *a != crate::probes::Attach::RawTp)
+                {
+                    assert!(
+                        k.func_btf_id(p.hook).is_some_and(|(_, m)| m),
+                        "{name}: {} not an smc.ko function",
+                        p.hook
+                    );
                 }
             }
         }
@@ -384,7 +469,10 @@ mod tests {
 
     fn check_kernel(k: &KernelBtf, smc_sk_in_union: bool) {
         let all = k.resolve_all();
-        let failed: Vec<_> = all.iter().filter_map(|(g, r)| r.as_ref().err().map(|e| format!("{g}: {e}"))).collect();
+        let failed: Vec<_> = all
+            .iter()
+            .filter_map(|(g, r)| r.as_ref().err().map(|e| format!("{g}: {e}")))
+            .collect();
         assert!(failed.is_empty(), "unresolved: {failed:#?}");
         // sock_common starts every sock; smc_sock.sk (or the union holding it) is first.
         assert_eq!(k.resolve("smc_sock.sk").unwrap().byte, 0);

@@ -112,7 +112,10 @@ impl Identities {
         recs.sort_by_key(|(ts, _)| *ts);
         let raw: Vec<u8> = recs.iter().flat_map(|(_, r)| r.iter().copied()).collect();
         let (first, last) = (recs[0].0, recs[recs.len() - 1].0);
-        Ok(Some(encode_chunk(seq, &raw, recs.len() as u32, first, last, 1).context("encoding the carried identities")?))
+        Ok(Some(
+            encode_chunk(seq, &raw, recs.len() as u32, first, last, 1)
+                .context("encoding the carried identities")?,
+        ))
     }
 }
 
@@ -138,7 +141,10 @@ pub enum Mode {
 
 /// `base` with a six-digit sequence number before its `.smctrace` extension.
 pub fn numbered(base: &Path, n: u64) -> PathBuf {
-    let name = base.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = base
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let numbered = match name.strip_suffix(".smctrace") {
         Some(stem) => format!("{stem}.{n:06}.smctrace"),
         None => format!("{name}.{n:06}"),
@@ -152,9 +158,14 @@ pub fn existing_series(base: &Path) -> Vec<PathBuf> {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
     };
-    let probe = numbered(base, 0).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let probe = numbered(base, 0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     // "rec.000000.smctrace" -> prefix "rec.", suffix ".smctrace"
-    let Some(pos) = probe.find("000000") else { return Vec::new() };
+    let Some(pos) = probe.find("000000") else {
+        return Vec::new();
+    };
     let (prefix, suffix) = (&probe[..pos], &probe[pos + 6..]);
     let mut out: Vec<PathBuf> = std::fs::read_dir(&dir)
         .into_iter()
@@ -165,7 +176,9 @@ pub fn existing_series(base: &Path) -> Vec<PathBuf> {
             n.len() == prefix.len() + 6 + suffix.len()
                 && n.starts_with(prefix)
                 && n.ends_with(suffix)
-                && n[prefix.len()..prefix.len() + 6].bytes().all(|b| b.is_ascii_digit())
+                && n[prefix.len()..prefix.len() + 6]
+                    .bytes()
+                    .all(|b| b.is_ascii_digit())
         })
         .map(|e| e.path())
         .collect();
@@ -220,7 +233,14 @@ pub struct Output {
 
 impl Output {
     /// Open the first file (single, rotate) or just the ring (flight).
-    pub fn new(mode: Mode, base: &Path, force: bool, meta: Metadata, live: Arc<dyn Boundary>, quiet: bool) -> Result<Output> {
+    pub fn new(
+        mode: Mode,
+        base: &Path,
+        force: bool,
+        meta: Metadata,
+        live: Arc<dyn Boundary>,
+        quiet: bool,
+    ) -> Result<Output> {
         let budget = match &mode {
             Mode::Flight { budget, .. } => *budget,
             _ => 0,
@@ -249,7 +269,14 @@ impl Output {
         };
         match o.mode {
             Mode::Single => {
-                let w = Writer::create(base, &o.meta, WriterOptions { overwrite: force, ..Default::default() })?;
+                let w = Writer::create(
+                    base,
+                    &o.meta,
+                    WriterOptions {
+                        overwrite: force,
+                        ..Default::default()
+                    },
+                )?;
                 o.writer = Some(w);
             }
             Mode::Rotate { .. } => {
@@ -275,7 +302,14 @@ impl Output {
     fn open_next(&mut self, meta: Metadata) -> Result<PathBuf> {
         self.index += 1;
         let path = numbered(&self.base, self.index);
-        let w = Writer::create(&path, &meta, WriterOptions { overwrite: self.force, ..Default::default() })?;
+        let w = Writer::create(
+            &path,
+            &meta,
+            WriterOptions {
+                overwrite: self.force,
+                ..Default::default()
+            },
+        )?;
         self.writer = Some(w);
         self.open_path = path.clone();
         self.kept.push_back(path.clone());
@@ -283,7 +317,10 @@ impl Output {
             while self.kept.len() > keep {
                 let old = self.kept.pop_front().expect("non-empty");
                 if let Err(e) = std::fs::remove_file(&old) {
-                    eprintln!("smc-record: warning: could not remove {} (rotation): {e}", old.display());
+                    eprintln!(
+                        "smc-record: warning: could not remove {} (rotation): {e}",
+                        old.display()
+                    );
                 }
             }
         }
@@ -297,8 +334,17 @@ impl Output {
 
     /// Take one compressed chunk, its raw records and the counters read at its
     /// cut (rotate and flight modes). `trigger` says a record in it fired a trigger.
-    pub fn push(&mut self, chunk: EncodedChunk, raw: &[u8], cut: Cut, trigger: Option<String>) -> Result<()> {
-        let Cut { lost: lost_after, hits: hits_after } = cut;
+    pub fn push(
+        &mut self,
+        chunk: EncodedChunk,
+        raw: &[u8],
+        cut: Cut,
+        trigger: Option<String>,
+    ) -> Result<()> {
+        let Cut {
+            lost: lost_after,
+            hits: hits_after,
+        } = cut;
         let mode = self.mode.clone();
         if !matches!(mode, Mode::Single) {
             self.ids.scan(raw);
@@ -307,13 +353,16 @@ impl Output {
             Mode::Single => self.append(&chunk),
             Mode::Rotate { max_size, .. } => {
                 let w = self.writer.as_ref().expect("rotate mode has an open file");
-                if w.chunks_written() > 0 && w.bytes_written() + chunk.as_bytes().len() as u64 > max_size {
+                if w.chunks_written() > 0
+                    && w.bytes_written() + chunk.as_bytes().len() as u64 > max_size
+                {
                     self.rotate(chunk.first_ts())?;
                 }
                 self.last_seq = chunk.seq();
                 self.append(&chunk)?;
                 // The next file starts after this chunk: older closes are no longer needed.
-                self.ids.prune(chunk.first_ts().saturating_sub(PRUNE_MARGIN_NS));
+                self.ids
+                    .prune(chunk.first_ts().saturating_sub(PRUNE_MARGIN_NS));
                 if lost_after.is_some() {
                     self.lost_last = lost_after;
                 }
@@ -329,7 +378,8 @@ impl Output {
                 self.ring.push(HeldChunk { chunk, lost_after });
                 // A dump starts at the ring's oldest chunk: older closes are no longer needed.
                 if let Some(oldest) = self.ring.chunks().next() {
-                    self.ids.prune(oldest.chunk.first_ts().saturating_sub(PRUNE_MARGIN_NS));
+                    self.ids
+                        .prune(oldest.chunk.first_ts().saturating_sub(PRUNE_MARGIN_NS));
                 }
                 if let Some(why) = trigger {
                     if self.pending.is_none() {
@@ -382,12 +432,23 @@ impl Output {
     /// end of the old file and the start of the new one.
     fn rotate(&mut self, next_ts: u64) -> Result<()> {
         let snap = self.live.snapshot();
-        let lost_now = self.lost_last.clone().or_else(|| self.live.lost_per_cpu()).unwrap_or_default();
-        let hits = self.hits_last.clone().unwrap_or_else(|| self.live.probe_hits());
+        let lost_now = self
+            .lost_last
+            .clone()
+            .or_else(|| self.live.lost_per_cpu())
+            .unwrap_or_default();
+        let hits = self
+            .hits_last
+            .clone()
+            .unwrap_or_else(|| self.live.probe_hits());
         self.close_open(lost_now.clone(), hits.clone(), snap.clone())?;
         self.lost_base = lost_now;
         self.hits_base = hits;
-        let prev = self.closed.last().map(|c| file_name(&c.summary.path)).unwrap_or_default();
+        let prev = self
+            .closed
+            .last()
+            .map(|c| file_name(&c.summary.path))
+            .unwrap_or_default();
         // Connections still open: their identity records first (seq: the last chunk
         // of the previous file, whose state they carry).
         let carry = self.ids.chunk(self.last_seq, next_ts)?;
@@ -408,8 +469,15 @@ impl Output {
         Ok(())
     }
 
-    fn close_open(&mut self, lost_now: Vec<u64>, hits: Vec<(String, u64)>, end: Option<Snapshot>) -> Result<()> {
-        let Some(w) = self.writer.take() else { return Ok(()) };
+    fn close_open(
+        &mut self,
+        lost_now: Vec<u64>,
+        hits: Vec<(String, u64)>,
+        end: Option<Snapshot>,
+    ) -> Result<()> {
+        let Some(w) = self.writer.take() else {
+            return Ok(());
+        };
         let lost_per_cpu = lost_delta(&lost_now, &self.lost_base);
         let trailer = TrailerInput {
             probe_hits: hits_delta(&hits, &self.hits_base),
@@ -417,7 +485,9 @@ impl Output {
             end_monotonic_ns: crate::record::clock_ns(libc::CLOCK_MONOTONIC),
             end_snapshot: end,
         };
-        let summary = w.finish(trailer).with_context(|| format!("closing {}", self.open_path.display()))?;
+        let summary = w
+            .finish(trailer)
+            .with_context(|| format!("closing {}", self.open_path.display()))?;
         let lost: u64 = lost_per_cpu.iter().sum();
         self.bytes_closed += summary.bytes;
         if !self.quiet && !matches!(self.mode, Mode::Single) {
@@ -449,7 +519,11 @@ impl Output {
             .unwrap_or_else(|| self.ring.lost_base().to_vec());
         let d = self.ring.dropped().clone();
         // Connections whose handshake is older than the ring's first chunk.
-        let oldest = self.ring.chunks().next().map(|c| (c.chunk.first_ts(), c.chunk.seq()));
+        let oldest = self
+            .ring
+            .chunks()
+            .next()
+            .map(|c| (c.chunk.first_ts(), c.chunk.seq()));
         let first = oldest.map_or(u64::MAX, |(ts, _)| ts);
         let seq = oldest.map_or(0, |(_, seq)| seq.saturating_sub(1));
         let carry = self.ids.chunk(seq, first)?;
@@ -457,17 +531,26 @@ impl Output {
         let mut extra = vec![
             ("carried_records".to_string(), carried.to_string()),
             ("flight.reason".to_string(), why.to_string()),
-            ("flight.held_bytes".to_string(), self.ring.bytes().to_string()),
+            (
+                "flight.held_bytes".to_string(),
+                self.ring.bytes().to_string(),
+            ),
             ("flight.dropped_chunks".to_string(), d.chunks.to_string()),
             ("flight.dropped_events".to_string(), d.events.to_string()),
             ("flight.dropped_lost".to_string(), d.lost.to_string()),
-            ("start_snapshot".to_string(), "taken when the flight ring was written out".to_string()),
+            (
+                "start_snapshot".to_string(),
+                "taken when the flight ring was written out".to_string(),
+            ),
         ];
         if let Mode::Flight { budget, .. } = self.mode {
             extra.push(("flight.budget_bytes".to_string(), budget.to_string()));
         }
         if d.chunks > 0 {
-            extra.push(("flight.dropped_ts".to_string(), format!("{}..{}", d.first_ts, d.last_ts)));
+            extra.push((
+                "flight.dropped_ts".to_string(),
+                format!("{}..{}", d.first_ts, d.last_ts),
+            ));
         }
         let meta = self.file_meta(extra, Some(snap.clone()));
         let path = self.open_next(meta)?;
@@ -510,7 +593,9 @@ impl Output {
                 self.dump(&why, final_lost)?;
             }
             _ => {
-                let lost = final_lost.or_else(|| self.lost_last.clone()).unwrap_or_default();
+                let lost = final_lost
+                    .or_else(|| self.lost_last.clone())
+                    .unwrap_or_default();
                 let hits = self.live.probe_hits();
                 let snap = self.live.snapshot();
                 self.close_open(lost, hits, snap)?;
@@ -521,7 +606,9 @@ impl Output {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// Hits since `base`, probe by probe (a probe missing from base counts from 0).
@@ -575,14 +662,27 @@ mod tests {
         let carried = ids.chunk(3, 50).unwrap().expect("identity carried");
         assert_eq!(carried.event_count(), 2);
         ids.prune(50);
-        assert!(ids.chunk(3, 50).unwrap().is_some(), "closed after 50: kept by prune(50)");
+        assert!(
+            ids.chunk(3, 50).unwrap().is_some(),
+            "closed after 50: kept by prune(50)"
+        );
         // A file starting after the close carries nothing, and prune forgets it.
         assert!(ids.chunk(4, 101).unwrap().is_none());
         ids.prune(101);
         assert!(ids.chunk(3, 50).unwrap().is_none(), "pruned");
         // A reused sock id after a close starts over.
-        ids.scan(&[lifecycle(2, 200, 8), lifecycle(5, 210, 8), lifecycle(2, 220, 8)].concat());
-        assert_eq!(ids.chunk(5, 300).unwrap().expect("reopened").event_count(), 1);
+        ids.scan(
+            &[
+                lifecycle(2, 200, 8),
+                lifecycle(5, 210, 8),
+                lifecycle(2, 220, 8),
+            ]
+            .concat(),
+        );
+        assert_eq!(
+            ids.chunk(5, 300).unwrap().expect("reopened").event_count(),
+            1
+        );
     }
 
     /// Counters a test sets by hand, standing in for the loaded probes.
@@ -636,7 +736,10 @@ mod tests {
                     first = first.min(ts);
                     last = last.max(ts);
                 }
-                (enc.encode(seq, &raw, count as u32, first, last).unwrap(), raw)
+                (
+                    enc.encode(seq, &raw, count as u32, first, last).unwrap(),
+                    raw,
+                )
             })
             .collect()
     }
@@ -646,24 +749,36 @@ mod tests {
         let mut n = 0;
         for c in r.chunks() {
             let d = r.decode(&c.unwrap()).unwrap();
-            n += d.records().filter(|e| matches!(e, Ok(smctrace_format::event::EventRef::ConnInfo(_)))).count();
+            n += d
+                .records()
+                .filter(|e| matches!(e, Ok(smctrace_format::event::EventRef::ConnInfo(_))))
+                .count();
         }
         n
     }
 
     fn meta() -> Metadata {
-        Metadata { host: "lab-a".into(), ..Default::default() }
+        Metadata {
+            host: "lab-a".into(),
+            ..Default::default()
+        }
     }
 
     fn series(dir: &Path) -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
         v.sort();
         v
     }
 
     #[test]
     fn names_sort_in_time_order() {
-        assert_eq!(numbered(Path::new("/x/rec.smctrace"), 7), PathBuf::from("/x/rec.000007.smctrace"));
+        assert_eq!(
+            numbered(Path::new("/x/rec.smctrace"), 7),
+            PathBuf::from("/x/rec.000007.smctrace")
+        );
         assert_eq!(numbered(Path::new("rec"), 12), PathBuf::from("rec.000012"));
         assert!(numbered(Path::new("r.smctrace"), 9) < numbered(Path::new("r.smctrace"), 10));
     }
@@ -674,9 +789,15 @@ mod tests {
         let base = dir.0.join("rec.smctrace");
         let all = chunks(12);
         let one = all[1].0.as_bytes().len() as u64;
-        let live = Arc::new(Counters { lost: Mutex::new(vec![0, 0]), hits: Mutex::new(0) });
+        let live = Arc::new(Counters {
+            lost: Mutex::new(vec![0, 0]),
+            hits: Mutex::new(0),
+        });
         // room for three chunks (plus header and metadata) per file
-        let mode = Mode::Rotate { max_size: 4096 + 3 * one + one / 2, keep: 2 };
+        let mode = Mode::Rotate {
+            max_size: 4096 + 3 * one + one / 2,
+            keep: 2,
+        };
         let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
         for (i, (c, raw)) in all.iter().enumerate() {
             // one lost event on CPU 1 per chunk, read at its cut
@@ -684,33 +805,69 @@ mod tests {
             *live.lost.lock().unwrap() = lost.clone();
             *live.hits.lock().unwrap() = (i as u64 + 1) * 10;
             let hits = vec![("smc_sendmsg".to_string(), (i as u64 + 1) * 10)];
-            out.push(c.clone(), raw, Cut { lost: Some(lost), hits: Some(hits) }, None).unwrap();
+            out.push(
+                c.clone(),
+                raw,
+                Cut {
+                    lost: Some(lost),
+                    hits: Some(hits),
+                },
+                None,
+            )
+            .unwrap();
         }
         let closed = out.finish(Some(vec![0, 12])).unwrap();
         assert_eq!(closed.len(), 4, "12 chunks, 3 per file");
-        assert_eq!(series(&dir.0), vec!["rec.000003.smctrace", "rec.000004.smctrace"]);
+        assert_eq!(
+            series(&dir.0),
+            vec!["rec.000003.smctrace", "rec.000004.smctrace"]
+        );
         let mut seqs = Vec::new();
-        for (k, name) in ["rec.000003.smctrace", "rec.000004.smctrace"].iter().enumerate() {
+        for (k, name) in ["rec.000003.smctrace", "rec.000004.smctrace"]
+            .iter()
+            .enumerate()
+        {
             let r = Reader::open(&dir.0.join(name)).unwrap();
             assert!(r.recovery().clean_close, "{name} closed cleanly");
             let t = r.trailer().unwrap();
             assert_eq!(t.total_events, closed[2 + k].summary.events);
-            assert_eq!(t.lost_per_cpu, vec![0, 3], "{name}: the losses of its own 3 chunks");
+            assert_eq!(
+                t.lost_per_cpu,
+                vec![0, 3],
+                "{name}: the losses of its own 3 chunks"
+            );
             // hits read at the chunk cuts: 10 per chunk, 3 chunks per file
             assert_eq!(t.probe_hits, vec![("smc_sendmsg".to_string(), 30)]);
-            assert!(std::fs::metadata(dir.0.join(name)).unwrap().len() <= 4096 + 3 * one + one / 2 + 4096);
-            assert_eq!(r.metadata().extra_value("rotate.index"), Some(["3", "4"][k]));
+            assert!(
+                std::fs::metadata(dir.0.join(name)).unwrap().len()
+                    <= 4096 + 3 * one + one / 2 + 4096
+            );
+            assert_eq!(
+                r.metadata().extra_value("rotate.index"),
+                Some(["3", "4"][k])
+            );
             // per connection: the client's CONNECT and both sides' CONN_INFO
             let carried = 3 * PingPong::default().connections;
-            assert_eq!(r.metadata().extra_value("carried_records"), Some(carried.to_string().as_str()));
+            assert_eq!(
+                r.metadata().extra_value("carried_records"),
+                Some(carried.to_string().as_str())
+            );
             // the handshakes happened in file 1: carried into every later file
-            assert_eq!(conn_infos(&r), 2 * PingPong::default().connections as usize, "{name}: identities carried");
+            assert_eq!(
+                conn_infos(&r),
+                2 * PingPong::default().connections as usize,
+                "{name}: identities carried"
+            );
             for c in r.chunks() {
                 seqs.push(c.unwrap().seq);
             }
         }
         // each file: the carried identities (seq of the previous file's last chunk), then its chunks
-        assert_eq!(seqs, vec![5, 6, 7, 8, 8, 9, 10, 11], "the newest chunks, in order");
+        assert_eq!(
+            seqs,
+            vec![5, 6, 7, 8, 8, 9, 10, 11],
+            "the newest chunks, in order"
+        );
     }
 
     #[test]
@@ -718,19 +875,44 @@ mod tests {
         let dir = TempDir::new("post");
         let base = dir.0.join("p.smctrace");
         let all = chunks(4);
-        let live = Arc::new(Counters { lost: Mutex::new(vec![0]), hits: Mutex::new(0) });
-        let mode = Mode::Flight { budget: 1 << 20, post: Duration::from_millis(1500) };
+        let live = Arc::new(Counters {
+            lost: Mutex::new(vec![0]),
+            hits: Mutex::new(0),
+        });
+        let mode = Mode::Flight {
+            budget: 1 << 20,
+            post: Duration::from_millis(1500),
+        };
         let mut out = Output::new(mode, &base, false, meta(), live, true).unwrap();
-        out.push(all[0].0.clone(), &all[0].1, Cut::default(), Some("link-down (test)".into())).unwrap();
-        out.push(all[1].0.clone(), &all[1].1, Cut::default(), Some("fallback (later)".into())).unwrap();
+        out.push(
+            all[0].0.clone(),
+            &all[0].1,
+            Cut::default(),
+            Some("link-down (test)".into()),
+        )
+        .unwrap();
+        out.push(
+            all[1].0.clone(),
+            &all[1].1,
+            Cut::default(),
+            Some("fallback (later)".into()),
+        )
+        .unwrap();
         out.tick().unwrap();
-        assert!(series(&dir.0).is_empty(), "nothing written before --trigger-post has passed");
+        assert!(
+            series(&dir.0).is_empty(),
+            "nothing written before --trigger-post has passed"
+        );
         std::thread::sleep(Duration::from_millis(1600));
-        out.push(all[2].0.clone(), &all[2].1, Cut::default(), None).unwrap();
+        out.push(all[2].0.clone(), &all[2].1, Cut::default(), None)
+            .unwrap();
         assert_eq!(series(&dir.0), vec!["p.000001.smctrace"]);
         let r = Reader::open(&dir.0.join("p.000001.smctrace")).unwrap();
         // the first trigger names the dump; chunks up to the one after the wait are in it
-        assert_eq!(r.metadata().extra_value("flight.reason"), Some("trigger: link-down (test)"));
+        assert_eq!(
+            r.metadata().extra_value("flight.reason"),
+            Some("trigger: link-down (test)")
+        );
         assert_eq!(r.chunks().count(), 3);
         out.request_dump("SIGUSR1");
         out.tick().unwrap();
@@ -745,7 +927,10 @@ mod tests {
         std::fs::write(dir.0.join("rec.000002.smctrace"), b"x").unwrap();
         std::fs::write(dir.0.join("rec.smctrace"), b"x").unwrap();
         std::fs::write(dir.0.join("rec.00002.smctrace"), b"x").unwrap();
-        assert_eq!(existing_series(&base), vec![dir.0.join("rec.000002.smctrace")]);
+        assert_eq!(
+            existing_series(&base),
+            vec![dir.0.join("rec.000002.smctrace")]
+        );
         assert!(check_series(&base, false).is_err());
         assert!(check_series(&base, true).is_ok());
     }
@@ -756,12 +941,27 @@ mod tests {
         let base = dir.0.join("fl.smctrace");
         let all = chunks(10);
         let one = all[1].0.as_bytes().len() as u64;
-        let live = Arc::new(Counters { lost: Mutex::new(vec![0]), hits: Mutex::new(0) });
-        let mode = Mode::Flight { budget: 3 * one + one / 2, post: Duration::ZERO };
+        let live = Arc::new(Counters {
+            lost: Mutex::new(vec![0]),
+            hits: Mutex::new(0),
+        });
+        let mode = Mode::Flight {
+            budget: 3 * one + one / 2,
+            post: Duration::ZERO,
+        };
         let mut out = Output::new(mode, &base, false, meta(), live.clone(), true).unwrap();
         for (i, (c, raw)) in all.iter().take(8).enumerate() {
             let trig = (i == 7).then(|| "fallback (test)".to_string());
-            out.push(c.clone(), raw, Cut { lost: Some(vec![2 * (i as u64 + 1)]), hits: None }, trig).unwrap();
+            out.push(
+                c.clone(),
+                raw,
+                Cut {
+                    lost: Some(vec![2 * (i as u64 + 1)]),
+                    hits: None,
+                },
+                trig,
+            )
+            .unwrap();
         }
         // the trigger with no post time dumped at once: chunks 5..7, 5 dropped
         assert_eq!(series(&dir.0), vec!["fl.000001.smctrace"]);
@@ -772,13 +972,38 @@ mod tests {
         assert_eq!(seqs, vec![4, 5, 6, 7]);
         assert_eq!(conn_infos(&r), 2 * PingPong::default().connections as usize);
         let m = r.metadata();
-        assert_eq!(m.extra_value("flight.reason"), Some("trigger: fallback (test)"));
+        assert_eq!(
+            m.extra_value("flight.reason"),
+            Some("trigger: fallback (test)")
+        );
         assert_eq!(m.extra_value("flight.dropped_chunks"), Some("5"));
         assert_eq!(m.extra_value("flight.dropped_lost"), Some("10"));
-        assert_eq!(r.trailer().unwrap().lost_per_cpu, vec![6], "losses of chunks 5..7 only");
+        assert_eq!(
+            r.trailer().unwrap().lost_per_cpu,
+            vec![6],
+            "losses of chunks 5..7 only"
+        );
         // the rest goes out at exit, nothing repeated
-        out.push(all[8].0.clone(), &all[8].1, Cut { lost: Some(vec![18]), hits: None }, None).unwrap();
-        out.push(all[9].0.clone(), &all[9].1, Cut { lost: Some(vec![20]), hits: None }, None).unwrap();
+        out.push(
+            all[8].0.clone(),
+            &all[8].1,
+            Cut {
+                lost: Some(vec![18]),
+                hits: None,
+            },
+            None,
+        )
+        .unwrap();
+        out.push(
+            all[9].0.clone(),
+            &all[9].1,
+            Cut {
+                lost: Some(vec![20]),
+                hits: None,
+            },
+            None,
+        )
+        .unwrap();
         let closed = out.finish(Some(vec![21])).unwrap();
         assert_eq!(closed.len(), 2);
         let r = Reader::open(&dir.0.join("fl.000002.smctrace")).unwrap();

@@ -72,8 +72,16 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn start(ring: RingBuf<MapData>, output: Output, stop: Arc<AtomicBool>, progress: Arc<Progress>, opts: Options) -> Result<Pipeline> {
-        progress.file_bytes.store(output.bytes_written(), Ordering::Relaxed);
+    pub fn start(
+        ring: RingBuf<MapData>,
+        output: Output,
+        stop: Arc<AtomicBool>,
+        progress: Arc<Progress>,
+        opts: Options,
+    ) -> Result<Pipeline> {
+        progress
+            .file_bytes
+            .store(output.bytes_written(), Ordering::Relaxed);
         let (tx, rx) = sync_channel::<RawChunk>(8);
         let (spent_tx, spent_rx) = sync_channel::<Vec<u8>>(SPENT_BUFFERS);
         let p2 = progress.clone();
@@ -93,8 +101,14 @@ impl Pipeline {
 
     /// Wait for the final drain (the stop flag must be set) and get the output back.
     pub fn finish(self) -> Result<Output> {
-        let drained = self.drain.join().map_err(|_| anyhow::anyhow!("the ring buffer thread panicked"))?;
-        let writer = self.writer.join().map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
+        let drained = self
+            .drain
+            .join()
+            .map_err(|_| anyhow::anyhow!("the ring buffer thread panicked"))?;
+        let writer = self
+            .writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("the writer thread panicked"))?;
         // A drain error is reported after the writer is back, so the file still closes.
         // When the writer failed (disk full, I/O error), the drain thread only saw the
         // channel close: the writer's error is the one that says what happened.
@@ -177,7 +191,15 @@ fn drain_loop(
     let fd = ring.as_raw_fd();
     let cap = opts.chunk_bytes + 4096;
     let fresh = || next_buffer(&spent, cap);
-    let mut batch = Batch { seq: 0, buf: Vec::with_capacity(cap), count: 0, first_ts: 0, last_ts: 0, started: None, trigger: None };
+    let mut batch = Batch {
+        seq: 0,
+        buf: Vec::with_capacity(cap),
+        count: 0,
+        first_ts: 0,
+        last_ts: 0,
+        started: None,
+        trigger: None,
+    };
     let check_triggers = !opts.triggers.is_empty();
     let lost = opts.lost_at_cut.take();
     let emit = |c: Option<RawChunk>| send(&tx, c, lost.as_deref());
@@ -213,7 +235,11 @@ fn drain_loop(
         if batch.trigger.is_some() || batch.started.is_some_and(|t| t.elapsed() >= opts.chunk_age) {
             emit(batch.take(fresh))?;
         }
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        let mut pfd = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
         // SAFETY: one valid pollfd for the duration of the call.
         let rc = unsafe { libc::poll(&mut pfd, 1, 50) };
         if rc < 0 {
@@ -225,14 +251,22 @@ fn drain_loop(
     }
 }
 
-fn send(tx: &SyncSender<RawChunk>, chunk: Option<RawChunk>, lost: Option<&dyn Boundary>) -> Result<()> {
+fn send(
+    tx: &SyncSender<RawChunk>,
+    chunk: Option<RawChunk>,
+    lost: Option<&dyn Boundary>,
+) -> Result<()> {
     if let Some(mut c) = chunk {
         // Read after the cut: every loss counted so far belongs to this chunk's
         // span or an earlier one.
         if let Some(b) = lost {
-            c.cut = Cut { lost: b.lost_per_cpu(), hits: Some(b.probe_hits()) };
+            c.cut = Cut {
+                lost: b.lost_per_cpu(),
+                hits: Some(b.probe_hits()),
+            };
         }
-        tx.send(c).map_err(|_| anyhow::anyhow!("the writer thread stopped early"))?;
+        tx.send(c)
+            .map_err(|_| anyhow::anyhow!("the writer thread stopped early"))?;
     }
     Ok(())
 }
@@ -285,7 +319,9 @@ fn write_loop(
         }
         // Back to the drain thread; dropped when it holds enough already.
         let _ = spent.try_send(c.bytes);
-        progress.file_bytes.store(output.bytes_written(), Ordering::Relaxed);
+        progress
+            .file_bytes
+            .store(output.bytes_written(), Ordering::Relaxed);
     }
 }
 
@@ -312,13 +348,24 @@ mod tests {
 
     #[test]
     fn batch_tracks_time_range_and_resets() {
-        let mut b = Batch { seq: 7, buf: Vec::new(), count: 0, first_ts: 0, last_ts: 0, started: None, trigger: None };
+        let mut b = Batch {
+            seq: 7,
+            buf: Vec::new(),
+            count: 0,
+            first_ts: 0,
+            last_ts: 0,
+            started: None,
+            trigger: None,
+        };
         assert!(b.take(Vec::new).is_none());
         b.push(&[1; 24], 50);
         b.push(&[2; 24], 40);
         b.push(&[3; 24], 60);
         let c = b.take(Vec::new).unwrap();
-        assert_eq!((c.seq, c.count, c.first_ts, c.last_ts, c.bytes.len()), (7, 3, 40, 60, 72));
+        assert_eq!(
+            (c.seq, c.count, c.first_ts, c.last_ts, c.bytes.len()),
+            (7, 3, 40, 60, 72)
+        );
         assert_eq!(b.seq, 8);
         assert!(b.take(Vec::new).is_none());
     }

@@ -41,7 +41,10 @@ struct Data {
 
 /// The calling thread's (effective, permitted) sets as 64-bit masks.
 fn get() -> Result<(u64, u64)> {
-    let mut h = Header { version: CAP_V3, pid: 0 };
+    let mut h = Header {
+        version: CAP_V3,
+        pid: 0,
+    };
     let mut d = [Data::default(); 2];
     // SAFETY: a v3 header and two data words, as capget(2) requires.
     let rc = unsafe { libc::syscall(libc::SYS_capget, &mut h as *mut Header, d.as_mut_ptr()) };
@@ -49,14 +52,28 @@ fn get() -> Result<(u64, u64)> {
         return Err(anyhow!("capget: {}", std::io::Error::last_os_error()));
     }
     let join = |lo: u32, hi: u32| lo as u64 | (hi as u64) << 32;
-    Ok((join(d[0].effective, d[1].effective), join(d[0].permitted, d[1].permitted)))
+    Ok((
+        join(d[0].effective, d[1].effective),
+        join(d[0].permitted, d[1].permitted),
+    ))
 }
 
 fn set(effective: u64, permitted: u64) -> Result<()> {
-    let mut h = Header { version: CAP_V3, pid: 0 };
+    let mut h = Header {
+        version: CAP_V3,
+        pid: 0,
+    };
     let d = [
-        Data { effective: effective as u32, permitted: permitted as u32, inheritable: 0 },
-        Data { effective: (effective >> 32) as u32, permitted: (permitted >> 32) as u32, inheritable: 0 },
+        Data {
+            effective: effective as u32,
+            permitted: permitted as u32,
+            inheritable: 0,
+        },
+        Data {
+            effective: (effective >> 32) as u32,
+            permitted: (permitted >> 32) as u32,
+            inheritable: 0,
+        },
     ];
     // SAFETY: a v3 header and two data words, as capset(2) requires.
     let rc = unsafe { libc::syscall(libc::SYS_capset, &mut h as *mut Header, d.as_ptr()) };
@@ -72,7 +89,11 @@ fn bit(c: u32) -> u64 {
 
 /// What the close needs, out of what is permitted now.
 fn kept(permitted: u64) -> u64 {
-    let bpf = if permitted & bit(CAP_BPF) != 0 { bit(CAP_BPF) } else { permitted & bit(CAP_SYS_ADMIN) };
+    let bpf = if permitted & bit(CAP_BPF) != 0 {
+        bit(CAP_BPF)
+    } else {
+        permitted & bit(CAP_SYS_ADMIN)
+    };
     bpf | (permitted & bit(CAP_NET_ADMIN))
 }
 
@@ -119,7 +140,10 @@ mod tests {
         let all = u64::MAX >> 23; // caps 0..40
         assert_eq!(kept(all), bit(CAP_BPF) | bit(CAP_NET_ADMIN));
         // no CAP_BPF (an old kernel's root): CAP_SYS_ADMIN stands in for it
-        assert_eq!(kept(bit(CAP_SYS_ADMIN) | bit(CAP_NET_ADMIN) | 1), bit(CAP_SYS_ADMIN) | bit(CAP_NET_ADMIN));
+        assert_eq!(
+            kept(bit(CAP_SYS_ADMIN) | bit(CAP_NET_ADMIN) | 1),
+            bit(CAP_SYS_ADMIN) | bit(CAP_NET_ADMIN)
+        );
         assert_eq!(kept(bit(CAP_BPF) | bit(38)), bit(CAP_BPF));
         assert_eq!(kept(0), 0);
     }

@@ -63,13 +63,22 @@ pub const TP_PREFERRED: &[TpAlternative] = &[TpAlternative {
 }];
 
 /// The tracepoint to use instead of probe `name`'s kprobes on this kernel, if any.
-pub fn preferred_tracepoint(name: &str, has_tracepoint: impl Fn(&str) -> bool) -> Option<&'static TpAlternative> {
-    TP_PREFERRED.iter().find(|t| t.probe == name && has_tracepoint(t.tracepoint))
+pub fn preferred_tracepoint(
+    name: &str,
+    has_tracepoint: impl Fn(&str) -> bool,
+) -> Option<&'static TpAlternative> {
+    TP_PREFERRED
+        .iter()
+        .find(|t| t.probe == name && has_tracepoint(t.tracepoint))
 }
 
 const SOCK: &[&str] = &["off_socket_sk"];
 const CONN_SMC: &[&str] = &["off_smc_conn"];
-const TX_START: &[&str] = &["off_smc_conn", "off_conn_tx_curs_prep", "off_conn_tx_curs_sent"];
+const TX_START: &[&str] = &[
+    "off_smc_conn",
+    "off_conn_tx_curs_prep",
+    "off_conn_tx_curs_sent",
+];
 
 /// In `enum probe_id` order.
 pub const PROBES: &[Probe] = &[
@@ -287,23 +296,74 @@ pub const PROBES: &[Probe] = &[
 ];
 
 const CONN_INFO_NEEDS: &[&str] = &[
-    "off_socket_sk", "off_skc_family", "off_skc_num", "off_skc_dport", "off_skc_rcv_saddr", "off_skc_daddr",
-    "off_skc_v6_rcv_saddr", "off_skc_v6_daddr", "off_skc_net", "off_net_ns_inum", "off_smc_clcsock", "off_smc_conn",
-    "off_smc_use_fallback", "off_smc_fallback_rsn", "off_smc_peer_diagnosis", "off_conn_lgr", "off_conn_lnk",
-    "off_conn_alert_token_local", "off_conn_tx_token", "off_conn_peer_rmbe_size", "off_conn_sndbuf_desc",
-    "off_conn_rmb_desc", "off_buf_len", "off_buf_token", "off_conn_peer_token", "off_lgr_is_smcd",
-    "off_lgr_smc_version", "off_lnk_roce_qp", "off_ib_qp_qp_num", "off_lnk_peer_qpn", "off_lnk_link_id",
+    "off_socket_sk",
+    "off_skc_family",
+    "off_skc_num",
+    "off_skc_dport",
+    "off_skc_rcv_saddr",
+    "off_skc_daddr",
+    "off_skc_v6_rcv_saddr",
+    "off_skc_v6_daddr",
+    "off_skc_net",
+    "off_net_ns_inum",
+    "off_smc_clcsock",
+    "off_smc_conn",
+    "off_smc_use_fallback",
+    "off_smc_fallback_rsn",
+    "off_smc_peer_diagnosis",
+    "off_conn_lgr",
+    "off_conn_lnk",
+    "off_conn_alert_token_local",
+    "off_conn_tx_token",
+    "off_conn_peer_rmbe_size",
+    "off_conn_sndbuf_desc",
+    "off_conn_rmb_desc",
+    "off_buf_len",
+    "off_buf_token",
+    "off_conn_peer_token",
+    "off_lgr_is_smcd",
+    "off_lgr_smc_version",
+    "off_lnk_roce_qp",
+    "off_ib_qp_qp_num",
+    "off_lnk_peer_qpn",
+    "off_lnk_link_id",
     "off_lnk_ibname",
 ];
 
 const CONN_INFO_NEEDS_SERVER: &[&str] = &[
-    "off_socket_sk", "off_skc_family", "off_skc_num", "off_skc_dport", "off_skc_rcv_saddr", "off_skc_daddr",
-    "off_skc_v6_rcv_saddr", "off_skc_v6_daddr", "off_skc_net", "off_net_ns_inum", "off_smc_clcsock", "off_smc_conn",
-    "off_smc_use_fallback", "off_smc_fallback_rsn", "off_smc_peer_diagnosis", "off_conn_lgr", "off_conn_lnk",
-    "off_conn_alert_token_local", "off_conn_tx_token", "off_conn_peer_rmbe_size", "off_conn_sndbuf_desc",
-    "off_conn_rmb_desc", "off_buf_len", "off_buf_token", "off_conn_peer_token", "off_lgr_is_smcd",
-    "off_lgr_smc_version", "off_lnk_roce_qp", "off_ib_qp_qp_num", "off_lnk_peer_qpn", "off_lnk_link_id",
-    "off_lnk_ibname", "off_smc_listen_work",
+    "off_socket_sk",
+    "off_skc_family",
+    "off_skc_num",
+    "off_skc_dport",
+    "off_skc_rcv_saddr",
+    "off_skc_daddr",
+    "off_skc_v6_rcv_saddr",
+    "off_skc_v6_daddr",
+    "off_skc_net",
+    "off_net_ns_inum",
+    "off_smc_clcsock",
+    "off_smc_conn",
+    "off_smc_use_fallback",
+    "off_smc_fallback_rsn",
+    "off_smc_peer_diagnosis",
+    "off_conn_lgr",
+    "off_conn_lnk",
+    "off_conn_alert_token_local",
+    "off_conn_tx_token",
+    "off_conn_peer_rmbe_size",
+    "off_conn_sndbuf_desc",
+    "off_conn_rmb_desc",
+    "off_buf_len",
+    "off_buf_token",
+    "off_conn_peer_token",
+    "off_lgr_is_smcd",
+    "off_lgr_smc_version",
+    "off_lnk_roce_qp",
+    "off_ib_qp_qp_num",
+    "off_lnk_peer_qpn",
+    "off_lnk_link_id",
+    "off_lnk_ibname",
+    "off_smc_listen_work",
 ];
 
 #[cfg(test)]
@@ -317,36 +377,59 @@ mod tests {
     /// The table's order is the C `enum probe_id` order.
     #[test]
     fn probe_ids_match_header() {
-        let body = HEADER.split("enum probe_id {").nth(1).unwrap().split('}').next().unwrap();
+        let body = HEADER
+            .split("enum probe_id {")
+            .nth(1)
+            .unwrap()
+            .split('}')
+            .next()
+            .unwrap();
         let ids: Vec<&str> = body
             .lines()
             .map(|l| l.trim().trim_end_matches(',').split(' ').next().unwrap())
             .filter(|s| s.starts_with("P_") && *s != "P_NR")
             .collect();
-        assert_eq!(ids.len(), PROBES.len(), "probe count differs from enum probe_id");
+        assert_eq!(
+            ids.len(),
+            PROBES.len(),
+            "probe count differs from enum probe_id"
+        );
         for (id, p) in ids.iter().zip(PROBES) {
             // each entry program passes <its id> to a shared body, or its body
             // (`on_<program>`, shared with the fentry twin) uses count_hit(<its id>)
             let entry = p.programs[0].0;
             let needle = format!("{entry},");
-            let at = BPF_SRC.find(&needle).unwrap_or_else(|| panic!("program {entry} not in the BPF source"));
+            let at = BPF_SRC
+                .find(&needle)
+                .unwrap_or_else(|| panic!("program {entry} not in the BPF source"));
             let window = &BPF_SRC[at..(at + 600).min(BPF_SRC.len())];
             let body = format!("static __always_inline int on_{entry}(");
             let window = match BPF_SRC.find(&body) {
                 Some(b) if !window.contains(id) => &BPF_SRC[b..(b + 600).min(BPF_SRC.len())],
                 _ => window,
             };
-            assert!(window.contains(id), "program {entry} (probe {}) does not use {id}", p.name);
+            assert!(
+                window.contains(id),
+                "program {entry} (probe {}) does not use {id}",
+                p.name
+            );
         }
     }
 
     /// Every program and every needed global exists in the BPF source/FIELDS.
     #[test]
     fn programs_and_globals_exist() {
-        let globals: Vec<&str> = FIELDS.iter().flat_map(|f| std::iter::once(f.global).chain(f.bit_global)).collect();
+        let globals: Vec<&str> = FIELDS
+            .iter()
+            .flat_map(|f| std::iter::once(f.global).chain(f.bit_global))
+            .collect();
         for p in PROBES {
             for (prog, how) in p.programs {
-                assert!(BPF_SRC.contains(&format!("({prog},")) || BPF_SRC.contains(&format!("({prog})")), "{prog}");
+                assert!(
+                    BPF_SRC.contains(&format!("({prog},"))
+                        || BPF_SRC.contains(&format!("({prog})")),
+                    "{prog}"
+                );
                 // every kprobe/kretprobe has its fentry/fexit twin on the same function
                 let twin = crate::loader::fentry_twin(prog);
                 let sec = match how {
@@ -355,14 +438,25 @@ mod tests {
                     RawTp => continue,
                 };
                 let decl = format!("SEC(\"{sec}/{}\")\nint TRACING({twin})", p.hook);
-                assert!(BPF_SRC.contains(&decl), "{}: no `{decl}` in smc_record.bpf.c", p.name);
+                assert!(
+                    BPF_SRC.contains(&decl),
+                    "{}: no `{decl}` in smc_record.bpf.c",
+                    p.name
+                );
             }
             for n in p.needs {
-                assert!(globals.contains(n), "{}: {n} not in offsets::FIELDS", p.name);
+                assert!(
+                    globals.contains(n),
+                    "{}: {n} not in offsets::FIELDS",
+                    p.name
+                );
             }
         }
         for g in &globals {
-            assert!(BPF_SRC.contains(&format!("volatile const __u32 {g} = 0;")), "{g} not a BPF global");
+            assert!(
+                BPF_SRC.contains(&format!("volatile const __u32 {g} = 0;")),
+                "{g} not a BPF global"
+            );
         }
     }
 }

@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
-use smctrace_format::ChunkCodec;
 use smctrace_format::meta::{ClockRef, Filters, Metadata, Snapshot};
+use smctrace_format::ChunkCodec;
 
 use crate::flight::{parse_trigger, Trigger, TriggerCheck};
 use crate::output::{self, Boundary, Output};
@@ -111,7 +111,9 @@ fn parse_layout(s: &str) -> Result<ChunkCodec, String> {
         "auto" => Ok(ChunkCodec::Auto),
         "rows" => Ok(ChunkCodec::Rows),
         "columns" => Ok(ChunkCodec::Columns),
-        _ => Err(format!("unknown chunk layout {s:?} (auto, rows or columns)")),
+        _ => Err(format!(
+            "unknown chunk layout {s:?} (auto, rows or columns)"
+        )),
     }
 }
 
@@ -123,8 +125,11 @@ fn parse_size(s: &str) -> Result<u64, String> {
         Some((i, 'g' | 'G')) => (&s[..i], 1 << 30),
         _ => (s, 1),
     };
-    let n: u64 = num.parse().map_err(|_| format!("`{s}` is not a size (e.g. 4096, 64k, 16M, 1G)"))?;
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size (e.g. 4096, 64k, 16M, 1G)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too large"))
 }
 
 /// Capability bits of the calling thread (CapEff in /proc/thread-self/status:
@@ -174,7 +179,12 @@ fn check_privileges() -> Result<(), Failure> {
 /// it creates the file (O_NOFOLLOW, O_EXCL), so this is not the security check.
 fn check_output(path: &Path, force: bool) -> Result<(), Failure> {
     let refused = |reason: &str| {
-        Failure::from(anyhow::Error::new(smctrace_format::FormatError::OutputRefused { path: path.to_path_buf(), reason: reason.to_string() }))
+        Failure::from(anyhow::Error::new(
+            smctrace_format::FormatError::OutputRefused {
+                path: path.to_path_buf(),
+                reason: reason.to_string(),
+            },
+        ))
     };
     match std::fs::symlink_metadata(path) {
         Ok(st) if st.file_type().is_symlink() => Err(refused("it is a symbolic link")),
@@ -193,7 +203,9 @@ fn kernel_btf() -> Result<KernelBtf, Failure> {
         ));
     }
     if !Path::new("/sys/kernel/btf/smc").exists() {
-        let loaded = std::fs::read_to_string("/proc/modules").map(|m| m.lines().any(|l| l.starts_with("smc "))).unwrap_or(false);
+        let loaded = std::fs::read_to_string("/proc/modules")
+            .map(|m| m.lines().any(|l| l.starts_with("smc ")))
+            .unwrap_or(false);
         let why = if loaded {
             "the smc module is loaded but has no BTF (/sys/kernel/btf/smc missing; needs CONFIG_DEBUG_INFO_BTF_MODULES)"
         } else {
@@ -209,11 +221,17 @@ fn random_key() -> Result<[u64; 2]> {
     std::fs::File::open("/dev/urandom")
         .and_then(|mut f| f.read_exact(&mut b))
         .context("reading /dev/urandom for the socket-id key")?;
-    Ok([u64::from_le_bytes(b[..8].try_into().unwrap()), u64::from_le_bytes(b[8..].try_into().unwrap())])
+    Ok([
+        u64::from_le_bytes(b[..8].try_into().unwrap()),
+        u64::from_le_bytes(b[8..].try_into().unwrap()),
+    ])
 }
 
 pub fn clock_ns(clock: libc::clockid_t) -> u64 {
-    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
     // SAFETY: valid out-pointer.
     unsafe { libc::clock_gettime(clock, &mut ts) };
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
@@ -224,7 +242,11 @@ fn uname() -> (String, String) {
     let mut u: libc::utsname = unsafe { std::mem::zeroed() };
     unsafe { libc::uname(&mut u) };
     let s = |f: &[libc::c_char]| {
-        let b: Vec<u8> = f.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
+        let b: Vec<u8> = f
+            .iter()
+            .take_while(|c| **c != 0)
+            .map(|c| *c as u8)
+            .collect();
         String::from_utf8_lossy(&b).into_owned()
     };
     (s(&u.nodename), s(&u.release))
@@ -259,26 +281,41 @@ impl Live {
 
     /// Recursion skips per probe with a count.
     fn misses(&self) -> Vec<(String, u64)> {
-        self.loaded.recursion_misses().into_iter().filter(|(_, n)| *n > 0).collect()
+        self.loaded
+            .recursion_misses()
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .collect()
     }
 }
 
 impl Boundary for Live {
     fn lost_per_cpu(&self) -> Option<Vec<u64>> {
         // Without capabilities, kernels before 6.5 refuse the map read: retry raised.
-        self.loaded.lost_per_cpu().or_else(|_| self.raised("the lost counters", || self.loaded.lost_per_cpu())).ok()
+        self.loaded
+            .lost_per_cpu()
+            .or_else(|_| self.raised("the lost counters", || self.loaded.lost_per_cpu()))
+            .ok()
     }
 
     fn probe_hits(&self) -> Vec<(String, u64)> {
-        let mut hits = self.loaded.probe_hits().or_else(|_| self.raised("the probe hits", || self.loaded.probe_hits())).unwrap_or_else(|e| {
-            if !self.hits_warned.swap(true, Ordering::Relaxed) {
-                eprintln!("smc-record: warning: {e:#}");
-            }
-            Vec::new()
-        });
+        let mut hits = self
+            .loaded
+            .probe_hits()
+            .or_else(|_| self.raised("the probe hits", || self.loaded.probe_hits()))
+            .unwrap_or_else(|e| {
+                if !self.hits_warned.swap(true, Ordering::Relaxed) {
+                    eprintln!("smc-record: warning: {e:#}");
+                }
+                Vec::new()
+            });
         // Skipped runs (another BPF program active on the CPU) go next to the hits
         // as "<probe>.missed" entries, so the trailer shows every kind of loss.
-        hits.extend(self.misses().into_iter().map(|(p, n)| (format!("{p}.missed"), n)));
+        hits.extend(
+            self.misses()
+                .into_iter()
+                .map(|(p, n)| (format!("{p}.missed"), n)),
+        );
         hits
     }
 
@@ -287,14 +324,25 @@ impl Boundary for Live {
             return None;
         }
         crate::privs::with_raised(|| snapshot(true)).unwrap_or_else(|e| {
-            Some(Snapshot { taken_monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC), error: Some(format!("{e:#}")), ..Default::default() })
+            Some(Snapshot {
+                taken_monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC),
+                error: Some(format!("{e:#}")),
+                ..Default::default()
+            })
         })
     }
 }
 
 pub fn run(args: RecordArgs) -> Result<u8, Failure> {
-    if let Some(bad) = args.exclude.iter().find(|e| !PROBES.iter().any(|p| p.name == e.as_str())) {
-        return Err(Failure::new(2, anyhow!("--exclude {bad}: no such probe (see `smc-record probes`)")));
+    if let Some(bad) = args
+        .exclude
+        .iter()
+        .find(|e| !PROBES.iter().any(|p| p.name == e.as_str()))
+    {
+        return Err(Failure::new(
+            2,
+            anyhow!("--exclude {bad}: no such probe (see `smc-record probes`)"),
+        ));
     }
     // First of all: a Ctrl-C/SIGTERM while the probes load (seconds on a slow
     // machine) must still end with a closed file, not kill us half way.
@@ -305,36 +353,65 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     // In flight mode SIGUSR1 asks for a dump; installed now, so an early one is not fatal.
     let dump_request = Arc::new(AtomicBool::new(false));
     if args.flight.is_some() {
-        signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump_request.clone()).context("installing the SIGUSR1 handler")?;
+        signal_hook::flag::register(signal_hook::consts::SIGUSR1, dump_request.clone())
+            .context("installing the SIGUSR1 handler")?;
     }
     let mode = match (args.flight, args.rotate, args.max_size) {
         (Some(mib), _, _) => output::Mode::Flight {
             budget: mib as u64 * (1 << 20),
             post: Duration::from_secs_f64(args.trigger_post.unwrap_or(0.0).clamp(0.0, 3600.0)),
         },
-        (None, Some(keep), Some(max_size)) => output::Mode::Rotate { max_size, keep: keep as usize },
+        (None, Some(keep), Some(max_size)) => output::Mode::Rotate {
+            max_size,
+            keep: keep as usize,
+        },
         _ => output::Mode::Single,
     };
-    if args.trigger_post.is_some_and(|p| !(0.0..=3600.0).contains(&p)) {
-        return Err(Failure::new(2, anyhow!("--trigger-post must be between 0 and 3600 seconds")));
+    if args
+        .trigger_post
+        .is_some_and(|p| !(0.0..=3600.0).contains(&p))
+    {
+        return Err(Failure::new(
+            2,
+            anyhow!("--trigger-post must be between 0 and 3600 seconds"),
+        ));
     }
     if matches!(mode, output::Mode::Single) {
         check_output(&args.output, args.force)?;
     } else {
         if std::fs::symlink_metadata(&args.output).is_ok_and(|m| m.is_dir()) {
-            return Err(Failure::new(2, anyhow!("--output {} is a directory; give a file name (the series is named after it)", args.output.display())));
+            return Err(Failure::new(
+                2,
+                anyhow!(
+                    "--output {} is a directory; give a file name (the series is named after it)",
+                    args.output.display()
+                ),
+            ));
         }
         check_output(&output::numbered(&args.output, 1), args.force)?;
         output::check_series(&args.output, args.force).map_err(|e| {
-            Failure::from(anyhow::Error::new(smctrace_format::FormatError::OutputRefused { path: args.output.clone(), reason: format!("{e:#}") }))
+            Failure::from(anyhow::Error::new(
+                smctrace_format::FormatError::OutputRefused {
+                    path: args.output.clone(),
+                    reason: format!("{e:#}"),
+                },
+            ))
         })?;
     }
     check_privileges()?;
     if !args.buffer.is_power_of_two() || args.buffer < 4096 || args.buffer > (1 << 30) {
-        return Err(Failure::new(2, anyhow!("--buffer must be a power of two between 4k and 1G")));
+        return Err(Failure::new(
+            2,
+            anyhow!("--buffer must be a power of two between 4k and 1G"),
+        ));
     }
     let btf = kernel_btf()?;
-    let filters = Filters { pids: args.pids.clone(), comms: args.comms.clone(), ports: args.ports.clone(), netns: args.netns.clone() };
+    let filters = Filters {
+        pids: args.pids.clone(),
+        comms: args.comms.clone(),
+        ports: args.ports.clone(),
+        netns: args.netns.clone(),
+    };
     let cfg = Config {
         filters: filters.clone(),
         payload_bytes: args.payload,
@@ -346,12 +423,28 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     let mut loaded = loader::load_and_attach(&btf, &cfg).map_err(|e| Failure::new(exit::BPF, e))?;
     let attached = loaded.probes.iter().filter(|p| p.attached).count();
     if attached == 0 {
-        let why = loaded.probes.first().and_then(|p| p.error.clone()).unwrap_or_default();
-        return Err(Failure::new(exit::BPF, anyhow!("no probe could be attached (first error: {why})")));
+        let why = loaded
+            .probes
+            .first()
+            .and_then(|p| p.error.clone())
+            .unwrap_or_default();
+        return Err(Failure::new(
+            exit::BPF,
+            anyhow!("no probe could be attached (first error: {why})"),
+        ));
     }
     if !args.quiet {
-        for p in loaded.probes.iter().filter(|p| !p.attached && !args.exclude.contains(&p.name)) {
-            eprintln!("smc-record: probe {} ({}) not attached: {}", p.name, p.hook, p.error.as_deref().unwrap_or("?"));
+        for p in loaded
+            .probes
+            .iter()
+            .filter(|p| !p.attached && !args.exclude.contains(&p.name))
+        {
+            eprintln!(
+                "smc-record: probe {} ({}) not attached: {}",
+                p.name,
+                p.hook,
+                p.error.as_deref().unwrap_or("?")
+            );
         }
     }
 
@@ -359,25 +452,48 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
     let meta = Metadata {
         host,
         kernel_release: release,
-        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_string()).unwrap_or_default(),
+        boot_id: std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
         recorder_version: env!("CARGO_PKG_VERSION").to_string(),
         command_line: std::env::args().collect(),
-        clock: ClockRef { monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC), realtime_ns: clock_ns(libc::CLOCK_REALTIME) },
+        clock: ClockRef {
+            monotonic_ns: clock_ns(libc::CLOCK_MONOTONIC),
+            realtime_ns: clock_ns(libc::CLOCK_REALTIME),
+        },
         probes: loaded.probes.clone(),
         filters,
         payload_bytes: args.payload,
         start_snapshot: snapshot(!args.no_snapshot),
         extra: vec![
-            ("sock_id".into(), "murmur3-fmix64(addr ^ key0) ^ key1, per-recording random key".into()),
+            (
+                "sock_id".into(),
+                "murmur3-fmix64(addr ^ key0) ^ key1, per-recording random key".into(),
+            ),
             ("ring_bytes".into(), args.buffer.to_string()),
-            ("event_abi".into(), smctrace_format::event::EVENT_ABI.to_string()),
+            (
+                "event_abi".into(),
+                smctrace_format::event::EVENT_ABI.to_string(),
+            ),
         ],
     };
     let ring = loaded.take_ring().map_err(|e| Failure::new(exit::BPF, e))?;
     let loaded = Arc::new(loaded);
-    let live = Arc::new(Live { loaded: loaded.clone(), snap: !args.no_snapshot, hits_warned: AtomicBool::new(false) });
+    let live = Arc::new(Live {
+        loaded: loaded.clone(),
+        snap: !args.no_snapshot,
+        hits_warned: AtomicBool::new(false),
+    });
     let multi = !matches!(mode, output::Mode::Single);
-    let output = Output::new(mode, &args.output, args.force, meta, live.clone(), args.quiet).map_err(Failure::from)?;
+    let output = Output::new(
+        mode,
+        &args.output,
+        args.force,
+        meta,
+        live.clone(),
+        args.quiet,
+    )
+    .map_err(Failure::from)?;
 
     let progress = Arc::new(Progress::default());
     // Everything privileged is done: record with no effective capability (see privs.rs).
@@ -415,7 +531,10 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
         let events: u64 = files.iter().map(|f| f.summary.events).sum();
         let chunks: u64 = files.iter().map(|f| f.summary.chunks).sum();
         let bytes: u64 = files.iter().map(|f| f.summary.bytes).sum();
-        let last = files.last().map(|f| f.summary.path.display().to_string()).unwrap_or_default();
+        let last = files
+            .last()
+            .map(|f| f.summary.path.display().to_string())
+            .unwrap_or_default();
         if multi {
             eprintln!("smc-record: {events} events, {chunks} chunks, {bytes} bytes in {} files written (last {last}); lost {lost}", files.len());
         } else {
@@ -433,10 +552,19 @@ pub fn run(args: RecordArgs) -> Result<u8, Failure> {
 }
 
 /// Run until a stop condition; returns the exit code (the command's, if any).
-fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loaded: &loader::Loaded, multi: bool) -> Result<u8, Failure> {
+fn session(
+    args: &RecordArgs,
+    stop: &Arc<AtomicBool>,
+    progress: &Progress,
+    loaded: &loader::Loaded,
+    multi: bool,
+) -> Result<u8, Failure> {
     let child_status: Arc<Mutex<Option<ExitStatus>>> = Arc::new(Mutex::new(None));
     if !args.command.is_empty() && stop.load(Ordering::Acquire) {
-        eprintln!("smc-record: interrupted before `{}` was started; not running it", args.command[0]);
+        eprintln!(
+            "smc-record: interrupted before `{}` was started; not running it",
+            args.command[0]
+        );
         return Ok(0);
     }
     if !args.command.is_empty() {
@@ -455,7 +583,8 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loade
         });
     }
     if let Some(p) = &args.ready_file {
-        std::fs::write(p, format!("{}\n", std::process::id())).with_context(|| format!("creating ready file {}", p.display()))?;
+        std::fs::write(p, format!("{}\n", std::process::id()))
+            .with_context(|| format!("creating ready file {}", p.display()))?;
     }
     let started = Instant::now();
     let deadline = args.duration.map(Duration::from_secs_f64);
@@ -466,7 +595,11 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loade
         if deadline.is_some_and(|d| started.elapsed() >= d) {
             break;
         }
-        if !multi && args.max_size.is_some_and(|m| progress.file_bytes.load(Ordering::Relaxed) >= m) {
+        if !multi
+            && args
+                .max_size
+                .is_some_and(|m| progress.file_bytes.load(Ordering::Relaxed) >= m)
+        {
             if !args.quiet {
                 eprintln!("\nsmc-record: --max-size reached");
             }
@@ -475,7 +608,10 @@ fn session(args: &RecordArgs, stop: &Arc<AtomicBool>, progress: &Progress, loade
         if status_line && last_status.elapsed() >= Duration::from_millis(500) {
             last_status = Instant::now();
             // Without capabilities, kernels before 6.5 refuse the map read: "?" then.
-            let lost = loaded.lost_per_cpu().map(|v| v.iter().sum::<u64>().to_string()).unwrap_or_else(|_| "?".into());
+            let lost = loaded
+                .lost_per_cpu()
+                .map(|v| v.iter().sum::<u64>().to_string())
+                .unwrap_or_else(|_| "?".into());
             eprint!(
                 "\r{:>8.1}s  {:>10} events  {:>8.2} MB written  {} lost",
                 started.elapsed().as_secs_f64(),
@@ -508,7 +644,11 @@ fn close(pipeline: Pipeline, live: &Live) -> Result<(Vec<output::Closed>, u64), 
     if let Err(e) = crate::privs::raise_for_close() {
         eprintln!("smc-record: warning: {e:#}; the counters and end snapshot may be incomplete");
     }
-    let lost_per_cpu = live.loaded.lost_per_cpu().map_err(|e| eprintln!("smc-record: warning: {e:#}")).ok();
+    let lost_per_cpu = live
+        .loaded
+        .lost_per_cpu()
+        .map_err(|e| eprintln!("smc-record: warning: {e:#}"))
+        .ok();
     let misses = live.misses();
     let missed: u64 = misses.iter().map(|(_, n)| n).sum();
     if missed > 0 {
@@ -519,14 +659,17 @@ fn close(pipeline: Pipeline, live: &Live) -> Result<(Vec<output::Closed>, u64), 
         );
     }
     let lost = lost_per_cpu.as_ref().map_or(0, |v| v.iter().sum());
-    let files = output.finish(lost_per_cpu).map_err(|e| Failure::from(e.context("closing the recording")))?;
+    let files = output
+        .finish(lost_per_cpu)
+        .map_err(|e| Failure::from(e.context("closing the recording")))?;
     Ok((files, lost))
 }
 
 /// `smc-record probes`: the table of probes on this kernel.
 pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
     let btf = match btf_dir {
-        Some(d) => KernelBtf::from_files(&d.join("vmlinux.btf"), &d.join("smc.btf")).map_err(|e| Failure::new(exit::NO_BTF, e))?,
+        Some(d) => KernelBtf::from_files(&d.join("vmlinux.btf"), &d.join("smc.btf"))
+            .map_err(|e| Failure::new(exit::NO_BTF, e))?,
         None => kernel_btf()?,
     };
 
@@ -534,21 +677,43 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
     let verdicts = loader::preflight(&btf, &offsets);
     let attach = !dry_run && check_privileges().is_ok();
     let infos = if attach {
-        let cfg = Config { filters: Filters::default(), payload_bytes: 0, ring_bytes: 4096, sock_key: random_key()?, exclude: Vec::new(), conn_pairs: Vec::new() };
-        Some(loader::load_and_attach(&btf, &cfg).map_err(|e| Failure::new(exit::BPF, e))?.probes)
+        let cfg = Config {
+            filters: Filters::default(),
+            payload_bytes: 0,
+            ring_bytes: 4096,
+            sock_key: random_key()?,
+            exclude: Vec::new(),
+            conn_pairs: Vec::new(),
+        };
+        Some(
+            loader::load_and_attach(&btf, &cfg)
+                .map_err(|e| Failure::new(exit::BPF, e))?
+                .probes,
+        )
     } else {
         None
     };
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "{:<18} {:<26} {:<18} {:<24} STATUS", "PROBE", "HOOK", "ATTACH", "STAGE");
+    let _ = writeln!(
+        out,
+        "{:<18} {:<26} {:<18} {:<24} STATUS",
+        "PROBE", "HOOK", "ATTACH", "STAGE"
+    );
     let mut lost_stages = Vec::new();
     let mut on_tracepoints = Vec::new();
     for (i, p) in PROBES.iter().enumerate() {
-        let mut kind = p.programs.iter().map(|(_, a)| a.name()).collect::<Vec<_>>().join("+");
+        let mut kind = p
+            .programs
+            .iter()
+            .map(|(_, a)| a.name())
+            .collect::<Vec<_>>()
+            .join("+");
         let mut hook = p.hook.to_string();
         let tp = match &infos {
-            Some(v) => (v[i].error.is_none() && v[i].attach_type.starts_with("raw_tp (")).then(|| v[i].hook.clone()),
-            None => crate::probes::preferred_tracepoint(p.name, |t| btf.has_tracepoint(t)).map(|t| t.tracepoint.to_string()),
+            Some(v) => (v[i].error.is_none() && v[i].attach_type.starts_with("raw_tp ("))
+                .then(|| v[i].hook.clone()),
+            None => crate::probes::preferred_tracepoint(p.name, |t| btf.has_tracepoint(t))
+                .map(|t| t.tracepoint.to_string()),
         };
         if let Some(v) = &infos {
             if v[i].error.is_none() {
@@ -556,7 +721,10 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
             }
         }
         if let Some(tp) = tp {
-            on_tracepoints.push(format!("{} on tracepoint smc:{tp} (instead of a kprobe on {})", p.name, p.hook));
+            on_tracepoints.push(format!(
+                "{} on tracepoint smc:{tp} (instead of a kprobe on {})",
+                p.name, p.hook
+            ));
             hook = tp;
             kind = "raw_tp".to_string();
         }
@@ -574,12 +742,19 @@ pub fn probes(dry_run: bool, btf_dir: Option<&Path>) -> Result<(), Failure> {
         if !ok {
             lost_stages.push(format!("{} ({}): {}", p.stage, p.name, p.loses));
         }
-        let _ = writeln!(out, "{:<18} {:<26} {:<18} {:<24} {}", p.name, hook, kind, p.stage, status);
+        let _ = writeln!(
+            out,
+            "{:<18} {:<26} {:<18} {:<24} {}",
+            p.name, hook, kind, p.stage, status
+        );
     }
     if on_tracepoints.is_empty() {
         let _ = writeln!(out, "\nTracepoints: none of the smctrace series' tracepoints in this kernel; function probes (fentry/fexit, else kprobes) everywhere.");
     } else {
-        let _ = writeln!(out, "\nTracepoints of the smctrace series preferred over function probes:");
+        let _ = writeln!(
+            out,
+            "\nTracepoints of the smctrace series preferred over function probes:"
+        );
         for l in &on_tracepoints {
             let _ = writeln!(out, "  - {l}");
         }

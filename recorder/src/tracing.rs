@@ -94,7 +94,10 @@ pub fn module_btf_fd(module: &str) -> Result<OwnedFd> {
     }
     let mut id = 0u32;
     loop {
-        let mut a = IdAttr { id, ..Default::default() };
+        let mut a = IdAttr {
+            id,
+            ..Default::default()
+        };
         match sys_bpf(BPF_BTF_GET_NEXT_ID, &mut a) {
             Ok(_) => id = a.next_id,
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
@@ -102,20 +105,28 @@ pub fn module_btf_fd(module: &str) -> Result<OwnedFd> {
             }
             Err(e) => return Err(e).context("BPF_BTF_GET_NEXT_ID"),
         }
-        let mut a = IdAttr { id, ..Default::default() };
+        let mut a = IdAttr {
+            id,
+            ..Default::default()
+        };
         let fd = match sys_bpf(BPF_BTF_GET_FD_BY_ID, &mut a) {
             Ok(fd) => owned(fd),
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => continue, // went away meanwhile
             Err(e) => return Err(e).context("BPF_BTF_GET_FD_BY_ID"),
         };
         let mut name = [0u8; 64];
-        let mut info = BtfInfo { name: name.as_mut_ptr() as u64, name_len: name.len() as u32, ..Default::default() };
+        let mut info = BtfInfo {
+            name: name.as_mut_ptr() as u64,
+            name_len: name.len() as u32,
+            ..Default::default()
+        };
         let mut ia = InfoAttr {
             bpf_fd: fd.as_raw_fd() as u32,
             info_len: std::mem::size_of::<BtfInfo>() as u32,
             info: &mut info as *mut BtfInfo as u64,
         };
-        sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut ia).context("BPF_OBJ_GET_INFO_BY_FD on a BTF object")?;
+        sys_bpf(BPF_OBJ_GET_INFO_BY_FD, &mut ia)
+            .context("BPF_OBJ_GET_INFO_BY_FD on a BTF object")?;
         let n = name.iter().position(|b| *b == 0).unwrap_or(name.len());
         if info.kernel_btf != 0 && &name[..n] == module.as_bytes() {
             return Ok(fd);
@@ -163,7 +174,9 @@ pub struct TracingObject {
 impl TracingObject {
     /// `bytes` must be the object `ebpf` was loaded from.
     pub fn new(bytes: &[u8], ebpf: &Ebpf) -> Result<TracingObject> {
-        let mut obj = Object::parse(bytes).map_err(|e| anyhow!("{e}")).context("parsing the BPF object for fentry")?;
+        let mut obj = Object::parse(bytes)
+            .map_err(|e| anyhow!("{e}"))
+            .context("parsing the BPF object for fentry")?;
         let mut fds: HashMap<String, RawFd> = HashMap::new();
         for (name, m) in ebpf.maps() {
             let d = map_data(m).with_context(|| format!("map {name}: unexpected type"))?;
@@ -171,7 +184,9 @@ impl TracingObject {
         }
         let mut triples = Vec::new();
         for (name, m) in &obj.maps {
-            let fd = *fds.get(name).with_context(|| format!("map {name} of the object was not created by aya"))?;
+            let fd = *fds
+                .get(name)
+                .with_context(|| format!("map {name} of the object was not created by aya"))?;
             triples.push((name.as_str(), fd, m));
         }
         let text_sections: HashSet<usize> = obj.functions.keys().map(|(s, _)| *s).collect();
@@ -180,7 +195,10 @@ impl TracingObject {
             .relocate_maps(triples.into_iter(), &text_sections)
             .map_err(|e| anyhow!("{e}"))
             .context("relocating map references")?;
-        relocated.relocate_calls(&text_sections).map_err(|e| anyhow!("{e}")).context("relocating calls")?;
+        relocated
+            .relocate_calls(&text_sections)
+            .map_err(|e| anyhow!("{e}"))
+            .context("relocating calls")?;
         obj = relocated;
         let license = obj.license.clone();
         Ok(TracingObject { obj, license })
@@ -188,9 +206,23 @@ impl TracingObject {
 
     /// Load program `name` as `kind` on BTF function `btf_id` of the BTF object
     /// `btf_obj` (None: vmlinux) and attach it. Returns (program, link).
-    pub fn load_attach(&self, name: &str, kind: Kind, btf_id: u32, btf_obj: Option<&OwnedFd>) -> Result<(OwnedFd, OwnedFd)> {
-        let prog = self.obj.programs.get(name).with_context(|| format!("program {name} missing from the BPF object"))?;
-        let func = self.obj.functions.get(&prog.function_key()).with_context(|| format!("program {name}: no code"))?;
+    pub fn load_attach(
+        &self,
+        name: &str,
+        kind: Kind,
+        btf_id: u32,
+        btf_obj: Option<&OwnedFd>,
+    ) -> Result<(OwnedFd, OwnedFd)> {
+        let prog = self
+            .obj
+            .programs
+            .get(name)
+            .with_context(|| format!("program {name} missing from the BPF object"))?;
+        let func = self
+            .obj
+            .functions
+            .get(&prog.function_key())
+            .with_context(|| format!("program {name}: no code"))?;
         let insns = &func.instructions;
 
         #[repr(C)]
@@ -249,7 +281,15 @@ impl TracingObject {
                     let text = String::from_utf8_lossy(&log[..n]);
                     let tail: Vec<&str> = text.lines().rev().take(2).collect();
                     let tail: Vec<&str> = tail.into_iter().rev().collect();
-                    bail!("loading {name} as {}: {e}{}", kind.name(), if tail.is_empty() { String::new() } else { format!(" ({})", tail.join(" / ")) });
+                    bail!(
+                        "loading {name} as {}: {e}{}",
+                        kind.name(),
+                        if tail.is_empty() {
+                            String::new()
+                        } else {
+                            format!(" ({})", tail.join(" / "))
+                        }
+                    );
                 }
             }
         };
@@ -259,8 +299,13 @@ impl TracingObject {
             prog_fd: u32,
             _pad: u32,
         }
-        let mut oa = OpenAttr { name: 0, prog_fd: prog_fd.as_raw_fd() as u32, _pad: 0 };
-        let link = sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &mut oa).with_context(|| format!("attaching {name} ({})", kind.name()))?;
+        let mut oa = OpenAttr {
+            name: 0,
+            prog_fd: prog_fd.as_raw_fd() as u32,
+            _pad: 0,
+        };
+        let link = sys_bpf(BPF_RAW_TRACEPOINT_OPEN, &mut oa)
+            .with_context(|| format!("attaching {name} ({})", kind.name()))?;
         Ok((prog_fd, owned(link)))
     }
 }
@@ -279,7 +324,12 @@ mod tests {
         let src = include_str!("../../recorder-ebpf/smc_record.bpf.c");
         let progs: Vec<&str> = crate::probes::PROBES
             .iter()
-            .flat_map(|p| p.programs.iter().filter(|(_, a)| *a != crate::probes::Attach::RawTp).map(|(n, _)| *n))
+            .flat_map(|p| {
+                p.programs
+                    .iter()
+                    .filter(|(_, a)| *a != crate::probes::Attach::RawTp)
+                    .map(|(n, _)| *n)
+            })
             .collect();
         for p in &progs {
             let twin = kernel_name(&crate::loader::fentry_twin(p));

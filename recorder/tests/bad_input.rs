@@ -32,20 +32,31 @@ fn smc_loaded() -> bool {
 /// One stderr line starting `smc-record: `, no panic; returns it.
 fn one_line(o: &Output, what: &str) -> String {
     let e = String::from_utf8_lossy(&o.stderr).into_owned();
-    assert_eq!(e.lines().count(), 1, "{what}: stderr is not one line: {e:?}");
+    assert_eq!(
+        e.lines().count(),
+        1,
+        "{what}: stderr is not one line: {e:?}"
+    );
     assert!(e.starts_with("smc-record: "), "{what}: {e}");
     assert!(!e.contains("panicked"), "{what}: {e}");
     e
 }
 
 fn record(out: &Path, extra: &[&str]) -> Output {
-    Command::new(bin()).args(["record", "-q", "--output", out.to_str().unwrap()]).args(extra).output().unwrap()
+    Command::new(bin())
+        .args(["record", "-q", "--output", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .unwrap()
 }
 
 #[test]
 fn no_smc_module_is_exit_12() {
     if smc_loaded() || !is_root() || !Path::new("/sys/kernel/btf/vmlinux").exists() {
-        eprintln!("SKIP: needs root, kernel BTF and no smc module (this host: smc {})", smc_loaded());
+        eprintln!(
+            "SKIP: needs root, kernel BTF and no smc module (this host: smc {})",
+            smc_loaded()
+        );
         return;
     }
     let d = tmpdir("nosmc");
@@ -53,7 +64,10 @@ fn no_smc_module_is_exit_12() {
     let o = record(&f, &[]);
     let e = one_line(&o, "no smc module");
     assert_eq!(o.status.code(), Some(12), "{e}");
-    assert!(e.contains("smc kernel module is not loaded") && e.contains("modprobe smc"), "{e}");
+    assert!(
+        e.contains("smc kernel module is not loaded") && e.contains("modprobe smc"),
+        "{e}"
+    );
     assert!(!f.exists(), "a refused recording left a file");
 }
 
@@ -72,7 +86,15 @@ fn missing_privileges_is_exit_10_naming_the_capabilities() {
     std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777)).unwrap();
     let f = d.join("r.smctrace");
     let o = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", bin(), "record", "-q", "--output"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            bin(),
+            "record",
+            "-q",
+            "--output",
+        ])
         .arg(&f)
         .output()
         .expect("setpriv (util-linux) runs");
@@ -92,10 +114,20 @@ fn missing_kernel_btf_is_exit_11() {
     let f = d.join("r.smctrace");
     // A private mount namespace where /sys/kernel/btf is an empty tmpfs: the
     // kernel looks as if it had no CONFIG_DEBUG_INFO_BTF.
-    let script = format!("mount -t tmpfs none /sys/kernel/btf && exec {} record -q --output {}", bin(), f.display());
-    let o = Command::new("unshare").args(["--mount", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    let script = format!(
+        "mount -t tmpfs none /sys/kernel/btf && exec {} record -q --output {}",
+        bin(),
+        f.display()
+    );
+    let o = Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
     if !o.status.success() && String::from_utf8_lossy(&o.stderr).contains("unshare:") {
-        eprintln!("SKIP: cannot make a mount namespace here: {}", String::from_utf8_lossy(&o.stderr).trim());
+        eprintln!(
+            "SKIP: cannot make a mount namespace here: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
         return;
     }
     let e = one_line(&o, "no BTF");
@@ -116,7 +148,12 @@ fn output_symlink_and_existing_file_are_refused_with_26() {
     assert!(!target.exists(), "the link's target was created");
     // --force never follows a symlink either
     let o = record(&link, &["--force"]);
-    assert_eq!(o.status.code(), Some(26), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(26),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     assert!(!target.exists());
 
     let existing = d.join("old.smctrace");
@@ -131,11 +168,17 @@ fn output_symlink_and_existing_file_are_refused_with_26() {
     let base = d.join("ser.smctrace");
     let old = d.join("ser.000002.smctrace");
     std::fs::write(&old, b"keep me").unwrap();
-    for args in [&["--flight", "1"][..], &["--max-size", "1M", "--rotate", "2"]] {
+    for args in [
+        &["--flight", "1"][..],
+        &["--max-size", "1M", "--rotate", "2"],
+    ] {
         let o = record(&base, args);
         let e = one_line(&o, "earlier series");
         assert_eq!(o.status.code(), Some(26), "{args:?}: {e}");
-        assert!(e.contains("ser.000002.smctrace") && e.contains("--force"), "{e}");
+        assert!(
+            e.contains("ser.000002.smctrace") && e.contains("--force"),
+            "{e}"
+        );
     }
     assert_eq!(std::fs::read(&old).unwrap(), b"keep me");
     assert!(!base.exists(), "the series base name is never created");
@@ -160,7 +203,12 @@ fn bad_command_line_is_exit_2() {
         &["--flight", "1", "--trigger-post", "-1"],
     ] {
         let o = record(&f, args);
-        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
         assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
     }
 }

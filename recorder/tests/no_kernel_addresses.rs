@@ -29,7 +29,11 @@ fn ids(path: &Path) -> (HashSet<u64>, HashSet<u64>) {
                 _ => None,
             };
             for v in ev.sock().into_iter().chain(lgr) {
-                assert!(v < KERNEL_HALF, "{}: value {v:#x} looks like a kernel address", path.display());
+                assert!(
+                    v < KERNEL_HALF,
+                    "{}: value {v:#x} looks like a kernel address",
+                    path.display()
+                );
             }
             if let Some(s) = ev.sock().filter(|s| *s != 0) {
                 socks.insert(s);
@@ -41,7 +45,9 @@ fn ids(path: &Path) -> (HashSet<u64>, HashSet<u64>) {
     }
     let extra = &r.metadata().extra;
     assert!(
-        extra.iter().any(|(k, v)| k == "sock_id" && v.contains("per-recording random key")),
+        extra
+            .iter()
+            .any(|(k, v)| k == "sock_id" && v.contains("per-recording random key")),
         "{}: metadata does not name the keyed transform: {extra:?}",
         path.display()
     );
@@ -53,7 +59,10 @@ fn sock_and_lgr_are_keyed_transforms_in_the_lab_recordings() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
     let mut checked = 0;
     for run in ["pingpong", "bulk", "shortconn", "fallback"] {
-        let (a, b) = (root.join(run).join("a-client.smctrace"), root.join(run).join("b-server.smctrace"));
+        let (a, b) = (
+            root.join(run).join("a-client.smctrace"),
+            root.join(run).join("b-server.smctrace"),
+        );
         if !a.exists() || !b.exists() {
             continue;
         }
@@ -62,9 +71,18 @@ fn sock_and_lgr_are_keyed_transforms_in_the_lab_recordings() {
         assert!(!sa.is_empty() && !sb.is_empty(), "{run}: no socket ids");
         // The kernel address of a peer's smc_sock may even coincide (two guests, same
         // kernel, same boot path); the keys differ, so the ids must not.
-        assert!(sa.is_disjoint(&sb), "{run}: the two recordings share socket ids");
-        assert!(la.is_disjoint(&lb), "{run}: the two recordings share lgr ids");
+        assert!(
+            sa.is_disjoint(&sb),
+            "{run}: the two recordings share socket ids"
+        );
+        assert!(
+            la.is_disjoint(&lb),
+            "{run}: the two recordings share lgr ids"
+        );
         checked += 1;
     }
-    assert!(checked >= 3, "fixtures missing: only {checked} runs checked");
+    assert!(
+        checked >= 3,
+        "fixtures missing: only {checked} runs checked"
+    );
 }

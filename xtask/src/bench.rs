@@ -74,7 +74,8 @@ pub fn run(opts: &Options) -> Result<i32> {
             .join(format!("run-{}", unix_secs())),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let out = std::fs::canonicalize(&out).with_context(|| format!("resolving {}", out.display()))?;
+    let out =
+        std::fs::canonicalize(&out).with_context(|| format!("resolving {}", out.display()))?;
     let mut md = String::new();
     let _ = writeln!(md, "# cargo xtask bench {:?}\n", opts.part);
     let _ = writeln!(md, "{}\n", machine_line());
@@ -130,7 +131,9 @@ fn machine_line() -> String {
                 .map(|(_, v)| v.trim().to_string())
         })
         .unwrap_or_else(|| "?".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease")
         .map(|s| s.trim().to_string())
         .unwrap_or_else(|_| "?".into());
@@ -139,7 +142,10 @@ fn machine_line() -> String {
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
         .unwrap_or_default();
-    format!("host: {cpu}, {cores} cores, kernel {kernel}, {date}, load {}", loadavg())
+    format!(
+        "host: {cpu}, {cores} cores, kernel {kernel}, {date}, load {}",
+        loadavg()
+    )
 }
 
 fn median(v: &mut [f64]) -> f64 {
@@ -170,7 +176,11 @@ impl LoadSampler {
             let mut last: Option<Instant> = None;
             while !s.load(Ordering::Relaxed) {
                 if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(5)) {
-                    if let Some(l) = loadavg().split_whitespace().next().and_then(|x| x.parse().ok()) {
+                    if let Some(l) = loadavg()
+                        .split_whitespace()
+                        .next()
+                        .and_then(|x| x.parse().ok())
+                    {
                         v.push(l);
                     }
                     last = Some(Instant::now());
@@ -179,16 +189,25 @@ impl LoadSampler {
             }
             v
         });
-        LoadSampler { stop, handle: Some(handle) }
+        LoadSampler {
+            stop,
+            handle: Some(handle),
+        }
     }
 
     fn finish(mut self) -> String {
         self.stop.store(true, Ordering::Relaxed);
-        let mut v = self.handle.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        let mut v = self
+            .handle
+            .take()
+            .and_then(|h| h.join().ok())
+            .unwrap_or_default();
         if v.is_empty() {
             return "?".into();
         }
-        let (lo, hi) = v.iter().fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
+        let (lo, hi) = v
+            .iter()
+            .fold((f64::MAX, f64::MIN), |(a, b), &x| (a.min(x), b.max(x)));
         format!("{lo:.1} / {:.1} / {hi:.1}", median(&mut v))
     }
 }
@@ -211,22 +230,36 @@ fn recorder_programs(src: &str) -> Vec<Prog> {
     let mut out = Vec::new();
     let lines: Vec<&str> = src.lines().collect();
     for (i, l) in lines.iter().enumerate() {
-        let Some(rest) = l.trim().strip_prefix("SEC(\"") else { continue };
-        let Some((sec, _)) = rest.split_once('"') else { continue };
-        let Some((kind, hook)) = sec.split_once('/') else { continue };
+        let Some(rest) = l.trim().strip_prefix("SEC(\"") else {
+            continue;
+        };
+        let Some((sec, _)) = rest.split_once('"') else {
+            continue;
+        };
+        let Some((kind, hook)) = sec.split_once('/') else {
+            continue;
+        };
         if !matches!(kind, "kprobe" | "kretprobe" | "fentry" | "fexit" | "raw_tp") {
             continue;
         }
-        let Some(next) = lines.get(i + 1) else { continue };
+        let Some(next) = lines.get(i + 1) else {
+            continue;
+        };
         let decl = next.trim().trim_start_matches("int ").trim();
         let name = match decl.split_once('(') {
-            Some((m, args)) if m.starts_with("BPF_") || m == "TRACING" => args.split([',', ')']).next().unwrap_or(""),
+            Some((m, args)) if m.starts_with("BPF_") || m == "TRACING" => {
+                args.split([',', ')']).next().unwrap_or("")
+            }
             Some((n, _)) => n,
             None => "",
         }
         .trim();
         if !name.is_empty() {
-            out.push(Prog { name: name.into(), kind: kind.into(), hook: hook.into() });
+            out.push(Prog {
+                name: name.into(),
+                kind: kind.into(),
+                hook: hook.into(),
+            });
         }
     }
     out
@@ -264,7 +297,11 @@ fn floor_source(progs: &[Prog], emit: bool) -> (String, Vec<(String, String, Str
         } else {
             "\treturn 0;\n"
         };
-        let _ = writeln!(src, "SEC(\"{}/{}\")\nint {name}(void *ctx)\n{{\n{body}}}\n", p.kind, p.hook);
+        let _ = writeln!(
+            src,
+            "SEC(\"{}/{}\")\nint {name}(void *ctx)\n{{\n{body}}}\n",
+            p.kind, p.hook
+        );
         map.push((name, p.kind.clone(), p.hook.clone()));
     }
     (src, map)
@@ -355,7 +392,11 @@ int main(int argc, char **argv)
 /// loader into `dir`; returns the name maps (floor, emitter).
 type NameMap = Vec<(String, String, String)>;
 fn build_floor(dir: &Path, progs: &[Prog]) -> Result<(NameMap, NameMap)> {
-    host::ensure_tools(&[("clang", "/usr/bin/clang"), ("libbpf-dev", "/usr/include/bpf/libbpf.h"), ("gcc", "/usr/bin/cc")])?;
+    host::ensure_tools(&[
+        ("clang", "/usr/bin/clang"),
+        ("libbpf-dev", "/usr/include/bpf/libbpf.h"),
+        ("gcc", "/usr/bin/cc"),
+    ])?;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut maps = Vec::new();
     for (stem, emit) in [("floor", false), ("emit", true)] {
@@ -365,7 +406,15 @@ fn build_floor(dir: &Path, progs: &[Prog]) -> Result<(NameMap, NameMap)> {
         let clang = std::env::var_os("CLANG").unwrap_or_else(|| "clang".into());
         host::run_checked(
             Command::new(clang)
-                .args(["-O2", "-g", "-target", "bpf", "-D__TARGET_ARCH_x86", "-I/usr/include/x86_64-linux-gnu", "-c"])
+                .args([
+                    "-O2",
+                    "-g",
+                    "-target",
+                    "bpf",
+                    "-D__TARGET_ARCH_x86",
+                    "-I/usr/include/x86_64-linux-gnu",
+                    "-c",
+                ])
                 .arg(&c)
                 .arg("-o")
                 .arg(dir.join(format!("{stem}.bpf.o"))),
@@ -376,7 +425,12 @@ fn build_floor(dir: &Path, progs: &[Prog]) -> Result<(NameMap, NameMap)> {
     let l = dir.join("floor-loader.c");
     std::fs::write(&l, FLOOR_LOADER).with_context(|| format!("writing {}", l.display()))?;
     host::run_checked(
-        Command::new("cc").args(["-O2", "-Wall"]).arg(&l).arg("-o").arg(dir.join("floor-loader")).arg("-lbpf"),
+        Command::new("cc")
+            .args(["-O2", "-Wall"])
+            .arg(&l)
+            .arg("-o")
+            .arg(dir.join("floor-loader"))
+            .arg("-lbpf"),
         "building the floor loader (cc ... -lbpf)",
     )?;
     let emit = maps.pop().unwrap_or_default();
@@ -456,14 +510,18 @@ fn a_script(opts: &Options, bin: &Path, floor: &Path, recorder: bool, bpf: bool)
 fn cargo_release(packages: &[&str]) -> Result<()> {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
-    cmd.args(["build", "--quiet", "--release"]).current_dir(host::workspace_root());
+    cmd.args(["build", "--quiet", "--release"])
+        .current_dir(host::workspace_root());
     for p in packages {
         cmd.args(["-p", p]);
     }
     say(&format!("building (release) {}", packages.join(", ")));
     let status = cmd.status().context("running cargo build --release")?;
     if !status.success() {
-        bail!("cargo build --release -p {} failed ({status})", packages.join(" -p "));
+        bail!(
+            "cargo build --release -p {} failed ({status})",
+            packages.join(" -p ")
+        );
     }
     Ok(())
 }
@@ -476,11 +534,15 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
         bail!("--runs, --count and --bulk-secs must be at least 1");
     }
     host::ensure_lab_host()?;
-    host::ensure_tools(&[("linux-perf", "/usr/bin/perf"), ("bpftool", "/usr/sbin/bpftool")])?;
+    host::ensure_tools(&[
+        ("linux-perf", "/usr/bin/perf"),
+        ("bpftool", "/usr/sbin/bpftool"),
+    ])?;
     host::cargo_build(&["smc-netlink"])?;
     cargo_release(&["smc-load", "smc-record"])?;
     let src_path = host::workspace_root().join("recorder-ebpf/smc_record.bpf.c");
-    let src = std::fs::read_to_string(&src_path).with_context(|| format!("reading {}", src_path.display()))?;
+    let src = std::fs::read_to_string(&src_path)
+        .with_context(|| format!("reading {}", src_path.display()))?;
     // Only the programs of the attach mechanism smc-record will use (each hook has a kprobe and
     // an fentry twin): the floor then costs what smc-record's own hooks cost, nothing more.
     let progs: Vec<Prog> = recorder_programs(&src)
@@ -492,21 +554,31 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
         })
         .collect();
     if progs.is_empty() {
-        bail!("no SEC(\"kprobe/...\") programs found in {}", src_path.display());
+        bail!(
+            "no SEC(\"kprobe/...\") programs found in {}",
+            src_path.display()
+        );
     }
     let floor_dir = out.join("floor");
     // The empty programs serve both parts: a tracer of the overhead rounds, the BPF floor.
     let (floor_map, emit_map) = build_floor(&floor_dir, &progs)?;
     let k = kernel::ensure(Series::V6_12)?;
     let lab_out = out.join("lab");
-    std::fs::create_dir_all(lab_out.join("bench")).with_context(|| format!("creating {}", lab_out.display()))?;
+    std::fs::create_dir_all(lab_out.join("bench"))
+        .with_context(|| format!("creating {}", lab_out.display()))?;
     // A round: three tracers, each ~(count x RTT + bulk), smc-record's start-up ~15 s under TCG.
     let per_round = 4 * (opts.count as u64 * 3 / 1000 + opts.bulk_secs as u64 + 10) + 30;
     let timeout = 240 + per_round * (opts.runs as u64 + 2);
     let spec = vm::Spec {
         kernel: k.clone(),
         out: lab_out.clone(),
-        a_cmds: a_script(opts, &host::target_dir().join("release"), &floor_dir, recorder, bpf),
+        a_cmds: a_script(
+            opts,
+            &host::target_dir().join("release"),
+            &floor_dir,
+            recorder,
+            bpf,
+        ),
         b_cmds: Some(format!(
             "{} server --listen 0.0.0.0:5000",
             host::target_dir().join("release/smc-load").display()
@@ -519,7 +591,13 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
         memory_mb: 1024,
         echo: true,
     };
-    say(&format!("booting kernel {} ({} {}); output in {}", k.kver, k.package, k.version, lab_out.display()));
+    say(&format!(
+        "booting kernel {} ({} {}); output in {}",
+        k.kver,
+        k.package,
+        k.version,
+        lab_out.display()
+    ));
     let sampler = LoadSampler::start();
     let start_load = loadavg();
     let o = vm::run(&spec)?;
@@ -530,8 +608,16 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
     let failure = if o.ok() {
         None
     } else {
-        let failed: Vec<String> = o.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
-        let msg = format!("bench guests failed: {} (serial logs kept: {})", failed.join("; "), o.serial_logs());
+        let failed: Vec<String> = o
+            .guests()
+            .filter(|g| !g.ok())
+            .map(|g| g.describe())
+            .collect();
+        let msg = format!(
+            "bench guests failed: {} (serial logs kept: {})",
+            failed.join("; "),
+            o.serial_logs()
+        );
         if !dir.join("pp-none-1.json").exists() || !dir.join("bulk-none-1.json").exists() {
             bail!("{msg}");
         }
@@ -557,7 +643,9 @@ fn lab(opts: &Options, out: &Path, recorder: bool, bpf: bool) -> Result<String> 
     }
     if bpf {
         if failure.is_some() && !dir.join("bpf-progs.json").exists() {
-            t.push_str("### Per-event BPF cost: not measured (the guests failed before that phase)\n\n");
+            t.push_str(
+                "### Per-event BPF cost: not measured (the guests failed before that phase)\n\n",
+            );
         } else {
             t.push_str(&bpf_table(&dir, &progs, &floor_map, &emit_map)?);
         }
@@ -571,7 +659,9 @@ fn read_json(p: &Path) -> Result<serde_json::Value> {
 }
 
 fn num(v: &serde_json::Value, key: &str, p: &Path) -> Result<f64> {
-    v.get(key).and_then(|x| x.as_f64()).with_context(|| format!("{}: no number {key:?}", p.display()))
+    v.get(key)
+        .and_then(|x| x.as_f64())
+        .with_context(|| format!("{}: no number {key:?}", p.display()))
 }
 
 /// (file bytes, events, lost) of one traced run.
@@ -597,7 +687,10 @@ fn file_figures(tracer: &str, p: &Path) -> Result<(f64, f64, f64)> {
             }
         } else if let Some(i) = words.iter().position(|w| *w == "events:") {
             // SAMPLE events:  1001  (81.1%) / LOST events: 3
-            let n: f64 = words.get(i + 1).and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
+            let n: f64 = words
+                .get(i + 1)
+                .and_then(|x| x.parse().ok())
+                .unwrap_or(f64::NAN);
             // The first line of each is the aggregate; per-event lines follow.
             if words.first() == Some(&"SAMPLE") && events.is_nan() {
                 events = n;
@@ -631,12 +724,16 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
             TRACERS.iter().all(|t| {
                 dir.join(format!("pp-{t}-{i}.json")).exists()
                     && dir.join(format!("bulk-{t}-{i}.json")).exists()
-                    && (!matches!(*t, "smc-record" | "perf") || dir.join(format!("file-{t}-{i}.txt")).exists())
+                    && (!matches!(*t, "smc-record" | "perf")
+                        || dir.join(format!("file-{t}-{i}.txt")).exists())
             })
         })
         .collect();
     if complete.is_empty() {
-        bail!("no round of the tracer comparison completed (results in {})", dir.display());
+        bail!(
+            "no round of the tracer comparison completed (results in {})",
+            dir.display()
+        );
     }
     let mut all = Vec::new();
     let mut base = Vec::new();
@@ -644,18 +741,33 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
         let pp = dir.join(format!("pp-none-{i}.json"));
         let bk = dir.join(format!("bulk-none-{i}.json"));
         let (a, b) = (read_json(&pp)?, read_json(&bk)?);
-        base.push((num(&a, "rtt_p50_us", &pp)?, num(&a, "rtt_p99_us", &pp)?, num(&b, "mbytes_per_s", &bk)?));
+        base.push((
+            num(&a, "rtt_p50_us", &pp)?,
+            num(&a, "rtt_p99_us", &pp)?,
+            num(&b, "mbytes_per_s", &bk)?,
+        ));
     }
     for tracer in TRACERS {
         let mut s = Series {
-            p50: vec![], p99: vec![], mbs: vec![], r50: vec![], r99: vec![], rmbs: vec![],
-            bytes: vec![], events: vec![], lost: 0.0,
+            p50: vec![],
+            p99: vec![],
+            mbs: vec![],
+            r50: vec![],
+            r99: vec![],
+            rmbs: vec![],
+            bytes: vec![],
+            events: vec![],
+            lost: 0.0,
         };
         for (k, &i) in complete.iter().enumerate() {
             let pp = dir.join(format!("pp-{tracer}-{i}.json"));
             let bk = dir.join(format!("bulk-{tracer}-{i}.json"));
             let (a, b) = (read_json(&pp)?, read_json(&bk)?);
-            let (p50, p99, mbs) = (num(&a, "rtt_p50_us", &pp)?, num(&a, "rtt_p99_us", &pp)?, num(&b, "mbytes_per_s", &bk)?);
+            let (p50, p99, mbs) = (
+                num(&a, "rtt_p50_us", &pp)?,
+                num(&a, "rtt_p99_us", &pp)?,
+                num(&b, "mbytes_per_s", &bk)?,
+            );
             let (b50, b99, bmbs) = base[k];
             s.p50.push(p50);
             s.p99.push(p99);
@@ -664,7 +776,8 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
             s.r99.push(p99 / b99);
             s.rmbs.push(mbs / bmbs);
             if tracer == "smc-record" || tracer == "perf" {
-                let (by, ev, lo) = file_figures(tracer, &dir.join(format!("file-{tracer}-{i}.txt")))?;
+                let (by, ev, lo) =
+                    file_figures(tracer, &dir.join(format!("file-{tracer}-{i}.txt")))?;
                 s.bytes.push(by);
                 s.events.push(ev);
                 s.lost += lo;
@@ -692,10 +805,26 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
             median(&mut s.r50),
             median(&mut s.r99),
             median(&mut s.rmbs),
-            if s.events.is_empty() { "-".into() } else { format!("{ev:.0}") },
-            if s.events.is_empty() { "-".into() } else { format!("{by:.0}") },
-            if s.events.is_empty() { "-".into() } else { format!("{:.1}", by / ev) },
-            if s.events.is_empty() { "-".into() } else { format!("{:.0}", s.lost) },
+            if s.events.is_empty() {
+                "-".into()
+            } else {
+                format!("{ev:.0}")
+            },
+            if s.events.is_empty() {
+                "-".into()
+            } else {
+                format!("{by:.0}")
+            },
+            if s.events.is_empty() {
+                "-".into()
+            } else {
+                format!("{:.1}", by / ev)
+            },
+            if s.events.is_empty() {
+                "-".into()
+            } else {
+                format!("{:.0}", s.lost)
+            },
         );
     }
     let _ = writeln!(
@@ -713,10 +842,17 @@ fn recorder_table(opts: &Options, dir: &Path) -> Result<String> {
 /// Per program: runs, share of smc-record's total BPF run time, ns/run, next to the empty
 /// program (floor) and the minimal emitter on the same hook; sorted by share, the top
 /// contributors first.
-fn bpf_table(dir: &Path, progs: &[Prog], floor: &[(String, String, String)], emit: &[(String, String, String)]) -> Result<String> {
+fn bpf_table(
+    dir: &Path,
+    progs: &[Prog],
+    floor: &[(String, String, String)],
+    emit: &[(String, String, String)],
+) -> Result<String> {
     let p = dir.join("bpf-progs.json");
     let v = read_json(&p)?;
-    let list = v.as_array().with_context(|| format!("{}: not a JSON array", p.display()))?;
+    let list = v
+        .as_array()
+        .with_context(|| format!("{}: not a JSON array", p.display()))?;
     // The kernel keeps the first 15 characters of a program name; bpftool shows the full
     // name from BTF when it has it. bpftool leaves out run_cnt/run_time_ns while they are 0.
     // smc-record loads its fentry/fexit twins without BTF, under a 15-character name that
@@ -762,7 +898,9 @@ fn bpf_table(dir: &Path, progs: &[Prog], floor: &[(String, String, String)], emi
     // Weighted by smc-record's own run counts, so the references are compared on the same mix.
     let (mut tot_cnt, mut f_ns, mut f_w, mut e_ns, mut e_w) = (0.0, 0.0, 0.0, 0.0, 0.0);
     let cell = |r: Option<(f64, f64)>| r.map_or("-".to_string(), |(n, c)| format!("{:.0}", n / c));
-    let ratio = |ours: f64, r: Option<(f64, f64)>| r.map_or("-".to_string(), |(n, c)| format!("{:.2}", ours / (n / c)));
+    let ratio = |ours: f64, r: Option<(f64, f64)>| {
+        r.map_or("-".to_string(), |(n, c)| format!("{:.2}", ours / (n / c)))
+    };
     for (pr, ns, cnt, fl, em) in &rows {
         tot_cnt += cnt;
         if let Some((n, c)) = fl {
@@ -805,7 +943,11 @@ fn bpf_table(dir: &Path, progs: &[Prog], floor: &[(String, String, String)], emi
     not_loaded.sort_unstable();
     not_loaded.dedup();
     if !not_loaded.is_empty() {
-        let _ = writeln!(t, "Not loaded (their hooks used the other attach mechanism): the {} programs.\n", not_loaded.join("/"));
+        let _ = writeln!(
+            t,
+            "Not loaded (their hooks used the other attach mechanism): the {} programs.\n",
+            not_loaded.join("/")
+        );
     }
     Ok(t)
 }
@@ -821,15 +963,29 @@ fn pipeline() -> Result<String> {
         let load = loadavg();
         say(&format!("cargo bench -p smctrace-format --bench {bench}"));
         let o = Command::new(cargo)
-            .args(["bench", "--quiet", "-p", "smctrace-format", "--bench", bench])
+            .args([
+                "bench",
+                "--quiet",
+                "-p",
+                "smctrace-format",
+                "--bench",
+                bench,
+            ])
             .current_dir(host::workspace_root())
             .stderr(Stdio::inherit())
             .output()
             .context("running cargo bench")?;
         if !o.status.success() {
-            bail!("cargo bench -p smctrace-format --bench {bench} failed ({})", o.status);
+            bail!(
+                "cargo bench -p smctrace-format --bench {bench} failed ({})",
+                o.status
+            );
         }
-        let _ = writeln!(t, "`cargo bench -p smctrace-format --bench {bench}` (load before: {load}, after: {}):\n", loadavg());
+        let _ = writeln!(
+            t,
+            "`cargo bench -p smctrace-format --bench {bench}` (load before: {load}, after: {}):\n",
+            loadavg()
+        );
         let _ = writeln!(t, "```\n{}```\n", String::from_utf8_lossy(&o.stdout));
     }
     t.push_str("Target (issue 8): pipeline >= 10M events/s per core.\n\n");
@@ -845,8 +1001,12 @@ pub fn parse_count(s: &str) -> Result<u64, String> {
         Some('g' | 'G') => (&s[..s.len() - 1], 1_000_000_000),
         _ => (s, 1),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a count like 10M or 2500000"))?;
-    n.checked_mul(mult).filter(|&n| n > 0).ok_or_else(|| format!("{s:?}: must be between 1 and 2^64"))
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?} is not a count like 10M or 2500000"))?;
+    n.checked_mul(mult)
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{s:?}: must be between 1 and 2^64"))
 }
 
 /// Free bytes of the file system holding `p`.
@@ -856,7 +1016,8 @@ fn free_bytes(p: &Path) -> Result<u64> {
     // SAFETY: zeroed statvfs is a valid out-parameter; c is a valid C string.
     let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
     if unsafe { libc::statvfs(c.as_ptr(), &mut st) } != 0 {
-        return Err(std::io::Error::last_os_error()).with_context(|| format!("statvfs {}", p.display()));
+        return Err(std::io::Error::last_os_error())
+            .with_context(|| format!("statvfs {}", p.display()));
     }
     Ok(st.f_bavail as u64 * st.f_frsize as u64)
 }
@@ -864,7 +1025,10 @@ fn free_bytes(p: &Path) -> Result<u64> {
 /// Wall seconds, user+sys CPU seconds and peak RSS (KiB) of a child, from wait4.
 fn timed(cmd: &mut Command, what: &str) -> Result<(f64, f64, u64)> {
     let t0 = Instant::now();
-    let child = cmd.stdout(Stdio::null()).spawn().with_context(|| format!("starting {what}"))?;
+    let child = cmd
+        .stdout(Stdio::null())
+        .spawn()
+        .with_context(|| format!("starting {what}"))?;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid out-parameter; pid is our child, not yet reaped.
@@ -878,7 +1042,11 @@ fn timed(cmd: &mut Command, what: &str) -> Result<(f64, f64, u64)> {
         bail!("{what} failed (wait status {status:#x})");
     }
     let cpu = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 * 1e-6;
-    Ok((wall, cpu(ru.ru_utime) + cpu(ru.ru_stime), ru.ru_maxrss as u64))
+    Ok((
+        wall,
+        cpu(ru.ru_utime) + cpu(ru.ru_stime),
+        ru.ru_maxrss as u64,
+    ))
 }
 
 /// One analyzer run: wall s, CPU s, peak RSS KiB, host load when it started.
@@ -898,7 +1066,15 @@ fn analyzer(opts: &Options, out: &Path) -> Result<String> {
     {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let st = Command::new(cargo)
-            .args(["build", "--quiet", "--release", "-p", "smctrace-format", "--example", "synth_large"])
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "-p",
+                "smctrace-format",
+                "--example",
+                "synth_large",
+            ])
             .current_dir(host::workspace_root())
             .status()
             .context("running cargo build --example synth_large")?;
@@ -922,7 +1098,9 @@ fn analyzer(opts: &Options, out: &Path) -> Result<String> {
         opts.analyzer_runs
     );
     for &n in &opts.events {
-        let file = data.join(format!("synth-{n}-c{SYNTH_CONNECTIONS}-s{SYNTH_MSG}-f{SYNTH_FORMAT}.smctrace"));
+        let file = data.join(format!(
+            "synth-{n}-c{SYNTH_CONNECTIONS}-s{SYNTH_MSG}-f{SYNTH_FORMAT}.smctrace"
+        ));
         if !file.exists() {
             // ~3 B/event on disk (10.3 in rows); CSV output ~34 B/event.
             let need = n * 60;
@@ -934,7 +1112,11 @@ fn analyzer(opts: &Options, out: &Path) -> Result<String> {
             say(&format!("generating {}", file.display()));
             let tmp = file.with_extension("partial");
             host::run_checked(
-                Command::new(&gen).arg(&tmp).arg(n.to_string()).arg(SYNTH_CONNECTIONS.to_string()).arg(SYNTH_MSG.to_string()),
+                Command::new(&gen)
+                    .arg(&tmp)
+                    .arg(n.to_string())
+                    .arg(SYNTH_CONNECTIONS.to_string())
+                    .arg(SYNTH_MSG.to_string()),
                 "generating the synthetic recording",
             )?;
             std::fs::rename(&tmp, &file).with_context(|| format!("renaming {}", tmp.display()))?;
@@ -945,7 +1127,11 @@ fn analyzer(opts: &Options, out: &Path) -> Result<String> {
         for i in 0..opts.analyzer_runs {
             for (cmd, v) in res.iter_mut() {
                 say(&format!("smc-analyze {cmd} {} events, run {}", n, i + 1));
-                let load: f64 = loadavg().split_whitespace().next().and_then(|x| x.parse().ok()).unwrap_or(f64::NAN);
+                let load: f64 = loadavg()
+                    .split_whitespace()
+                    .next()
+                    .and_then(|x| x.parse().ok())
+                    .unwrap_or(f64::NAN);
                 let mut c = Command::new(&analyze);
                 if *cmd == "report" {
                     c.arg("report").arg(&file);
@@ -953,7 +1139,8 @@ fn analyzer(opts: &Options, out: &Path) -> Result<String> {
                     let _ = std::fs::remove_dir_all(&csv);
                     c.arg("export").arg("--csv").arg(&csv).arg(&file);
                 }
-                let (wall, cpu, rss) = timed(&mut c, &format!("smc-analyze {cmd} {}", file.display()))?;
+                let (wall, cpu, rss) =
+                    timed(&mut c, &format!("smc-analyze {cmd} {}", file.display()))?;
                 v.push((wall, cpu, rss, load));
             }
         }
@@ -994,31 +1181,69 @@ mod tests {
         assert_eq!(
             p,
             vec![
-                Prog { name: "sendmsg_enter".into(), kind: "kprobe".into(), hook: "smc_sendmsg".into() },
-                Prog { name: "sendmsg_exit".into(), kind: "kretprobe".into(), hook: "smc_sendmsg".into() },
-                Prog { name: "link_down".into(), kind: "raw_tp".into(), hook: "smcr_link_down".into() },
+                Prog {
+                    name: "sendmsg_enter".into(),
+                    kind: "kprobe".into(),
+                    hook: "smc_sendmsg".into()
+                },
+                Prog {
+                    name: "sendmsg_exit".into(),
+                    kind: "kretprobe".into(),
+                    hook: "smc_sendmsg".into()
+                },
+                Prog {
+                    name: "link_down".into(),
+                    kind: "raw_tp".into(),
+                    hook: "smcr_link_down".into()
+                },
             ]
         );
         let (c, map) = floor_source(&p, false);
         assert_eq!(map.len(), 3);
-        assert!(c.contains("SEC(\"kretprobe/smc_sendmsg\")\nint floor_1(void *ctx)"), "{c}");
+        assert!(
+            c.contains("SEC(\"kretprobe/smc_sendmsg\")\nint floor_1(void *ctx)"),
+            "{c}"
+        );
         assert!(!c.contains("bpf_ringbuf_reserve"), "{c}");
         let (e, map) = floor_source(&p, true);
-        assert_eq!(map[2], ("emit_2".to_string(), "raw_tp".to_string(), "smcr_link_down".to_string()));
+        assert_eq!(
+            map[2],
+            (
+                "emit_2".to_string(),
+                "raw_tp".to_string(),
+                "smcr_link_down".to_string()
+            )
+        );
         assert!(e.contains("SEC(\"raw_tp/smcr_link_down\")\nint emit_2(void *ctx)\n{\n\tstruct rec *r = bpf_ringbuf_reserve"), "{e}");
         assert!(e.contains("BPF_MAP_TYPE_RINGBUF"), "{e}");
     }
 
     #[test]
     fn the_real_recorder_source_has_its_data_path_programs() {
-        let src = std::fs::read_to_string(host::workspace_root().join("recorder-ebpf/smc_record.bpf.c")).unwrap();
+        let src =
+            std::fs::read_to_string(host::workspace_root().join("recorder-ebpf/smc_record.bpf.c"))
+                .unwrap();
         let p = recorder_programs(&src);
         for hook in ["smc_sendmsg", "smc_cdc_rx_handler", "smc_rx_recvmsg"] {
             assert!(p.iter().any(|x| x.hook == hook), "{hook} missing in {p:?}");
         }
         // the fentry/fexit twins smc-record prefers
-        assert!(p.contains(&Prog { name: "sendmsg_enter_fe".into(), kind: "fentry".into(), hook: "smc_sendmsg".into() }), "{p:?}");
-        assert!(p.contains(&Prog { name: "sendmsg_exit_fe".into(), kind: "fexit".into(), hook: "smc_sendmsg".into() }), "{p:?}");
+        assert!(
+            p.contains(&Prog {
+                name: "sendmsg_enter_fe".into(),
+                kind: "fentry".into(),
+                hook: "smc_sendmsg".into()
+            }),
+            "{p:?}"
+        );
+        assert!(
+            p.contains(&Prog {
+                name: "sendmsg_exit_fe".into(),
+                kind: "fexit".into(),
+                hook: "smc_sendmsg".into()
+            }),
+            "{p:?}"
+        );
     }
 
     #[test]
@@ -1028,8 +1253,15 @@ mod tests {
         assert!(parse_count("0").is_err() && parse_count("x").is_err());
         let d = tempfile_dir();
         let r = d.join("r.txt");
-        std::fs::write(&r, "62880\ntrailer: clean close, 5026 events, lost 3 (per cpu [3])\n").unwrap();
-        assert_eq!(file_figures("smc-record", &r).unwrap(), (62880.0, 5026.0, 3.0));
+        std::fs::write(
+            &r,
+            "62880\ntrailer: clean close, 5026 events, lost 3 (per cpu [3])\n",
+        )
+        .unwrap();
+        assert_eq!(
+            file_figures("smc-record", &r).unwrap(),
+            (62880.0, 5026.0, 3.0)
+        );
         std::fs::write(&r, "40801\n          SAMPLE events:       1001  (81.1%)\n          SAMPLE events:        501\n").unwrap();
         assert_eq!(file_figures("perf", &r).unwrap(), (40801.0, 1001.0, 0.0));
         std::fs::write(&r, "40801\n").unwrap();

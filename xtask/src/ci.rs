@@ -40,24 +40,92 @@ struct LabCase {
 /// the reliability scenarios, so one recorder build is proven on both kernels.
 fn lab_cases() -> Vec<LabCase> {
     vec![
-        LabCase { scenario: Scenario::Pingpong, kernel: Series::V6_12, record: true },
-        LabCase { scenario: Scenario::Bulk, kernel: Series::V6_12, record: true },
-        LabCase { scenario: Scenario::Shortconn, kernel: Series::V6_12, record: true },
-        LabCase { scenario: Scenario::Fallback, kernel: Series::V6_12, record: true },
+        LabCase {
+            scenario: Scenario::Pingpong,
+            kernel: Series::V6_12,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Bulk,
+            kernel: Series::V6_12,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Shortconn,
+            kernel: Series::V6_12,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Fallback,
+            kernel: Series::V6_12,
+            record: true,
+        },
         // These record (or load other modules) and check their own evidence.
-        LabCase { scenario: Scenario::Crash, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Diskfull, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Overload, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Flight, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::SmcdLoopback, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Metrics, kernel: Series::V6_12, record: false },
-        LabCase { scenario: Scenario::Pingpong, kernel: Series::V6_1, record: true },
-        LabCase { scenario: Scenario::Bulk, kernel: Series::V6_1, record: true },
-        LabCase { scenario: Scenario::Shortconn, kernel: Series::V6_1, record: true },
-        LabCase { scenario: Scenario::Fallback, kernel: Series::V6_1, record: true },
-        LabCase { scenario: Scenario::Crash, kernel: Series::V6_1, record: false },
-        LabCase { scenario: Scenario::Diskfull, kernel: Series::V6_1, record: false },
-        LabCase { scenario: Scenario::Overload, kernel: Series::V6_1, record: false },
+        LabCase {
+            scenario: Scenario::Crash,
+            kernel: Series::V6_12,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Diskfull,
+            kernel: Series::V6_12,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Overload,
+            kernel: Series::V6_12,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Flight,
+            kernel: Series::V6_12,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::SmcdLoopback,
+            kernel: Series::V6_12,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Metrics,
+            kernel: Series::V6_12,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Pingpong,
+            kernel: Series::V6_1,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Bulk,
+            kernel: Series::V6_1,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Shortconn,
+            kernel: Series::V6_1,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Fallback,
+            kernel: Series::V6_1,
+            record: true,
+        },
+        LabCase {
+            scenario: Scenario::Crash,
+            kernel: Series::V6_1,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Diskfull,
+            kernel: Series::V6_1,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Overload,
+            kernel: Series::V6_1,
+            record: false,
+        },
     ]
 }
 
@@ -70,10 +138,16 @@ pub fn ensure_build_packages() -> Result<()> {
     if host::is_root() {
         return host::ensure_tools(BUILD_PACKAGES);
     }
-    let missing: Vec<&str> =
-        BUILD_PACKAGES.iter().filter(|(_, f)| !Path::new(f).exists()).map(|(p, _)| *p).collect();
+    let missing: Vec<&str> = BUILD_PACKAGES
+        .iter()
+        .filter(|(_, f)| !Path::new(f).exists())
+        .map(|(p, _)| *p)
+        .collect();
     if !missing.is_empty() {
-        bail!("missing Debian packages {} (run as root to have them installed)", missing.join(" "));
+        bail!(
+            "missing Debian packages {} (run as root to have them installed)",
+            missing.join(" ")
+        );
     }
     Ok(())
 }
@@ -82,12 +156,20 @@ pub fn ensure_build_packages() -> Result<()> {
 /// `python3` has it: install it from PyPI as root if missing. Best effort: without it
 /// that one test prints that it skipped.
 fn ensure_duckdb() {
-    let has = || Command::new("python3").args(["-c", "import duckdb"]).output().is_ok_and(|o| o.status.success());
+    let has = || {
+        Command::new("python3")
+            .args(["-c", "import duckdb"])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
     if has() || !host::is_root() {
         return;
     }
     say("pip3 install duckdb (for smc-analyze's Parquet cross-check)");
-    let ok = Command::new("pip3").args(["install", "--quiet", "--break-system-packages", "duckdb"]).status().is_ok_and(|s| s.success());
+    let ok = Command::new("pip3")
+        .args(["install", "--quiet", "--break-system-packages", "duckdb"])
+        .status()
+        .is_ok_and(|s| s.success());
     if !ok || !has() {
         say("duckdb not installed: the DuckDB cross-check of the Parquet export will be skipped");
     }
@@ -121,7 +203,13 @@ pub fn test(lab: bool) -> Result<i32> {
     // a type check keeps them building when the crates they call change.
     say("cargo check of the fuzz targets (fuzz/)");
     let status = Command::new(cargo())
-        .args(["check", "--manifest-path", "fuzz/Cargo.toml", "--bins", "--locked"])
+        .args([
+            "check",
+            "--manifest-path",
+            "fuzz/Cargo.toml",
+            "--bins",
+            "--locked",
+        ])
         .current_dir(host::workspace_root())
         .status()
         .context("running cargo check on fuzz/")?;
@@ -137,7 +225,12 @@ pub fn test(lab: bool) -> Result<i32> {
     let mut passed = 0;
     let mut failed = Vec::new();
     for case in lab_cases() {
-        let name = format!("{} on {}{}", case.scenario.name(), case.kernel.as_str(), if case.record { " (recorded)" } else { "" });
+        let name = format!(
+            "{} on {}{}",
+            case.scenario.name(),
+            case.kernel.as_str(),
+            if case.record { " (recorded)" } else { "" }
+        );
         say(&format!("=== lab scenario {name}"));
         match run_case(&case) {
             Ok(0) => passed += 1,
@@ -163,10 +256,11 @@ pub fn test(lab: bool) -> Result<i32> {
 }
 
 fn case_out(case: &LabCase) -> Result<PathBuf> {
-    let dir = host::target_dir()
-        .join("lab")
-        .join("test")
-        .join(format!("{}-{}", case.scenario.name(), case.kernel.as_str()));
+    let dir = host::target_dir().join("lab").join("test").join(format!(
+        "{}-{}",
+        case.scenario.name(),
+        case.kernel.as_str()
+    ));
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     Ok(dir)
 }
@@ -208,9 +302,14 @@ fn analyze_recordings(case: &LabCase, out: &Path) -> Result<i32> {
         .output()
         .with_context(|| format!("running {}", analyze.display()))?;
     if !o.status.success() {
-        bail!("smc-analyze report failed ({}): {}", o.status, String::from_utf8_lossy(&o.stderr).trim());
+        bail!(
+            "smc-analyze report failed ({}): {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr).trim()
+        );
     }
-    let report: serde_json::Value = serde_json::from_slice(&o.stdout).context("smc-analyze report --json is not JSON")?;
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).context("smc-analyze report --json is not JSON")?;
     std::fs::write(out.join("report.json"), &o.stdout).context("writing report.json")?;
     let problems = crate::verify::recorded_scenario(case.scenario, case.kernel, &report, out);
     for p in &problems {
@@ -234,14 +333,31 @@ pub fn demo(out: Option<&Path>) -> Result<i32> {
         None => host::workspace_root().join("lab-out").join("demo"),
     };
     std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-    let opts = scenario::Options { record: true, timeout: Duration::from_secs(180), memory_mb: 1024, smcctl: host::debug_bin("smcctl"), smc_modules: None };
+    let opts = scenario::Options {
+        record: true,
+        timeout: Duration::from_secs(180),
+        memory_mb: 1024,
+        smcctl: host::debug_bin("smcctl"),
+        smc_modules: None,
+    };
     let code = scenario::run(Scenario::Pingpong, &k, &out, &opts)?;
     if code != 0 {
         return Ok(code);
     }
-    let files = [out.join("pingpong-a.smctrace"), out.join("pingpong-b.smctrace")];
-    say(&format!("recordings: {} {}", files[0].display(), files[1].display()));
+    let files = [
+        out.join("pingpong-a.smctrace"),
+        out.join("pingpong-b.smctrace"),
+    ];
+    say(&format!(
+        "recordings: {} {}",
+        files[0].display(),
+        files[1].display()
+    ));
     let analyze = host::debug_bin("smc-analyze");
-    let status = Command::new(&analyze).arg("report").args(&files).status().context("running smc-analyze")?;
+    let status = Command::new(&analyze)
+        .arg("report")
+        .args(&files)
+        .status()
+        .context("running smc-analyze")?;
     Ok(status.code().unwrap_or(1))
 }

@@ -63,7 +63,10 @@ enum Expr {
 }
 
 fn tokens(s: &str) -> Vec<String> {
-    let spaced = s.replace('(', " ( ").replace(')', " ) ").replace('/', " OR ");
+    let spaced = s
+        .replace('(', " ( ")
+        .replace(')', " ) ")
+        .replace('/', " OR ");
     spaced.split_whitespace().map(str::to_string).collect()
 }
 
@@ -75,7 +78,11 @@ fn parse(s: &str) -> Result<Expr> {
             *i += 1;
             v.push(and(t, i)?);
         }
-        Ok(if v.len() == 1 { v.pop().unwrap() } else { Expr::Or(v) })
+        Ok(if v.len() == 1 {
+            v.pop().unwrap()
+        } else {
+            Expr::Or(v)
+        })
     }
     fn and(t: &[String], i: &mut usize) -> Result<Expr> {
         let mut v = vec![atom(t, i)?];
@@ -83,10 +90,16 @@ fn parse(s: &str) -> Result<Expr> {
             *i += 1;
             v.push(atom(t, i)?);
         }
-        Ok(if v.len() == 1 { v.pop().unwrap() } else { Expr::And(v) })
+        Ok(if v.len() == 1 {
+            v.pop().unwrap()
+        } else {
+            Expr::And(v)
+        })
     }
     fn atom(t: &[String], i: &mut usize) -> Result<Expr> {
-        let Some(x) = t.get(*i) else { bail!("expression ends early") };
+        let Some(x) = t.get(*i) else {
+            bail!("expression ends early")
+        };
         *i += 1;
         if x == "(" {
             let e = or(t, i)?;
@@ -96,11 +109,16 @@ fn parse(s: &str) -> Result<Expr> {
             *i += 1;
             return Ok(e);
         }
-        if [")", "AND", "OR", "WITH"].iter().any(|k| x.eq_ignore_ascii_case(k)) {
+        if [")", "AND", "OR", "WITH"]
+            .iter()
+            .any(|k| x.eq_ignore_ascii_case(k))
+        {
             bail!("unexpected {x}");
         }
         if t.get(*i).is_some_and(|w| w.eq_ignore_ascii_case("WITH")) {
-            let Some(exc) = t.get(*i + 1) else { bail!("WITH without an exception") };
+            let Some(exc) = t.get(*i + 1) else {
+                bail!("WITH without an exception")
+            };
             *i += 2;
             return Ok(Expr::With(x.clone(), exc.clone()));
         }
@@ -120,7 +138,9 @@ fn compatible(e: &Expr) -> bool {
     match e {
         Expr::Id(id) => COMPATIBLE.contains(&id.as_str()),
         // An exception only adds permissions; LLVM's makes Apache-2.0 GPL-2.0-compatible.
-        Expr::With(id, exc) => COMPATIBLE.contains(&id.as_str()) || (id == "Apache-2.0" && exc == "LLVM-exception"),
+        Expr::With(id, exc) => {
+            COMPATIBLE.contains(&id.as_str()) || (id == "Apache-2.0" && exc == "LLVM-exception")
+        }
         Expr::And(v) => v.iter().all(compatible),
         Expr::Or(v) => v.iter().any(compatible),
     }
@@ -138,8 +158,13 @@ pub struct Offence {
 /// The offending crates of a `cargo metadata --format-version 1` document, and how
 /// many crates the shipped binaries link.
 fn check_metadata(meta: &Value) -> Result<(Vec<Offence>, usize)> {
-    let packages = meta["packages"].as_array().context("cargo metadata: no packages")?;
-    let by_id: HashMap<&str, &Value> = packages.iter().filter_map(|p| Some((p["id"].as_str()?, p))).collect();
+    let packages = meta["packages"]
+        .as_array()
+        .context("cargo metadata: no packages")?;
+    let by_id: HashMap<&str, &Value> = packages
+        .iter()
+        .filter_map(|p| Some((p["id"].as_str()?, p)))
+        .collect();
     let nodes: HashMap<&str, &Value> = meta["resolve"]["nodes"]
         .as_array()
         .context("cargo metadata: no resolve graph")?
@@ -148,14 +173,21 @@ fn check_metadata(meta: &Value) -> Result<(Vec<Offence>, usize)> {
         .collect();
     let label = |id: &str| {
         let p = by_id.get(id);
-        format!("{} {}", p.and_then(|p| p["name"].as_str()).unwrap_or(id), p.and_then(|p| p["version"].as_str()).unwrap_or(""))
+        format!(
+            "{} {}",
+            p.and_then(|p| p["name"].as_str()).unwrap_or(id),
+            p.and_then(|p| p["version"].as_str()).unwrap_or("")
+        )
     };
     // Breadth-first from the shipped packages, over normal dependencies only.
     let mut parent: HashMap<&str, Option<&str>> = HashMap::new();
     let mut queue = VecDeque::new();
     for p in packages {
         let ships = p["targets"].as_array().into_iter().flatten().any(|t| {
-            t["kind"].as_array().is_some_and(|k| k.iter().any(|k| k == "bin")) && SHIPPED.contains(&t["name"].as_str().unwrap_or(""))
+            t["kind"]
+                .as_array()
+                .is_some_and(|k| k.iter().any(|k| k == "bin"))
+                && SHIPPED.contains(&t["name"].as_str().unwrap_or(""))
         });
         if let (true, Some(id)) = (ships, p["id"].as_str()) {
             parent.insert(id, None);
@@ -163,12 +195,23 @@ fn check_metadata(meta: &Value) -> Result<(Vec<Offence>, usize)> {
         }
     }
     if queue.len() < SHIPPED.len() {
-        bail!("cargo metadata: found {} of the {} shipped binaries ({})", queue.len(), SHIPPED.len(), SHIPPED.join(", "));
+        bail!(
+            "cargo metadata: found {} of the {} shipped binaries ({})",
+            queue.len(),
+            SHIPPED.len(),
+            SHIPPED.join(", ")
+        );
     }
     while let Some(id) = queue.pop_front() {
-        let Some(node) = nodes.get(id) else { bail!("cargo metadata: {} not in the resolve graph", label(id)) };
+        let Some(node) = nodes.get(id) else {
+            bail!("cargo metadata: {} not in the resolve graph", label(id))
+        };
         for d in node["deps"].as_array().into_iter().flatten() {
-            let normal = d["dep_kinds"].as_array().into_iter().flatten().any(|k| k["kind"].is_null());
+            let normal = d["dep_kinds"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|k| k["kind"].is_null());
             if let (true, Some(dep)) = (normal, d["pkg"].as_str()) {
                 if !parent.contains_key(dep) {
                     parent.insert(dep, Some(id));
@@ -179,7 +222,9 @@ fn check_metadata(meta: &Value) -> Result<(Vec<Offence>, usize)> {
     }
     let mut offences = Vec::new();
     for &id in parent.keys() {
-        let p = by_id.get(id).with_context(|| format!("cargo metadata: no package {id}"))?;
+        let p = by_id
+            .get(id)
+            .with_context(|| format!("cargo metadata: no package {id}"))?;
         let license = p["license"].as_str();
         let ok = match license {
             Some(l) => compatible(&parse(l)?),
@@ -195,9 +240,16 @@ fn check_metadata(meta: &Value) -> Result<(Vec<Offence>, usize)> {
             chain.reverse();
             let license = match license {
                 Some(l) => l.to_string(),
-                None => format!("no SPDX licence (license-file {})", p["license_file"].as_str().unwrap_or("none")),
+                None => format!(
+                    "no SPDX licence (license-file {})",
+                    p["license_file"].as_str().unwrap_or("none")
+                ),
             };
-            offences.push(Offence { krate: label(id), license, path: chain.join(" -> ") });
+            offences.push(Offence {
+                krate: label(id),
+                license,
+                path: chain.join(" -> "),
+            });
         }
     }
     offences.sort_by(|a, b| a.path.cmp(&b.path));
@@ -213,18 +265,30 @@ pub fn check() -> Result<i32> {
         .output()
         .context("running cargo metadata")?;
     if !out.status.success() {
-        bail!("cargo metadata failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "cargo metadata failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     let meta: Value = serde_json::from_slice(&out.stdout).context("cargo metadata: not JSON")?;
     let (offences, linked) = check_metadata(&meta)?;
     if offences.is_empty() {
-        println!("licenses: {linked} crates linked into {}: all GPL-2.0-compatible", SHIPPED.join(", "));
+        println!(
+            "licenses: {linked} crates linked into {}: all GPL-2.0-compatible",
+            SHIPPED.join(", ")
+        );
         return Ok(0);
     }
     for o in &offences {
-        eprintln!("licenses: {} is {}, not GPL-2.0-compatible: {}", o.krate, o.license, o.path);
+        eprintln!(
+            "licenses: {} is {}, not GPL-2.0-compatible: {}",
+            o.krate, o.license, o.path
+        );
     }
-    println!("licenses: {} of {linked} linked crates are not GPL-2.0-compatible", offences.len());
+    println!(
+        "licenses: {} of {linked} linked crates are not GPL-2.0-compatible",
+        offences.len()
+    );
     Ok(1)
 }
 
@@ -239,12 +303,25 @@ mod tests {
 
     #[test]
     fn expressions() {
-        for s in ["MIT", "MIT OR Apache-2.0", "Apache-2.0 OR MIT", "MIT/Apache-2.0", "(MIT OR Apache-2.0) AND Unicode-3.0", "GPL-2.0-only"] {
+        for s in [
+            "MIT",
+            "MIT OR Apache-2.0",
+            "Apache-2.0 OR MIT",
+            "MIT/Apache-2.0",
+            "(MIT OR Apache-2.0) AND Unicode-3.0",
+            "GPL-2.0-only",
+        ] {
             assert!(ok(s), "{s}");
         }
         assert!(ok("Apache-2.0 WITH LLVM-exception"));
         assert!(ok("BSD-3-Clause AND BSD-2-Clause"));
-        for s in ["Apache-2.0", "MIT AND Apache-2.0", "GPL-3.0-only", "LGPL-3.0-or-later OR Apache-2.0", "(MIT OR Apache-2.0) AND Apache-2.0"] {
+        for s in [
+            "Apache-2.0",
+            "MIT AND Apache-2.0",
+            "GPL-3.0-only",
+            "LGPL-3.0-or-later OR Apache-2.0",
+            "(MIT OR Apache-2.0) AND Apache-2.0",
+        ] {
             assert!(!ok(s), "{s}");
         }
         assert!(parse("MIT OR").is_err());
@@ -274,7 +351,15 @@ mod tests {
         ];
         for b in SHIPPED {
             packages.push(pkg(b, Some("GPL-2.0-only"), Some(b)));
-            let deps = if *b == "smc-analyze" { vec![dep("a", None), dep("devonly", Some("dev")), dep("tool", Some("build"))] } else { vec![] };
+            let deps = if *b == "smc-analyze" {
+                vec![
+                    dep("a", None),
+                    dep("devonly", Some("dev")),
+                    dep("tool", Some("build")),
+                ]
+            } else {
+                vec![]
+            };
             nodes.push(json!({"id": format!("{b}-id"), "deps": deps}));
         }
         json!({"packages": packages, "resolve": {"nodes": nodes}})
@@ -286,7 +371,11 @@ mod tests {
         assert_eq!(linked, SHIPPED.len() + 2);
         assert_eq!(
             off,
-            vec![Offence { krate: "bad 1.0.0".into(), license: "Apache-2.0".into(), path: "smc-analyze 1.0.0 -> a 1.0.0 -> bad 1.0.0".into() }]
+            vec![Offence {
+                krate: "bad 1.0.0".into(),
+                license: "Apache-2.0".into(),
+                path: "smc-analyze 1.0.0 -> a 1.0.0 -> bad 1.0.0".into()
+            }]
         );
         let (off, _) = check_metadata(&meta(Some("MIT OR Apache-2.0"))).unwrap();
         assert!(off.is_empty(), "{off:?}");

@@ -182,8 +182,24 @@ fn dispatch(cli: Cli) -> Result<i32> {
         Top::Test { no_lab } => return ci::test(!no_lab),
         Top::Demo { out } => return ci::demo(out.as_deref()),
         Top::Licenses => return licenses::check(),
-        Top::Bench { part, runs, count, bulk_secs, events, analyzer_runs, out } => {
-            return bench::run(&bench::Options { part, runs, count, bulk_secs, events, analyzer_runs, out })
+        Top::Bench {
+            part,
+            runs,
+            count,
+            bulk_secs,
+            events,
+            analyzer_runs,
+            out,
+        } => {
+            return bench::run(&bench::Options {
+                part,
+                runs,
+                count,
+                bulk_secs,
+                events,
+                analyzer_runs,
+                out,
+            })
         }
     };
     match cmd {
@@ -273,7 +289,10 @@ fn dispatch(cli: Cli) -> Result<i32> {
                 if record {
                     pkgs.push("smc-record");
                 }
-                if list.iter().any(|s| s.needs_recorder() || scenario::Scenario::SMCD.contains(s)) {
+                if list
+                    .iter()
+                    .any(|s| s.needs_recorder() || scenario::Scenario::SMCD.contains(s))
+                {
                     pkgs.extend(["smc-record", "smc-analyze"]);
                 }
                 host::cargo_build(&pkgs)?;

@@ -461,7 +461,10 @@ fn series(out: &Path, stem: &str) -> Result<Vec<(u64, std::path::PathBuf)>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(out).with_context(|| format!("reading {}", out.display()))? {
         let p = e?.path();
-        let name = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = p
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let num = name
             .strip_prefix(&format!("{stem}."))
             .and_then(|r| r.strip_suffix(".smctrace"))
@@ -478,20 +481,27 @@ fn series(out: &Path, stem: &str) -> Result<Vec<(u64, std::path::PathBuf)>> {
 /// `info` and `report --json` of one file, which must be valid, closed cleanly, 0600.
 fn valid_file(analyze_bin: &Path, p: &Path) -> Result<(String, Value)> {
     let ps = p.display().to_string();
-    let perm = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p)?.permissions()) & 0o777;
+    let perm =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p)?.permissions()) & 0o777;
     if perm != 0o600 {
         bail!("assertion failed: {ps} has mode {perm:o}, recordings must be 0600");
     }
     let (code, info, ierr) = analyze(analyze_bin, &["info", &ps])?;
     if code != 0 {
-        bail!("assertion failed: smc-analyze info {ps} exited {code}: {}", ierr.trim());
+        bail!(
+            "assertion failed: smc-analyze info {ps} exited {code}: {}",
+            ierr.trim()
+        );
     }
     if !line(&info, "close:").unwrap_or("").starts_with("clean") || info_lost(&info).is_none() {
         bail!("assertion failed: {ps} must be closed cleanly with a lost count (info: close {:?}, lost {:?})", line(&info, "close:"), line(&info, "lost:"));
     }
     let (code, rep, rerr) = analyze(analyze_bin, &["report", "--json", &ps])?;
     if code != 0 {
-        bail!("assertion failed: smc-analyze report {ps} exited {code}: {}", rerr.trim());
+        bail!(
+            "assertion failed: smc-analyze report {ps} exited {code}: {}",
+            rerr.trim()
+        );
     }
     let rep: Value = serde_json::from_str(&rep).context("smc-analyze report --json is not JSON")?;
     Ok((info, rep))
@@ -513,14 +523,20 @@ fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
     for who in ["rec", "rot"] {
         let rc = read(out, &format!("flight-{who}.rc"))?.trim().to_string();
         if rc != "0" {
-            bail!("assertion failed: smc-record ({who}) must exit 0 after SIGINT, status {rc}: {}", read(out, &format!("flight-{who}.err"))?.trim());
+            bail!(
+                "assertion failed: smc-record ({who}) must exit 0 after SIGINT, status {rc}: {}",
+                read(out, &format!("flight-{who}.err"))?.trim()
+            );
         }
     }
     let (eff, prm) = thread_caps(&read(out, "flight-caps.txt")?);
     if eff.len() < 3 || eff.iter().any(|&e| e != 0) || prm.iter().any(|&p| p != KEPT_CAPS) {
         bail!("assertion failed: flight recorder threads must have CapEff 0 and CapPrm {KEPT_CAPS:016x}; they have CapEff {eff:x?}, CapPrm {prm:x?}");
     }
-    proven.push(format!("least privilege in flight mode: all {} threads at CapEff 0 while recording", eff.len()));
+    proven.push(format!(
+        "least privilege in flight mode: all {} threads at CapEff 0 while recording",
+        eff.len()
+    ));
 
     // Flight dumps: one on SIGUSR1 (the ping-pong), one from the trigger, one at exit.
     let dumps = series(out, "flight")?;
@@ -538,24 +554,48 @@ fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
             }
             usr1_dump = Some((*n, msgs));
         }
-        lost_sum += info_lost(&info).unwrap_or(0) + info_extra(&info, "flight.dropped_lost").and_then(|v| v.parse().ok()).unwrap_or(0);
-        let fb = rep["fallback_reasons"].as_array().cloned().unwrap_or_default();
-        let has_fb = fb.iter().any(|f| f["code"].as_u64() == Some(FLIGHT_FALLBACK) && f["side"] == "client");
+        lost_sum += info_lost(&info).unwrap_or(0)
+            + info_extra(&info, "flight.dropped_lost")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+        let fb = rep["fallback_reasons"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let has_fb = fb
+            .iter()
+            .any(|f| f["code"].as_u64() == Some(FLIGHT_FALLBACK) && f["side"] == "client");
         if reason.starts_with("trigger: fallback") && fallback_dump.is_none() {
             if !has_fb {
                 bail!("assertion failed: trigger dump {} lacks the client fallback {FLIGHT_FALLBACK:#010x}: {fb:?}", p.display());
             }
-            fallback_dump = Some((*n, p.clone(), reason.clone(), rep["summary"]["messages"].as_u64().unwrap_or(0)));
+            fallback_dump = Some((
+                *n,
+                p.clone(),
+                reason.clone(),
+                rep["summary"]["messages"].as_u64().unwrap_or(0),
+            ));
         }
     }
     let Some((n, p, reason, msgs)) = fallback_dump else {
-        bail!("assertion failed: no flight dump written by the fallback trigger ({} dumps)", dumps.len());
+        bail!(
+            "assertion failed: no flight dump written by the fallback trigger ({} dumps)",
+            dumps.len()
+        );
     };
     let Some((un, umsgs)) = usr1_dump.filter(|(un, _)| *un < n) else {
-        bail!("assertion failed: no SIGUSR1 dump before the trigger dump ({} dumps)", dumps.len());
+        bail!(
+            "assertion failed: no SIGUSR1 dump before the trigger dump ({} dumps)",
+            dumps.len()
+        );
     };
     proven.push(format!("flight dump {un} written on SIGUSR1: valid, clean, {umsgs} complete messages of the ping-pong"));
-    let last_reason = info_extra(&valid_file(analyze_bin, &dumps.last().unwrap().1)?.0, "flight.reason").unwrap_or("").to_string();
+    let last_reason = info_extra(
+        &valid_file(analyze_bin, &dumps.last().unwrap().1)?.0,
+        "flight.reason",
+    )
+    .unwrap_or("")
+    .to_string();
     if !last_reason.starts_with("exit") {
         bail!("assertion failed: the last flight dump must be the one written at exit, its reason is {last_reason:?}");
     }
@@ -578,7 +618,10 @@ fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
     // Rotation: the newest N files, consecutive, each valid and naming its connections.
     let rot = series(out, "rot")?;
     let rerr = read(out, "flight-rot.err")?;
-    let closed = rerr.lines().filter(|l| l.starts_with("smc-record: closed ")).count();
+    let closed = rerr
+        .lines()
+        .filter(|l| l.starts_with("smc-record: closed "))
+        .count();
     if rot.len() != ROTATE_KEEP || closed <= ROTATE_KEEP {
         bail!("assertion failed: --rotate {ROTATE_KEEP} must leave {ROTATE_KEEP} files after more were written; {} left, {closed} closed", rot.len());
     }
@@ -590,7 +633,8 @@ fn check_flight(out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
     for (_, p) in &rot {
         let (_, rep) = valid_file(analyze_bin, p)?;
         for c in rep["connections"].as_array().cloned().unwrap_or_default() {
-            let msgs = c["messages_fwd"].as_u64().unwrap_or(0) + c["messages_bwd"].as_u64().unwrap_or(0);
+            let msgs =
+                c["messages_fwd"].as_u64().unwrap_or(0) + c["messages_bwd"].as_u64().unwrap_or(0);
             if msgs == 0 {
                 continue;
             }
@@ -633,7 +677,10 @@ mod tests {
         let caps = "/proc/9/task/9/status:CapPrm:\t0000008000001000\n/proc/9/task/9/status:CapEff:\t0000000000000000\n/proc/9/task/10/status:CapEff:\t0000000000001000\n";
         assert_eq!(thread_caps(caps), (vec![0, 0x1000], vec![KEPT_CAPS]));
         let info = "extra:      flight.reason = trigger: fallback (reason 0x05000000, sock 1)\nextra:      flight.dropped_lost = 3\n";
-        assert_eq!(info_extra(info, "flight.reason"), Some("trigger: fallback (reason 0x05000000, sock 1)"));
+        assert_eq!(
+            info_extra(info, "flight.reason"),
+            Some("trigger: fallback (reason 0x05000000, sock 1)")
+        );
         assert_eq!(info_extra(info, "flight.dropped_lost"), Some("3"));
         assert_eq!(info_extra(info, "flight"), None);
     }
@@ -653,7 +700,10 @@ mod tests {
         let o = a_script(Scenario::Overload, &tools);
         assert!(o.contains("--buffer 4k") && o.contains("kill -INT $rec"));
         let f = a_script(Scenario::Flight, &tools);
-        assert!(f.contains("--flight 1 --trigger fallback") && f.contains(&format!("--max-size {ROTATE_SIZE} --rotate {ROTATE_KEEP}")));
+        assert!(
+            f.contains("--flight 1 --trigger fallback")
+                && f.contains(&format!("--max-size {ROTATE_SIZE} --rotate {ROTATE_KEEP}"))
+        );
         assert!(f.find("kill -INT $rec").unwrap() > f.find("until ").unwrap());
         assert!(f.find("kill -USR1 $rec").unwrap() < f.find("until ").unwrap());
         let b = flight_b_script(&tools);

@@ -79,8 +79,12 @@ impl Scenario {
 
     /// The recorder's reliability scenarios (not in `all`: they test smc-record itself,
     /// always record, and need smc-record and smc-analyze built).
-    pub const RELIABILITY: [Scenario; 4] =
-        [Scenario::Crash, Scenario::Diskfull, Scenario::Overload, Scenario::Flight];
+    pub const RELIABILITY: [Scenario; 4] = [
+        Scenario::Crash,
+        Scenario::Diskfull,
+        Scenario::Overload,
+        Scenario::Flight,
+    ];
 
     /// The one-guest SMC-D scenarios on the out-of-tree smc.ko of kernel/module/build.sh
     /// (not in `all`: the module is built for 6.12 only; they always record or monitor).
@@ -376,7 +380,10 @@ pub fn check(scenario: Scenario, out: &Path, record: bool) -> Result<Vec<String>
     if scenario != Scenario::Shortconn {
         // Mid-handshake smc_diag says state INIT and mode 0, which is also SMCR's value:
         // only an established (ACTIVE) socket proves the mode.
-        if !socks.iter().any(|s| num(s, "state") == SMC_ACTIVE && num(s, "mode") == MODE_SMCR) {
+        if !socks
+            .iter()
+            .any(|s| num(s, "state") == SMC_ACTIVE && num(s, "mode") == MODE_SMCR)
+        {
             bail!(
                 "assertion failed: no smc_diag sample ({} taken) shows the client socket ACTIVE in mode SMCR",
                 samples.len()
@@ -513,7 +520,11 @@ pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> R
     let o: Outcome = vm::run(&spec)?;
     let wall = o.wall.as_secs_f64();
     if !o.ok() {
-        eprintln!("lab: {} FAILED after {wall:.1} s: {}", scenario.name(), o.failure_summary());
+        eprintln!(
+            "lab: {} FAILED after {wall:.1} s: {}",
+            scenario.name(),
+            o.failure_summary()
+        );
         return Ok(1);
     }
     match check(scenario, out, opts.record) {
@@ -621,10 +632,18 @@ mod tests {
             json!({"server_total": 0, "client_total": 0, "reasons": []}),
         );
         // Mid-handshake (state INIT, mode 0) proves nothing; an ACTIVE SMCR socket does.
-        w("a-diag-0.json", json!([{"state": 2, "mode": 0, "remote_port": 5000}]));
-        let e = check(Scenario::Pingpong, &dir, false).unwrap_err().to_string();
+        w(
+            "a-diag-0.json",
+            json!([{"state": 2, "mode": 0, "remote_port": 5000}]),
+        );
+        let e = check(Scenario::Pingpong, &dir, false)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("ACTIVE in mode SMCR"), "{e}");
-        w("a-diag-0.json", json!([{"state": 1, "mode": 0, "remote_port": 5000}]));
+        w(
+            "a-diag-0.json",
+            json!([{"state": 1, "mode": 0, "remote_port": 5000}]),
+        );
         assert_eq!(check(Scenario::Pingpong, &dir, false).unwrap().len(), 3);
         w(
             "b-fallback.json",
@@ -641,7 +660,10 @@ mod tests {
             "b-fallback.json",
             json!({"server_total": 0, "client_total": 0, "reasons": []}),
         );
-        w("a-diag-0.json", json!([{"state": 1, "mode": 1, "remote_port": 5000}]));
+        w(
+            "a-diag-0.json",
+            json!([{"state": 1, "mode": 1, "remote_port": 5000}]),
+        );
         let e = check(Scenario::Pingpong, &dir, false)
             .unwrap_err()
             .to_string();

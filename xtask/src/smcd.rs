@@ -246,9 +246,13 @@ fn check_smcd(out: &Path, proven: &mut Vec<String>) -> Result<()> {
         .flat_map(|side| ["v1", "v2"].map(|v| num(&stats, &format!("smcd.{side}_{v}_succ_cnt"))))
         .sum();
     if smcd < 2 {
-        bail!("assertion failed: netlink SMC-D handshakes {smcd}, expected >= 2 (client and server)");
+        bail!(
+            "assertion failed: netlink SMC-D handshakes {smcd}, expected >= 2 (client and server)"
+        );
     }
-    proven.push(format!("netlink: {smcd} SMC-D handshakes (client + server)"));
+    proven.push(format!(
+        "netlink: {smcd} SMC-D handshakes (client + server)"
+    ));
     let fb = read_json(&out.join("a-fallback.json"))?;
     let fbs = num(&fb, "server_total") + num(&fb, "client_total");
     if fbs != 0 {
@@ -268,7 +272,10 @@ pub fn check_report(report: &Value, proven: &mut Vec<String>) -> Result<()> {
     if smcd == 0 {
         bail!(
             "assertion failed: smc-analyze report shows no SMC-D connection (by mode: {})",
-            summary.get("connections_by_mode").cloned().unwrap_or(Value::Null)
+            summary
+                .get("connections_by_mode")
+                .cloned()
+                .unwrap_or(Value::Null)
         );
     }
     let msgs = num(summary, "messages");
@@ -291,7 +298,10 @@ pub fn check_report(report: &Value, proven: &mut Vec<String>) -> Result<()> {
         .unwrap_or_default();
     for need in ["send_call", "app_wait"] {
         if !stages.iter().any(|s| s == need) {
-            bail!("assertion failed: stage {need} missing from smc-analyze's report (stages: {})", stages.join(" "));
+            bail!(
+                "assertion failed: stage {need} missing from smc-analyze's report (stages: {})",
+                stages.join(" ")
+            );
         }
     }
     proven.push(format!(
@@ -303,10 +313,7 @@ pub fn check_report(report: &Value, proven: &mut Vec<String>) -> Result<()> {
 }
 
 /// Kernel anomalies (`smcctl diag --json`) against the BPF monitor's: (tstamp, lat) in ns.
-pub fn match_anomalies(
-    kernel: &[(u64, u64)],
-    bpf: &[(u64, u64)],
-) -> Result<Vec<(u64, u64, u64)>> {
+pub fn match_anomalies(kernel: &[(u64, u64)], bpf: &[(u64, u64)]) -> Result<Vec<(u64, u64, u64)>> {
     let mut matched = Vec::new();
     for &(t, lat) in kernel {
         let best = bpf
@@ -341,7 +348,8 @@ fn anomalies_of(v: &Value, stage: &str) -> Vec<(u64, u64)> {
             a.iter()
                 .filter(|x| {
                     x.get("stage").and_then(Value::as_str) == Some(stage)
-                        || (x.get("stage").and_then(Value::as_u64) == Some(1) && stage == "rx_consume")
+                        || (x.get("stage").and_then(Value::as_u64) == Some(1)
+                            && stage == "rx_consume")
                 })
                 .map(|x| (num(x, "tstamp_ns"), num(x, "lat_ns")))
                 .collect()
@@ -388,15 +396,19 @@ fn check_metrics(out: &Path, proven: &mut Vec<String>) -> Result<()> {
     let mut conn = None;
     let mut bpf: Vec<(u64, u64)> = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let v: Value = serde_json::from_str(line).context("metrics-bpf.jsonl: a line is not JSON")?;
+        let v: Value =
+            serde_json::from_str(line).context("metrics-bpf.jsonl: a line is not JSON")?;
         if v.get("source").and_then(Value::as_str) != Some("bpf") {
-            bail!("assertion failed: the monitor says source {:?}, expected bpf", v.get("source"));
+            bail!(
+                "assertion failed: the monitor says source {:?}, expected bpf",
+                v.get("source")
+            );
         }
-        if let Some(c) = v
-            .get("conns")
-            .and_then(Value::as_array)
-            .and_then(|cs| cs.iter().find(|c| num(c, "local_port") == local_port && num(c, "remote_port") == PORT as u64))
-        {
+        if let Some(c) = v.get("conns").and_then(Value::as_array).and_then(|cs| {
+            cs.iter().find(|c| {
+                num(c, "local_port") == local_port && num(c, "remote_port") == PORT as u64
+            })
+        }) {
             bpf.extend(anomalies_of(c, "rx_consume"));
             conn = Some(c.clone());
         }
@@ -501,7 +513,11 @@ pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<
     let o = vm::run(&spec)?;
     let wall = o.wall.as_secs_f64();
     if !o.ok() {
-        eprintln!("lab: {} FAILED after {wall:.1} s: {}", sc.name(), o.failure_summary());
+        eprintln!(
+            "lab: {} FAILED after {wall:.1} s: {}",
+            sc.name(),
+            o.failure_summary()
+        );
         return Ok(1);
     }
     match check(sc, out) {
@@ -509,7 +525,11 @@ pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<
             for p in proven {
                 say(&format!("ok: {p}"));
             }
-            say(&format!("{} PASSED on {}: boot-to-result {wall:.1} s", sc.name(), kernel.kver));
+            say(&format!(
+                "{} PASSED on {}: boot-to-result {wall:.1} s",
+                sc.name(),
+                kernel.kver
+            ));
             Ok(0)
         }
         Err(e) => {
@@ -537,33 +557,62 @@ mod tests {
         assert!(p[0].contains("3990 of 4000"), "{}", p[0]);
         let mut bad = good.clone();
         bad["summary"]["complete_messages"] = json!(3900);
-        assert!(check_report(&bad, &mut p).unwrap_err().to_string().contains("3900 of 4000"));
+        assert!(check_report(&bad, &mut p)
+            .unwrap_err()
+            .to_string()
+            .contains("3900 of 4000"));
         let mut r = good.clone();
         r["summary"]["connections_by_mode"] = json!({"SMC-R": 1});
-        assert!(check_report(&r, &mut p).unwrap_err().to_string().contains("no SMC-D"));
+        assert!(check_report(&r, &mut p)
+            .unwrap_err()
+            .to_string()
+            .contains("no SMC-D"));
         let mut s = good;
         s["stages"] = json!([{"stage": "send_call", "count": 3}]);
-        assert!(check_report(&s, &mut p).unwrap_err().to_string().contains("app_wait"));
+        assert!(check_report(&s, &mut p)
+            .unwrap_err()
+            .to_string()
+            .contains("app_wait"));
     }
 
     #[test]
     fn anomalies_match_by_time_and_latency() {
         let k = [(1_000_000_000, 50_200_000), (1_100_000_000, 50_900_000)];
-        let b = [(1_100_050_000, 50_950_000), (1_000_040_000, 50_240_000), (5, 5)];
+        let b = [
+            (1_100_050_000, 50_950_000),
+            (1_000_040_000, 50_240_000),
+            (5, 5),
+        ];
         assert_eq!(match_anomalies(&k, &b).unwrap().len(), 2);
         let off = [(1_000_040_000, 52_500_000), (1_100_050_000, 50_950_000)];
-        assert!(match_anomalies(&k, &off).unwrap_err().to_string().contains("differ"));
+        assert!(match_anomalies(&k, &off)
+            .unwrap_err()
+            .to_string()
+            .contains("differ"));
         let late = [(1_010_000_000, 50_200_000), (1_100_050_000, 50_950_000)];
-        assert!(match_anomalies(&k, &late).unwrap_err().to_string().contains("no BPF monitor anomaly"));
+        assert!(match_anomalies(&k, &late)
+            .unwrap_err()
+            .to_string()
+            .contains("no BPF monitor anomaly"));
     }
 
     #[test]
     fn script_starts_the_monitor_before_the_workload() {
-        let a = a_script(Scenario::Metrics, Path::new("/w/smcctl"), Path::new("/w/smc-load"), Path::new("/w/smc-record"));
+        let a = a_script(
+            Scenario::Metrics,
+            Path::new("/w/smcctl"),
+            Path::new("/w/smc-load"),
+            Path::new("/w/smc-record"),
+        );
         let mon = a.find("conns --source bpf").unwrap();
         assert!(mon < a.find("client --connect 127.0.0.1:5000").unwrap());
         assert!(a.contains("--read-delay 0.05"));
-        let l = a_script(Scenario::SmcdLoopback, Path::new("/w/smcctl"), Path::new("/w/smc-load"), Path::new("/w/smc-record"));
+        let l = a_script(
+            Scenario::SmcdLoopback,
+            Path::new("/w/smcctl"),
+            Path::new("/w/smc-load"),
+            Path::new("/w/smc-record"),
+        );
         assert!(l.contains("record --output /out/smcd-loopback-a.smctrace"));
         assert!(l.contains(":1388 00000000:0000 0A"));
         assert!(l.contains("grep -B5 '\"remote_port\": 5000,' /out/a-diag-$i.json | grep -q '\"mode\": 2,' && break"));

@@ -37,7 +37,12 @@ fn u(v: &Value, path: &[&str]) -> u64 {
 }
 
 /// Problems found; empty means the scenario's analysis holds.
-pub fn recorded_scenario(scenario: Scenario, kernel: Series, report: &Value, out: &Path) -> Vec<String> {
+pub fn recorded_scenario(
+    scenario: Scenario,
+    kernel: Series,
+    report: &Value,
+    out: &Path,
+) -> Vec<String> {
     let mut problems = Vec::new();
     let lost = u(report, &["summary", "lost_events"]);
     if lost != 0 {
@@ -55,7 +60,9 @@ pub fn recorded_scenario(scenario: Scenario, kernel: Series, report: &Value, out
             problems.push("a reliability scenario has no two-peer analysis".into())
         }
         // One guest, checked by smcd::check instead.
-        Scenario::SmcdLoopback | Scenario::Metrics => problems.push("an SMC-D scenario has no two-peer analysis".into()),
+        Scenario::SmcdLoopback | Scenario::Metrics => {
+            problems.push("an SMC-D scenario has no two-peer analysis".into())
+        }
         Scenario::Bulk | Scenario::Shortconn => {
             if u(report, &["summary", "connections_by_mode", "SMC-R"]) == 0 {
                 problems.push("no SMC-R connection in the analysis".into());
@@ -66,7 +73,10 @@ pub fn recorded_scenario(scenario: Scenario, kernel: Series, report: &Value, out
 }
 
 fn pingpong(report: &Value, out: &Path, min_complete: f64, problems: &mut Vec<String>) {
-    let load: Value = match std::fs::read(out.join("a-load.json")).ok().and_then(|b| serde_json::from_slice(&b).ok()) {
+    let load: Value = match std::fs::read(out.join("a-load.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+    {
         Some(v) => v,
         None => {
             problems.push("a-load.json (the workload's own report) missing or not JSON".into());
@@ -74,19 +84,30 @@ fn pingpong(report: &Value, out: &Path, min_complete: f64, problems: &mut Vec<St
         }
     };
     let count = u(&load, &["count"]);
-    let conns = report["connections"].as_array().cloned().unwrap_or_default();
-    let Some(conn) = conns.iter().find(|c| c["mode"] == "SMC-R" && c["sides"].as_array().map(Vec::len) == Some(2)) else {
+    let conns = report["connections"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    let Some(conn) = conns
+        .iter()
+        .find(|c| c["mode"] == "SMC-R" && c["sides"].as_array().map(Vec::len) == Some(2))
+    else {
         problems.push("no SMC-R connection seen by both recordings".into());
         return;
     };
     let (fwd, bwd) = (u(conn, &["messages_fwd"]), u(conn, &["messages_bwd"]));
     if fwd < count || bwd < count {
-        problems.push(format!("connection has {fwd}/{bwd} messages each way, the workload sent {count} each way"));
+        problems.push(format!(
+            "connection has {fwd}/{bwd} messages each way, the workload sent {count} each way"
+        ));
     }
     let messages = u(report, &["summary", "messages"]);
     let complete = u(report, &["summary", "complete_messages"]);
     if messages == 0 || (complete as f64) < min_complete * messages as f64 {
-        problems.push(format!("only {complete} of {messages} messages complete (need {:.0}%)", min_complete * 100.0));
+        problems.push(format!(
+            "only {complete} of {messages} messages complete (need {:.0}%)",
+            min_complete * 100.0
+        ));
     }
     let rtt_p50_ns = load["rtt_p50_us"].as_f64().unwrap_or(0.0) * 1000.0;
     let e2e_p50_ns = conn["latency_p50_ns"].as_f64().unwrap_or(0.0);
@@ -99,7 +120,10 @@ fn pingpong(report: &Value, out: &Path, min_complete: f64, problems: &mut Vec<St
         E2E_VS_HALF_RTT.1
     );
     if !(E2E_VS_HALF_RTT.0..=E2E_VS_HALF_RTT.1).contains(&ratio) {
-        problems.push(format!("e2e p50 / (RTT p50 / 2) = {ratio:.2}, outside {:?}", E2E_VS_HALF_RTT));
+        problems.push(format!(
+            "e2e p50 / (RTT p50 / 2) = {ratio:.2}, outside {:?}",
+            E2E_VS_HALF_RTT
+        ));
     }
 }
 
@@ -108,14 +132,22 @@ fn fallback(report: &Value, problems: &mut Vec<String>) {
         .as_array()
         .map(|a| a.iter().map(|r| u(r, &["code"])).collect())
         .unwrap_or_default();
-    for (code, who) in [(EXPECTED_SERVER_FALLBACK, "server"), (EXPECTED_CLIENT_FALLBACK, "client")] {
+    for (code, who) in [
+        (EXPECTED_SERVER_FALLBACK, "server"),
+        (EXPECTED_CLIENT_FALLBACK, "client"),
+    ] {
         if !reasons.contains(&(code as u64)) {
-            problems.push(format!("{who} fallback reason {code:#010x} not in the analysis (found {reasons:x?})"));
+            problems.push(format!(
+                "{who} fallback reason {code:#010x} not in the analysis (found {reasons:x?})"
+            ));
         }
     }
     let named = report["fallback_reasons"]
         .as_array()
-        .map(|a| a.iter().all(|r| r["name"].as_str().is_some_and(|n| !n.is_empty())))
+        .map(|a| {
+            a.iter()
+                .all(|r| r["name"].as_str().is_some_and(|n| !n.is_empty()))
+        })
         .unwrap_or(false);
     if !named {
         problems.push("a fallback reason has no decoded name".into());
@@ -135,17 +167,33 @@ mod tests {
     fn pingpong_accepts_consistent_analysis_and_rejects_drift() {
         let dir = std::env::temp_dir().join(format!("xtask-verify-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("a-load.json"), r#"{"count":100,"rtt_p50_us":1000.0}"#).unwrap();
+        std::fs::write(
+            dir.join("a-load.json"),
+            r#"{"count":100,"rtt_p50_us":1000.0}"#,
+        )
+        .unwrap();
         let conn = json!([{"mode":"SMC-R","sides":[{},{}],"messages_fwd":101,"messages_bwd":100,"latency_p50_ns":450000}]);
-        let good = base(conn.clone(), json!({"lost_events":0,"messages":201,"complete_messages":200}));
+        let good = base(
+            conn.clone(),
+            json!({"lost_events":0,"messages":201,"complete_messages":200}),
+        );
         assert!(recorded_scenario(Scenario::Pingpong, Series::V6_12, &good, &dir).is_empty());
         let slow = base(
             json!([{"mode":"SMC-R","sides":[{},{}],"messages_fwd":101,"messages_bwd":100,"latency_p50_ns":90000}]),
             json!({"lost_events":0,"messages":201,"complete_messages":200}),
         );
-        assert_eq!(recorded_scenario(Scenario::Pingpong, Series::V6_12, &slow, &dir).len(), 1);
-        let lossy = base(conn, json!({"lost_events":3,"messages":201,"complete_messages":150}));
-        assert_eq!(recorded_scenario(Scenario::Pingpong, Series::V6_12, &lossy, &dir).len(), 2);
+        assert_eq!(
+            recorded_scenario(Scenario::Pingpong, Series::V6_12, &slow, &dir).len(),
+            1
+        );
+        let lossy = base(
+            conn,
+            json!({"lost_events":3,"messages":201,"complete_messages":150}),
+        );
+        assert_eq!(
+            recorded_scenario(Scenario::Pingpong, Series::V6_12, &lossy, &dir).len(),
+            2
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
@@ -153,8 +201,23 @@ mod tests {
     fn fallback_needs_both_decoded_reasons() {
         let mut r = base(json!([]), json!({"lost_events":0}));
         r["fallback_reasons"] = json!([{"code": 0x0303_0000u32, "name": "NOSMCDEV"}]);
-        assert_eq!(recorded_scenario(Scenario::Fallback, Series::V6_12, &r, Path::new("/nonexistent")).len(), 1);
+        assert_eq!(
+            recorded_scenario(
+                Scenario::Fallback,
+                Series::V6_12,
+                &r,
+                Path::new("/nonexistent")
+            )
+            .len(),
+            1
+        );
         r["fallback_reasons"] = json!([{"code": 0x0303_0000u32, "name": "NOSMCDEV"}, {"code": 0x0500_0000u32, "name": "PEERDECL"}]);
-        assert!(recorded_scenario(Scenario::Fallback, Series::V6_12, &r, Path::new("/nonexistent")).is_empty());
+        assert!(recorded_scenario(
+            Scenario::Fallback,
+            Series::V6_12,
+            &r,
+            Path::new("/nonexistent")
+        )
+        .is_empty());
     }
 }

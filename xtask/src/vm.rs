@@ -154,8 +154,16 @@ impl Outcome {
     }
     /// What went wrong, for one error line: each failed guest, then the kept serial logs.
     pub fn failure_summary(&self) -> String {
-        let failed: Vec<String> = self.guests().filter(|g| !g.ok()).map(|g| g.describe()).collect();
-        format!("{} (serial logs kept: {})", failed.join("; "), self.serial_logs())
+        let failed: Vec<String> = self
+            .guests()
+            .filter(|g| !g.ok())
+            .map(|g| g.describe())
+            .collect();
+        format!(
+            "{} (serial logs kept: {})",
+            failed.join("; "),
+            self.serial_logs()
+        )
     }
 }
 

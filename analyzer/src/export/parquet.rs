@@ -81,7 +81,10 @@ pub enum Compression {
 enum Values {
     Int(Vec<i64>),
     /// Text as one byte buffer and the end offset of each value.
-    Text { bytes: Vec<u8>, ends: Vec<usize> },
+    Text {
+        bytes: Vec<u8>,
+        ends: Vec<usize>,
+    },
     Bool(Vec<bool>),
 }
 
@@ -111,7 +114,9 @@ impl Values {
     /// Append the PLAIN encoding of values `range` to `out`.
     fn plain(&self, range: std::ops::Range<usize>, out: &mut Vec<u8>) {
         match self {
-            Values::Int(v) => v[range].iter().for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
+            Values::Int(v) => v[range]
+                .iter()
+                .for_each(|x| out.extend_from_slice(&x.to_le_bytes())),
             Values::Text { bytes, ends } => {
                 for i in range {
                     let s = Values::text(bytes, ends, i);
@@ -120,20 +125,31 @@ impl Values {
                 }
             }
             // Bit-packed, least significant bit first.
-            Values::Bool(v) => out.extend(v[range].chunks(8).map(|c| c.iter().enumerate().fold(0u8, |b, (k, &x)| b | (u8::from(x) << k)))),
+            Values::Bool(v) => out.extend(v[range].chunks(8).map(|c| {
+                c.iter()
+                    .enumerate()
+                    .fold(0u8, |b, (k, &x)| b | (u8::from(x) << k))
+            })),
         }
     }
 
     /// The PLAIN bytes (no length prefix for text) of the min and max value.
     fn min_max(&self) -> Option<(Vec<u8>, Vec<u8>)> {
         match self {
-            Values::Int(v) => Some((v.iter().min()?.to_le_bytes().to_vec(), v.iter().max()?.to_le_bytes().to_vec())),
+            Values::Int(v) => Some((
+                v.iter().min()?.to_le_bytes().to_vec(),
+                v.iter().max()?.to_le_bytes().to_vec(),
+            )),
             Values::Text { bytes, ends } => {
                 let all = (0..ends.len()).map(|i| Values::text(bytes, ends, i));
                 let (min, max) = (all.clone().min()?, all.max()?);
-                (min.len() <= MAX_TEXT_STAT && max.len() <= MAX_TEXT_STAT).then(|| (min.to_vec(), max.to_vec()))
+                (min.len() <= MAX_TEXT_STAT && max.len() <= MAX_TEXT_STAT)
+                    .then(|| (min.to_vec(), max.to_vec()))
             }
-            Values::Bool(v) => Some((vec![u8::from(v.iter().all(|&x| x))], vec![u8::from(v.iter().any(|&x| x))])),
+            Values::Bool(v) => Some((
+                vec![u8::from(v.iter().all(|&x| x))],
+                vec![u8::from(v.iter().any(|&x| x))],
+            )),
         }
     }
 
@@ -182,7 +198,12 @@ fn rle_hybrid_bits(levels: &[bool], out: &mut Vec<u8>) {
         let mut packed = Vec::new();
         while i < levels.len() {
             let group = &levels[i..levels.len().min(i + 8)];
-            packed.push(group.iter().enumerate().fold(0u8, |b, (k, &x)| b | (u8::from(x) << k)));
+            packed.push(
+                group
+                    .iter()
+                    .enumerate()
+                    .fold(0u8, |b, (k, &x)| b | (u8::from(x) << k)),
+            );
             i += 8;
             if i >= levels.len() || run_at(i) >= 8 {
                 break;
@@ -229,10 +250,18 @@ pub struct ParquetTable {
 impl ParquetTable {
     /// Create `path` for a table named `table` with `columns`; rows are
     /// written in row groups of at most `row_group_rows` (at least 1).
-    pub fn create(path: PathBuf, table: &str, columns: Vec<Column>, row_group_rows: usize, compression: Compression) -> Result<ParquetTable, String> {
+    pub fn create(
+        path: PathBuf,
+        table: &str,
+        columns: Vec<Column>,
+        row_group_rows: usize,
+        compression: Compression,
+    ) -> Result<ParquetTable, String> {
         let fail = |e: &dyn std::fmt::Display| format!("{}: cannot create: {e}", path.display());
         let compressor = match compression {
-            Compression::Zstd => Some(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| fail(&e))?),
+            Compression::Zstd => {
+                Some(zstd::bulk::Compressor::new(ZSTD_LEVEL).map_err(|e| fail(&e))?)
+            }
             Compression::None => None,
         };
         let file = File::create(&path).map_err(|e| fail(&e))?;
@@ -241,7 +270,10 @@ impl ParquetTable {
             .map(|c| ColumnBuffer {
                 values: match c.kind {
                     Kind::Int | Kind::Code => Values::Int(Vec::new()),
-                    Kind::Text => Values::Text { bytes: Vec::new(), ends: Vec::new() },
+                    Kind::Text => Values::Text {
+                        bytes: Vec::new(),
+                        ends: Vec::new(),
+                    },
                     Kind::Bool => Values::Bool(Vec::new()),
                 },
                 present: Vec::new(),
@@ -265,14 +297,21 @@ impl ParquetTable {
     }
 
     fn write(&mut self, b: &[u8]) -> Result<(), String> {
-        self.out.write_all(b).map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
+        self.out
+            .write_all(b)
+            .map_err(|e| format!("{}: write failed: {e}", self.path.display()))?;
         self.pos += b.len() as u64;
         Ok(())
     }
 
     /// Write one data page of column `c`: rows `rows` holding values `vals`.
     /// Returns (uncompressed, compressed) sizes including the header.
-    fn write_page(&mut self, c: usize, rows: std::ops::Range<usize>, vals: std::ops::Range<usize>) -> Result<(i64, i64), String> {
+    fn write_page(
+        &mut self,
+        c: usize,
+        rows: std::ops::Range<usize>,
+        vals: std::ops::Range<usize>,
+    ) -> Result<(i64, i64), String> {
         let mut page = std::mem::take(&mut self.page);
         page.clear();
         let b = &self.buffers[c];
@@ -283,24 +322,40 @@ impl ParquetTable {
             page[..4].copy_from_slice(&n.to_le_bytes());
         }
         b.values.plain(vals, &mut page);
-        let too_big = |n: usize| i32::try_from(n).map_err(|_| format!("{}: internal error: page of {n} bytes", self.path.display()));
+        let too_big = |n: usize| {
+            i32::try_from(n)
+                .map_err(|_| format!("{}: internal error: page of {n} bytes", self.path.display()))
+        };
         let uncompressed = too_big(page.len())?;
         let compressed_page;
         let body: &[u8] = match &mut self.compressor {
             Some(z) => {
-                compressed_page = z.compress(&page).map_err(|e| format!("{}: zstd failed: {e}", self.path.display()))?;
+                compressed_page = z
+                    .compress(&page)
+                    .map_err(|e| format!("{}: zstd failed: {e}", self.path.display()))?;
                 &compressed_page
             }
             None => &page,
         };
         let compressed = too_big(body.len())?;
         let mut h = thrift::Writer::new();
-        h.i32(1, PAGE_DATA).i32(2, uncompressed).i32(3, compressed).i32(4, crc32fast::hash(body) as i32);
-        h.begin(5).i32(1, too_big(rows.len())?).i32(2, ENCODING_PLAIN).i32(3, ENCODING_RLE).i32(4, ENCODING_RLE).end();
+        h.i32(1, PAGE_DATA)
+            .i32(2, uncompressed)
+            .i32(3, compressed)
+            .i32(4, crc32fast::hash(body) as i32);
+        h.begin(5)
+            .i32(1, too_big(rows.len())?)
+            .i32(2, ENCODING_PLAIN)
+            .i32(3, ENCODING_RLE)
+            .i32(4, ENCODING_RLE)
+            .end();
         let header = h.finish();
         self.write(&header)?;
         self.write(body)?;
-        let sizes = ((header.len() + page.len()) as i64, (header.len() + body.len()) as i64);
+        let sizes = (
+            (header.len() + page.len()) as i64,
+            (header.len() + body.len()) as i64,
+        );
         self.page = page;
         Ok(sizes)
     }
@@ -340,7 +395,11 @@ impl ParquetTable {
                 min_max: b.values.min_max(),
             });
         }
-        self.row_groups.push(RowGroupMeta { chunks, num_rows: self.rows as i64, file_offset });
+        self.row_groups.push(RowGroupMeta {
+            chunks,
+            num_rows: self.rows as i64,
+            file_offset,
+        });
         for b in &mut self.buffers {
             b.values.clear();
             b.present.clear();
@@ -354,7 +413,10 @@ impl ParquetTable {
         let mut w = thrift::Writer::new();
         w.i32(1, 1); // version
         w.list(2, thrift::STRUCT, self.columns.len() + 1);
-        w.enter().binary(4, self.table.as_bytes()).i32(5, self.columns.len() as i32).end();
+        w.enter()
+            .binary(4, self.table.as_bytes())
+            .i32(5, self.columns.len() as i32)
+            .end();
         for c in &self.columns {
             w.enter();
             w.i32(
@@ -390,13 +452,25 @@ impl ParquetTable {
                     },
                 );
                 if c.nullable {
-                    w.list(2, thrift::I32, 2).list_i32(ENCODING_PLAIN).list_i32(ENCODING_RLE);
+                    w.list(2, thrift::I32, 2)
+                        .list_i32(ENCODING_PLAIN)
+                        .list_i32(ENCODING_RLE);
                 } else {
                     w.list(2, thrift::I32, 1).list_i32(ENCODING_PLAIN);
                 }
                 w.list(3, thrift::BINARY, 1).list_binary(c.name.as_bytes());
-                w.i32(4, if self.compressor.is_some() { CODEC_ZSTD } else { CODEC_UNCOMPRESSED });
-                w.i64(5, m.num_values).i64(6, m.uncompressed).i64(7, m.compressed).i64(9, m.data_page_offset);
+                w.i32(
+                    4,
+                    if self.compressor.is_some() {
+                        CODEC_ZSTD
+                    } else {
+                        CODEC_UNCOMPRESSED
+                    },
+                );
+                w.i64(5, m.num_values)
+                    .i64(6, m.uncompressed)
+                    .i64(7, m.compressed)
+                    .i64(9, m.data_page_offset);
                 w.begin(12).i64(3, m.null_count); // Statistics
                 if let Some((min, max)) = &m.min_max {
                     w.binary(5, max).binary(6, min).bool(7, true).bool(8, true);
@@ -412,7 +486,10 @@ impl ParquetTable {
             }
             w.end();
         }
-        w.binary(6, format!("smc-analyze version {}", env!("CARGO_PKG_VERSION")).as_bytes());
+        w.binary(
+            6,
+            format!("smc-analyze version {}", env!("CARGO_PKG_VERSION")).as_bytes(),
+        );
         // column_orders: TypeDefinedOrder for every column, so readers trust min/max.
         w.list(7, thrift::STRUCT, self.columns.len());
         for _ in &self.columns {
@@ -438,7 +515,12 @@ impl TableWriter for ParquetTable {
                 }
                 (Values::Bool(x), Value::Bool(y)) => x.push(*y),
                 // check_row has matched every value to its column's kind.
-                _ => return Err(format!("{}: internal error: value {v:?} in a column of another type", self.path.display())),
+                _ => {
+                    return Err(format!(
+                        "{}: internal error: value {v:?} in a column of another type",
+                        self.path.display()
+                    ))
+                }
             }
         }
         self.rows += 1;
@@ -451,13 +533,23 @@ impl TableWriter for ParquetTable {
     fn finish(mut self: Box<Self>) -> Result<(), String> {
         self.flush_row_group()?;
         let footer = self.file_metadata();
-        let len = u32::try_from(footer.len()).map_err(|_| format!("{}: internal error: footer of {} bytes", self.path.display(), footer.len()))?;
+        let len = u32::try_from(footer.len()).map_err(|_| {
+            format!(
+                "{}: internal error: footer of {} bytes",
+                self.path.display(),
+                footer.len()
+            )
+        })?;
         self.write(&footer)?;
         self.write(&len.to_le_bytes())?;
         self.write(MAGIC)?;
         let path = self.path.clone();
-        let file = self.out.into_inner().map_err(|e| format!("{}: write failed: {}", path.display(), e.error()))?;
-        file.sync_all().map_err(|e| format!("{}: write failed: {e}", path.display()))
+        let file = self
+            .out
+            .into_inner()
+            .map_err(|e| format!("{}: write failed: {}", path.display(), e.error()))?;
+        file.sync_all()
+            .map_err(|e| format!("{}: write failed: {e}", path.display()))
     }
 }
 
@@ -502,10 +594,22 @@ mod tests {
             .map(|i| {
                 vec![
                     Value::Int(i as i64 - 7),
-                    if i % 3 == 0 { Value::Null } else { Value::Text(format!("{i:05}-{}", "x".repeat((i * 7) % 4000)).into()) },
-                    if i % 5 == 1 { Value::Null } else { Value::Bool(i % 2 == 0) },
+                    if i % 3 == 0 {
+                        Value::Null
+                    } else {
+                        Value::Text(format!("{i:05}-{}", "x".repeat((i * 7) % 4000)).into())
+                    },
+                    if i % 5 == 1 {
+                        Value::Null
+                    } else {
+                        Value::Bool(i % 2 == 0)
+                    },
                     // null for whole row groups of 1000 (rows 1000..2000), else a value
-                    if (1000..2000).contains(&i) { Value::Null } else { Value::Int(-(i as i64) * 1_000_000_007) },
+                    if (1000..2000).contains(&i) {
+                        Value::Null
+                    } else {
+                        Value::Int(-(i as i64) * 1_000_000_007)
+                    },
                     Value::Text(["", "é", "zz"][i % 3].into()),
                 ]
             })
@@ -513,7 +617,11 @@ mod tests {
     }
 
     fn sample_columns() -> Vec<Column> {
-        let c = |name: &str, kind, nullable| Column { name: name.into(), kind, nullable };
+        let c = |name: &str, kind, nullable| Column {
+            name: name.into(),
+            kind,
+            nullable,
+        };
         vec![
             c("id", Kind::Int, false),
             c("text", Kind::Text, true),
@@ -532,9 +640,15 @@ mod tests {
         use ::parquet::file::statistics::Statistics;
         use ::parquet::record::Field;
         for compression in [Compression::Zstd, Compression::None] {
-            let path = std::env::temp_dir().join(format!("smc-analyze-pq-unit-{}-{compression:?}.parquet", std::process::id()));
+            let path = std::env::temp_dir().join(format!(
+                "smc-analyze-pq-unit-{}-{compression:?}.parquet",
+                std::process::id()
+            ));
             let rows = sample_rows(2500);
-            let mut t = Box::new(ParquetTable::create(path.clone(), "sample", sample_columns(), 1000, compression).unwrap());
+            let mut t = Box::new(
+                ParquetTable::create(path.clone(), "sample", sample_columns(), 1000, compression)
+                    .unwrap(),
+            );
             for r in &rows {
                 t.row(r).unwrap();
             }
@@ -542,10 +656,20 @@ mod tests {
             let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
             let md = r.metadata();
             assert_eq!(md.file_metadata().num_rows(), 2500);
-            assert_eq!((0..md.num_row_groups()).map(|g| md.row_group(g).num_rows()).collect::<Vec<_>>(), [1000, 1000, 500]);
+            assert_eq!(
+                (0..md.num_row_groups())
+                    .map(|g| md.row_group(g).num_rows())
+                    .collect::<Vec<_>>(),
+                [1000, 1000, 500]
+            );
             let mut got = Vec::new();
             for row in r.get_row_iter(None).unwrap() {
-                got.push(row.unwrap().get_column_iter().map(|(_, f)| f.clone()).collect::<Vec<_>>());
+                got.push(
+                    row.unwrap()
+                        .get_column_iter()
+                        .map(|(_, f)| f.clone())
+                        .collect::<Vec<_>>(),
+                );
             }
             let want: Vec<Vec<Field>> = rows
                 .iter()
@@ -566,32 +690,89 @@ mod tests {
             }
             // The long text of each row group is over PAGE_BYTES: several pages.
             let rg = r.get_row_group(0).unwrap();
-            let pages = rg.get_column_page_reader(1).unwrap().map(|p| p.unwrap().num_values()).collect::<Vec<_>>();
+            let pages = rg
+                .get_column_page_reader(1)
+                .unwrap()
+                .map(|p| p.unwrap().num_values())
+                .collect::<Vec<_>>();
             assert!(pages.len() > 1, "pages {pages:?}");
             assert_eq!(pages.iter().sum::<u32>(), 1000);
             // Statistics of every chunk, against the rows of its group.
             for g in 0..md.num_row_groups() {
                 let part = &rows[g * 1000..(g * 1000 + 1000).min(rows.len())];
                 for (c, col) in sample_columns().iter().enumerate() {
-                    let vals: Vec<&Value> = part.iter().map(|r| &r[c]).filter(|v| **v != Value::Null).collect();
-                    let st = md.row_group(g).column(c).statistics().unwrap_or_else(|| panic!("rg {g} {}: no statistics", col.name));
-                    assert_eq!(st.null_count_opt(), Some((part.len() - vals.len()) as u64), "rg {g} {}", col.name);
+                    let vals: Vec<&Value> = part
+                        .iter()
+                        .map(|r| &r[c])
+                        .filter(|v| **v != Value::Null)
+                        .collect();
+                    let st = md
+                        .row_group(g)
+                        .column(c)
+                        .statistics()
+                        .unwrap_or_else(|| panic!("rg {g} {}: no statistics", col.name));
+                    assert_eq!(
+                        st.null_count_opt(),
+                        Some((part.len() - vals.len()) as u64),
+                        "rg {g} {}",
+                        col.name
+                    );
                     match st {
                         Statistics::Int64(s) => {
-                            let ints: Vec<i64> = vals.iter().map(|v| if let Value::Int(i) = v { *i } else { unreachable!() }).collect();
-                            assert_eq!((s.min_opt(), s.max_opt()), (ints.iter().min(), ints.iter().max()), "rg {g} {}", col.name);
+                            let ints: Vec<i64> = vals
+                                .iter()
+                                .map(|v| {
+                                    if let Value::Int(i) = v {
+                                        *i
+                                    } else {
+                                        unreachable!()
+                                    }
+                                })
+                                .collect();
+                            assert_eq!(
+                                (s.min_opt(), s.max_opt()),
+                                (ints.iter().min(), ints.iter().max()),
+                                "rg {g} {}",
+                                col.name
+                            );
                         }
                         Statistics::Boolean(s) => {
-                            let b: Vec<bool> = vals.iter().map(|v| *v == &Value::Bool(true)).collect();
-                            assert_eq!((s.min_opt(), s.max_opt()), (b.iter().min(), b.iter().max()), "rg {g} {}", col.name);
+                            let b: Vec<bool> =
+                                vals.iter().map(|v| *v == &Value::Bool(true)).collect();
+                            assert_eq!(
+                                (s.min_opt(), s.max_opt()),
+                                (b.iter().min(), b.iter().max()),
+                                "rg {g} {}",
+                                col.name
+                            );
                         }
                         Statistics::ByteArray(s) => {
-                            let t: Vec<&[u8]> = vals.iter().map(|v| if let Value::Text(t) = v { t.as_bytes() } else { unreachable!() }).collect();
+                            let t: Vec<&[u8]> = vals
+                                .iter()
+                                .map(|v| {
+                                    if let Value::Text(t) = v {
+                                        t.as_bytes()
+                                    } else {
+                                        unreachable!()
+                                    }
+                                })
+                                .collect();
                             let (min, max) = (t.iter().min().copied(), t.iter().max().copied());
-                            if min.is_some_and(|m| m.len() > MAX_TEXT_STAT) || max.is_some_and(|m| m.len() > MAX_TEXT_STAT) {
-                                assert!(s.min_opt().is_none() && s.max_opt().is_none(), "rg {g} {}: long text has no min/max", col.name);
+                            if min.is_some_and(|m| m.len() > MAX_TEXT_STAT)
+                                || max.is_some_and(|m| m.len() > MAX_TEXT_STAT)
+                            {
+                                assert!(
+                                    s.min_opt().is_none() && s.max_opt().is_none(),
+                                    "rg {g} {}: long text has no min/max",
+                                    col.name
+                                );
                             } else {
-                                assert_eq!((s.min_opt().map(|x| x.data()), s.max_opt().map(|x| x.data())), (min, max), "rg {g} {}", col.name);
+                                assert_eq!(
+                                    (s.min_opt().map(|x| x.data()), s.max_opt().map(|x| x.data())),
+                                    (min, max),
+                                    "rg {g} {}",
+                                    col.name
+                                );
                             }
                         }
                         other => panic!("{}: statistics {other:?}", col.name),
@@ -599,7 +780,11 @@ mod tests {
                 }
             }
             let codec = md.row_group(0).column(0).compression();
-            assert_eq!(format!("{codec:?}").starts_with("ZSTD"), compression == Compression::Zstd, "{codec:?}");
+            assert_eq!(
+                format!("{codec:?}").starts_with("ZSTD"),
+                compression == Compression::Zstd,
+                "{codec:?}"
+            );
             std::fs::remove_file(&path).unwrap();
         }
     }
@@ -608,26 +793,65 @@ mod tests {
     #[test]
     fn null_pages_are_cut_by_rows() {
         use ::parquet::file::reader::{FileReader, SerializedFileReader};
-        let path = std::env::temp_dir().join(format!("smc-analyze-pq-nulls-{}.parquet", std::process::id()));
-        let cols = vec![Column { name: "n".into(), kind: Kind::Int, nullable: true }];
+        let path = std::env::temp_dir().join(format!(
+            "smc-analyze-pq-nulls-{}.parquet",
+            std::process::id()
+        ));
+        let cols = vec![Column {
+            name: "n".into(),
+            kind: Kind::Int,
+            nullable: true,
+        }];
         let rows = PAGE_ROWS + PAGE_ROWS / 2;
-        let mut t = Box::new(ParquetTable::create(path.clone(), "nulls", cols, rows, Compression::Zstd).unwrap());
+        let mut t = Box::new(
+            ParquetTable::create(path.clone(), "nulls", cols, rows, Compression::Zstd).unwrap(),
+        );
         for _ in 0..rows {
             t.row(&[Value::Null]).unwrap();
         }
         t.finish().unwrap();
         let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
-        let pages: Vec<u32> = r.get_row_group(0).unwrap().get_column_page_reader(0).unwrap().map(|p| p.unwrap().num_values()).collect();
+        let pages: Vec<u32> = r
+            .get_row_group(0)
+            .unwrap()
+            .get_column_page_reader(0)
+            .unwrap()
+            .map(|p| p.unwrap().num_values())
+            .collect();
         assert_eq!(pages, [PAGE_ROWS as u32, (PAGE_ROWS / 2) as u32]);
-        assert_eq!(r.get_row_iter(None).unwrap().filter(|x| x.as_ref().unwrap().get_column_iter().all(|(_, f)| *f == ::parquet::record::Field::Null)).count(), rows);
+        assert_eq!(
+            r.get_row_iter(None)
+                .unwrap()
+                .filter(|x| x
+                    .as_ref()
+                    .unwrap()
+                    .get_column_iter()
+                    .all(|(_, f)| *f == ::parquet::record::Field::Null))
+                .count(),
+            rows
+        );
         std::fs::remove_file(&path).unwrap();
     }
 
     #[test]
     fn empty_table_is_a_valid_file() {
         use ::parquet::file::reader::{FileReader, SerializedFileReader};
-        let path = std::env::temp_dir().join(format!("smc-analyze-pq-empty-{}.parquet", std::process::id()));
-        Box::new(ParquetTable::create(path.clone(), "empty", sample_columns(), 10, Compression::Zstd).unwrap()).finish().unwrap();
+        let path = std::env::temp_dir().join(format!(
+            "smc-analyze-pq-empty-{}.parquet",
+            std::process::id()
+        ));
+        Box::new(
+            ParquetTable::create(
+                path.clone(),
+                "empty",
+                sample_columns(),
+                10,
+                Compression::Zstd,
+            )
+            .unwrap(),
+        )
+        .finish()
+        .unwrap();
         let r = SerializedFileReader::new(File::open(&path).unwrap()).unwrap();
         assert_eq!(r.metadata().num_row_groups(), 0);
         assert_eq!(r.metadata().file_metadata().schema_descr().num_columns(), 5);

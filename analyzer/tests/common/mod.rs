@@ -22,7 +22,9 @@ pub fn recordings(dir: &Path) -> Vec<PathBuf> {
 
 /// Both peers' recordings of the lab fixture `fixtures/<name>/`.
 pub fn fixture(name: &str) -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures").join(name);
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fixtures")
+        .join(name);
     let v = recordings(&dir);
     assert_eq!(v.len(), 2, "{}: expected two recordings", dir.display());
     v

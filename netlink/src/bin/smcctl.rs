@@ -10,7 +10,11 @@ use serde::Serialize;
 use smc_netlink as smc;
 
 #[derive(Parser)]
-#[command(name = "smcctl", version, about = "Configure and inspect the Linux SMC stack via netlink")]
+#[command(
+    name = "smcctl",
+    version,
+    about = "Configure and inspect the Linux SMC stack via netlink"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -111,9 +115,20 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
             }
         },
         Cmd::Pnet { cmd } => match cmd {
-            PnetCmd::Add { pnetid, netdev: Some(dev), .. } => smc::pnet_add_netdev(&pnetid, &dev),
-            PnetCmd::Add { pnetid, ibdev: Some(ib), ibport: Some(port), .. } => smc::pnet_add_ib(&pnetid, &ib, port),
-            PnetCmd::Add { .. } => Err(smc::Error::InvalidArgument("pnet add: give --netdev IF or --ibdev DEV --ibport N".into())),
+            PnetCmd::Add {
+                pnetid,
+                netdev: Some(dev),
+                ..
+            } => smc::pnet_add_netdev(&pnetid, &dev),
+            PnetCmd::Add {
+                pnetid,
+                ibdev: Some(ib),
+                ibport: Some(port),
+                ..
+            } => smc::pnet_add_ib(&pnetid, &ib, port),
+            PnetCmd::Add { .. } => Err(smc::Error::InvalidArgument(
+                "pnet add: give --netdev IF or --ibdev DEV --ibport N".into(),
+            )),
             PnetCmd::Del { pnetid } => smc::pnet_del(&pnetid),
             PnetCmd::Flush => smc::pnet_flush(),
             PnetCmd::List(j) => {
@@ -123,7 +138,11 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 }
                 println!("{:<16} {:<16} {:<16} IBPORT", "PNETID", "NETDEV", "IBDEV");
                 for e in l {
-                    let port = if e.ibdev == "n/a" { "n/a".to_string() } else { e.ibport.to_string() };
+                    let port = if e.ibdev == "n/a" {
+                        "n/a".to_string()
+                    } else {
+                        e.ibport.to_string()
+                    };
                     println!("{:<16} {:<16} {:<16} {port}", e.pnetid, e.netdev, e.ibdev);
                 }
                 Ok(())
@@ -132,8 +151,11 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
         Cmd::Stats(j) => {
             let s = smc::stats()?;
             if j.json {
-                let m: serde_json::Map<String, serde_json::Value> =
-                    s.counters.iter().map(|(k, v)| (k.clone(), (*v).into())).collect();
+                let m: serde_json::Map<String, serde_json::Value> = s
+                    .counters
+                    .iter()
+                    .map(|(k, v)| (k.clone(), (*v).into()))
+                    .collect();
                 return json(&m);
             }
             for (k, v) in &s.counters {
@@ -146,7 +168,10 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
             if j.json {
                 return json(&f);
             }
-            println!("server fallbacks: {}   client fallbacks: {}", f.server_total, f.client_total);
+            println!(
+                "server fallbacks: {}   client fallbacks: {}",
+                f.server_total, f.client_total
+            );
             if !f.reasons.is_empty() {
                 println!("{:<6} {:<10} {:<12} COUNT", "SIDE", "CODE", "REASON");
             }
@@ -169,19 +194,37 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                     link_groups: Vec<smc::LinkGroup>,
                     links: Vec<smc::Link>,
                 }
-                return json(&Out { link_groups: lgrs, links });
+                return json(&Out {
+                    link_groups: lgrs,
+                    links,
+                });
             }
-            println!("{:<10} {:<5} {:<7} {:<6} {:<16} VLAN", "LG-ID", "ROLE", "TYPE", "CONNS", "PNETID");
+            println!(
+                "{:<10} {:<5} {:<7} {:<6} {:<16} VLAN",
+                "LG-ID", "ROLE", "TYPE", "CONNS", "PNETID"
+            );
             for g in &lgrs {
                 println!(
                     "{:<10} {:<5} {:<7} {:<6} {:<16} {}",
-                    format!("{:08x}", g.id), g.role_name(), g.type_name(), g.conns, g.pnetid, g.vlan_id
+                    format!("{:08x}", g.id),
+                    g.role_name(),
+                    g.type_name(),
+                    g.conns,
+                    g.pnetid,
+                    g.vlan_id
                 );
                 for l in links.iter().filter(|l| l.lgr_id == g.id) {
                     println!(
                         "  link {:<3} {:<10} {}:{:<2} {:<10} conns {:<4} {}  gid {} peer {}",
-                        l.link_id, l.state_name(), l.ibdev, l.ibport, l.netdev, l.conns,
-                        format_args!("uid {:08x}/{:08x}", l.link_uid, l.peer_link_uid), l.gid, l.peer_gid
+                        l.link_id,
+                        l.state_name(),
+                        l.ibdev,
+                        l.ibport,
+                        l.netdev,
+                        l.conns,
+                        format_args!("uid {:08x}/{:08x}", l.link_uid, l.peer_link_uid),
+                        l.gid,
+                        l.peer_gid
                     );
                 }
             }
@@ -200,12 +243,18 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 let detail = match (&s.fallback, &s.conn, &s.lgr) {
                     (Some(f), _, _) if s.mode == smc::diag::SMC_DIAG_MODE_FALLBACK_TCP => format!(
                         "fallback 0x{:08x} {} peer 0x{:08x}",
-                        f.reason, smc::fallback_reason_name(f.reason), f.peer_diagnosis
+                        f.reason,
+                        smc::fallback_reason_name(f.reason),
+                        f.peer_diagnosis
                     ),
                     (_, Some(c), l) => format!(
                         "sndbuf {} rmb {} peer_rmb {}{}",
-                        c.sndbuf_size, c.rmbe_size, c.peer_rmbe_size,
-                        l.as_ref().map(|l| format!(" {}:{}", l.ibname, l.ibport)).unwrap_or_default()
+                        c.sndbuf_size,
+                        c.rmbe_size,
+                        c.peer_rmbe_size,
+                        l.as_ref()
+                            .map(|l| format!(" {}:{}", l.ibname, l.ibport))
+                            .unwrap_or_default()
                     ),
                     _ => String::new(),
                 };
@@ -216,7 +265,10 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                     sockaddr(&s.local, s.local_port),
                     sockaddr(&s.remote, s.remote_port),
                     s.mode_name(),
-                    s.conn.as_ref().map(|c| format!("{:08x}", c.token)).unwrap_or_else(|| "-".into()),
+                    s.conn
+                        .as_ref()
+                        .map(|c| format!("{:08x}", c.token))
+                        .unwrap_or_else(|| "-".into()),
                     detail
                 );
                 if let Some(l) = &s.latency {
@@ -240,7 +292,10 @@ fn run(cli: Cli) -> Result<(), smc::Error> {
                 println!("SMC-Rv2 capable:  {r}");
             }
             println!("local host:       {}", i.local_host);
-            println!("SEID:             {}", if i.seid.is_empty() { "-" } else { &i.seid });
+            println!(
+                "SEID:             {}",
+                if i.seid.is_empty() { "-" } else { &i.seid }
+            );
             Ok(())
         }
     }
@@ -263,7 +318,12 @@ fn print_snapshot(s: &smctrace_format::meta::Snapshot) {
     println!("fallbacks: {}", s.fallbacks.len());
     for f in &s.fallbacks {
         let side = if f.server { "server" } else { "client" };
-        println!("  {side} 0x{:08x} {:<12} {}", f.code, smc::fallback_reason_name(f.code), f.count);
+        println!(
+            "  {side} 0x{:08x} {:<12} {}",
+            f.code,
+            smc::fallback_reason_name(f.code),
+            f.count
+        );
     }
     println!("sockets: {}", s.sockets.len());
     for k in &s.sockets {
@@ -279,7 +339,10 @@ fn print_snapshot(s: &smctrace_format::meta::Snapshot) {
     }
     println!("links: {}", s.links.len());
     for l in &s.links {
-        println!("  lgr {:08x} link {} {}:{} {} state {}", l.lgr_id, l.link_id, l.ibname, l.ibport, l.netdev, l.state);
+        println!(
+            "  lgr {:08x} link {} {}:{} {} state {}",
+            l.lgr_id, l.link_id, l.ibname, l.ibport, l.netdev, l.state
+        );
     }
     println!("error: {}", s.error.as_deref().unwrap_or("-"));
 }
@@ -319,15 +382,37 @@ fn print_latency(l: &smc::LatencyInfo) {
         .enumerate()
         .filter(|(_, s)| s.count > 0)
         .map(|(i, s)| {
-            format!("{} n={} avg={} max={}", smc::lat_stage_name(i as u32), s.count, us(s.mean_ns()), us(s.max_ns))
+            format!(
+                "{} n={} avg={} max={}",
+                smc::lat_stage_name(i as u32),
+                s.count,
+                us(s.mean_ns()),
+                us(s.max_ns)
+            )
         })
         .collect();
     println!(
         "         latency: {}",
-        if stages.is_empty() { "no samples".to_string() } else { stages.join(", ") }
+        if stages.is_empty() {
+            "no samples".to_string()
+        } else {
+            stages.join(", ")
+        }
     );
-    println!("         anomalies: {} over {}us", l.anomaly_total, l.threshold_us);
+    println!(
+        "         anomalies: {} over {}us",
+        l.anomaly_total, l.threshold_us
+    );
     for a in &l.anomalies {
-        println!("           {} {} at {}", smc::lat_stage_name(a.stage), us(a.lat_ns), format_args!("{}.{:09}", a.tstamp_ns / 1_000_000_000, a.tstamp_ns % 1_000_000_000));
+        println!(
+            "           {} {} at {}",
+            smc::lat_stage_name(a.stage),
+            us(a.lat_ns),
+            format_args!(
+                "{}.{:09}",
+                a.tstamp_ns / 1_000_000_000,
+                a.tstamp_ns % 1_000_000_000
+            )
+        );
     }
 }

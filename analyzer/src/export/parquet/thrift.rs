@@ -37,7 +37,11 @@ fn zigzag(v: i64) -> u64 {
 
 impl Writer {
     pub fn new() -> Writer {
-        Writer { buf: Vec::new(), last: 0, stack: Vec::new() }
+        Writer {
+            buf: Vec::new(),
+            last: 0,
+            stack: Vec::new(),
+        }
     }
 
     fn varint(&mut self, mut v: u64) {
