@@ -6,6 +6,8 @@
 //! messages ([`join`]) -> statistics ([`stats`], bounded by [`sketch`]) -> outputs ([`report`], [`export`],
 //! [`pcapng`], [`plot`], [`html`]) and the CI gate ([`check`]).
 
+#![forbid(unsafe_code)]
+
 pub mod check;
 pub mod decline;
 pub mod duration;

@@ -3,6 +3,8 @@
 //! failure reaches the user as one line on stderr and a distinct exit code
 //! (the format crate's codes for unreadable recordings; see docs/analyzer.md).
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;

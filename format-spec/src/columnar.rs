@@ -215,7 +215,7 @@ impl ColumnEncoder {
             }
             let (kind, len) = (rd_u16(records, o), rd_u16(records, o + 2));
             let l = len as usize;
-            if l < 24 || l % 8 != 0 || o + l > records.len() {
+            if l < 24 || !l.is_multiple_of(8) || o + l > records.len() {
                 return false;
             }
             let Some(gi) = self.group_of(kind, len) else {

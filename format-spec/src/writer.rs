@@ -169,6 +169,10 @@ impl Writer {
             }
         }
         // An overwritten file keeps its old mode otherwise.
+        // SAFETY: fchmod takes no pointers, only a descriptor and a mode; the
+        // descriptor belongs to `file`, which is open and owned here for the
+        // whole call, so it cannot be closed or reused meanwhile. Failure is
+        // reported through the return value and errno, read right after.
         if unsafe { libc::fchmod(file.as_raw_fd(), 0o600) } != 0 {
             return Err(FormatError::Io {
                 path: path.to_path_buf(),

@@ -8,6 +8,8 @@
 //! addresses; `--tcp` uses plain AF_INET(6) for comparison. Blocking sockets, one thread
 //! per connection; times from `Instant` (CLOCK_MONOTONIC).
 
+#![forbid(unsafe_code)]
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};

@@ -1,6 +1,8 @@
 //! `smc-load` command line: `server` and `client` subcommands over the library in lib.rs.
 //! Flags and the output format are documented in docs/tools.md.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 use std::net::SocketAddr;
 use std::process::ExitCode;
