@@ -51,8 +51,11 @@ step ip link set eth0 up
 step ip addr add "$LAB_ADDR/24" dev eth0
 
 if [ "$LAB_SMC_SETUP" = 1 ]; then
-	# rxe needs a crc32 shash before it loads ("failed to init crc32 algorithm err:-2").
-	step modprobe crc32_generic
+	# rxe needs a crc32 shash before it loads ("failed to init crc32 algorithm err:-2") on
+	# 6.x; 7.x has crc32 as a library and no crc32_generic module.
+	if [ "$LAB_CRC32_MODULE" = 1 ]; then
+		step modprobe crc32_generic
+	fi
 	modprobe crc32-pclmul 2>/dev/null
 	if [ -n "$LAB_SMC_MODULES" ]; then
 		# An out-of-tree net/smc build (--smc-modules): only ib_core is needed beside it.

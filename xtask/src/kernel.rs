@@ -6,6 +6,14 @@
 //! together with matching headers and source, so no extra apt source is needed);
 //! `--kernel 6.1` is bookworm's `linux-image-6.1.0-*-amd64-unsigned`.
 //!
+//! `--kernel 7.3` is different: Debian's 7.x kernels ship no SMC (since 6.18 SMC depends on
+//! the DIBS layer, which Debian leaves off), so the lab builds that kernel itself with
+//! `kernel/lab/kernel-7.x/build.sh`: the newest `linux-source-7.*` of trixie-backports with
+//! Debian's own config plus `kernel/lab/kernel-7.x/config.delta`, in a debootstrapped trixie
+//! root. Its cache directory is named after the source package, its version and a hash of
+//! the build inputs (script, config delta, module list, and the patch series built in), so a
+//! changed input builds a new kernel and an unchanged one never rebuilds.
+//!
 //! A kernel is cached under `$SMCTRACE_LAB_CACHE` (default `/var/cache/smctrace-lab`) in a
 //! directory named after the exact package and version, holding:
 //! - `vmlinux`: the uncompressed ELF taken out of the bzImage, booted through its PVH entry
@@ -30,6 +38,9 @@ pub enum Series {
     V6_12,
     #[value(name = "6.1")]
     V6_1,
+    /// Built by the lab from Debian's newest 7.x source (7.3 today), with SMC and DIBS.
+    #[value(name = "7.3", alias = "7")]
+    V7_3,
 }
 
 impl Series {
@@ -37,7 +48,24 @@ impl Series {
         match self {
             Series::V6_12 => "6.12",
             Series::V6_1 => "6.1",
+            Series::V7_3 => "7.3",
         }
+    }
+
+    /// Is this kernel built by the lab (from Debian's source) rather than Debian's binary?
+    pub fn lab_built(self) -> bool {
+        self == Series::V7_3
+    }
+
+    /// Does the kernel's own smc.ko do SMC-D over loopback (DIBS loopback, device `lo`)?
+    /// On 6.x, SMC_LO is off in Debian's config, and the lab loads its own net/smc build.
+    pub fn native_smcd_loopback(self) -> bool {
+        self == Series::V7_3
+    }
+
+    /// Can `modprobe crc32_generic` work (7.x has crc32 as a library, not a module)?
+    pub fn has_crc32_generic_module(self) -> bool {
+        self != Series::V7_3
     }
 
     /// Does this kernel's SMC-R need PNET entries (no UEID-only SMC-Rv2 discovery)?
@@ -65,6 +93,7 @@ pub fn package_matches(series: Series, name: &str) -> bool {
             .strip_prefix("linux-image-6.1.0-")
             .and_then(|r| r.strip_suffix("-amd64-unsigned"))
             .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())),
+        Series::V7_3 => false,
     }
 }
 
@@ -86,6 +115,7 @@ pub fn newest_package<'a>(
                 .chars()
                 .take_while(char::is_ascii_digit)
                 .collect(),
+            Series::V7_3 => String::new(),
         };
         digits.parse().unwrap_or(0)
     };
@@ -100,6 +130,7 @@ fn apt_candidates(series: Series) -> Result<Option<String>> {
     let prefix = match series {
         Series::V6_12 => "linux-image-6.12.",
         Series::V6_1 => "linux-image-6.1.0-",
+        Series::V7_3 => return Ok(None),
     };
     let out = Command::new("apt-cache")
         .args(["pkgnames", prefix])
@@ -272,6 +303,9 @@ pub fn ensure_rxe_fix(k: &Kernel) -> Result<PathBuf> {
 
 /// Find (or download and unpack) the newest kernel package of `series`.
 pub fn ensure(series: Series) -> Result<Kernel> {
+    if series.lab_built() {
+        return ensure_built(series, None);
+    }
     let root = cache_root();
     let mut package = apt_candidates(series)?;
     if package.is_none() {
@@ -289,6 +323,7 @@ pub fn ensure(series: Series) -> Result<Kernel> {
             match series {
                 Series::V6_12 => "linux-image-6.12.*+deb12-amd64-unsigned in bookworm-security",
                 Series::V6_1 => "linux-image-6.1.0-*-amd64-unsigned in bookworm",
+                Series::V7_3 => unreachable!("7.3 is built by the lab, not found in apt"),
             }
         )
     })?;
@@ -376,38 +411,170 @@ fn build_cache(package: &str, dir: &Path) -> Result<()> {
                 std::fs::copy(&f, out.join("config"))?;
             }
         }
-        run_checked(
-            Command::new("depmod").arg("-b").arg(&out).arg(&kver),
-            "depmod",
-        )?;
-        // Stage 1 modules, decompressed, with their load order.
-        let mods = out.join("lib/modules").join(&kver);
-        let dep = std::fs::read_to_string(mods.join("modules.dep"))?;
-        let builtin = std::fs::read_to_string(mods.join("modules.builtin")).unwrap_or_default();
-        let order = load_order(&dep, &builtin, STAGE1_MODULES)?;
-        std::fs::create_dir_all(out.join("stage1"))?;
-        let mut names = String::new();
-        for file in &order {
-            let name = crate::initramfs::module_name(file);
-            std::fs::write(
-                out.join("stage1").join(format!("{name}.ko")),
-                read_module(&mods.join(file))?,
-            )?;
-            names.push_str(&name);
-            names.push('\n');
-        }
-        std::fs::write(out.join("stage1/order"), names)?;
-        std::fs::write(out.join("package"), format!("{package}\n"))?;
-        std::fs::write(out.join("kver"), format!("{kver}\n"))?;
-        // Under the cache lock nobody else builds this directory; a leftover without `kver`
-        // is a half-written one from an older layout and goes.
-        let _ = std::fs::remove_dir_all(dir);
-        std::fs::rename(&out, dir)
-            .with_context(|| format!("moving the unpacked kernel to {}", dir.display()))?;
-        Ok(())
+        install_cache(&out, &kver, package, dir)
     })();
     let _ = std::fs::remove_dir_all(&tmp);
     result
+}
+
+/// Finish a kernel directory made in `out` (`vmlinux`, `lib/modules/<kver>/`, `config`) and
+/// move it to `dir`: `modules.dep` by `depmod -b`, the decompressed stage 1 modules with their
+/// load order, `package` and, last, `kver` (whose presence marks a complete cache entry).
+fn install_cache(out: &Path, kver: &str, package: &str, dir: &Path) -> Result<()> {
+    run_checked(
+        Command::new("depmod").arg("-b").arg(out).arg(kver),
+        "depmod",
+    )?;
+    let mods = out.join("lib/modules").join(kver);
+    let dep = std::fs::read_to_string(mods.join("modules.dep"))?;
+    let builtin = std::fs::read_to_string(mods.join("modules.builtin")).unwrap_or_default();
+    let order = load_order(&dep, &builtin, STAGE1_MODULES)?;
+    std::fs::create_dir_all(out.join("stage1"))?;
+    let mut names = String::new();
+    for file in &order {
+        let name = crate::initramfs::module_name(file);
+        std::fs::write(
+            out.join("stage1").join(format!("{name}.ko")),
+            read_module(&mods.join(file))?,
+        )?;
+        names.push_str(&name);
+        names.push('\n');
+    }
+    std::fs::write(out.join("stage1/order"), names)?;
+    std::fs::write(out.join("package"), format!("{package}\n"))?;
+    std::fs::write(out.join("kver"), format!("{kver}\n"))?;
+    // Under the cache lock nobody else builds this directory; a leftover without `kver`
+    // is a half-written one from an older layout and goes.
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::rename(out, dir).with_context(|| format!("moving the kernel to {}", dir.display()))?;
+    Ok(())
+}
+
+/// The lab's own 7.x build (`kernel/lab/kernel-7.x/`).
+const BUILD_7X_DIR: &str = "kernel/lab/kernel-7.x";
+/// The files whose content decides the kernel that `build.sh` makes.
+const BUILD_7X_INPUTS: &[&str] = &["build.sh", "config.delta", "modules.lsmod"];
+
+/// FNV-1a, 64 bits: a stable content hash for cache names (std's hasher may change between
+/// toolchains; nothing here needs a cryptographic hash).
+fn fnv1a64(data: &[u8], mut h: u64) -> u64 {
+    for b in data {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// Hash of the build inputs of a lab-built kernel: the build files, then each patch (by
+/// name and content) of `patches`, in name order.
+fn build_inputs_hash(patches: Option<&Path>) -> Result<u64> {
+    let dir = crate::host::workspace_root().join(BUILD_7X_DIR);
+    let mut h = 0xcbf2_9ce4_8422_2325;
+    for f in BUILD_7X_INPUTS {
+        let p = dir.join(f);
+        h = fnv1a64(f.as_bytes(), h);
+        h = fnv1a64(
+            &std::fs::read(&p).with_context(|| format!("reading {}", p.display()))?,
+            h,
+        );
+    }
+    if let Some(patches) = patches {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(patches)
+            .with_context(|| format!("reading {}", patches.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "patch"))
+            .collect();
+        files.sort();
+        for p in files {
+            h = fnv1a64(p.file_name().unwrap_or_default().as_encoded_bytes(), h);
+            h = fnv1a64(&std::fs::read(&p)?, h);
+        }
+    }
+    Ok(h)
+}
+
+/// Find (or build) the lab's kernel of a lab-built `series` from Debian's newest 7.x source,
+/// with the patch series in `patches` applied on top if given.
+pub fn ensure_built(series: Series, patches: Option<&Path>) -> Result<Kernel> {
+    let script = crate::host::workspace_root()
+        .join(BUILD_7X_DIR)
+        .join("build.sh");
+    let work = cache_root().join("build-7.x");
+    let o = Command::new(&script)
+        .arg("resolve")
+        .arg("--cache")
+        .arg(&work)
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .with_context(|| format!("running {} resolve", script.display()))?;
+    if !o.status.success() {
+        bail!("{} resolve failed ({})", script.display(), o.status);
+    }
+    let text = String::from_utf8_lossy(&o.stdout);
+    let [source, version, kver] = text.split_whitespace().collect::<Vec<_>>()[..] else {
+        bail!(
+            "{} resolve printed {text:?}, not \"<package> <version> <kver>\"",
+            script.display()
+        );
+    };
+    if source != format!("linux-source-{}", series.as_str()) {
+        say(&format!(
+            "note: the newest Debian 7.x source is now {source} {version}; --kernel {} builds it",
+            series.as_str()
+        ));
+    }
+    let hash = build_inputs_hash(patches)?;
+    let flavour = if patches.is_some() {
+        "patched"
+    } else {
+        "stock"
+    };
+    let package = format!("{source} (lab build, {flavour}, inputs {hash:016x})");
+    let dir = cache_root().join(format!("{source}_{version}_{flavour}_{hash:016x}"));
+    let _lock = lock_cache()?;
+    if !dir.join("kver").exists() {
+        say(&format!(
+            "building Linux {kver} from Debian's {source} {version} with SMC and DIBS \
+             (kernel/lab/kernel-7.x; about 20 min on 2 cores, once) into {}",
+            dir.display()
+        ));
+        let tmp = cache_root().join(format!(".tmp-{}-build-7.x", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        let result = (|| -> Result<()> {
+            let mut cmd = Command::new(&script);
+            cmd.arg("build")
+                .arg("--cache")
+                .arg(&work)
+                .arg("--out")
+                .arg(&tmp);
+            if let Some(p) = patches {
+                cmd.arg("--patches").arg(p);
+            }
+            // build.sh says what it does on stderr (minutes of build): let it through.
+            let status = cmd
+                .stdout(std::process::Stdio::inherit())
+                .stderr(std::process::Stdio::inherit())
+                .status()
+                .with_context(|| format!("running {}", script.display()))?;
+            if !status.success() {
+                bail!("{} build failed ({status})", script.display());
+            }
+            let built = std::fs::read_to_string(tmp.join("kver"))?;
+            if built.trim() != kver {
+                bail!("build.sh built {}, resolve said {kver}", built.trim());
+            }
+            install_cache(&tmp, kver, &package, &dir)
+        })();
+        let _ = std::fs::remove_dir_all(&tmp);
+        result.with_context(|| format!("building the lab kernel from {source} {version}"))?;
+    }
+    Ok(Kernel {
+        series,
+        package,
+        version: version.to_string(),
+        kver: kver.to_string(),
+        dir,
+    })
 }
 
 /// The compressed payload of a bzImage: its format and bytes (without the 4-byte size

@@ -41,8 +41,9 @@ enum Top {
     /// The QEMU lab: real SMC-R between two guests running Debian's own kernels.
     #[command(subcommand)]
     Lab(LabCmd),
-    /// Every test: `cargo test` of the workspace, then the lab scenarios on Debian 6.12 and
-    /// 6.1 (recorded runs are analyzed and checked). Installs the Debian packages it needs.
+    /// Every test: `cargo fmt --check`, clippy, `cargo test` of the workspace, then the lab
+    /// scenarios on Debian 6.12 and 6.1 and on the lab's own 7.3 build (recorded runs are
+    /// analyzed and checked). Installs the Debian packages it needs.
     Test {
         /// Only `cargo test`; no lab (the lab needs root and QEMU).
         #[arg(long)]
@@ -87,7 +88,8 @@ enum Top {
 
 #[derive(Args, Debug, Clone)]
 struct Common {
-    /// Kernel series the guests boot (Debian packages; see docs/lab.md).
+    /// Kernel series the guests boot: Debian's 6.12 or 6.1 packages, or 7.3, which the lab
+    /// builds from Debian's newest 7.x source with SMC and DIBS (once; see docs/lab.md).
     #[arg(long, value_enum, default_value = "6.12")]
     kernel: Series,
     /// Host directory shared read-write with both guests as /out (default: a new

@@ -76,7 +76,7 @@ pub fn ensure_patched_modules(kernel: &Kernel) -> Result<PathBuf> {
         .join("modules")
         .join("patched");
     let root = workspace_root();
-    let inputs = [root.join("kernel/patches"), root.join("kernel/module")];
+    let inputs = [root.join("kernel/patches-6.12"), root.join("kernel/module")];
     let newest_input = inputs.iter().filter_map(|d| newest_mtime(d)).max();
     let built = std::fs::metadata(dir.join("smc.ko"))
         .and_then(|m| m.modified())
@@ -166,7 +166,9 @@ pub fn a_script(sc: Scenario, smcctl: &Path, load: &Path, record: &Path) -> Stri
     let load = sh_quote(&load.display().to_string());
     let rec = sh_quote(&record.display().to_string());
     let mut s = String::from(
-        "set -e\ndmesg | grep -q 'smcd device loopback-ism' || { echo 'no SMC-D loopback-ism: smc.ko built without CONFIG_SMC_LO?'; exit 96; }\n",
+        "set -e\n\
+         # 6.x names the device loopback-ism (CONFIG_SMC_LO), 7.x DIBS loopback `lo`\n\
+         dmesg | grep -qE 'smcd device (loopback-ism|lo )' || { echo 'no SMC-D loopback device: smc.ko built without CONFIG_SMC_LO, or no DIBS_LO?'; exit 96; }\n",
     );
     let name = sc.name();
     match sc {
@@ -465,13 +467,25 @@ pub fn check(sc: Scenario, out: &Path) -> Result<Vec<String>> {
 /// Run an SMC-D scenario in guest A alone; returns the exit code.
 pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
     let modules = match &opts.smc_modules {
-        Some(d) => d.clone(),
+        Some(d) => Some(d.clone()),
+        // 7.x: the lab's kernel has SMC-D loopback (DIBS) built in; the latency series that
+        // `metrics` reads is not rebased onto 7.x yet.
+        None if kernel.series.native_smcd_loopback() => {
+            if sc == Scenario::Metrics {
+                bail!(
+                    "scenario metrics needs the kernel latency series (kernel/patches-6.12/ as a module), which \
+                     is built for 6.12 only: use --kernel 6.12, or --smc-modules with a 7.x build of it"
+                );
+            }
+            None
+        }
         // The series and SMC_LO (loopback-ism) exist for 6.12 only (upstream since 6.10).
         None if kernel.series != crate::kernel::Series::V6_12 => bail!(
-            "scenario {} needs SMC-D loopback-ism, which exists only in 6.12's net/smc: use --kernel 6.12",
-            sc.name()
+            "scenario {} needs SMC-D loopback-ism, which Debian's {} kernel lacks: use --kernel 6.12 or 7.3",
+            sc.name(),
+            kernel.series.as_str()
         ),
-        None => ensure_patched_modules(kernel)?,
+        None => Some(ensure_patched_modules(kernel)?),
     };
     let load = debug_bin("smc-load");
     let record = debug_bin("smc-record");
@@ -499,7 +513,7 @@ pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<
         timeout: opts.timeout,
         smcctl: opts.smcctl.clone(),
         extra_modules: Vec::new(),
-        smc_modules: Some(modules.clone()),
+        smc_modules: modules.clone(),
         memory_mb: opts.memory_mb,
         echo: true,
     };
@@ -507,7 +521,9 @@ pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<
         "scenario {} on kernel {} with SMC modules {}, output in {}",
         sc.name(),
         kernel.kver,
-        modules.display(),
+        modules
+            .as_ref()
+            .map_or_else(|| "of the kernel".to_string(), |m| m.display().to_string()),
         out.display()
     ));
     let o = vm::run(&spec)?;

@@ -21,6 +21,7 @@ fn min_complete(kernel: Series) -> f64 {
     match kernel {
         Series::V6_12 => 0.99,
         Series::V6_1 => 0.99,
+        Series::V7_3 => 0.99,
     }
 }
 /// The analyzer's one-way end-to-end p50 against the workload's RTT p50 / 2. A ping-pong

@@ -196,6 +196,15 @@ pub fn guest_env(spec: &Spec, role: Role) -> String {
         ),
         ("LAB_UEID", LAB_UEID.into()),
         (
+            "LAB_CRC32_MODULE",
+            if series.has_crc32_generic_module() {
+                "1"
+            } else {
+                "0"
+            }
+            .into(),
+        ),
+        (
             "LAB_PNETID",
             if series.needs_pnet() {
                 LAB_PNETID.into()
