@@ -1,9 +1,11 @@
 #!/bin/sh
 # SPDX-License-Identifier: GPL-2.0
 #
-# build.sh: build smc.ko and smc_diag.ko out of tree for the lab's Debian kernel,
-# with the smctrace net/smc series (kernel/patches/) applied and SMC-D loopback-ism
-# (CONFIG_SMC_LO) on, or without the series (--stock) for comparisons.
+# build.sh: build smc.ko and smc_diag.ko out of tree for the lab's Debian 6.12 kernel,
+# with the 6.12 backport of the smctrace net/smc series (kernel/patches-6.12/) applied
+# and SMC-D loopback-ism (CONFIG_SMC_LO) on, or without the series (--stock) for
+# comparisons. kernel/patches/ holds the series for Linux 7.3 (net/smc without
+# CONFIG_SMC_LO, loopback in drivers/dibs), which this script does not use.
 #
 # Why out of tree: the lab boots Debian's own kernel; only net/smc changes, so the
 # modules are built against Debian's linux-headers of exactly that kernel and loaded
@@ -37,7 +39,8 @@ die() {
 }
 
 HERE=$(cd "$(dirname "$0")" && pwd)
-PATCHES=$(cd "$HERE/../patches" && pwd)
+# the 6.12 series (kernel/patches/ is the 7.3 one)
+PATCHES=$(cd "$HERE/../patches-6.12" && pwd)
 CACHE=${SMCTRACE_KERNEL_CACHE:-/var/cache/smctrace-kernel}
 DEBVER=6.12.117-1~deb12u1
 STOCK=0
