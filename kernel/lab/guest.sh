@@ -60,6 +60,10 @@ if [ "$LAB_SMC_SETUP" = 1 ]; then
 	if [ -n "$LAB_SMC_MODULES" ]; then
 		# An out-of-tree net/smc build (--smc-modules): only ib_core is needed beside it.
 		step modprobe ib_core
+		# 7.x: SMC-D devices come from the DIBS layer, which smc.ko links against.
+		if modinfo dibs >/dev/null 2>&1; then
+			step modprobe dibs
+		fi
 		step insmod "$LAB_SMC_MODULES/smc.ko"
 		step insmod "$LAB_SMC_MODULES/smc_diag.ko"
 	else

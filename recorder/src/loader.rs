@@ -481,10 +481,10 @@ mod tests {
         crate::offsets::test_btf::kernel(name)
     }
 
-    /// Every probe's hook and members exist on both Debian kernels.
+    /// Every probe's hook and members exist on both Debian kernels and the lab's 7.3.
     #[test]
     fn every_probe_is_attachable_on_debian_kernels() {
-        for name in ["6.1", "6.12"] {
+        for name in ["6.1", "6.12", "7.3"] {
             let Some(k) = kernel(name) else { continue };
             let offsets = k.resolve_all();
             let verdicts = preflight(&k, &offsets);

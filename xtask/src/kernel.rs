@@ -493,6 +493,49 @@ fn build_inputs_hash(patches: Option<&Path>) -> Result<u64> {
     Ok(h)
 }
 
+/// The kernel series (`kernel/patches/`) as net/smc modules (smc.ko, smc_diag.ko, and its
+/// KUnit test module where the kernel has KUnit) built on top of the lab's stock build of
+/// `k` (`build.sh smc-modules`), cached in `<cache>/<k's dir>_series_<hash>/` by the build
+/// inputs, the series and `kernel/module/Kbuild`. They load into `k` instead of its smc.ko.
+pub fn ensure_series_modules(k: &Kernel) -> Result<PathBuf> {
+    if !k.series.lab_built() {
+        bail!("the series modules of build.sh are for the lab-built kernels (7.x)");
+    }
+    let root = crate::host::workspace_root();
+    let patches = root.join("kernel/patches");
+    let mut h = build_inputs_hash(Some(&patches))?;
+    h = fnv1a64(&std::fs::read(root.join("kernel/module/Kbuild"))?, h);
+    let name = k.dir.file_name().unwrap_or_default().to_string_lossy();
+    let dir = cache_root().join(format!("{name}_series_{h:016x}"));
+    let _lock = lock_cache()?;
+    if dir.join("smc.ko").exists() && dir.join("smc_diag.ko").exists() {
+        return Ok(dir);
+    }
+    say(&format!(
+        "building the kernel series (kernel/patches/) as net/smc modules for {} into {}",
+        k.kver,
+        dir.display()
+    ));
+    let tmp = cache_root().join(format!(".tmp-{}-series", std::process::id()));
+    let status = Command::new(root.join(BUILD_7X_DIR).join("build.sh"))
+        .arg("smc-modules")
+        .arg("--cache")
+        .arg(cache_root().join("build-7.x"))
+        .arg("--patches")
+        .arg(&patches)
+        .arg("--out")
+        .arg(&tmp)
+        .status()
+        .context("running kernel/lab/kernel-7.x/build.sh smc-modules")?;
+    if !status.success() {
+        let _ = std::fs::remove_dir_all(&tmp);
+        bail!("kernel/lab/kernel-7.x/build.sh smc-modules failed ({status})");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::rename(&tmp, &dir).with_context(|| format!("moving to {}", dir.display()))?;
+    Ok(dir)
+}
+
 /// Find (or build) the lab's kernel of a lab-built `series` from Debian's newest 7.x source,
 /// with the patch series in `patches` applied on top if given.
 pub fn ensure_built(series: Series, patches: Option<&Path>) -> Result<Kernel> {

@@ -468,17 +468,12 @@ pub fn check(sc: Scenario, out: &Path) -> Result<Vec<String>> {
 pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
     let modules = match &opts.smc_modules {
         Some(d) => Some(d.clone()),
-        // 7.x: the lab's kernel has SMC-D loopback (DIBS) built in; the latency series that
-        // `metrics` reads is not rebased onto 7.x yet.
-        None if kernel.series.native_smcd_loopback() => {
-            if sc == Scenario::Metrics {
-                bail!(
-                    "scenario metrics needs the kernel latency series (kernel/patches-6.12/ as a module), which \
-                     is built for 6.12 only: use --kernel 6.12, or --smc-modules with a 7.x build of it"
-                );
-            }
-            None
-        }
+        // 7.x: the lab's kernel has SMC-D loopback (DIBS) in its own smc.ko; `metrics`
+        // loads the series' smc.ko built on top of the same kernel (kernel/patches/).
+        None if kernel.series.native_smcd_loopback() => match sc {
+            Scenario::Metrics => Some(crate::kernel::ensure_series_modules(kernel)?),
+            _ => None,
+        },
         // The series and SMC_LO (loopback-ism) exist for 6.12 only (upstream since 6.10).
         None if kernel.series != crate::kernel::Series::V6_12 => bail!(
             "scenario {} needs SMC-D loopback-ism, which Debian's {} kernel lacks: use --kernel 6.12 or 7.3",

@@ -6,7 +6,7 @@
 //! workload's own counts and RTT (`a-load.json`) and the scenario's expected fallback.
 
 use crate::kernel::Series;
-use crate::scenario::{Scenario, EXPECTED_CLIENT_FALLBACK, EXPECTED_SERVER_FALLBACK};
+use crate::scenario::{expected_server_fallback, Scenario, EXPECTED_CLIENT_FALLBACK};
 use serde_json::Value;
 use std::path::Path;
 
@@ -55,7 +55,7 @@ pub fn recorded_scenario(
     }
     match scenario {
         Scenario::Pingpong => pingpong(report, out, min_complete(kernel), &mut problems),
-        Scenario::Fallback => fallback(report, &mut problems),
+        Scenario::Fallback => fallback(report, kernel, &mut problems),
         // One recording, checked by reliability::check instead.
         Scenario::Crash | Scenario::Diskfull | Scenario::Overload | Scenario::Flight => {
             problems.push("a reliability scenario has no two-peer analysis".into())
@@ -128,13 +128,13 @@ fn pingpong(report: &Value, out: &Path, min_complete: f64, problems: &mut Vec<St
     }
 }
 
-fn fallback(report: &Value, problems: &mut Vec<String>) {
+fn fallback(report: &Value, kernel: Series, problems: &mut Vec<String>) {
     let reasons: Vec<u64> = report["fallback_reasons"]
         .as_array()
         .map(|a| a.iter().map(|r| u(r, &["code"])).collect())
         .unwrap_or_default();
     for (code, who) in [
-        (EXPECTED_SERVER_FALLBACK, "server"),
+        (expected_server_fallback(kernel), "server"),
         (EXPECTED_CLIENT_FALLBACK, "client"),
     ] {
         if !reasons.contains(&(code as u64)) {

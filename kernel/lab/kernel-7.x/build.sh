@@ -16,6 +16,10 @@
 # be run by hand as well (root, Debian 12):
 #
 #   build.sh resolve --cache DIR              prints "<source-package> <version> <kver>"
+#   build.sh smc-modules --cache DIR --patches DIR --out DIR
+#                                             the series' net/smc built on top of the stock
+#                                             build (which must exist): smc.ko, smc_diag.ko
+#                                             and any other module of net/smc in --out
 #   build.sh build --cache DIR --out DIR [--patches DIR]
 #                                             builds, and installs into the --out directory:
 #                                             vmlinux (debug info stripped, BTF kept),
@@ -128,12 +132,19 @@ ensure_root() {
 	touch "$ROOT/.complete"
 }
 
+MOUNTED_PROC=0
 in_root() {
-	mountpoint -q "$ROOT/proc" || mount -t proc proc "$ROOT/proc"
+	if ! mountpoint -q "$ROOT/proc"; then
+		mount -t proc proc "$ROOT/proc"
+		MOUNTED_PROC=1
+	fi
 	chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root LC_ALL=C.UTF-8 "$@"
 }
 cleanup() {
-	mountpoint -q "$ROOT/proc" 2>/dev/null && umount "$ROOT/proc"
+	# only what this run mounted (another build may be using the root)
+	if [ "$MOUNTED_PROC" = 1 ]; then
+		umount "$ROOT/proc" 2>/dev/null || umount -l "$ROOT/proc" 2>/dev/null
+	fi
 	return 0
 }
 
@@ -142,7 +153,72 @@ if [ "$MODE" = resolve ]; then
 	echo "$SOURCE_PKG $SOURCE_VER $KVER"
 	exit 0
 fi
-[ "$MODE" = build ] || die "unknown mode $MODE (resolve | build)"
+
+# --- the series' net/smc as modules of the stock build ----------------------------------------
+# What the lab compares in the same guests: the stock 7.x kernel with its own smc.ko, and the
+# same kernel with the series' smc.ko/smc_diag.ko (vmlinux is untouched by the series, so
+# the modules load into the stock kernel; the same way kernel/module/build.sh does on 6.12).
+if [ "$MODE" = smc-modules ]; then
+	[ -n "$OUT" ] || die "smc-modules needs --out DIR"
+	[ -n "$PATCHES" ] || die "smc-modules needs --patches DIR"
+	SERIES=${SOURCE_PKG#linux-source-}
+	BUILD=/build/$SOURCE_VER-stock
+	TREE=$ROOT$BUILD/linux-source-$SERIES
+	[ -e "$TREE/Module.symvers" ] || die "no stock build in $TREE: run build.sh build first"
+	trap cleanup EXIT INT TERM
+	W=/build/smc-series
+	rm -rf "$ROOT$W"
+	mkdir -p "$ROOT$W/src" "$ROOT$W/m/include/uapi/linux"
+	# the files the series touches, copied from the stock tree (new files need no copy)
+	for p in "$PATCHES"/[0-9]*.patch; do
+		case "$p" in *0000-cover-letter.patch) continue ;; esac
+		sed -n 's|^+++ b/||p' "$p"
+	done | sort -u | while read -r f; do
+		[ -e "$TREE/$f" ] || continue
+		mkdir -p "$ROOT$W/src/$(dirname "$f")"
+		cp -p "$TREE/$f" "$ROOT$W/src/$f"
+	done
+	cp -a "$TREE/net/smc/." "$ROOT$W/src/net/smc/"
+	for p in "$PATCHES"/[0-9]*.patch; do
+		case "$p" in *0000-cover-letter.patch) continue ;; esac
+		patch -d "$ROOT$W/src" -p1 --forward --quiet <"$p" || die "$(basename "$p") does not apply to $SOURCE_VER"
+	done
+	cp "$ROOT$W/src/net/smc/"* "$ROOT$W/m/"
+	for h in smc.h smc_diag.h; do
+		cp "$ROOT$W/src/include/uapi/linux/$h" "$ROOT$W/m/include/uapi/linux/" 2>/dev/null ||
+			cp "$TREE/include/uapi/linux/$h" "$ROOT$W/m/include/uapi/linux/"
+	done
+	cp "$HERE/../../module/Kbuild" "$ROOT$W/m/Kbuild"
+	# every tristate of the series' net/smc/Kconfig that the stock config does not build
+	# (the KUnit test module, when the kernel has KUNIT) is built as a module here
+	# (both as a make variable, for the Makefile, and as a define, for IS_ENABLED())
+	extra=""
+	kcflags=""
+	if grep -q '^CONFIG_KUNIT=[ym]' "$TREE/.config"; then
+		extra=$(sed -n 's/^config \(SMC_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)$/CONFIG_\1=m/p' "$ROOT$W/m/Kconfig" | tr '\n' ' ')
+		kcflags=$(sed -n 's/^config \(SMC_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)$/-DCONFIG_\1_MODULE=1/p' "$ROOT$W/m/Kconfig" | tr '\n' ' ')
+	fi
+	log=$ROOT$W/build.log
+	# shellcheck disable=SC2086 # $extra is a list of make variables
+	in_root make -C "$BUILD/linux-source-$SERIES" M="$W/m" W=1 CC=gcc-14 HOSTCC=gcc-14 \
+		CONFIG_SMC=m CONFIG_SMC_DIAG=m $extra KCFLAGS="$kcflags" modules >"$log" 2>&1 ||
+		{ tail -30 "$log" >&2; die "building the series' net/smc failed (log: $log)"; }
+	if grep -E "warning:|Skipping BTF" "$log" >&2; then
+		die "warnings building the series' net/smc (log: $log)"
+	fi
+	rm -rf "$OUT"
+	mkdir -p "$OUT"
+	for ko in "$ROOT$W/m/"*.ko; do
+		in_root strip --strip-debug "$W/m/$(basename "$ko")"
+		cp "$ko" "$OUT/"
+	done
+	say "the series' net/smc for $KVER: $(cd "$OUT" && echo *.ko)"
+	exit 0
+fi
+case "$MODE" in
+build | smc-modules) ;;
+*) die "unknown mode $MODE (resolve | build | smc-modules)" ;;
+esac
 [ -n "$OUT" ] || die "build needs --out DIR"
 trap cleanup EXIT INT TERM
 
