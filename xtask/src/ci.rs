@@ -38,7 +38,7 @@ struct LabCase {
 /// loopback-ism with the patched module (recorded; kernel metrics against the BPF monitor); on
 /// 6.1 (SMC-R through the lab's rxe fix module) every SMC-R scenario recorded and analyzed, and
 /// the reliability scenarios, so one recorder build is proven on both kernels; on 7.3 (built
-/// by the lab from Debian's source) every 6.12 scenario but the kernel series' `metrics`.
+/// by the lab from Debian's source) every 6.12 scenario.
 fn lab_cases() -> Vec<LabCase> {
     vec![
         LabCase {
@@ -128,8 +128,8 @@ fn lab_cases() -> Vec<LabCase> {
             record: false,
         },
         // 7.3, the lab's own build of Debian's newest source with SMC and DIBS: the same
-        // scenarios as 6.12 but `metrics` (the kernel series is not rebased onto 7.x yet),
-        // SMC-D over the kernel's own DIBS loopback.
+        // scenarios as 6.12; SMC-D over the kernel's own DIBS loopback, `metrics` with the
+        // series' smc.ko (kernel/patches/) built on top of the same kernel.
         LabCase {
             scenario: Scenario::Pingpong,
             kernel: Series::V7_3,
@@ -172,6 +172,11 @@ fn lab_cases() -> Vec<LabCase> {
         },
         LabCase {
             scenario: Scenario::SmcdLoopback,
+            kernel: Series::V7_3,
+            record: false,
+        },
+        LabCase {
+            scenario: Scenario::Metrics,
             kernel: Series::V7_3,
             record: false,
         },
