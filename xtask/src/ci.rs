@@ -345,6 +345,22 @@ pub fn test(lab: bool) -> Result<i32> {
         }
         kernels.push((case.kernel, k));
     }
+    if kernels.iter().any(|(s, k)| s.lab_built() && k.is_ok()) {
+        say(
+            "the kernel series (kernel/patches/): git am, checkpatch --strict, W=1 build per patch",
+        );
+        let t = Instant::now();
+        match kernel::check_series() {
+            Ok(()) => say(&format!(
+                "kernel series checked in {:.0} s",
+                t.elapsed().as_secs_f64()
+            )),
+            Err(e) => {
+                eprintln!("lab: {e:#}");
+                failed.push("kernel series check (git am, checkpatch, W=1)".to_string());
+            }
+        }
+    }
     // The recorder's BTF tests skipped in `cargo test` above on a machine whose lab cache
     // was empty; now that every kernel is there, they run and must not skip.
     if kernels.iter().all(|(_, k)| k.is_ok()) {

@@ -536,6 +536,25 @@ pub fn ensure_series_modules(k: &Kernel) -> Result<PathBuf> {
     Ok(dir)
 }
 
+/// The kernel series as upstream takes it (`build.sh check`): `git am` onto the pristine
+/// source of the lab's 7.x kernel (which must be built), `checkpatch.pl --strict` on every
+/// patch, and net/smc built with W=1 after every patch.
+pub fn check_series() -> Result<()> {
+    let root = crate::host::workspace_root();
+    let status = Command::new(root.join(BUILD_7X_DIR).join("build.sh"))
+        .arg("check")
+        .arg("--cache")
+        .arg(cache_root().join("build-7.x"))
+        .arg("--patches")
+        .arg(root.join("kernel/patches"))
+        .status()
+        .context("running kernel/lab/kernel-7.x/build.sh check")?;
+    if !status.success() {
+        bail!("kernel/patches/ failed build.sh check ({status}): see above");
+    }
+    Ok(())
+}
+
 /// Find (or build) the lab's kernel of a lab-built `series` from Debian's newest 7.x source,
 /// with the patch series in `patches` applied on top if given.
 pub fn ensure_built(series: Series, patches: Option<&Path>) -> Result<Kernel> {

@@ -20,6 +20,10 @@
 #                                             the series' net/smc built on top of the stock
 #                                             build (which must exist): smc.ko, smc_diag.ko
 #                                             and any other module of net/smc in --out
+#   build.sh check --cache DIR --patches DIR  the series as upstream takes it: `git am` onto
+#                                             the pristine source (the files it touches),
+#                                             checkpatch --strict on every patch, and net/smc
+#                                             built with W=1 after every patch (bisectable)
 #   build.sh build --cache DIR --out DIR [--patches DIR]
 #                                             builds, and installs into the --out directory:
 #                                             vmlinux (debug info stripped, BTF kept),
@@ -154,6 +158,92 @@ if [ "$MODE" = resolve ]; then
 	exit 0
 fi
 
+# series_files PATCHES: the files the series touches (new ones included), one per line
+series_files() {
+	for p in "$1"/[0-9]*.patch; do
+		case "$p" in *0000-cover-letter.patch) continue ;; esac
+		sed -n 's|^+++ b/||p' "$p"
+	done | sort -u
+}
+
+# build_smc SRC M-DIR LOG: net/smc of SRC (a partial tree) as external modules of the stock
+# build, W=1; warnings fail. M-DIR is a path inside the build root.
+build_smc() {
+	src=$1
+	m=$2
+	log=$3
+	rm -rf "$ROOT$m"
+	mkdir -p "$ROOT$m/include/uapi/linux"
+	# sources only (a copy of the built stock net/smc also holds its objects)
+	find "$src/net/smc" -maxdepth 1 -type f \( -name '*.[ch]' -o -name Makefile -o -name Kconfig \) \
+		-exec cp {} "$ROOT$m/" \;
+	for h in smc.h smc_diag.h; do
+		if [ -e "$src/include/uapi/linux/$h" ]; then
+			cp "$src/include/uapi/linux/$h" "$ROOT$m/include/uapi/linux/"
+		else
+			cp "$TREE/include/uapi/linux/$h" "$ROOT$m/include/uapi/linux/"
+		fi
+	done
+	cp "$HERE/../../module/Kbuild" "$ROOT$m/Kbuild"
+	# every tristate of the series' net/smc/Kconfig the stock config does not build (the
+	# KUnit test module, when the kernel has KUNIT) is built as a module here, both as a make
+	# variable (for the Makefile) and as a define (for IS_ENABLED())
+	extra=""
+	kcflags=""
+	if grep -q '^CONFIG_KUNIT=[ym]' "$TREE/.config"; then
+		extra=$(sed -n 's/^config \(SMC_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)$/CONFIG_\1=m/p' "$ROOT$m/Kconfig" | tr '\n' ' ')
+		kcflags=$(sed -n 's/^config \(SMC_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)$/-DCONFIG_\1_MODULE=1/p' "$ROOT$m/Kconfig" | tr '\n' ' ')
+	fi
+	# shellcheck disable=SC2086 # $extra is a list of make variables
+	in_root make -C "$BUILD/linux-source-$SERIES" M="$m" W=1 CC=gcc-14 HOSTCC=gcc-14 \
+		CONFIG_SMC=m CONFIG_SMC_DIAG=m $extra KCFLAGS="$kcflags" modules >"$log" 2>&1 ||
+		{ tail -30 "$log" >&2; die "building net/smc failed (log: $log)"; }
+	if grep -E "warning:|Skipping BTF" "$log" >&2; then
+		die "warnings building net/smc (log: $log)"
+	fi
+}
+
+if [ "$MODE" = check ]; then
+	[ -n "$PATCHES" ] || die "check needs --patches DIR"
+	SERIES=${SOURCE_PKG#linux-source-}
+	BUILD=/build/$SOURCE_VER-stock
+	TREE=$ROOT$BUILD/linux-source-$SERIES
+	[ -e "$TREE/Module.symvers" ] || die "no stock build in $TREE: run build.sh build first"
+	command -v git >/dev/null || die "check needs git"
+	trap cleanup EXIT INT TERM
+	C=$CACHE/check
+	rm -rf "$C"
+	mkdir -p "$C/src"
+	series_files "$PATCHES" | while read -r f; do
+		[ -e "$TREE/$f" ] || continue
+		mkdir -p "$C/src/$(dirname "$f")"
+		cp -p "$TREE/$f" "$C/src/$f"
+	done
+	cp -a "$TREE/net/smc/." "$C/src/net/smc/"
+	rm -f "$C/src/net/smc/"*.o "$C/src/net/smc/"*.ko "$C/src/net/smc/".*.cmd "$C/src/net/smc/"*.mod* "$C/src/net/smc/modules.order"
+	mkdir -p "$C/src/scripts"
+	cp "$TREE/scripts/checkpatch.pl" "$TREE/scripts/spelling.txt" "$TREE/scripts/const_structs.checkpatch" "$C/src/scripts/"
+	g() { git -C "$C/src" -c user.name=smctrace-lab -c user.email=lab@smctrace.invalid "$@"; }
+	g init -q
+	g add -A
+	g commit -qm "Linux $SOURCE_VER (Debian $SOURCE_PKG): the files the series touches"
+	n=0
+	for p in "$PATCHES"/[0-9]*.patch; do
+		case "$p" in *0000-cover-letter.patch) continue ;; esac
+		n=$((n + 1))
+		name=$(basename "$p")
+		g am -q --whitespace=error-all "$p" >/dev/null 2>&1 || { g am --abort 2>/dev/null; die "$name: git am onto $SOURCE_VER failed"; }
+		# FILE_PATH_CHANGES ("does MAINTAINERS need updating?"): the SMC entry's F: net/smc/
+		# covers the new files. Outside any other work tree, so checkpatch reads only this.
+		(cd "$C/src" && perl scripts/checkpatch.pl --strict --no-tree -q --ignore FILE_PATH_CHANGES "$p") >&2 ||
+			die "$name: checkpatch --strict"
+		build_smc "$C/src" /build/check-$n "$C/build-$n.log"
+		say "$name: git am, checkpatch --strict, W=1 build: clean"
+	done
+	say "the series ($n patches) applies with git am to $SOURCE_VER, is checkpatch-clean and builds after every patch"
+	exit 0
+fi
+
 # --- the series' net/smc as modules of the stock build ----------------------------------------
 # What the lab compares in the same guests: the stock 7.x kernel with its own smc.ko, and the
 # same kernel with the series' smc.ko/smc_diag.ko (vmlinux is untouched by the series, so
@@ -168,12 +258,9 @@ if [ "$MODE" = smc-modules ]; then
 	trap cleanup EXIT INT TERM
 	W=/build/smc-series
 	rm -rf "$ROOT$W"
-	mkdir -p "$ROOT$W/src" "$ROOT$W/m/include/uapi/linux"
+	mkdir -p "$ROOT$W/src"
 	# the files the series touches, copied from the stock tree (new files need no copy)
-	for p in "$PATCHES"/[0-9]*.patch; do
-		case "$p" in *0000-cover-letter.patch) continue ;; esac
-		sed -n 's|^+++ b/||p' "$p"
-	done | sort -u | while read -r f; do
+	series_files "$PATCHES" | while read -r f; do
 		[ -e "$TREE/$f" ] || continue
 		mkdir -p "$ROOT$W/src/$(dirname "$f")"
 		cp -p "$TREE/$f" "$ROOT$W/src/$f"
@@ -183,29 +270,7 @@ if [ "$MODE" = smc-modules ]; then
 		case "$p" in *0000-cover-letter.patch) continue ;; esac
 		patch -d "$ROOT$W/src" -p1 --forward --quiet <"$p" || die "$(basename "$p") does not apply to $SOURCE_VER"
 	done
-	cp "$ROOT$W/src/net/smc/"* "$ROOT$W/m/"
-	for h in smc.h smc_diag.h; do
-		cp "$ROOT$W/src/include/uapi/linux/$h" "$ROOT$W/m/include/uapi/linux/" 2>/dev/null ||
-			cp "$TREE/include/uapi/linux/$h" "$ROOT$W/m/include/uapi/linux/"
-	done
-	cp "$HERE/../../module/Kbuild" "$ROOT$W/m/Kbuild"
-	# every tristate of the series' net/smc/Kconfig that the stock config does not build
-	# (the KUnit test module, when the kernel has KUNIT) is built as a module here
-	# (both as a make variable, for the Makefile, and as a define, for IS_ENABLED())
-	extra=""
-	kcflags=""
-	if grep -q '^CONFIG_KUNIT=[ym]' "$TREE/.config"; then
-		extra=$(sed -n 's/^config \(SMC_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)$/CONFIG_\1=m/p' "$ROOT$W/m/Kconfig" | tr '\n' ' ')
-		kcflags=$(sed -n 's/^config \(SMC_[A-Z0-9_]*KUNIT[A-Z0-9_]*\)$/-DCONFIG_\1_MODULE=1/p' "$ROOT$W/m/Kconfig" | tr '\n' ' ')
-	fi
-	log=$ROOT$W/build.log
-	# shellcheck disable=SC2086 # $extra is a list of make variables
-	in_root make -C "$BUILD/linux-source-$SERIES" M="$W/m" W=1 CC=gcc-14 HOSTCC=gcc-14 \
-		CONFIG_SMC=m CONFIG_SMC_DIAG=m $extra KCFLAGS="$kcflags" modules >"$log" 2>&1 ||
-		{ tail -30 "$log" >&2; die "building the series' net/smc failed (log: $log)"; }
-	if grep -E "warning:|Skipping BTF" "$log" >&2; then
-		die "warnings building the series' net/smc (log: $log)"
-	fi
+	build_smc "$ROOT$W/src" "$W/m" "$ROOT$W/build.log"
 	rm -rf "$OUT"
 	mkdir -p "$OUT"
 	for ko in "$ROOT$W/m/"*.ko; do
@@ -216,8 +281,8 @@ if [ "$MODE" = smc-modules ]; then
 	exit 0
 fi
 case "$MODE" in
-build | smc-modules) ;;
-*) die "unknown mode $MODE (resolve | build | smc-modules)" ;;
+build | smc-modules | check) ;;
+*) die "unknown mode $MODE (resolve | build | smc-modules | check)" ;;
 esac
 [ -n "$OUT" ] || die "build needs --out DIR"
 trap cleanup EXIT INT TERM
