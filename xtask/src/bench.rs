@@ -39,6 +39,9 @@ pub enum Part {
     Pipeline,
     /// smc-analyze report / export --csv on large synthetic recordings (host only).
     Analyzer,
+    /// The kernel series' always-on metrics: stock vs patched smc.ko on the lab's 7.3 kernel
+    /// (SMC-D loopback ping-pong, ABBA; `--runs` rounds of `--count` messages).
+    Series,
     /// Everything above (the lab parts share one boot).
     All,
 }
@@ -89,6 +92,11 @@ pub fn run(opts: &Options) -> Result<i32> {
         let tables = lab(opts, &out, want(Part::Recorder), want(Part::Bpf))?;
         print!("{tables}");
         md.push_str(&tables);
+    }
+    if want(Part::Series) {
+        let t = crate::series_bench::run(&out, opts.runs, opts.count)?;
+        print!("{t}");
+        md.push_str(&t);
     }
     if want(Part::Pipeline) {
         let t = pipeline()?;

@@ -13,6 +13,7 @@ mod kernel;
 mod licenses;
 mod reliability;
 mod scenario;
+mod series_bench;
 mod smcd;
 mod verify;
 mod vm;
@@ -62,7 +63,7 @@ enum Top {
     /// Benchmarks, printed as tables: recorder overhead against perf in the lab, per-event
     /// BPF cost, the userspace pipeline, the analyzer. See docs/performance.md.
     Bench {
-        /// recorder | bpf | lab (recorder + bpf) | pipeline | analyzer | all
+        /// recorder | bpf | lab (recorder + bpf) | series | pipeline | analyzer | all
         #[arg(value_enum, default_value = "all")]
         part: bench::Part,
         /// Rounds of the interleaved tracer comparison (median over rounds).
