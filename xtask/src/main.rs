@@ -14,7 +14,7 @@ mod licenses;
 mod reliability;
 mod scenario;
 mod series_bench;
-mod smcd;
+mod smcd_scenarios;
 mod verify;
 mod vm;
 

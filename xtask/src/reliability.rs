@@ -12,7 +12,7 @@
 //! with `flight-rec.*` and `flight-rot.*` beside them.
 //! What each one proves is in docs/reliability.md.
 
-use crate::scenario::{Scenario, Tools};
+use crate::scenario::{Reliability, Tools};
 use crate::vm::sh_quote;
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -44,16 +44,16 @@ const FLIGHT_FALLBACK: u64 = crate::scenario::EXPECTED_CLIENT_FALLBACK as u64;
 
 /// smc-load's arguments: the crash and disk-full runs are stopped from outside, so
 /// their count only has to outlast the test.
-pub fn client_args(sc: Scenario) -> String {
+pub fn client_args(sc: Reliability) -> String {
     match sc {
-        Scenario::Overload => format!("--mode bulk --duration {OVERLOAD_SECS} --size 64"),
-        Scenario::Flight => format!("--mode pingpong --count {FLIGHT_PINGPONG} --size 64"),
+        Reliability::Overload => format!("--mode bulk --duration {OVERLOAD_SECS} --size 64"),
+        Reliability::Flight => format!("--mode pingpong --count {FLIGHT_PINGPONG} --size 64"),
         _ => "--mode pingpong --count 1000000 --size 64".to_string(),
     }
 }
 
 /// Start smc-record in the background (`$rec`), wait for its ready file, save its CapEff.
-fn start_recorder(tools: &Tools, sc: Scenario, output: &str, extra: &str) -> String {
+fn start_recorder(tools: &Tools, sc: Reliability, output: &str, extra: &str) -> String {
     let name = sc.name();
     format!(
         "{rec} record --output {output} --ready-file /tmp/rec.ready -q {extra} 2>/out/{name}-rec.err &\n\
@@ -69,7 +69,7 @@ fn start_recorder(tools: &Tools, sc: Scenario, output: &str, extra: &str) -> Str
     )
 }
 
-fn start_load(tools: &Tools, sc: Scenario) -> String {
+fn start_load(tools: &Tools, sc: Reliability) -> String {
     format!(
         "{load} client --connect \"$SMCTRACE_PEER:{PORT}\" {} --json > /out/a-load.json &\n\
          load=$!\n",
@@ -138,7 +138,7 @@ fn flight_a_script(tools: &Tools) -> String {
          echo $rc > /out/flight-rot.rc\n\
          cat /out/flight-rec.err /out/flight-rot.err\n\
          echo \"smc-record exit status $(cat /out/flight-rec.rc) (flight), $(cat /out/flight-rot.rc) (rotate)\"\n",
-        client_args(Scenario::Flight)
+        client_args(Reliability::Flight)
     );
     s
 }
@@ -147,14 +147,12 @@ fn flight_a_script(tools: &Tools) -> String {
 const STOP_LOAD: &str = "kill -TERM $load 2>/dev/null || true\nwait $load || true\n";
 
 /// Guest A's script for a reliability scenario.
-pub fn a_script(sc: Scenario, tools: &Tools) -> String {
+pub fn a_script(sc: Reliability, tools: &Tools) -> String {
     let name = sc.name();
-    if sc == Scenario::Flight {
-        return flight_a_script(tools);
-    }
     let mut s = String::from("set -e\n");
     match sc {
-        Scenario::Crash => {
+        Reliability::Flight => return flight_a_script(tools),
+        Reliability::Crash => {
             s += &start_recorder(tools, sc, "/out/crash-a.smctrace", "");
             s += &start_load(tools, sc);
             s += &format!(
@@ -167,7 +165,7 @@ pub fn a_script(sc: Scenario, tools: &Tools) -> String {
             );
             s += STOP_LOAD;
         }
-        Scenario::Diskfull => {
+        Reliability::Diskfull => {
             s += &format!(
                 "mkdir -p /tmp/small\n\
                  mount -t tmpfs -o size={DISKFULL_TMPFS},mode=0700 smctrace-small /tmp/small\n"
@@ -186,7 +184,7 @@ pub fn a_script(sc: Scenario, tools: &Tools) -> String {
             );
             s += STOP_LOAD;
         }
-        Scenario::Overload => {
+        Reliability::Overload => {
             s += &start_recorder(tools, sc, "/out/overload-a.smctrace", "--buffer 4k");
             s += &start_load(tools, sc);
             s += &format!(
@@ -197,7 +195,6 @@ pub fn a_script(sc: Scenario, tools: &Tools) -> String {
                  [ $lrc -eq 0 ] || {{ echo \"smc-load client failed with status $lrc\"; exit $lrc; }}\n"
             );
         }
-        _ => unreachable!("not a reliability scenario"),
     }
     s += &format!(
         "cat /out/{name}-rec.err\necho \"smc-record exit status $(cat /out/{name}-rec.rc)\"\n"
@@ -293,8 +290,8 @@ pub fn thread_caps(caps: &str) -> (Vec<u64>, Vec<u64>) {
 pub const KEPT_CAPS: u64 = (1 << 39) | (1 << 12);
 
 /// Check a finished reliability run on the host.
-pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
-    if sc == Scenario::Flight {
+pub fn check(sc: Reliability, out: &Path, analyze_bin: &Path) -> Result<Vec<String>> {
+    if sc == Reliability::Flight {
         return check_flight(out, analyze_bin);
     }
     let name = sc.name();
@@ -351,11 +348,13 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
     let summary = &rep["summary"];
     let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or(0);
     match sc {
-        Scenario::Crash | Scenario::Diskfull => {
-            if sc == Scenario::Crash && rc != 137 {
+        // checked by check_flight, at the top
+        Reliability::Flight => {}
+        Reliability::Crash | Reliability::Diskfull => {
+            if sc == Reliability::Crash && rc != 137 {
                 bail!("assertion failed: smc-record should have died of SIGKILL (status 137), status {rc}");
             }
-            if sc == Scenario::Diskfull {
+            if sc == Reliability::Diskfull {
                 let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
                 if rc != EXIT_DISK_FULL
                     || lines.len() != 1
@@ -391,7 +390,7 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
                 n(summary, "messages"),
                 n(summary, "complete_messages")
             ));
-            if sc == Scenario::Crash {
+            if sc == Reliability::Crash {
                 let kill: f64 = read(out, "crash-kill-time")?
                     .trim()
                     .parse()
@@ -419,7 +418,7 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
                 ));
             }
         }
-        Scenario::Overload => {
+        Reliability::Overload => {
             if rc != 0 {
                 bail!(
                     "assertion failed: smc-record must exit 0 after SIGINT, status {rc}: {}",
@@ -451,7 +450,6 @@ pub fn check(sc: Scenario, out: &Path, analyze_bin: &Path) -> Result<Vec<String>
                 n(summary, "complete_messages")
             ));
         }
-        _ => unreachable!("not a reliability scenario"),
     }
     Ok(proven)
 }
@@ -692,14 +690,14 @@ mod tests {
             load: "/w/smc-load".into(),
             record: "/w/smc-record".into(),
         };
-        let a = a_script(Scenario::Crash, &tools);
+        let a = a_script(Reliability::Crash, &tools);
         assert!(a.rfind("kill -KILL $rec").unwrap() > a.find("crash-kill-time").unwrap());
-        let d = a_script(Scenario::Diskfull, &tools);
+        let d = a_script(Reliability::Diskfull, &tools);
         assert!(d.contains("mount -t tmpfs -o size=256k"));
         assert!(d.contains("--output /tmp/small/diskfull-a.smctrace"));
-        let o = a_script(Scenario::Overload, &tools);
+        let o = a_script(Reliability::Overload, &tools);
         assert!(o.contains("--buffer 4k") && o.contains("kill -INT $rec"));
-        let f = a_script(Scenario::Flight, &tools);
+        let f = a_script(Reliability::Flight, &tools);
         assert!(
             f.contains("--flight 1 --trigger fallback")
                 && f.contains(&format!("--max-size {ROTATE_SIZE} --rotate {ROTATE_KEEP}"))

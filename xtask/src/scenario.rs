@@ -65,10 +65,59 @@ pub enum Scenario {
     /// smc-record `--flight 1 --trigger fallback` and `--max-size --rotate 3` over an
     /// SMC-R ping-pong, then a connection that falls back (see `reliability`).
     Flight,
-    /// One guest, SMC-D over loopback-ism (patched smc.ko), recorded and analyzed (see `smcd`).
+    /// One guest, SMC-D over loopback-ism (patched smc.ko), recorded and analyzed (see `smcd_scenarios`).
     SmcdLoopback,
-    /// One guest, a slow reader: kernel latency metrics against the BPF monitor (see `smcd`).
+    /// One guest, a slow reader: kernel latency metrics against the BPF monitor (see `smcd_scenarios`).
     Metrics,
+}
+
+/// The recorder's reliability scenarios, run and checked by `reliability`: the module
+/// matches on these alone, so a new SMC-R scenario never reaches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reliability {
+    Crash,
+    Diskfull,
+    Overload,
+    Flight,
+}
+
+/// The one-guest SMC-D scenarios, run and checked by `smcd_scenarios`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Smcd {
+    Loopback,
+    Metrics,
+}
+
+impl From<Reliability> for Scenario {
+    fn from(r: Reliability) -> Scenario {
+        match r {
+            Reliability::Crash => Scenario::Crash,
+            Reliability::Diskfull => Scenario::Diskfull,
+            Reliability::Overload => Scenario::Overload,
+            Reliability::Flight => Scenario::Flight,
+        }
+    }
+}
+
+impl From<Smcd> for Scenario {
+    fn from(s: Smcd) -> Scenario {
+        match s {
+            Smcd::Loopback => Scenario::SmcdLoopback,
+            Smcd::Metrics => Scenario::Metrics,
+        }
+    }
+}
+
+impl Reliability {
+    pub fn name(self) -> &'static str {
+        Scenario::from(self).name()
+    }
+}
+
+impl Smcd {
+    pub fn name(self) -> &'static str {
+        Scenario::from(self).name()
+    }
 }
 
 pub struct Options {
@@ -113,7 +162,27 @@ impl Scenario {
 
     /// Whether the scenario runs smc-record and smc-analyze whatever `--record` says.
     pub fn needs_recorder(self) -> bool {
-        Scenario::RELIABILITY.contains(&self)
+        self.reliability().is_some()
+    }
+
+    /// The reliability scenario this is, if it is one.
+    pub fn reliability(self) -> Option<Reliability> {
+        match self {
+            Scenario::Crash => Some(Reliability::Crash),
+            Scenario::Diskfull => Some(Reliability::Diskfull),
+            Scenario::Overload => Some(Reliability::Overload),
+            Scenario::Flight => Some(Reliability::Flight),
+            _ => None,
+        }
+    }
+
+    /// The one-guest SMC-D scenario this is, if it is one.
+    pub fn smcd(self) -> Option<Smcd> {
+        match self {
+            Scenario::SmcdLoopback => Some(Smcd::Loopback),
+            Scenario::Metrics => Some(Smcd::Metrics),
+            _ => None,
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -146,9 +215,11 @@ impl Scenario {
             Scenario::Bulk => format!("--mode bulk --duration {BULK_SECS} --size 1048576"),
             Scenario::Shortconn => format!("--mode shortconn --count {SHORTCONN_COUNT} --size 64"),
             Scenario::Crash | Scenario::Diskfull | Scenario::Overload | Scenario::Flight => {
-                crate::reliability::client_args(self)
+                crate::reliability::client_args(self.reliability().expect("a reliability scenario"))
             }
-            Scenario::SmcdLoopback | Scenario::Metrics => crate::smcd::client_args(self),
+            Scenario::SmcdLoopback | Scenario::Metrics => {
+                crate::smcd_scenarios::client_args(self.smcd().expect("an SMC-D scenario"))
+            }
         }
     }
 }
@@ -213,8 +284,8 @@ pub fn b_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
 
 /// Guest A's script: the client with smc_diag sampled while it runs, then the evidence.
 pub fn a_script(scenario: Scenario, tools: &Tools, record: bool) -> String {
-    if scenario.needs_recorder() {
-        return crate::reliability::a_script(scenario, tools);
+    if let Some(r) = scenario.reliability() {
+        return crate::reliability::a_script(r, tools);
     }
     let smcctl = sh_quote(&tools.smcctl.display().to_string());
     let load = sh_quote(&tools.load.display().to_string());
@@ -303,8 +374,8 @@ fn diag_samples(out: &Path) -> Vec<Value> {
 
 /// Check a finished run; the error names the first failed assertion.
 pub fn check(scenario: Scenario, kernel: Series, out: &Path, record: bool) -> Result<Vec<String>> {
-    if scenario.needs_recorder() {
-        return crate::reliability::check(scenario, out, &debug_bin("smc-analyze"));
+    if let Some(r) = scenario.reliability() {
+        return crate::reliability::check(r, out, &debug_bin("smc-analyze"));
     }
     let mut proven = Vec::new();
     let load = read_json(&out.join("a-load.json"))?;
@@ -461,8 +532,8 @@ fn load_summary(load: &Value) -> String {
 
 /// Run `scenario` on `kernel`, check it, and return the process exit code.
 pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
-    if Scenario::SMCD.contains(&scenario) {
-        return crate::smcd::run(scenario, kernel, out, opts);
+    if let Some(sc) = scenario.smcd() {
+        return crate::smcd_scenarios::run(sc, kernel, out, opts);
     }
     let extra_modules = if kernel.series.needs_rxe_fix() {
         vec![crate::kernel::ensure_rxe_fix(kernel)?]

@@ -60,7 +60,7 @@ pub fn recorded_scenario(
         Scenario::Crash | Scenario::Diskfull | Scenario::Overload | Scenario::Flight => {
             problems.push("a reliability scenario has no two-peer analysis".into())
         }
-        // One guest, checked by smcd::check instead.
+        // One guest, checked by smcd_scenarios::check instead.
         Scenario::SmcdLoopback | Scenario::Metrics => {
             problems.push("an SMC-D scenario has no two-peer analysis".into())
         }

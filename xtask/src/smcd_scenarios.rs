@@ -19,7 +19,7 @@
 
 use crate::host::{debug_bin, say, workspace_root};
 use crate::kernel::Kernel;
-use crate::scenario::{num, read_json, Options, Scenario};
+use crate::scenario::{num, read_json, Options, Smcd};
 use crate::vm::{self, sh_quote};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
@@ -115,9 +115,9 @@ pub fn ensure_patched_modules(kernel: &Kernel) -> Result<PathBuf> {
 }
 
 /// smc-load's client arguments.
-pub fn client_args(sc: Scenario) -> String {
+pub fn client_args(sc: Smcd) -> String {
     match sc {
-        Scenario::Metrics => format!(
+        Smcd::Metrics => format!(
             "--mode pingpong --count {METRICS_COUNT} --size 64 --read-delay {}",
             METRICS_DELAY_MS / 1000.0
         ),
@@ -161,7 +161,7 @@ fn diag_loop(smcctl: &str, stop_at_first: bool) -> String {
 }
 
 /// Guest A's script.
-pub fn a_script(sc: Scenario, smcctl: &Path, load: &Path, record: &Path) -> String {
+pub fn a_script(sc: Smcd, smcctl: &Path, load: &Path, record: &Path) -> String {
     let smcctl = sh_quote(&smcctl.display().to_string());
     let load = sh_quote(&load.display().to_string());
     let rec = sh_quote(&record.display().to_string());
@@ -172,20 +172,19 @@ pub fn a_script(sc: Scenario, smcctl: &Path, load: &Path, record: &Path) -> Stri
     );
     let name = sc.name();
     match sc {
-        Scenario::SmcdLoopback => {
+        Smcd::Loopback => {
             s += &format!(
                 "{rec} record --output /out/{name}-a.smctrace --ready-file /tmp/rec.ready -q &\n\
                  rec=$!\n"
             );
         }
-        Scenario::Metrics => {
+        Smcd::Metrics => {
             s += &format!(
                 "cat /proc/sys/net/smc/slow_threshold_us > /out/threshold_us\n\
                  {rec} conns --source bpf --json --interval 0.2 --ready-file /tmp/rec.ready > /out/{name}-bpf.jsonl 2>/out/{name}-bpf.err &\n\
                  rec=$!\n"
             );
         }
-        _ => unreachable!("not an SMC-D scenario"),
     }
     s += "n=0\n\
           while [ ! -e /tmp/rec.ready ]; do\n\
@@ -199,8 +198,8 @@ pub fn a_script(sc: Scenario, smcctl: &Path, load: &Path, record: &Path) -> Stri
     s += &format!(
         "{load} client --connect 127.0.0.1:{PORT} {args} --json > /out/a-load.json &\nload=$!\n"
     );
-    s += &diag_loop(&smcctl, sc == Scenario::SmcdLoopback);
-    if sc == Scenario::Metrics {
+    s += &diag_loop(&smcctl, sc == Smcd::Loopback);
+    if sc == Smcd::Metrics {
         // One more monitor sample after the last read.
         s += "sleep 1\n";
     }
@@ -435,7 +434,7 @@ fn check_metrics(out: &Path, proven: &mut Vec<String>) -> Result<()> {
 }
 
 /// Run `smc-analyze report --json` on the recording.
-fn analyze(out: &Path, sc: Scenario) -> Result<Value> {
+fn analyze(out: &Path, sc: Smcd) -> Result<Value> {
     let rec = out.join(format!("{}-a.smctrace", sc.name()));
     let analyzer = debug_bin("smc-analyze");
     let o = Command::new(&analyzer)
@@ -454,24 +453,24 @@ fn analyze(out: &Path, sc: Scenario) -> Result<Value> {
     serde_json::from_slice(&o.stdout).context("smc-analyze report --json printed no JSON")
 }
 
-pub fn check(sc: Scenario, out: &Path) -> Result<Vec<String>> {
+pub fn check(sc: Smcd, out: &Path) -> Result<Vec<String>> {
     let mut proven = Vec::new();
     check_smcd(out, &mut proven)?;
     match sc {
-        Scenario::SmcdLoopback => check_report(&analyze(out, sc)?, &mut proven)?,
+        Smcd::Loopback => check_report(&analyze(out, sc)?, &mut proven)?,
         _ => check_metrics(out, &mut proven)?,
     }
     Ok(proven)
 }
 
 /// Run an SMC-D scenario in guest A alone; returns the exit code.
-pub fn run(sc: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
+pub fn run(sc: Smcd, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
     let modules = match &opts.smc_modules {
         Some(d) => Some(d.clone()),
         // 7.x: the lab's kernel has SMC-D loopback (DIBS) in its own smc.ko; `metrics`
         // loads the series' smc.ko built on top of the same kernel (kernel/patches/).
         None if kernel.series.native_smcd_loopback() => match sc {
-            Scenario::Metrics => Some(crate::kernel::ensure_series_modules(kernel)?),
+            Smcd::Metrics => Some(crate::kernel::ensure_series_modules(kernel)?),
             _ => None,
         },
         // The series and SMC_LO (loopback-ism) exist for 6.12 only (upstream since 6.10).
@@ -610,7 +609,7 @@ mod tests {
     #[test]
     fn script_starts_the_monitor_before_the_workload() {
         let a = a_script(
-            Scenario::Metrics,
+            Smcd::Metrics,
             Path::new("/w/smcctl"),
             Path::new("/w/smc-load"),
             Path::new("/w/smc-record"),
@@ -619,7 +618,7 @@ mod tests {
         assert!(mon < a.find("client --connect 127.0.0.1:5000").unwrap());
         assert!(a.contains("--read-delay 0.05"));
         let l = a_script(
-            Scenario::SmcdLoopback,
+            Smcd::Loopback,
             Path::new("/w/smcctl"),
             Path::new("/w/smc-load"),
             Path::new("/w/smc-record"),
