@@ -10,6 +10,7 @@ mod ci;
 mod host;
 mod initramfs;
 mod kernel;
+mod kernel_tests;
 mod licenses;
 mod reliability;
 mod scenario;

@@ -69,6 +69,8 @@ pub enum Scenario {
     SmcdLoopback,
     /// One guest, a slow reader: kernel latency metrics against the BPF monitor (see `smcd_scenarios`).
     Metrics,
+    /// One guest, the kernel series' KUnit suite and kselftest (7.x; see `kernel_tests`).
+    KernelTests,
 }
 
 /// The recorder's reliability scenarios, run and checked by `reliability`: the module
@@ -154,9 +156,10 @@ impl Scenario {
             .into_iter()
             .chain(Scenario::RELIABILITY)
             .chain(Scenario::SMCD)
+            .chain([Scenario::KernelTests])
             .find(|sc| sc.name() == s)
             .with_context(|| {
-                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback, crash, diskfull, overload, flight, smcd-loopback, metrics)")
+                format!("unknown scenario {s:?} (known: pingpong, bulk, shortconn, fallback, crash, diskfull, overload, flight, smcd-loopback, metrics, kernel-tests)")
             })
     }
 
@@ -197,6 +200,7 @@ impl Scenario {
             Scenario::Flight => "flight",
             Scenario::SmcdLoopback => "smcd-loopback",
             Scenario::Metrics => "metrics",
+            Scenario::KernelTests => "kernel-tests",
         }
     }
 
@@ -217,6 +221,8 @@ impl Scenario {
             Scenario::Crash | Scenario::Diskfull | Scenario::Overload | Scenario::Flight => {
                 crate::reliability::client_args(self.reliability().expect("a reliability scenario"))
             }
+            // runs no smc-load of its own
+            Scenario::KernelTests => String::new(),
             Scenario::SmcdLoopback | Scenario::Metrics => {
                 crate::smcd_scenarios::client_args(self.smcd().expect("an SMC-D scenario"))
             }
@@ -532,6 +538,9 @@ fn load_summary(load: &Value) -> String {
 
 /// Run `scenario` on `kernel`, check it, and return the process exit code.
 pub fn run(scenario: Scenario, kernel: &Kernel, out: &Path, opts: &Options) -> Result<i32> {
+    if scenario == Scenario::KernelTests {
+        return crate::kernel_tests::run(kernel, out, opts);
+    }
     if let Some(sc) = scenario.smcd() {
         return crate::smcd_scenarios::run(sc, kernel, out, opts);
     }

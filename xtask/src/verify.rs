@@ -61,8 +61,8 @@ pub fn recorded_scenario(
             problems.push("a reliability scenario has no two-peer analysis".into())
         }
         // One guest, checked by smcd_scenarios::check instead.
-        Scenario::SmcdLoopback | Scenario::Metrics => {
-            problems.push("an SMC-D scenario has no two-peer analysis".into())
+        Scenario::SmcdLoopback | Scenario::Metrics | Scenario::KernelTests => {
+            problems.push("a one-guest scenario has no two-peer analysis".into())
         }
         Scenario::Bulk | Scenario::Shortconn => {
             if u(report, &["summary", "connections_by_mode", "SMC-R"]) == 0 {
