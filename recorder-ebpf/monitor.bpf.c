@@ -36,6 +36,7 @@
 
 #include "monitor.h"
 #include "kread.h"
+#include "offsets.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -44,25 +45,8 @@ char LICENSE[] SEC("license") = "GPL";
 /* ---- configuration written by the loader ---- */
 volatile const __u64 threshold_ns = 10000000;	/* anomalies at or above; 0: none */
 
-volatile const __u32 off_socket_sk = 0;
-volatile const __u32 off_skc_family = 0;
-volatile const __u32 off_skc_num = 0;
-volatile const __u32 off_skc_dport = 0;
-volatile const __u32 off_skc_rcv_saddr = 0;
-volatile const __u32 off_skc_daddr = 0;
-volatile const __u32 off_skc_v6_rcv_saddr = 0;
-volatile const __u32 off_skc_v6_daddr = 0;
-volatile const __u32 off_smc_clcsock = 0;
-volatile const __u32 off_smc_conn = 0;
-volatile const __u32 off_conn_lgr = 0;
-volatile const __u32 off_conn_alert_token_local = 0;
-volatile const __u32 off_conn_sndbuf_space = 0;
+/* member offsets only the monitor reads (the shared ones: offsets.h) */
 volatile const __u32 off_conn_peer_rmbe_space = 0;
-volatile const __u32 off_conn_rx_prod = 0;
-volatile const __u32 off_conn_bytes_to_rcv = 0;
-volatile const __u32 off_lgr_is_smcd = 0;
-volatile const __u32 off_pend_conn = 0;
-volatile const __u32 off_pend_ctrl_seq = 0;
 volatile const __u32 off_conn_tx_cdc_seq = 0;
 
 /* ---- maps ---- */

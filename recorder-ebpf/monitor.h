@@ -2,7 +2,7 @@
 /*
  * monitor.h: the per-connection value of the BPF monitor's "mon_conns" map
  * (monitor.bpf.c), shared with its reader (recorder/src/conns.rs, a
- * #[repr(C)] mirror with a size assertion). Stages and histogram buckets
+ * #[repr(C)] mirror that a test checks member by member against this file). Stages and histogram buckets
  * are those of the kernel series' SMC_DIAG_LATENCY and netlink histograms
  * (docs/kernel.md), so the two sources print the same table.
  */

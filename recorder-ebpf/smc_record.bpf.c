@@ -27,6 +27,7 @@
 #include "smctrace_event.h"
 #include "smc_record.h"
 #include "kread.h"
+#include "offsets.h"
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -34,7 +35,7 @@ char LICENSE[] SEC("license") = "GPL";
  * Every kprobe/kretprobe program has an fentry/fexit twin (same name + "_fe")
  * that calls the same body; the loader attaches the twin where the kernel
  * allows (BPF_PROG_TYPE_TRACING on the module function, see
- * recorder/src/tracing.rs) and the kprobe otherwise. Arguments and return
+ * recorder/src/fentry.rs) and the kprobe otherwise. Arguments and return
  * values are fetched with bpf_get_func_arg/ret (inlined by the verifier):
  * they come back as plain scalars, so the shared bodies do the same pointer
  * arithmetic and hashing as under kprobes (a BTF-typed pointer read straight
@@ -52,39 +53,26 @@ volatile const __u32 filter_flags = 0;	/* FLT_* */
 volatile const __u32 payload_bytes = 0;	/* --payload N (<= ST_PAYLOAD_MAX) */
 volatile const __u64 wakeup_bytes = 262144; /* wake the reader once this much is queued */
 
+/* member offsets only the recorder reads (the shared ones: offsets.h) */
 /* vmlinux members */
-volatile const __u32 off_socket_sk = 0;
-volatile const __u32 off_skc_family = 0;
 volatile const __u32 off_skc_state = 0;
-volatile const __u32 off_skc_num = 0;
-volatile const __u32 off_skc_dport = 0;
-volatile const __u32 off_skc_rcv_saddr = 0;
-volatile const __u32 off_skc_daddr = 0;
-volatile const __u32 off_skc_v6_rcv_saddr = 0;
-volatile const __u32 off_skc_v6_daddr = 0;
 volatile const __u32 off_skc_net = 0;
 volatile const __u32 off_net_ns_inum = 0;
 /* ib_core members (found in smc.ko's BTF) */
 volatile const __u32 off_ib_qp_qp_num = 0;
 volatile const __u32 off_ib_wc_status = 0;
 /* smc.ko members */
-volatile const __u32 off_smc_clcsock = 0;
-volatile const __u32 off_smc_conn = 0;
 volatile const __u32 off_smc_use_fallback = 0;
 volatile const __u32 off_smc_fallback_rsn = 0;
 volatile const __u32 off_smc_peer_diagnosis = 0;
 volatile const __u32 off_smc_listen_work = 0;
-volatile const __u32 off_conn_lgr = 0;
 volatile const __u32 off_conn_lnk = 0;
-volatile const __u32 off_conn_alert_token_local = 0;
 volatile const __u32 off_conn_peer_token = 0;
 volatile const __u32 off_conn_rmb_desc = 0;
 volatile const __u32 off_conn_sndbuf_desc = 0;
 volatile const __u32 off_conn_peer_rmbe_size = 0;
 volatile const __u32 off_conn_tx_curs_prep = 0;
 volatile const __u32 off_conn_tx_curs_sent = 0;
-volatile const __u32 off_conn_sndbuf_space = 0;
-volatile const __u32 off_conn_bytes_to_rcv = 0;
 volatile const __u32 off_conn_killed = 0;
 volatile const __u32 bit_conn_killed = 0;
 volatile const __u32 off_conn_tx_work = 0;
@@ -95,7 +83,6 @@ volatile const __u32 off_conn_tx_cons = 0;	/* local_tx_ctrl.cons */
 volatile const __u32 off_conn_tx_seqno = 0;	/* local_tx_ctrl.seqno */
 volatile const __u32 off_conn_tx_prod_flags = 0;
 volatile const __u32 off_conn_tx_cs_flags = 0;
-volatile const __u32 off_conn_rx_prod = 0;	/* local_rx_ctrl.prod */
 volatile const __u32 off_conn_rx_cons = 0;
 volatile const __u32 off_conn_rx_seqno = 0;
 volatile const __u32 off_conn_rx_prod_flags = 0;
@@ -109,11 +96,8 @@ volatile const __u32 off_lnk_link_id = 0;
 volatile const __u32 off_lnk_ibname = 0;
 volatile const __u32 off_lnk_lgr = 0;
 volatile const __u32 off_lnk_state = 0;
-volatile const __u32 off_lgr_is_smcd = 0;
 volatile const __u32 off_lgr_smc_version = 0;
-volatile const __u32 off_pend_conn = 0;
 volatile const __u32 off_pend_p_cursor = 0;
-volatile const __u32 off_pend_ctrl_seq = 0;
 
 /* ---- maps ---- */
 

@@ -38,7 +38,8 @@ enum probe_id {
 	P_NR
 };
 
-/* filter_flags: which filter classes are active (maps in the BPF program). */
+/* filter_flags: which filter classes are active (maps in the BPF program).
+ * Mirrored by recorder/src/loader.rs; a test compares the two. */
 #define FLT_PID		0x1
 #define FLT_COMM	0x2
 #define FLT_PORT	0x4

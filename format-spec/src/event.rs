@@ -15,101 +15,6 @@ pub const COMM_LEN: usize = 16;
 pub const IBNAME_LEN: usize = 16;
 pub const PAYLOAD_MAX: usize = 256;
 
-/// `enum st_kind`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[repr(u16)]
-pub enum EventKind {
-    Connect = 1,
-    ConnInfo = 2,
-    Clc = 3,
-    Fallback = 4,
-    Close = 5,
-    LinkDown = 6,
-    SendMsg = 16,
-    TxCopy = 17,
-    TxStart = 18,
-    RdmaWrite = 19,
-    CdcSend = 20,
-    CdcTxDone = 21,
-    CdcRecv = 32,
-    RxAction = 33,
-    RxWake = 34,
-    RecvMsg = 35,
-    Payload = 48,
-}
-
-impl EventKind {
-    pub const ALL: [EventKind; 17] = [
-        EventKind::Connect,
-        EventKind::ConnInfo,
-        EventKind::Clc,
-        EventKind::Fallback,
-        EventKind::Close,
-        EventKind::LinkDown,
-        EventKind::SendMsg,
-        EventKind::TxCopy,
-        EventKind::TxStart,
-        EventKind::RdmaWrite,
-        EventKind::CdcSend,
-        EventKind::CdcTxDone,
-        EventKind::CdcRecv,
-        EventKind::RxAction,
-        EventKind::RxWake,
-        EventKind::RecvMsg,
-        EventKind::Payload,
-    ];
-
-    pub fn from_u16(v: u16) -> Option<EventKind> {
-        EventKind::ALL.iter().copied().find(|k| *k as u16 == v)
-    }
-
-    /// Size of the fixed part of a record of this kind (header included).
-    pub fn fixed_len(self) -> usize {
-        use std::mem::size_of;
-        match self {
-            EventKind::Connect => size_of::<Connect>(),
-            EventKind::ConnInfo => size_of::<ConnInfo>(),
-            EventKind::Clc => size_of::<Clc>(),
-            EventKind::Fallback => size_of::<Fallback>(),
-            EventKind::Close => size_of::<Close>(),
-            EventKind::LinkDown => size_of::<LinkDown>(),
-            EventKind::SendMsg => size_of::<SendMsg>(),
-            EventKind::TxCopy => size_of::<TxCopy>(),
-            EventKind::TxStart => size_of::<TxStart>(),
-            EventKind::RdmaWrite => size_of::<RdmaWrite>(),
-            EventKind::CdcSend | EventKind::CdcRecv => size_of::<Cdc>(),
-            EventKind::CdcTxDone => size_of::<CdcTxDone>(),
-            EventKind::RxAction => size_of::<RxAction>(),
-            EventKind::RxWake => size_of::<RxWake>(),
-            EventKind::RecvMsg => size_of::<RecvMsg>(),
-            EventKind::Payload => size_of::<Payload>(),
-        }
-    }
-
-    /// Short stable name, used in reports, CSV and `smc-record probes`.
-    pub fn name(self) -> &'static str {
-        match self {
-            EventKind::Connect => "connect",
-            EventKind::ConnInfo => "conn_info",
-            EventKind::Clc => "clc",
-            EventKind::Fallback => "fallback",
-            EventKind::Close => "close",
-            EventKind::LinkDown => "link_down",
-            EventKind::SendMsg => "sendmsg",
-            EventKind::TxCopy => "tx_copy",
-            EventKind::TxStart => "tx_start",
-            EventKind::RdmaWrite => "rdma_write",
-            EventKind::CdcSend => "cdc_send",
-            EventKind::CdcTxDone => "cdc_tx_done",
-            EventKind::CdcRecv => "cdc_recv",
-            EventKind::RxAction => "rx_action",
-            EventKind::RxWake => "rx_wake",
-            EventKind::RecvMsg => "recvmsg",
-            EventKind::Payload => "payload",
-        }
-    }
-}
-
 /// `ST_F_TRUNCATED`
 pub const F_TRUNCATED: u16 = 0x0001;
 pub const ROLE_CLIENT: u8 = 1;
@@ -237,29 +142,138 @@ RecvMsg {
 record!(/// `struct st_payload`; `captured` data bytes follow, padded to 8.
 Payload { sock: u64, prep_before: Curs, captured: u32, msg_len: u32 });
 
+// ---- the kinds: declared once ----
+
+/// Generates everything that lists the event kinds from one table:
+/// [`EventKind`] (with `ALL`, `from_u16`, `fixed_len`, `name`,
+/// `has_sock`), [`EventRef`] and its `parse`, `hdr` and `sock`.
+///
+/// A row is `Variant = value, "name", FixedStruct, sock | no_sock [, Data]`:
+/// `value` is the C `enum st_kind` value; `FixedStruct` the record's fixed
+/// part; `sock` when a `u64 sock` follows the header (the socket id), and a
+/// trailing `Data` type (only `Payload`'s `&'a [u8]`) when the fixed part is
+/// followed by `captured` data bytes that the event borrows.
+macro_rules! event_kinds {
+    ($(
+        $v:ident = $val:literal, $name:literal, $ty:ident, $sock:ident $(, $data:ty)?;
+    )*) => {
+        /// `enum st_kind`.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        #[repr(u16)]
+        pub enum EventKind {
+            $($v = $val,)*
+        }
+
+        impl EventKind {
+            pub const ALL: [EventKind; [$($val),*].len()] = [$(EventKind::$v),*];
+
+            pub fn from_u16(v: u16) -> Option<EventKind> {
+                match v {
+                    $($val => Some(EventKind::$v),)*
+                    _ => None,
+                }
+            }
+
+            /// Size of the fixed part of a record of this kind (header included).
+            pub fn fixed_len(self) -> usize {
+                match self {
+                    $(EventKind::$v => std::mem::size_of::<$ty>(),)*
+                }
+            }
+
+            /// Short stable name, used in reports, CSV and `smc-record probes`.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(EventKind::$v => $name,)*
+                }
+            }
+
+            /// Whether a record of this kind names a socket: a `u64 sock`
+            /// right after the header (see [`peek_sock`]).
+            pub fn has_sock(self) -> bool {
+                match self {
+                    $(EventKind::$v => event_kinds!(@has_sock $sock),)*
+                }
+            }
+        }
+
 /// One decoded record. Fixed parts are copied out (records are small and the
-/// chunk buffer need not be aligned); a payload's bytes borrow the chunk.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum EventRef<'a> {
-    Connect(Connect),
-    ConnInfo(ConnInfo),
-    Clc(Clc),
-    Fallback(Fallback),
-    Close(Close),
-    LinkDown(LinkDown),
-    SendMsg(SendMsg),
-    TxCopy(TxCopy),
-    TxStart(TxStart),
-    RdmaWrite(RdmaWrite),
-    CdcSend(Cdc),
-    CdcTxDone(CdcTxDone),
-    CdcRecv(Cdc),
-    RxAction(RxAction),
-    RxWake(RxWake),
-    RecvMsg(RecvMsg),
-    Payload(Payload, &'a [u8]),
-    /// A kind this build does not know: skipped by its length, counted by readers.
-    Unknown(Hdr),
+        /// chunk buffer need not be aligned); a payload's bytes borrow the chunk.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+        pub enum EventRef<'a> {
+            $($v($ty $(, $data)?),)*
+            /// A kind this build does not know: skipped by its length, counted by readers.
+            Unknown(Hdr),
+        }
+
+        impl<'a> EventRef<'a> {
+            /// Parse the record at the start of `buf`; returns it and its length.
+            pub fn parse(buf: &'a [u8]) -> Result<(EventRef<'a>, usize), RecordError> {
+                let (kind, len) = check_record(buf)?;
+                let rec = &buf[..len];
+                let Some(kind) = kind else {
+                    return Ok((
+                        EventRef::Unknown(bytemuck::pod_read_unaligned(&rec[..HDR_LEN])),
+                        len,
+                    ));
+                };
+                let ev = match kind {
+                    $(EventKind::$v => event_kinds!(@build $v, $ty, rec, kind $(, $data)?),)*
+                };
+                Ok((ev, len))
+            }
+
+            /// The common header of the record.
+            pub fn hdr(&self) -> &Hdr {
+                match self {
+                    $(EventRef::$v(e, ..) => &e.hdr,)*
+                    EventRef::Unknown(h) => h,
+                }
+            }
+
+            /// The socket id the record is about, if it names one. Link-level
+            /// records (`LinkDown`) and unknown kinds have none; `CdcRecv` on SMC-R
+            /// carries 0 (only the token is known there) and returns `Some(0)`.
+            pub fn sock(&self) -> Option<u64> {
+                match self {
+                    $(EventRef::$v(_e, ..) => event_kinds!(@sock $sock, _e),)*
+                    EventRef::Unknown(_) => None,
+                }
+            }
+        }
+    };
+    (@has_sock sock) => { true };
+    (@has_sock no_sock) => { false };
+    (@sock sock, $e:ident) => { Some($e.sock) };
+    (@sock no_sock, $e:ident) => { None };
+    (@build $v:ident, $ty:ident, $rec:ident, $kind:ident) => { EventRef::$v(get($rec)) };
+    // A fixed part followed by `captured` data bytes, clamped to the record.
+    (@build $v:ident, $ty:ident, $rec:ident, $kind:ident, $data:ty) => {{
+        let p: $ty = get($rec);
+        let need = $kind.fixed_len();
+        let n = (p.captured as usize).min($rec.len() - need);
+        EventRef::$v(p, &$rec[need..need + n])
+    }};
+}
+
+event_kinds! {
+    Connect = 1, "connect", Connect, sock;
+    ConnInfo = 2, "conn_info", ConnInfo, sock;
+    Clc = 3, "clc", Clc, sock;
+    Fallback = 4, "fallback", Fallback, sock;
+    Close = 5, "close", Close, sock;
+    LinkDown = 6, "link_down", LinkDown, no_sock;
+    SendMsg = 16, "sendmsg", SendMsg, sock;
+    TxCopy = 17, "tx_copy", TxCopy, sock;
+    TxStart = 18, "tx_start", TxStart, sock;
+    RdmaWrite = 19, "rdma_write", RdmaWrite, sock;
+    CdcSend = 20, "cdc_send", Cdc, sock;
+    CdcTxDone = 21, "cdc_tx_done", CdcTxDone, sock;
+    CdcRecv = 32, "cdc_recv", Cdc, sock;
+    RxAction = 33, "rx_action", RxAction, sock;
+    RxWake = 34, "rx_wake", RxWake, sock;
+    RecvMsg = 35, "recvmsg", RecvMsg, sock;
+    Payload = 48, "payload", Payload, sock, &'a [u8];
 }
 
 /// Why a record could not be parsed. The stream cannot be resynchronised
@@ -296,69 +310,6 @@ impl std::fmt::Display for RecordError {
 impl std::error::Error for RecordError {}
 
 pub const HDR_LEN: usize = std::mem::size_of::<Hdr>();
-
-impl<'a> EventRef<'a> {
-    /// Parse the record at the start of `buf`; returns it and its length.
-    pub fn parse(buf: &'a [u8]) -> Result<(EventRef<'a>, usize), RecordError> {
-        let (kind, len) = check_record(buf)?;
-        let rec = &buf[..len];
-        let Some(kind) = kind else {
-            return Ok((
-                EventRef::Unknown(bytemuck::pod_read_unaligned(&rec[..HDR_LEN])),
-                len,
-            ));
-        };
-        let need = kind.fixed_len();
-        let ev = match kind {
-            EventKind::Connect => EventRef::Connect(get(rec)),
-            EventKind::ConnInfo => EventRef::ConnInfo(get(rec)),
-            EventKind::Clc => EventRef::Clc(get(rec)),
-            EventKind::Fallback => EventRef::Fallback(get(rec)),
-            EventKind::Close => EventRef::Close(get(rec)),
-            EventKind::LinkDown => EventRef::LinkDown(get(rec)),
-            EventKind::SendMsg => EventRef::SendMsg(get(rec)),
-            EventKind::TxCopy => EventRef::TxCopy(get(rec)),
-            EventKind::TxStart => EventRef::TxStart(get(rec)),
-            EventKind::RdmaWrite => EventRef::RdmaWrite(get(rec)),
-            EventKind::CdcSend => EventRef::CdcSend(get(rec)),
-            EventKind::CdcTxDone => EventRef::CdcTxDone(get(rec)),
-            EventKind::CdcRecv => EventRef::CdcRecv(get(rec)),
-            EventKind::RxAction => EventRef::RxAction(get(rec)),
-            EventKind::RxWake => EventRef::RxWake(get(rec)),
-            EventKind::RecvMsg => EventRef::RecvMsg(get(rec)),
-            EventKind::Payload => {
-                let p: Payload = get(rec);
-                let avail = len - need;
-                let n = (p.captured as usize).min(avail);
-                EventRef::Payload(p, &rec[need..need + n])
-            }
-        };
-        Ok((ev, len))
-    }
-
-    /// The common header of the record.
-    pub fn hdr(&self) -> &Hdr {
-        match self {
-            EventRef::Connect(e) => &e.hdr,
-            EventRef::ConnInfo(e) => &e.hdr,
-            EventRef::Clc(e) => &e.hdr,
-            EventRef::Fallback(e) => &e.hdr,
-            EventRef::Close(e) => &e.hdr,
-            EventRef::LinkDown(e) => &e.hdr,
-            EventRef::SendMsg(e) => &e.hdr,
-            EventRef::TxCopy(e) => &e.hdr,
-            EventRef::TxStart(e) => &e.hdr,
-            EventRef::RdmaWrite(e) => &e.hdr,
-            EventRef::CdcSend(e) | EventRef::CdcRecv(e) => &e.hdr,
-            EventRef::CdcTxDone(e) => &e.hdr,
-            EventRef::RxAction(e) => &e.hdr,
-            EventRef::RxWake(e) => &e.hdr,
-            EventRef::RecvMsg(e) => &e.hdr,
-            EventRef::Payload(e, _) => &e.hdr,
-            EventRef::Unknown(h) => h,
-        }
-    }
-}
 
 /// The checks of [`EventRef::parse`] without building the event: the
 /// record's kind (`None` if this build does not know it) and length. A
@@ -465,30 +416,33 @@ impl EventRef<'_> {
     pub fn kind(&self) -> Option<EventKind> {
         EventKind::from_u16(self.hdr().kind)
     }
+}
 
-    /// The socket id the record is about, if it names one. Link-level
-    /// records (`LinkDown`) and unknown kinds have none; `CdcRecv` on SMC-R
-    /// carries 0 (only the token is known there) and returns `Some(0)`.
-    pub fn sock(&self) -> Option<u64> {
-        Some(match self {
-            EventRef::Connect(e) => e.sock,
-            EventRef::ConnInfo(e) => e.sock,
-            EventRef::Clc(e) => e.sock,
-            EventRef::Fallback(e) => e.sock,
-            EventRef::Close(e) => e.sock,
-            EventRef::SendMsg(e) => e.sock,
-            EventRef::TxCopy(e) => e.sock,
-            EventRef::TxStart(e) => e.sock,
-            EventRef::RdmaWrite(e) => e.sock,
-            EventRef::CdcSend(e) | EventRef::CdcRecv(e) => e.sock,
-            EventRef::CdcTxDone(e) => e.sock,
-            EventRef::RxAction(e) => e.sock,
-            EventRef::RxWake(e) => e.sock,
-            EventRef::RecvMsg(e) => e.sock,
-            EventRef::Payload(e, _) => e.sock,
-            EventRef::LinkDown(_) | EventRef::Unknown(_) => return None,
-        })
+// ---- header-level reads of raw records ----
+//
+// For code that moves records without decoding them (the recorder's ring
+// buffer reader, its trigger and identity scans): the header fields read
+// straight from the bytes. They check only that the bytes are there;
+// [`check_record`] is what validates a record.
+
+/// The header of the record at the start of `rec` (`None`: fewer than [`HDR_LEN`] bytes).
+pub fn peek(rec: &[u8]) -> Option<Hdr> {
+    rec.get(..HDR_LEN).map(bytemuck::pod_read_unaligned)
+}
+
+/// The known kind of the record at the start of `rec` (`None`: unknown kind or no header).
+pub fn peek_kind(rec: &[u8]) -> Option<EventKind> {
+    peek(rec).and_then(|h| EventKind::from_u16(h.kind))
+}
+
+/// The socket id of a record whose kind names one ([`EventKind::has_sock`]):
+/// the `u64` after the header (`None`: another kind, or too short).
+pub fn peek_sock(rec: &[u8]) -> Option<u64> {
+    if !peek_kind(rec)?.has_sock() {
+        return None;
     }
+    let b = rec.get(HDR_LEN..HDR_LEN + 8)?;
+    Some(u64::from_le_bytes(b.try_into().expect("8 bytes")))
 }
 
 #[cfg(test)]
@@ -527,7 +481,22 @@ mod tests {
                 Some(0x42)
             };
             assert_eq!(ev.sock(), want, "{}", k.name());
+            assert_eq!(k.has_sock(), want.is_some(), "{}", k.name());
+            assert_eq!(EventKind::from_u16(k as u16), Some(k));
         }
+        // the header-level reads agree with the parser
+        let mut off = 0;
+        for k in EventKind::ALL {
+            let rec = &buf[off..off + k.fixed_len()];
+            let h = peek(rec).unwrap();
+            assert_eq!((h.kind, h.len as usize), (k as u16, k.fixed_len()));
+            assert_eq!(peek_kind(rec), Some(k));
+            let want = (k != EventKind::LinkDown).then_some(0x42);
+            assert_eq!(peek_sock(rec), want, "{}", k.name());
+            off += k.fixed_len();
+        }
+        assert_eq!(peek(&buf[..HDR_LEN - 1]), None);
+        assert_eq!(peek_sock(&buf[..HDR_LEN + 7]), None);
     }
 
     #[test]

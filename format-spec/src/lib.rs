@@ -42,6 +42,8 @@ pub mod layout;
 pub mod meta;
 pub mod reader;
 pub mod stream;
+/// Test-only: behind the `synth` feature (this crate's own tests turn it on).
+#[cfg(any(test, feature = "synth"))]
 pub mod synth;
 pub mod writer;
 

@@ -26,7 +26,7 @@ use clap::{Args, ValueEnum};
 use serde_json::{json, Value};
 use smc_netlink::diag::{lat_stage_name, DiagSock};
 
-use crate::offsets::KernelBtf;
+use crate::offsets::{self, KernelBtf};
 use crate::{exit, Failure};
 
 static MONITOR_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/monitor.bpf.o"));
@@ -371,31 +371,30 @@ fn row_from_mon(c: &MonConn) -> Row {
     }
 }
 
-/// Globals of monitor.bpf.c and the member each holds.
-const MON_FIELDS: &[(&str, &str)] = &[
-    ("off_socket_sk", "socket.sk"),
-    ("off_skc_family", "sock_common.skc_family"),
-    ("off_skc_num", "sock_common.skc_num"),
-    ("off_skc_dport", "sock_common.skc_dport"),
-    ("off_skc_rcv_saddr", "sock_common.skc_rcv_saddr"),
-    ("off_skc_daddr", "sock_common.skc_daddr"),
-    ("off_skc_v6_rcv_saddr", "sock_common.skc_v6_rcv_saddr"),
-    ("off_skc_v6_daddr", "sock_common.skc_v6_daddr"),
-    ("off_smc_clcsock", "smc_sock.clcsock"),
-    ("off_smc_conn", "smc_sock.conn"),
-    ("off_conn_lgr", "smc_connection.lgr"),
-    (
-        "off_conn_alert_token_local",
-        "smc_connection.alert_token_local",
-    ),
-    ("off_conn_sndbuf_space", "smc_connection.sndbuf_space"),
-    ("off_conn_peer_rmbe_space", "smc_connection.peer_rmbe_space"),
-    ("off_conn_rx_prod", "smc_connection.local_rx_ctrl.prod"),
-    ("off_conn_bytes_to_rcv", "smc_connection.bytes_to_rcv"),
-    ("off_lgr_is_smcd", "smc_link_group.is_smcd"),
-    ("off_pend_conn", "smc_cdc_tx_pend.conn"),
-    ("off_pend_ctrl_seq", "smc_cdc_tx_pend.ctrl_seq"),
-    ("off_conn_tx_cdc_seq", "smc_connection.tx_cdc_seq"),
+/// The `off_*` globals of monitor.bpf.c (and of offsets.h, which it shares
+/// with the recorder); the member each holds is in `offsets::FIELDS` or
+/// `offsets::MONITOR_ONLY_FIELDS`.
+const MON_GLOBALS: &[&str] = &[
+    "off_socket_sk",
+    "off_skc_family",
+    "off_skc_num",
+    "off_skc_dport",
+    "off_skc_rcv_saddr",
+    "off_skc_daddr",
+    "off_skc_v6_rcv_saddr",
+    "off_skc_v6_daddr",
+    "off_smc_clcsock",
+    "off_smc_conn",
+    "off_conn_lgr",
+    "off_conn_alert_token_local",
+    "off_conn_sndbuf_space",
+    "off_conn_peer_rmbe_space",
+    "off_conn_rx_prod",
+    "off_conn_bytes_to_rcv",
+    "off_lgr_is_smcd",
+    "off_pend_conn",
+    "off_pend_ctrl_seq",
+    "off_conn_tx_cdc_seq",
 ];
 
 /// Programs of monitor.bpf.c: (program, hook, return probe, what it measures).
@@ -439,8 +438,12 @@ struct Monitor {
 impl Monitor {
     fn load(threshold_us: u32) -> Result<Monitor, Failure> {
         let btf = KernelBtf::running().map_err(|e| Failure::new(exit::NO_BTF, e))?;
-        let mut values = Vec::with_capacity(MON_FIELDS.len());
-        for (global, path) in MON_FIELDS {
+        let mut values = Vec::with_capacity(MON_GLOBALS.len());
+        for global in MON_GLOBALS {
+            let path = offsets::field(global)
+                .with_context(|| format!("BPF monitor: {global} has no member path in offsets.rs"))
+                .map_err(|e| Failure::new(exit::BPF, e))?
+                .path;
             let off = btf
                 .resolve(path)
                 .with_context(|| format!("BPF monitor: kernel member {path}"))
@@ -679,6 +682,78 @@ fn write_ready(p: &Path) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// `MonConn`, `MonStage`, `MonAnomaly` and their array lengths mirror
+    /// monitor.h field for field: every member's offset and size, each
+    /// struct's size and alignment, as the C compiler lays them out.
+    #[test]
+    fn mon_conn_matches_monitor_h() {
+        use crate::c_layout::{c_values, field_size, header_source, struct_fields};
+        use std::mem::{align_of, offset_of, size_of};
+
+        macro_rules! fields {
+            ($out:ident, $t:ty, $c:literal: $($f:ident),* $(,)?) => {
+                $( $out.push((
+                    format!("{}.{}", $c, stringify!($f)),
+                    offset_of!($t, $f) as i64,
+                    field_size(|x: &$t| &x.$f) as i64,
+                )); )*
+                $out.push((format!("{}.#struct", $c), size_of::<$t>() as i64, align_of::<$t>() as i64));
+            };
+        }
+        let mut rust: Vec<(String, i64, i64)> = Vec::new();
+        fields!(rust, MonStage, "mon_stage": count, sum_ns, max_ns, hist);
+        fields!(rust, MonAnomaly, "mon_anomaly": tstamp_ns, lat_ns, stage, _pad);
+        fields!(rust, MonConn, "mon_conn":
+            stage, anomalies, anomaly_total, first_ns, closed_ns, rx_since_ns, rx_last_ns,
+            sndbuf_since_ns, peerwin_since_ns, saddr, daddr, token, family, sport, dport, smcd, _pad);
+
+        // every C member is listed above, in the same order
+        let src = header_source("monitor.h");
+        for s in ["mon_stage", "mon_anomaly", "mon_conn"] {
+            let prefix = format!("{s}.");
+            let listed: Vec<&str> = rust
+                .iter()
+                .filter_map(|(k, _, _)| k.strip_prefix(&prefix))
+                .filter(|f| *f != "#struct")
+                .collect();
+            assert_eq!(struct_fields(&src, s), listed, "members of struct {s}");
+        }
+
+        let mut exprs = Vec::new();
+        for (k, _, _) in &rust {
+            let (s, f) = k.split_once('.').unwrap();
+            if f == "#struct" {
+                exprs.push((format!("{k}.a"), format!("sizeof(struct {s})")));
+                exprs.push((format!("{k}.b"), format!("_Alignof(struct {s})")));
+            } else {
+                exprs.push((format!("{k}.a"), format!("offsetof(struct {s}, {f})")));
+                exprs.push((format!("{k}.b"), format!("sizeof(((struct {s} *)0)->{f})")));
+            }
+        }
+        for (c, _) in [
+            ("MON_STAGES", STAGES),
+            ("MON_ANOMALIES", ANOMALIES),
+            ("MON_HIST", HIST),
+        ] {
+            exprs.push((c.to_string(), c.to_string()));
+        }
+        let c = c_values("monitor.h", &exprs);
+        for (k, a, b) in &rust {
+            assert_eq!(
+                (c[&format!("{k}.a")], c[&format!("{k}.b")]),
+                (*a, *b),
+                "{k} (offset/size or size/align)"
+            );
+        }
+        for (n, v) in [
+            ("MON_STAGES", STAGES),
+            ("MON_ANOMALIES", ANOMALIES),
+            ("MON_HIST", HIST),
+        ] {
+            assert_eq!(c[n], v as i64, "{n}");
+        }
+    }
+
     fn row(token: u32, anomalies: u64, max_ns: u64) -> Row {
         let mut stages = [Stage::default(); STAGES];
         stages[1] = Stage {
@@ -785,15 +860,26 @@ mod tests {
         assert_eq!(j["conns"][0]["id"], "00000002");
     }
 
-    /// Every global MON_FIELDS sets exists in monitor.bpf.c (override_global would fail).
+    /// Every global MON_GLOBALS sets exists in monitor.bpf.c or the offsets.h
+    /// it includes (override_global would fail) and has a member path in
+    /// offsets.rs; every `off_*` global of the two is in MON_GLOBALS.
     #[test]
     fn fields_match_the_bpf_source() {
         let src = include_str!("../../recorder-ebpf/monitor.bpf.c");
-        for (g, _) in MON_FIELDS {
-            assert!(
-                src.contains(&format!("volatile const __u32 {g} = 0;")),
-                "{g}"
-            );
+        let shared = include_str!("../../recorder-ebpf/offsets.h");
+        assert!(src.contains("#include \"offsets.h\""));
+        for g in MON_GLOBALS {
+            let decl = format!("volatile const __u32 {g} = 0;");
+            assert!(src.contains(&decl) || shared.contains(&decl), "{g}");
+            assert!(offsets::field(g).is_some(), "{g} not in offsets.rs");
+        }
+        for text in [src, shared] {
+            for decl in text.split("volatile const __u32 ").skip(1) {
+                let g = decl.split(' ').next().unwrap();
+                if g.starts_with("off_") {
+                    assert!(MON_GLOBALS.contains(&g), "{g} not in MON_GLOBALS");
+                }
+            }
         }
         for (p, hook, ret, _) in MON_PROGRAMS {
             let sec = if *ret { "kretprobe" } else { "kprobe" };

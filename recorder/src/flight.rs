@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
-use smctrace_format::event::{self, EventRef};
+use smctrace_format::event::{self, EventKind, EventRef};
 use smctrace_format::EncodedChunk;
 
 /// Kernel-side lost counters (per possible CPU) minus a base, CPU by CPU.
@@ -211,14 +211,12 @@ impl TriggerCheck {
 
     /// The reason this record fires a trigger, if it does.
     pub fn check(&mut self, rec: &[u8]) -> Option<String> {
-        if rec.len() < event::HDR_LEN {
-            return None;
-        }
-        let kind = u16::from_le_bytes([rec[0], rec[1]]);
-        let interesting = match kind {
-            4 => self.fallback,
-            6 => self.link_down,
-            16 | 20 | 21 => self.slow_ns.is_some(),
+        let interesting = match event::peek_kind(rec) {
+            Some(EventKind::Fallback) => self.fallback,
+            Some(EventKind::LinkDown) => self.link_down,
+            Some(EventKind::SendMsg | EventKind::CdcSend | EventKind::CdcTxDone) => {
+                self.slow_ns.is_some()
+            }
             _ => false,
         };
         if !interesting {

@@ -8,7 +8,7 @@
 //! fatal: the recording goes on with what the kernel allows.
 //!
 //! Each kprobe/kretprobe probe is attached as fentry/fexit first (its `_fe`
-//! twin programs, loaded by `tracing.rs` because aya cannot attach to module
+//! twin programs, loaded by `fentry.rs` because aya cannot attach to module
 //! functions) and falls back to its kprobes when that fails; the probe's
 //! `attach_type` says which one attached. `SMC_RECORD_ATTACH=kprobe` in the
 //! environment forces kprobes everywhere (for comparisons).
@@ -22,9 +22,9 @@ use aya::programs::{KProbe, RawTracePoint};
 use aya::{Ebpf, EbpfLoader};
 use smctrace_format::meta::{Filters, ProbeInfo};
 
+use crate::fentry::{self, TracingObject};
 use crate::offsets::KernelBtf;
 use crate::probes::{preferred_tracepoint, Attach, Probe, PROBES};
-use crate::tracing::{self, TracingObject};
 
 static BPF_OBJ: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/smc_record.bpf.o"));
 
@@ -77,7 +77,7 @@ fn tracing_setup(ebpf: &Ebpf) -> Result<(TracingObject, OwnedFd), String> {
     if std::env::var(ATTACH_ENV).is_ok_and(|v| v == "kprobe") {
         return Err(format!("{ATTACH_ENV}=kprobe"));
     }
-    let btf_fd = tracing::module_btf_fd("smc").map_err(|e| format!("{e:#}"))?;
+    let btf_fd = fentry::module_btf_fd("smc").map_err(|e| format!("{e:#}"))?;
     let obj = TracingObject::new(BPF_OBJ, ebpf).map_err(|e| format!("{e:#}"))?;
     Ok((obj, btf_fd))
 }
@@ -99,8 +99,8 @@ fn attach_tracing(
     let mut out = Vec::new();
     for (name, how) in order {
         let kind = match how {
-            Attach::KProbe => tracing::Kind::FEntry,
-            Attach::KRetProbe => tracing::Kind::FExit,
+            Attach::KProbe => fentry::Kind::FEntry,
+            Attach::KRetProbe => fentry::Kind::FExit,
             Attach::RawTp => anyhow::bail!("raw tracepoint probe"),
         };
         let (prog, link) =
@@ -476,6 +476,33 @@ impl Loaded {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The filter flags are those of `smc_record.h` (the BPF program tests
+    /// `filter_flags` against the C names), every one of them.
+    #[test]
+    fn filter_flags_match_smc_record_h() {
+        let rust = [
+            ("FLT_PID", FLT_PID),
+            ("FLT_COMM", FLT_COMM),
+            ("FLT_PORT", FLT_PORT),
+            ("FLT_NETNS", FLT_NETNS),
+            ("FLT_CONN", FLT_CONN),
+        ];
+        let src = crate::c_layout::header_source("smc_record.h");
+        let mut names = crate::c_layout::defines(&src, "FLT_");
+        names.sort();
+        let mut want: Vec<String> = rust.iter().map(|(n, _)| n.to_string()).collect();
+        want.sort();
+        assert_eq!(names, want, "FLT_* of smc_record.h and loader.rs differ");
+        let exprs: Vec<(String, String)> = rust
+            .iter()
+            .map(|(n, _)| (n.to_string(), n.to_string()))
+            .collect();
+        let c = crate::c_layout::c_values("smc_record.h", &exprs);
+        for (n, v) in rust {
+            assert_eq!(c[n], v as i64, "{n}");
+        }
+    }
 
     fn kernel(name: &str) -> Option<KernelBtf> {
         crate::offsets::test_btf::kernel(name)

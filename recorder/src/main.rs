@@ -4,8 +4,11 @@
 //! analyze (that is smc-analyze) and it does not define the file format (that
 //! is the smctrace-format crate). See docs/recorder.md.
 
+#[cfg(test)]
+mod c_layout;
 mod conns;
 mod dump;
+mod fentry;
 mod flight;
 mod loader;
 mod offsets;
@@ -14,7 +17,6 @@ mod pipeline;
 mod privs;
 mod probes;
 mod record;
-mod tracing;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -44,8 +44,10 @@ const fn f(global: &'static str, path: &'static str) -> FieldSpec {
     }
 }
 
-/// Every member the BPF programs read. Keep in sync with the `off_*` globals
-/// of `recorder-ebpf/smc_record.bpf.c` (a test checks every name exists there).
+/// Every member the recorder's BPF program reads: the `off_*` globals of
+/// `recorder-ebpf/smc_record.bpf.c` and of `recorder-ebpf/offsets.h`, which it
+/// shares with the `conns` monitor (tests in `probes.rs` and `conns.rs` check
+/// the names against the C sources).
 pub const FIELDS: &[FieldSpec] = &[
     f("off_socket_sk", "socket.sk"),
     f("off_skc_family", "sock_common.skc_family"),
@@ -125,6 +127,21 @@ pub const FIELDS: &[FieldSpec] = &[
     f("off_pend_p_cursor", "smc_cdc_tx_pend.p_cursor"),
     f("off_pend_ctrl_seq", "smc_cdc_tx_pend.ctrl_seq"),
 ];
+
+/// Members only the `conns` BPF monitor (`recorder-ebpf/monitor.bpf.c`) reads;
+/// the ones it shares with the recorder are in [`FIELDS`].
+pub const MONITOR_ONLY_FIELDS: &[FieldSpec] = &[
+    f("off_conn_peer_rmbe_space", "smc_connection.peer_rmbe_space"),
+    f("off_conn_tx_cdc_seq", "smc_connection.tx_cdc_seq"),
+];
+
+/// The entry of [`FIELDS`] or [`MONITOR_ONLY_FIELDS`] for the global `global`.
+pub fn field(global: &str) -> Option<&'static FieldSpec> {
+    FIELDS
+        .iter()
+        .chain(MONITOR_ONLY_FIELDS)
+        .find(|f| f.global == global)
+}
 
 /// vmlinux BTF plus the smc module's split BTF.
 pub struct KernelBtf {
@@ -487,6 +504,9 @@ mod tests {
             .filter_map(|(g, r)| r.as_ref().err().map(|e| format!("{g}: {e}")))
             .collect();
         assert!(failed.is_empty(), "unresolved: {failed:#?}");
+        for spec in MONITOR_ONLY_FIELDS {
+            k.resolve(spec.path).unwrap();
+        }
         // sock_common starts every sock; smc_sock.sk (or the union holding it) is first.
         assert_eq!(k.resolve("smc_sock.sk").unwrap().byte, 0);
         let _ = smc_sk_in_union;

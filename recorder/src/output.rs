@@ -29,7 +29,7 @@ use smctrace_format::{EncodedChunk, TrailerInput, WriteSummary, Writer, WriterOp
 
 use crate::flight::{lost_delta, ChunkRing, HeldChunk};
 use smctrace_format::encode_chunk;
-use smctrace_format::event::HDR_LEN;
+use smctrace_format::event::{self, EventKind, HDR_LEN};
 
 /// The CONNECT and CONN_INFO records of connections that were open at some
 /// time a file may still start at. A CLOSE does not forget a connection at
@@ -61,27 +61,31 @@ impl Identities {
     /// Scan the raw records of one chunk.
     pub fn scan(&mut self, raw: &[u8]) {
         let mut off = 0;
-        while off + HDR_LEN <= raw.len() {
-            let kind = u16::from_le_bytes([raw[off], raw[off + 1]]);
-            let len = u16::from_le_bytes([raw[off + 2], raw[off + 3]]) as usize;
+        while let Some(hdr) = event::peek(&raw[off..]) {
+            let len = hdr.len as usize;
             if len < HDR_LEN || off + len > raw.len() {
                 return;
             }
             let rec = &raw[off..off + len];
             off += len;
-            // CONNECT 1, CONN_INFO 2, CLOSE 5: the sock id follows the header in all three.
-            if !matches!(kind, 1 | 2 | 5) || rec.len() < HDR_LEN + 8 {
+            let kind = EventKind::from_u16(hdr.kind);
+            if !matches!(
+                kind,
+                Some(EventKind::Connect | EventKind::ConnInfo | EventKind::Close)
+            ) {
                 continue;
             }
-            let ts = u64::from_le_bytes(rec[8..16].try_into().expect("8 bytes"));
-            let sock = u64::from_le_bytes(rec[HDR_LEN..HDR_LEN + 8].try_into().expect("8 bytes"));
-            if kind == 5 {
+            let Some(sock) = event::peek_sock(rec) else {
+                continue;
+            };
+            let ts = hdr.ts_ns;
+            if kind == Some(EventKind::Close) {
                 if let Some(t) = self.open.get_mut(&sock) {
                     t.closed_at = Some(ts);
                 }
             } else if self.open.len() < IDENTITIES_MAX || self.open.contains_key(&sock) {
                 let t = self.open.entry(sock).or_default();
-                if kind == 1 || t.closed_at.is_some() {
+                if kind == Some(EventKind::Connect) || t.closed_at.is_some() {
                     // A new connect on a reused socket address starts over.
                     t.recs.clear();
                     t.closed_at = None;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use aya::maps::{MapData, RingBuf};
-use smctrace_format::event::HDR_LEN;
+use smctrace_format::event::{self, HDR_LEN};
 use smctrace_format::{ChunkCodec, ChunkEncoder};
 
 use crate::flight::TriggerCheck;
@@ -208,9 +208,8 @@ fn drain_loop(
         let stopping = stop.load(Ordering::Acquire);
         while let Some(item) = ring.next() {
             let rec: &[u8] = &item;
-            match record_len(rec) {
-                Some(len) => {
-                    let ts = u64::from_le_bytes(rec[8..16].try_into().unwrap());
+            match record_len_ts(rec) {
+                Some((len, ts)) => {
                     batch.push(&rec[..len], ts);
                     if check_triggers && batch.trigger.is_none() {
                         batch.trigger = opts.triggers.check(&rec[..len]);
@@ -271,13 +270,11 @@ fn send(
     Ok(())
 }
 
-/// Length of a well-formed record at the start of a ring buffer item.
-fn record_len(item: &[u8]) -> Option<usize> {
-    if item.len() < HDR_LEN {
-        return None;
-    }
-    let len = u16::from_le_bytes([item[2], item[3]]) as usize;
-    (len >= HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some(len)
+/// Length and timestamp of a well-formed record at the start of a ring buffer item.
+fn record_len_ts(item: &[u8]) -> Option<(usize, u64)> {
+    let hdr = event::peek(item)?;
+    let len = hdr.len as usize;
+    (len >= HDR_LEN && len <= item.len() && len.is_multiple_of(8)).then_some((len, hdr.ts_ns))
 }
 
 /// Compress every chunk and hand it to the output. On the first failure (a
@@ -334,16 +331,17 @@ mod tests {
         let mut rec = vec![0u8; 48];
         rec[0] = 16; // kind
         rec[2] = 48; // len
-        assert_eq!(record_len(&rec), Some(48));
+        rec[8] = 7; // ts_ns
+        assert_eq!(record_len_ts(&rec), Some((48, 7)));
         rec[2] = 40; // shorter record in a padded item
-        assert_eq!(record_len(&rec), Some(40));
+        assert_eq!(record_len_ts(&rec), Some((40, 7)));
         rec[2] = 56; // longer than the item
-        assert_eq!(record_len(&rec), None);
+        assert_eq!(record_len_ts(&rec), None);
         rec[2] = 44; // not a multiple of 8
-        assert_eq!(record_len(&rec), None);
+        assert_eq!(record_len_ts(&rec), None);
         rec[2] = 8; // shorter than the header
-        assert_eq!(record_len(&rec), None);
-        assert_eq!(record_len(&rec[..10]), None);
+        assert_eq!(record_len_ts(&rec), None);
+        assert_eq!(record_len_ts(&rec[..10]), None);
     }
 
     #[test]

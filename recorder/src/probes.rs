@@ -452,11 +452,23 @@ mod tests {
                 );
             }
         }
+        let shared = include_str!("../../recorder-ebpf/offsets.h");
+        assert!(BPF_SRC.contains("#include \"offsets.h\""));
         for g in &globals {
+            let decl = format!("volatile const __u32 {g} = 0;");
             assert!(
-                BPF_SRC.contains(&format!("volatile const __u32 {g} = 0;")),
+                BPF_SRC.contains(&decl) || shared.contains(&decl),
                 "{g} not a BPF global"
             );
+        }
+        // and every offset global of the program has its member path in FIELDS
+        for text in [BPF_SRC, shared] {
+            for decl in text.split("volatile const __u32 ").skip(1) {
+                let g = decl.split(' ').next().unwrap();
+                if g.starts_with("off_") || g.starts_with("bit_") {
+                    assert!(globals.contains(&g), "{g} not in offsets::FIELDS");
+                }
+            }
         }
     }
 }

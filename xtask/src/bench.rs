@@ -864,7 +864,7 @@ fn bpf_table(
     // The kernel keeps the first 15 characters of a program name; bpftool shows the full
     // name from BTF when it has it. bpftool leaves out run_cnt/run_time_ns while they are 0.
     // smc-record loads its fentry/fexit twins without BTF, under a 15-character name that
-    // keeps the `_fe` suffix (recorder/src/tracing.rs `kernel_name`).
+    // keeps the `_fe` suffix (recorder/src/fentry.rs `kernel_name`).
     let stats = |name: &str| -> Option<(f64, f64)> {
         let short: String = match name.strip_suffix("_fe") {
             Some(base) if name.len() > 15 => format!("{}_fe", &base[..12.min(base.len())]),
