@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use smc_analyze::{check, duration, export, html, input, join, pcapng, plot, report};
+use smc_analyze::{duration, export, gate, html, info, input, join, pcapng, plot, report};
 
 /// Exit code when an output (stdout, CSV directory) cannot be written.
 const EXIT_OUTPUT: u8 = 3;
@@ -105,8 +105,8 @@ enum Cmd {
     /// CI gate: exit 0 if every rule holds, 1 with one line per violated rule (see docs/ci.md).
     Check {
         /// Upper bound STAGE.STAT=DURATION, e.g. e2e.p99=200us (repeatable). STAT: mean, min, p50, p90, p99, p99.9, max.
-        #[arg(long = "max", value_name = "RULE", value_parser = check::parse_max)]
-        max: Vec<check::MaxRule>,
+        #[arg(long = "max", value_name = "RULE", value_parser = gate::parse_max)]
+        max: Vec<gate::MaxRule>,
         /// Fail when any connection fell back to TCP.
         #[arg(long)]
         fail_on_fallback: bool,
@@ -114,7 +114,7 @@ enum Cmd {
         #[arg(long)]
         fail_on_loss: bool,
         /// Fail when more than PCT percent of the messages are incomplete.
-        #[arg(long, value_name = "PCT", value_parser = check::parse_pct)]
+        #[arg(long, value_name = "PCT", value_parser = gate::parse_pct)]
         fail_on_incomplete: Option<f64>,
         #[command(flatten)]
         sel: Selection,
@@ -238,7 +238,7 @@ fn print(text: &str) -> Result<(), Failure> {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match cli.cmd {
-        Cmd::Info { file } => print(&input::info(&file)?),
+        Cmd::Info { file } => print(&info::info(&file)?),
         Cmd::Report {
             sel,
             json,
@@ -365,13 +365,13 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let mut sink = report::ReportSink::new(options(&sel, 0, None));
             let (a, warnings) = analyze(&sel, &mut sink)?;
             let r = sink.finish(&a, &warnings);
-            let rules = check::Rules {
+            let rules = gate::Rules {
                 max,
                 fail_on_fallback,
                 fail_on_loss,
                 fail_on_incomplete_pct: fail_on_incomplete,
             };
-            let (bad, ok) = check::evaluate(&r, &rules);
+            let (bad, ok) = gate::evaluate(&r, &rules);
             let mut text = String::new();
             for l in &ok {
                 text.push_str(&format!("ok   {l}\n"));

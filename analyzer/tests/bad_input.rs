@@ -7,11 +7,10 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smc-analyze-bad-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmpdir("bad", name)
 }
 
 fn fixture(rel: &str) -> PathBuf {
@@ -21,10 +20,7 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 fn analyze(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smc-analyze"))
-        .args(args)
-        .output()
-        .expect("run smc-analyze")
+    common::run(args, &[])
 }
 
 /// The one stderr line of a refused input, checked for shape.

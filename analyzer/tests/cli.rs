@@ -3,23 +3,19 @@
 //! input. Golden tests on the lab's real recordings go in tests/golden.rs.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 use smc_analyze::synth::{write_recording, SimConn, SimMode, Synth};
 use smctrace_format::event::EventKind;
 
+mod common;
+
 fn tmpdir(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smc-analyze-cli-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    common::tmpdir("cli", name)
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_smc-analyze"))
-        .args(args)
-        .output()
-        .expect("run smc-analyze")
+    common::run(args, &[])
 }
 
 fn s(p: &Path) -> &str {

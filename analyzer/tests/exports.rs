@@ -7,34 +7,16 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use smctrace_format::event::{self, EventRef};
 use smctrace_format::Reader;
 
 mod common;
-use common::{bin, fixture};
+use common::{fixture, run, text};
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smc-analyze-exports-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str], files: &[PathBuf]) -> Output {
-    let mut c = Command::new(bin());
-    c.args(args);
-    c.args(files);
-    c.output().expect("run smc-analyze")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::tmpdir("exports", tag)
 }
 
 /// `tshark -r FILE -T fields -E separator=/t -e F...` as rows of columns.

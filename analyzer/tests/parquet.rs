@@ -13,7 +13,7 @@
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 
 use parquet::basic::{LogicalType, Repetition, Type as Physical};
 use parquet::file::reader::{FileReader, SerializedFileReader};
@@ -21,31 +21,12 @@ use parquet::file::statistics::Statistics;
 use parquet::record::Field;
 
 mod common;
-use common::{bin, fixture};
+use common::{fixture, run, text};
 use smc_analyze::synth::{write_recording, SimConn, SimMode, Synth};
 use smctrace_format::event::EventKind;
 
 fn tmpdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("smc-analyze-parquet-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn run(args: &[&str], files: &[PathBuf]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .args(files)
-        .output()
-        .expect("run smc-analyze")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
+    common::tmpdir("parquet", tag)
 }
 
 /// The type of one Parquet column, from the file's metadata.

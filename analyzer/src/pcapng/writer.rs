@@ -1,110 +1,51 @@
-//! `smc-analyze export --pcapng OUT`: the recording as packets, so an
-//! operator can open it in Wireshark next to a real capture. The recorder
-//! never sees packet bytes (only the kernel's view of each CLC and CDC
-//! message), so this module *synthesizes* frames that Wireshark's SMC
-//! dissector (`packet-smc.c`) decodes, from the recorded values:
-//!
-//! - CLC messages (`ST_EV_CLC`): Ethernet/IPv4|IPv6/TCP on the real clcsock
-//!   4-tuple, a CLC message of the recorded type, length and version with the
-//!   fields the recording knows (QPN, RMBE alert token and size, DMB token,
-//!   decline diagnosis); everything else is zero.
-//! - SMC-R CDCs (`ST_EV_CDC_SEND` / `ST_EV_CDC_RECV`): RoCEv2 frames
-//!   (Ethernet/IP/UDP 4791/BTH RC SEND ONLY/44-byte CDC/ICRC) with the real
-//!   destination QP and the recorded seqno, token, cursors and flags.
-//! - SMC-R RDMA writes: RoCEv2 RDMA WRITE ONLY with a RETH giving the RMBE
-//!   offset and length, carrying the payload bytes only when the recording
-//!   captured them (`smc-record --payload N`; a captured prefix is written
-//!   as a cut-short frame).
-//! - TCP SYN / SYN-ACK / ACK of each recorded client, with the SMC option.
-//! - SMC-D CDCs and ISM writes: a documented encapsulation on the IEEE local
-//!   experimental EtherType 0x88B5 (see docs/analyzer.md).
-//!
-//! One interface per recording and link (clcsock TCP, each SMC-R link, ISM),
-//! nanosecond timestamps on the reference clock, and per packet an
-//! `opt_comment` (connection, message, stage timings) and the `epb_flags`
-//! direction. Blocks are written by the `pcap-file` crate. Packets are
-//! collected and sorted by time before writing, so memory grows with the
-//! number of CLC/CDC/write events (about 200 bytes each).
+//! The writer: walks the recordings' CLC, CDC, RDMA-write and ISM events,
+//! places each on its interface and on the reference clock, attaches the
+//! matching message's timings as a comment, and writes the sorted packets
+//! as a pcapng file with the `pcap-file` crate.
 
-use std::borrow::Cow;
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::path::Path;
-use std::time::Duration;
+use super::*;
 
-use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
-use pcap_file::pcapng::blocks::interface_description::{
-    InterfaceDescriptionBlock, InterfaceDescriptionOption,
-};
-use pcap_file::pcapng::PcapNgWriter;
-use pcap_file::DataLink;
-use smctrace_format::event::{self, EventRef};
-use smctrace_format::Reader;
-
-use crate::join::{pt, Analysis, Dir, Message, STAGES};
-use crate::model::{Addr, Mode, Side};
-
-/// UDP destination port of RoCEv2.
-pub const ROCEV2_PORT: u16 = 4791;
-/// EtherType of the SMC-D encapsulation (IEEE 802 local experimental 1).
-pub const SMCD_ETHERTYPE: u16 = 0x88B5;
-/// Magic at the start of an SMC-D encapsulated frame.
-pub const SMCD_MAGIC: &[u8; 4] = b"smcd";
-/// BTH opcodes (RC).
-const OP_SEND_ONLY: u8 = 0x04;
-const OP_RDMA_WRITE_ONLY: u8 = 0x0A;
-/// EBCDIC eyecatchers.
-const EYE_SMCR: [u8; 4] = [0xE2, 0xD4, 0xC3, 0xD9];
-const EYE_SMCD: [u8; 4] = [0xE2, 0xD4, 0xC3, 0xC4];
-
-/// What was written.
-#[derive(Debug, Default)]
-pub struct ExportSummary {
-    pub interfaces: usize,
-    pub clc: u64,
-    pub cdc: u64,
-    pub writes: u64,
-    pub smcd: u64,
-    /// CLC receive events not written because the sender's frame was.
-    pub clc_merged: u64,
-    /// Events that could not be placed (no 4-tuple or no link known).
-    pub skipped: u64,
-}
+use smctrace_format::ClockRef;
 
 /// A CLC segment; sequence and acknowledgment numbers are assigned in time
 /// order when the file is written.
-struct Tcp {
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    dport: u16,
+pub(super) struct Tcp {
+    pub(super) src: IpAddr,
+    pub(super) dst: IpAddr,
+    pub(super) sport: u16,
+    pub(super) dport: u16,
     /// TCP flags (PSH|ACK for CLC data; SYN, SYN|ACK, ACK for the handshake).
-    flags: u8,
-    opts: Vec<u8>,
-    payload: Vec<u8>,
-    macs: (u8, u8),
+    pub(super) flags: u8,
+    pub(super) opts: Vec<u8>,
+    pub(super) payload: Vec<u8>,
+    pub(super) macs: (u8, u8),
 }
 
-struct Pkt {
-    ts: i128,
-    iface: u32,
-    data: Vec<u8>,
-    tcp: Option<Tcp>,
+pub(super) struct Pkt {
+    pub(super) ts: i128,
+    pub(super) iface: u32,
+    pub(super) data: Vec<u8>,
+    pub(super) tcp: Option<Tcp>,
     /// Length on the wire when `data` holds only the captured prefix.
-    orig_len: Option<u32>,
-    comment: String,
-    outbound: bool,
+    pub(super) orig_len: Option<u32>,
+    pub(super) comment: String,
+    pub(super) outbound: bool,
 }
 
 /// Interfaces in order of first use.
 #[derive(Default)]
-struct Ifaces {
-    keys: HashMap<(usize, String), u32>,
-    list: Vec<(String, String)>,
+pub(super) struct Ifaces {
+    pub(super) keys: HashMap<(usize, String), u32>,
+    pub(super) list: Vec<(String, String)>,
 }
 
 impl Ifaces {
-    fn get(&mut self, rec: usize, dev: String, name: impl FnOnce() -> (String, String)) -> u32 {
+    pub(super) fn get(
+        &mut self,
+        rec: usize,
+        dev: String,
+        name: impl FnOnce() -> (String, String),
+    ) -> u32 {
         let n = self.list.len() as u32;
         *self.keys.entry((rec, dev)).or_insert_with(|| {
             self.list.push(name());
@@ -113,295 +54,12 @@ impl Ifaces {
     }
 }
 
-fn ip_of(a: &Addr) -> Option<IpAddr> {
-    a.ip.parse().ok()
-}
-
-/// Locally administered MAC naming a recording's host (02:53:4d:43:00:rec).
-fn mac(rec_hint: u8) -> [u8; 6] {
-    [0x02, 0x53, 0x4d, 0x43, 0x00, rec_hint]
-}
-
-fn ones_sum(data: &[u8], mut sum: u32) -> u32 {
-    for c in data.chunks(2) {
-        sum += u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32;
-    }
-    sum
-}
-
-fn fold(mut sum: u32) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// Ethernet + IP header for an L4 payload; `l4` already holds its header.
-/// Returns the frame and the offset of the IP header. `l4_csum_at` (offset
-/// inside `l4`) receives the TCP checksum; UDP over IPv4 keeps 0 (allowed).
-fn ip_frame(
-    src: IpAddr,
-    dst: IpAddr,
-    proto: u8,
-    mut l4: Vec<u8>,
-    l4_csum_at: Option<usize>,
-    macs: (u8, u8),
-) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + 40 + l4.len());
-    f.extend_from_slice(&mac(macs.1));
-    f.extend_from_slice(&mac(macs.0));
-    match (src, dst) {
-        (IpAddr::V4(s), IpAddr::V4(d)) => {
-            if let Some(at) = l4_csum_at {
-                let mut sum = ones_sum(&s.octets(), 0);
-                sum = ones_sum(&d.octets(), sum);
-                sum += proto as u32 + l4.len() as u32;
-                let c = fold(ones_sum(&l4, sum));
-                l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-            }
-            f.extend_from_slice(&0x0800u16.to_be_bytes());
-            let mut h = [0u8; 20];
-            h[0] = 0x45;
-            h[2..4].copy_from_slice(&((20 + l4.len()) as u16).to_be_bytes());
-            h[6] = 0x40; // DF
-            h[8] = 64;
-            h[9] = proto;
-            h[12..16].copy_from_slice(&s.octets());
-            h[16..20].copy_from_slice(&d.octets());
-            let c = fold(ones_sum(&h, 0));
-            h[10..12].copy_from_slice(&c.to_be_bytes());
-            f.extend_from_slice(&h);
-        }
-        _ => {
-            let s6 = match src {
-                IpAddr::V4(a) => a.to_ipv6_mapped(),
-                IpAddr::V6(a) => a,
-            };
-            let d6 = match dst {
-                IpAddr::V4(a) => a.to_ipv6_mapped(),
-                IpAddr::V6(a) => a,
-            };
-            if let Some(at) = l4_csum_at {
-                let mut sum = ones_sum(&s6.octets(), 0);
-                sum = ones_sum(&d6.octets(), sum);
-                sum += l4.len() as u32 + proto as u32;
-                let c = fold(ones_sum(&l4, sum));
-                l4[at..at + 2].copy_from_slice(&c.to_be_bytes());
-            }
-            f.extend_from_slice(&0x86DDu16.to_be_bytes());
-            let mut h = [0u8; 40];
-            h[0] = 0x60;
-            h[4..6].copy_from_slice(&(l4.len() as u16).to_be_bytes());
-            h[6] = proto;
-            h[7] = 64;
-            h[8..24].copy_from_slice(&s6.octets());
-            h[24..40].copy_from_slice(&d6.octets());
-            f.extend_from_slice(&h);
-        }
-    }
-    f.extend_from_slice(&l4);
-    f
-}
-
-/// RoCEv2 invariant CRC (IBA Annex A17): CRC-32 over 8 bytes of 1s, the IP
-/// header with TOS/TTL/checksum (IPv4) or class/flow/hop limit (IPv6) set to
-/// 1s, the UDP header with its checksum set to 1s, the BTH with its reserved
-/// byte set to 1s, and the payload. Appended little-endian, as rxe does.
-fn append_icrc(frame: &mut Vec<u8>) {
-    let mut p = vec![0xffu8; 8];
-    let mut ip = frame[14..].to_vec();
-    let ip_len = if ip[0] >> 4 == 4 {
-        ip[1] = 0xff;
-        ip[8] = 0xff;
-        ip[10] = 0xff;
-        ip[11] = 0xff;
-        20
-    } else {
-        ip[0] |= 0x0f;
-        ip[1] = 0xff;
-        ip[2] = 0xff;
-        ip[3] = 0xff;
-        ip[7] = 0xff;
-        40
-    };
-    ip[ip_len + 6] = 0xff;
-    ip[ip_len + 7] = 0xff;
-    ip[ip_len + 8 + 4] = 0xff;
-    p.extend_from_slice(&ip);
-    let crc = crc32fast::hash(&p);
-    frame.extend_from_slice(&crc.to_le_bytes());
-}
-
-/// A RoCEv2 frame: UDP 4791, BTH, `payload`, ICRC. The IP/UDP lengths
-/// include the ICRC.
-#[allow(clippy::too_many_arguments)] // one argument per header field that varies, plus the payload
-fn rocev2(
-    src: IpAddr,
-    dst: IpAddr,
-    sport: u16,
-    opcode: u8,
-    dqp: u32,
-    psn: u32,
-    payload: &[u8],
-    macs: (u8, u8),
-) -> Vec<u8> {
-    let mut l4 = Vec::with_capacity(8 + 12 + payload.len() + 4);
-    l4.extend_from_slice(&sport.to_be_bytes());
-    l4.extend_from_slice(&ROCEV2_PORT.to_be_bytes());
-    l4.extend_from_slice(&((8 + 12 + payload.len() + 4) as u16).to_be_bytes());
-    l4.extend_from_slice(&[0, 0]);
-    // BTH: opcode, SE|M|pad|tver, P_Key, resv8a, dest QP, A|resv7, PSN.
-    l4.push(opcode);
-    l4.push(if opcode == OP_SEND_ONLY { 0x80 } else { 0x00 });
-    l4.extend_from_slice(&0xffffu16.to_be_bytes());
-    l4.push(0);
-    l4.extend_from_slice(&dqp.to_be_bytes()[1..]);
-    l4.push(0x80);
-    l4.extend_from_slice(&(psn & 0xff_ffff).to_be_bytes()[1..]);
-    l4.extend_from_slice(payload);
-    // The ICRC's 4 bytes are counted in the IP length: add a placeholder,
-    // build the frame, then replace it with the CRC over everything before.
-    l4.extend_from_slice(&[0; 4]);
-    let mut f = ip_frame(src, dst, 17, l4, None, macs);
-    f.truncate(f.len() - 4);
-    append_icrc(&mut f);
-    // IPv6 requires a UDP checksum (IPv4 may leave it 0, as RoCEv2 does);
-    // the ICRC masks that field, so it is filled in last.
-    if f[12..14] == [0x86, 0xDD] {
-        let mut sum = ones_sum(&f[22..54], 0);
-        sum += 17 + (f.len() - 54) as u32;
-        let c = match fold(ones_sum(&f[54..], sum)) {
-            0 => 0xffff,
-            c => c,
-        };
-        f[60..62].copy_from_slice(&c.to_be_bytes());
-    }
-    f
-}
-
-/// The 44-byte wire CDC (`struct smc_cdc_msg`, big-endian).
-pub fn cdc_bytes(c: &event::Cdc) -> [u8; 44] {
-    let mut b = [0u8; 44];
-    b[0] = 0xFE;
-    b[1] = 44;
-    b[2..4].copy_from_slice(&c.seqno.to_be_bytes());
-    b[4..8].copy_from_slice(&c.token.to_be_bytes());
-    b[10..12].copy_from_slice(&c.prod.wrap.to_be_bytes());
-    b[12..16].copy_from_slice(&c.prod.count.to_be_bytes());
-    b[18..20].copy_from_slice(&c.cons.wrap.to_be_bytes());
-    b[20..24].copy_from_slice(&c.cons.count.to_be_bytes());
-    b[24] = c.prod_flags;
-    b[25] = c.conn_state_flags;
-    b
-}
-
-/// `smc_compress_bufsize`: 0 = 16 KiB, n = 16 KiB << n.
-fn compress_bufsize(len: u32) -> u8 {
-    let mut n = 0u8;
-    while (16384u64 << n) < len as u64 && n < 15 {
-        n += 1;
-    }
-    n
-}
-
-/// What a synthesized CLC message carries besides its header.
-struct ClcFields {
-    smcd: bool,
-    qpn: u32,
-    alert_token: u32,
-    rmbe_size: u32,
-    dmb_token: u64,
-    diag: u32,
-}
-
-/// Minimal default lengths (v1) when the recorded length is unusable.
-fn clc_default_len(t: u8, smcd: bool) -> u16 {
-    match t {
-        1 => 52,
-        2 | 3 if smcd => 48,
-        2 | 3 => 68,
-        _ => 28,
-    }
-}
-
-/// A CLC message of `len` bytes: header, the known fields at their
-/// `struct smc_clc_msg_*` offsets, zeros, and the trailing eyecatcher.
-fn clc_bytes(t: u8, len: u16, version: u8, path: u8, f: &ClcFields) -> Vec<u8> {
-    let min = 12;
-    let len = if (len as usize) < min {
-        clc_default_len(t, f.smcd)
-    } else {
-        len
-    };
-    let eye = if f.smcd || path == b'D' || version >= 2 {
-        EYE_SMCD
-    } else {
-        EYE_SMCR
-    };
-    let mut b = vec![0u8; len as usize];
-    b[0..4].copy_from_slice(&eye);
-    b[4] = t;
-    b[5..7].copy_from_slice(&len.to_be_bytes());
-    b[7] = (version.max(1) & 0x0f) << 4 | if f.smcd { 0x01 } else { 0x00 };
-    let n = b.len();
-    b[n - 4..].copy_from_slice(&eye);
-    match t {
-        2 | 3 if !f.smcd && n >= 68 => {
-            b[38..41].copy_from_slice(&f.qpn.to_be_bytes()[1..]);
-            b[46..50].copy_from_slice(&f.alert_token.to_be_bytes());
-            b[50] = compress_bufsize(f.rmbe_size) << 4 | 3; // qp_mtu 3 = 1024
-        }
-        2 | 3 if f.smcd && n >= 48 => {
-            b[16..24].copy_from_slice(&f.dmb_token.to_be_bytes());
-        }
-        4 if n >= 28 => {
-            b[16..20].copy_from_slice(&f.diag.to_be_bytes());
-        }
-        _ => {}
-    }
-    b
-}
-
-fn tcp_segment(
-    sport: u16,
-    dport: u16,
-    seq: u32,
-    ack: u32,
-    flags: u8,
-    opts: &[u8],
-    payload: &[u8],
-) -> Vec<u8> {
-    let hl = 20 + opts.len();
-    let mut t = Vec::with_capacity(hl + payload.len());
-    t.extend_from_slice(&sport.to_be_bytes());
-    t.extend_from_slice(&dport.to_be_bytes());
-    t.extend_from_slice(&seq.to_be_bytes());
-    t.extend_from_slice(&ack.to_be_bytes());
-    t.push(((hl / 4) as u8) << 4);
-    t.push(flags);
-    t.extend_from_slice(&65535u16.to_be_bytes());
-    t.extend_from_slice(&[0, 0, 0, 0]);
-    t.extend_from_slice(opts);
-    t.extend_from_slice(payload);
-    t
-}
-
-fn clc_name(t: u8) -> &'static str {
-    match t {
-        1 => "proposal",
-        2 => "accept",
-        3 => "confirm",
-        4 => "decline",
-        _ => "unknown",
-    }
-}
-
-fn fmt_ns(ns: i64) -> String {
+pub(super) fn fmt_ns(ns: i64) -> String {
     crate::duration::fmt(ns)
 }
 
 /// The comment of a message: id, size, stream range and every known stage.
-fn message_comment(id: usize, m: &Message) -> String {
+pub(super) fn message_comment(id: usize, m: &Message) -> String {
     let mut s = format!(
         "msg {id} {} {} B stream [{}, {})",
         if m.dir == Dir::Forward { "->" } else { "<-" },
@@ -424,14 +82,14 @@ fn message_comment(id: usize, m: &Message) -> String {
 }
 
 /// Messages indexed by (side, seqno) for the sender's CDC and the receiver's.
-struct MsgIndex<'a> {
-    msgs: &'a [Message],
-    tx: HashMap<(usize, u16), Vec<usize>>,
-    rx: HashMap<(usize, u16), Vec<usize>>,
+pub(super) struct MsgIndex<'a> {
+    pub(super) msgs: &'a [Message],
+    pub(super) tx: HashMap<(usize, u16), Vec<usize>>,
+    pub(super) rx: HashMap<(usize, u16), Vec<usize>>,
 }
 
 impl<'a> MsgIndex<'a> {
-    fn new(msgs: &'a [Message]) -> MsgIndex<'a> {
+    pub(super) fn new(msgs: &'a [Message]) -> MsgIndex<'a> {
         let mut tx: HashMap<(usize, u16), Vec<usize>> = HashMap::new();
         let mut rx: HashMap<(usize, u16), Vec<usize>> = HashMap::new();
         for (i, m) in msgs.iter().enumerate() {
@@ -448,7 +106,7 @@ impl<'a> MsgIndex<'a> {
 
     /// Messages whose CDC this is: same side and seqno, the point nearest
     /// to `t` (the u16 seqno wraps), all messages sharing that CDC.
-    fn find(&self, tx: bool, side: usize, seqno: u16, t: i64) -> Vec<usize> {
+    pub(super) fn find(&self, tx: bool, side: usize, seqno: u16, t: i64) -> Vec<usize> {
         let map = if tx { &self.tx } else { &self.rx };
         let point = if tx { pt::CDC_SEND } else { pt::CDC_RECV };
         let Some(v) = map.get(&(side, seqno)) else {
@@ -473,15 +131,15 @@ impl<'a> MsgIndex<'a> {
 /// (`wrap * ring + count`). That offset is only right until the 16-bit wrap
 /// counter overflows; a side whose counter went backwards gets no payload.
 #[derive(Default)]
-struct PayloadStore {
-    chunks: std::collections::BTreeMap<u64, Vec<u8>>,
-    max_wrap: u16,
-    max_prod_wrap: u16,
-    overflowed: bool,
+pub(super) struct PayloadStore {
+    pub(super) chunks: std::collections::BTreeMap<u64, Vec<u8>>,
+    pub(super) max_wrap: u16,
+    pub(super) max_prod_wrap: u16,
+    pub(super) overflowed: bool,
 }
 
 impl PayloadStore {
-    fn see_wrap(max: &mut u16, overflowed: &mut bool, wrap: u16) {
+    pub(super) fn see_wrap(max: &mut u16, overflowed: &mut bool, wrap: u16) {
         if wrap.saturating_add(1) < *max {
             *overflowed = true;
         }
@@ -489,7 +147,7 @@ impl PayloadStore {
     }
 
     /// The captured bytes from `b` on, contiguous, at most up to `a`.
-    fn bytes(&self, b: u64, a: u64) -> Vec<u8> {
+    pub(super) fn bytes(&self, b: u64, a: u64) -> Vec<u8> {
         let mut out = Vec::new();
         if self.overflowed {
             return out;
@@ -518,13 +176,13 @@ impl PayloadStore {
 }
 
 /// Sides of each recording by sock id and by local alert token, in time order.
-struct SideIndex {
-    by_sock: HashMap<(usize, u64), Vec<usize>>,
-    by_token: HashMap<(usize, u32), Vec<usize>>,
+pub(super) struct SideIndex {
+    pub(super) by_sock: HashMap<(usize, u64), Vec<usize>>,
+    pub(super) by_token: HashMap<(usize, u32), Vec<usize>>,
 }
 
 impl SideIndex {
-    fn new(sides: &[Side]) -> SideIndex {
+    pub(super) fn new(sides: &[Side]) -> SideIndex {
         let mut by_sock: HashMap<(usize, u64), Vec<usize>> = HashMap::new();
         let mut by_token: HashMap<(usize, u32), Vec<usize>> = HashMap::new();
         for (i, s) in sides.iter().enumerate() {
@@ -539,7 +197,7 @@ impl SideIndex {
         SideIndex { by_sock, by_token }
     }
 
-    fn pick(v: Option<&Vec<usize>>, sides: &[Side], ts: u64) -> Option<usize> {
+    pub(super) fn pick(v: Option<&Vec<usize>>, sides: &[Side], ts: u64) -> Option<usize> {
         let v = v?;
         v.iter()
             .rev()
@@ -554,7 +212,7 @@ impl SideIndex {
 /// that fell back): like the analyzer's CDC bracketing, the smallest apparent
 /// one-way delay each way bounds the offset; the midpoint is taken. Needs CLC
 /// messages in both directions. Not used by the report.
-fn clc_offset(a: &Analysis, r: usize) -> Option<i64> {
+pub(super) fn clc_offset(a: &Analysis, r: usize) -> Option<i64> {
     if r == 0 {
         return Some(0);
     }
@@ -583,7 +241,7 @@ fn clc_offset(a: &Analysis, r: usize) -> Option<i64> {
 }
 
 /// The clcsock 4-tuple of a side: (local, remote).
-fn tuple(s: &Side) -> Option<(Addr, Addr)> {
+pub(super) fn tuple(s: &Side) -> Option<(Addr, Addr)> {
     if let Some(i) = &s.info {
         if i.local.port != 0 && i.remote.port != 0 {
             return Some((i.local.clone(), i.remote.clone()));
@@ -594,6 +252,10 @@ fn tuple(s: &Side) -> Option<(Addr, Addr)> {
 
 /// Write the pcapng of the analyzed recordings `paths` (in the order given
 /// to the analysis) to `out`. `conn_filter`: only the connection with this id.
+///
+/// The steps: open the recordings, read the CLC headers the receivers saw,
+/// turn each recording's events (and its clients' TCP handshakes) into
+/// packets on the reference clock, number the TCP segments, write the file.
 pub fn write(
     a: &Analysis,
     msgs: &[Message],
@@ -601,14 +263,7 @@ pub fn write(
     out: &Path,
     conn_filter: Option<u32>,
 ) -> Result<ExportSummary, String> {
-    let mut sum = ExportSummary::default();
     let sides = SideIndex::new(&a.sides);
-    let idx = MsgIndex::new(msgs);
-    let mut ifaces = Ifaces::default();
-    let mut pkts: Vec<Pkt> = Vec::new();
-    // PSNs per (recording, dest QP).
-    let mut psn: HashMap<(usize, u32), u32> = HashMap::new();
-
     let readers: Vec<Reader> = paths
         .iter()
         .map(|p| Reader::open(p).map_err(|e| e.to_string()))
@@ -616,8 +271,45 @@ pub fn write(
     // Wall time: the reference recording's clock when the offset is known,
     // else the recording's own clock.
     let ref_clock = readers[0].metadata().clock;
-    // The CLC header as each receiver saw it, by (side, type): the send
-    // hooks do not see the length (recorded as 0), the receive side does.
+    let clc_rx = received_clc_headers(a, &readers, &sides);
+    let mut packets = Packets {
+        a,
+        msgs,
+        idx: MsgIndex::new(msgs),
+        sides,
+        clc_rx,
+        conn_filter,
+        sum: ExportSummary::default(),
+        ifaces: Ifaces::default(),
+        pkts: Vec::new(),
+        psn: HashMap::new(),
+    };
+    for (r, reader) in readers.iter().enumerate() {
+        let place = Placement::new(a, r, reader, paths, ref_clock);
+        let mut payloads = captured_payloads(a, &packets.sides, r, reader);
+        packets.events(&place, reader, &mut payloads);
+        packets.handshakes(&place);
+    }
+    let Packets {
+        mut sum,
+        ifaces,
+        mut pkts,
+        ..
+    } = packets;
+    pkts.sort_by_key(|p| p.ts);
+    number_tcp_segments(&mut pkts);
+    write_blocks(out, &ifaces, &pkts)?;
+    sum.interfaces = ifaces.list.len();
+    Ok(sum)
+}
+
+/// The CLC header as each receiver saw it, by (side, type): the send
+/// hooks do not see the length (recorded as 0), the receive side does.
+fn received_clc_headers(
+    a: &Analysis,
+    readers: &[Reader],
+    sides: &SideIndex,
+) -> HashMap<(usize, u8), (u16, u8, u8)> {
     let mut clc_rx: HashMap<(usize, u8), (u16, u8, u8)> = HashMap::new();
     for (r, reader) in readers.iter().enumerate() {
         for c in reader.chunks() {
@@ -639,7 +331,29 @@ pub fn write(
             }
         }
     }
-    for (r, reader) in readers.iter().enumerate() {
+    clc_rx
+}
+
+/// Where one recording's packets go: its interfaces' names and its clock.
+struct Placement {
+    r: usize,
+    off: Option<i64>,
+    ref_clock: ClockRef,
+    own_clock: ClockRef,
+    host: String,
+    rec_desc: String,
+    /// The recording's host byte in the synthesized MAC addresses.
+    mhost: u8,
+}
+
+impl Placement {
+    fn new(
+        a: &Analysis,
+        r: usize,
+        reader: &Reader,
+        paths: &[std::path::PathBuf],
+        ref_clock: ClockRef,
+    ) -> Placement {
         let md = reader.metadata();
         let (off, off_from_clc) = match a.offset(r) {
             Some(o) => (Some(o), false),
@@ -647,12 +361,6 @@ pub fn write(
                 Some(o) => (Some(o), true),
                 None => (None, false),
             },
-        };
-        let wall = |ts: u64| -> i128 {
-            match off {
-                Some(o) => ref_clock.to_realtime_ns((ts as i64).saturating_sub(o).max(0) as u64),
-                None => md.clock.to_realtime_ns(ts),
-            }
         };
         let stem = paths[r]
             .file_stem()
@@ -677,41 +385,111 @@ pub fn write(
             md.kernel_release
         );
         let mhost = r as u8 + 1;
+        Placement {
+            r,
+            off,
+            ref_clock,
+            own_clock: md.clock,
+            host,
+            rec_desc,
+            mhost,
+        }
+    }
 
-        let mut payloads: HashMap<usize, PayloadStore> = HashMap::new();
-        for c in reader.chunks() {
-            let Ok(d) = c.and_then(|c| reader.decode(&c)) else {
+    /// Wall time of a timestamp of this recording (see [`write()`]).
+    fn wall(&self, ts: u64) -> i128 {
+        match self.off {
+            Some(o) => self
+                .ref_clock
+                .to_realtime_ns((ts as i64).saturating_sub(o).max(0) as u64),
+            None => self.own_clock.to_realtime_ns(ts),
+        }
+    }
+}
+
+/// The payload bytes a recording captured (`smc-record --payload N`), by side.
+fn captured_payloads(
+    a: &Analysis,
+    sides: &SideIndex,
+    r: usize,
+    reader: &Reader,
+) -> HashMap<usize, PayloadStore> {
+    let mut payloads: HashMap<usize, PayloadStore> = HashMap::new();
+    for c in reader.chunks() {
+        let Ok(d) = c.and_then(|c| reader.decode(&c)) else {
+            continue;
+        };
+        for ev in d.records() {
+            let Ok(ev) = ev else { break };
+            let EventRef::Payload(p, bytes) = ev else {
                 continue;
             };
-            for ev in d.records() {
-                let Ok(ev) = ev else { break };
-                let EventRef::Payload(p, bytes) = ev else {
-                    continue;
-                };
-                let Some(si) =
-                    SideIndex::pick(sides.by_sock.get(&(r, p.sock)), &a.sides, p.hdr.ts_ns)
-                else {
-                    continue;
-                };
-                let Some(ring) = a.sides[si]
-                    .info
-                    .as_ref()
-                    .map(|i| i.sndbuf_len as u64)
-                    .filter(|&l| l > 0)
-                else {
-                    continue;
-                };
-                let st = payloads.entry(si).or_default();
-                PayloadStore::see_wrap(&mut st.max_wrap, &mut st.overflowed, p.prep_before.wrap);
-                let n = (p.captured as usize)
-                    .min(bytes.len())
-                    .min(p.msg_len as usize);
-                st.chunks.insert(
-                    p.prep_before.wrap as u64 * ring + p.prep_before.count as u64,
-                    bytes[..n].to_vec(),
-                );
-            }
+            let Some(si) = SideIndex::pick(sides.by_sock.get(&(r, p.sock)), &a.sides, p.hdr.ts_ns)
+            else {
+                continue;
+            };
+            let Some(ring) = a.sides[si]
+                .info
+                .as_ref()
+                .map(|i| i.sndbuf_len as u64)
+                .filter(|&l| l > 0)
+            else {
+                continue;
+            };
+            let st = payloads.entry(si).or_default();
+            PayloadStore::see_wrap(&mut st.max_wrap, &mut st.overflowed, p.prep_before.wrap);
+            let n = (p.captured as usize)
+                .min(bytes.len())
+                .min(p.msg_len as usize);
+            st.chunks.insert(
+                p.prep_before.wrap as u64 * ring + p.prep_before.count as u64,
+                bytes[..n].to_vec(),
+            );
         }
+    }
+    payloads
+}
+
+/// The packets being collected, and what placing them needs.
+struct Packets<'a> {
+    a: &'a Analysis,
+    msgs: &'a [Message],
+    idx: MsgIndex<'a>,
+    sides: SideIndex,
+    clc_rx: HashMap<(usize, u8), (u16, u8, u8)>,
+    conn_filter: Option<u32>,
+    sum: ExportSummary,
+    ifaces: Ifaces,
+    pkts: Vec<Pkt>,
+    /// PSNs per (recording, dest QP).
+    psn: HashMap<(usize, u32), u32>,
+}
+
+impl Packets<'_> {
+    /// The CLC, CDC, RDMA-write and ISM packets of one recording's events.
+    fn events(
+        &mut self,
+        place: &Placement,
+        reader: &Reader,
+        payloads: &mut HashMap<usize, PayloadStore>,
+    ) {
+        let (a, msgs, conn_filter) = (self.a, self.msgs, self.conn_filter);
+        let (idx, sides, clc_rx) = (&self.idx, &self.sides, &self.clc_rx);
+        let (ifaces, pkts, psn, sum) = (
+            &mut self.ifaces,
+            &mut self.pkts,
+            &mut self.psn,
+            &mut self.sum,
+        );
+        let Placement {
+            r,
+            off,
+            ref host,
+            ref rec_desc,
+            mhost,
+            ..
+        } = *place;
+        let wall = |ts: u64| place.wall(ts);
         for c in reader.chunks() {
             let Ok(d) = c.and_then(|c| reader.decode(&c)) else {
                 continue;
@@ -779,7 +557,7 @@ pub fn write(
                         // per message: the sender's, or the receiver's when
                         // the sender was not recorded; the other time goes
                         // into the comment.
-                        let name = clc_name(e.clc_type);
+                        let name = ClcType::from_u8(e.clc_type);
                         let peer = a.peer(si).map(|p| &a.sides[p]);
                         let peer_ev = |dir: &str| {
                             peer.and_then(|p| {
@@ -869,7 +647,7 @@ pub fn write(
                             "conn {} clc {} {} ({} B, v{}{}) rc {}{other}{hdr_from} [synthesized: only the header, {} are from the recording]",
                             conn.id,
                             if tx { "tx" } else { "rx" },
-                            clc_name(e.clc_type),
+                            ClcType::from_u8(e.clc_type),
                             msg.len(),
                             version,
                             if e.clc_type == 4 { format!(", peer diagnosis {:#010x}", e.decline_diag) } else { String::new() },
@@ -1118,13 +896,25 @@ pub fn write(
                 }
             }
         }
+    }
 
-        // The TCP handshake of every client this recording saw connect:
-        // SYN at connect() with the SMC option (kind 254, magic E2D4C3D9),
-        // SYN-ACK and ACK just before the first CLC message (their real
-        // times are not recorded; they happened in between). The SYN-ACK
-        // carries the option when a proposal followed (the client sends one
-        // only then).
+    /// The TCP handshake of every client this recording saw connect:
+    /// SYN at connect() with the SMC option (kind 254, magic E2D4C3D9),
+    /// SYN-ACK and ACK just before the first CLC message (their real
+    /// times are not recorded; they happened in between). The SYN-ACK
+    /// carries the option when a proposal followed (the client sends one
+    /// only then).
+    fn handshakes(&mut self, place: &Placement) {
+        let (a, conn_filter) = (self.a, self.conn_filter);
+        let (ifaces, pkts) = (&mut self.ifaces, &mut self.pkts);
+        let Placement {
+            r,
+            ref host,
+            ref rec_desc,
+            mhost,
+            ..
+        } = *place;
+        let wall = |ts: u64| place.wall(ts);
         for (si, s) in a
             .sides
             .iter()
@@ -1145,7 +935,7 @@ pub fn write(
             let proposal = s
                 .clc
                 .iter()
-                .any(|c| c.dir == "tx" && c.clc_type == "proposal");
+                .any(|c| c.dir == "tx" && c.clc_type == ClcType::Proposal);
             let t_est = first_clc.unwrap_or(t_conn).max(t_conn);
             let iface = ifaces.get(r, "tcp".into(), || {
                 (
@@ -1230,10 +1020,11 @@ pub fn write(
             }
         }
     }
+}
 
-    pkts.sort_by_key(|p| p.ts);
-    // TCP sequence numbers per direction (relative, from 1), acks = the
-    // bytes seen in the other direction so far.
+/// TCP sequence numbers per direction (relative, from 1), acks = the
+/// bytes seen in the other direction so far; builds the TCP frames.
+fn number_tcp_segments(pkts: &mut [Pkt]) {
     let mut next: HashMap<(IpAddr, u16, IpAddr, u16), u32> = HashMap::new();
     for p in pkts.iter_mut() {
         if let Some(t) = p.tcp.take() {
@@ -1259,6 +1050,10 @@ pub fn write(
             p.data = ip_frame(t.src, t.dst, 6, seg, Some(16), t.macs);
         }
     }
+}
+
+/// The pcapng file: one interface description per interface, then the packets.
+fn write_blocks(out: &Path, ifaces: &Ifaces, pkts: &[Pkt]) -> Result<(), String> {
     let file =
         std::fs::File::create(out).map_err(|e| format!("{}: cannot create: {e}", out.display()))?;
     let werr = |e: pcap_file::PcapError| format!("{}: write failed: {e}", out.display());
@@ -1275,7 +1070,7 @@ pub fn write(
         })
         .map_err(werr)?;
     }
-    for p in &pkts {
+    for p in pkts {
         let ts = p.ts.max(0) as u128;
         w.write_pcapng_block(EnhancedPacketBlock {
             interface_id: p.iface,
@@ -1294,133 +1089,5 @@ pub fn write(
     w.get_mut()
         .flush()
         .map_err(|e| format!("{}: write failed: {e}", out.display()))?;
-    sum.interfaces = ifaces.list.len();
-    Ok(sum)
-}
-
-/// The 32-byte `struct smcd_cdc_msg` as the kernel lays it out (x86: little-endian).
-fn smcd_cdc_bytes(c: &event::Cdc) -> [u8; 32] {
-    let mut b = [0u8; 32];
-    b[0] = 0xFE;
-    let cur = |b: &mut [u8], cu: &event::Curs, pf: u8, cf: u8| {
-        b[0..2].copy_from_slice(&cu.wrap.to_le_bytes());
-        b[2..6].copy_from_slice(&cu.count.to_le_bytes());
-        b[6] = pf;
-        b[7] = cf;
-    };
-    cur(&mut b[8..16], &c.prod, c.prod_flags, c.conn_state_flags);
-    cur(&mut b[16..24], &c.cons, 0, 0);
-    b
-}
-
-/// An Ethernet frame with EtherType 0x88B5 carrying `p`.
-fn eth_raw(p: &[u8], macs: (u8, u8)) -> Vec<u8> {
-    let mut f = Vec::with_capacity(14 + p.len());
-    f.extend_from_slice(&mac(macs.1));
-    f.extend_from_slice(&mac(macs.0));
-    f.extend_from_slice(&SMCD_ETHERTYPE.to_be_bytes());
-    f.extend_from_slice(p);
-    f
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ipv4_header_checksum_verifies() {
-        let f = ip_frame(
-            "10.0.0.1".parse().unwrap(),
-            "10.0.0.2".parse().unwrap(),
-            6,
-            tcp_segment(1, 2, 1, 1, 0x18, &[], b"abc"),
-            Some(16),
-            (1, 2),
-        );
-        assert_eq!(fold(ones_sum(&f[14..34], 0)), 0);
-    }
-
-    /// Ones-complement sum of the IPv6 pseudo header and the L4 bytes: 0xffff when valid.
-    fn v6_l4_sum(f: &[u8], proto: u8) -> u16 {
-        let mut sum = ones_sum(&f[22..54], 0);
-        sum += proto as u32 + (f.len() - 54) as u32;
-        !fold(ones_sum(&f[54..], sum))
-    }
-
-    #[test]
-    fn ipv6_tcp_and_udp_checksums_verify() {
-        let (a, b): (IpAddr, IpAddr) = ("fd00::1".parse().unwrap(), "fd00::2".parse().unwrap());
-        let t = ip_frame(
-            a,
-            b,
-            6,
-            tcp_segment(1, 2, 1, 1, 0x18, &[], b"abcde"),
-            Some(16),
-            (1, 2),
-        );
-        assert_eq!(&t[12..14], &[0x86, 0xDD]);
-        assert_eq!(v6_l4_sum(&t, 6), 0xffff);
-        let u = rocev2(a, b, 0xC001, OP_SEND_ONLY, 7, 1, &[0xFE; 44], (1, 2));
-        assert_ne!(&u[60..62], &[0, 0]);
-        assert_eq!(v6_l4_sum(&u, 17), 0xffff);
-    }
-
-    #[test]
-    fn clc_accept_carries_qpn_and_token() {
-        let f = ClcFields {
-            smcd: false,
-            qpn: 0x123456,
-            alert_token: 0xdeadbeef,
-            rmbe_size: 65536,
-            dmb_token: 0,
-            diag: 0,
-        };
-        let b = clc_bytes(2, 68, 1, b'R', &f);
-        assert_eq!(&b[0..4], &EYE_SMCR);
-        assert_eq!(u16::from_be_bytes([b[5], b[6]]), 68);
-        assert_eq!(&b[38..41], &[0x12, 0x34, 0x56]);
-        assert_eq!(&b[46..50], &0xdeadbeefu32.to_be_bytes());
-        assert_eq!(b[50] >> 4, 2);
-        assert_eq!(&b[64..68], &EYE_SMCR);
-    }
-}
-
-#[cfg(test)]
-mod icrc_tests {
-    use super::*;
-
-    /// A CDC frame whose ICRC was computed independently with scapy's
-    /// `scapy.contrib.roce.BTH` (2.6): `Ether(frame)[BTH].icrc = None; raw(...)`.
-    #[test]
-    fn icrc_matches_an_independent_implementation() {
-        let c = event::Cdc {
-            seqno: 7,
-            token: 0x0102_0304,
-            prod: event::Curs {
-                count: 4160,
-                wrap: 1,
-                _pad: 0,
-            },
-            cons: event::Curs {
-                count: 64,
-                wrap: 0,
-                _pad: 0,
-            },
-            prod_flags: 0x10,
-            conn_state_flags: 0,
-            ..Default::default()
-        };
-        let f = rocev2(
-            "10.77.0.1".parse().unwrap(),
-            "10.77.0.2".parse().unwrap(),
-            0xC011,
-            OP_SEND_ONLY,
-            0x11,
-            5,
-            &cdc_bytes(&c),
-            (1, 2),
-        );
-        assert_eq!(f.len(), 14 + 20 + 8 + 12 + 44 + 4);
-        assert_eq!(&f[f.len() - 4..], &[0xc6, 0x2f, 0x2d, 0xcc]);
-    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! `smc-analyze check`: the CI latency gate. Rules are evaluated against the
+//! The CI latency gate (`smc-analyze check`). Rules are evaluated against the
 //! same [`Report`] the `report` command prints, so a number in a failing
 //! rule is the number an engineer finds in the report. Rule syntax and the
 //! exit codes are documented in docs/ci.md.
