@@ -166,6 +166,19 @@ series_files() {
 	done | sort -u
 }
 
+# copy_series_base DEST: the pristine files of $TREE the series touches (new files need no
+# copy) and all of net/smc's sources, into DEST, for the series to be applied there
+copy_series_base() {
+	series_files "$PATCHES" | while read -r f; do
+		[ -e "$TREE/$f" ] || continue
+		mkdir -p "$1/$(dirname "$f")"
+		cp -p "$TREE/$f" "$1/$f"
+	done
+	mkdir -p "$1/net/smc"
+	find "$TREE/net/smc" -maxdepth 1 -type f \( -name '*.[ch]' -o -name Makefile -o -name Kconfig \) \
+		-exec cp -p {} "$1/net/smc/" \;
+}
+
 # build_smc SRC M-DIR LOG: net/smc of SRC (a partial tree) as external modules of the stock
 # build, W=1; warnings fail. M-DIR is a path inside the build root.
 build_smc() {
@@ -214,13 +227,7 @@ if [ "$MODE" = check ]; then
 	C=$CACHE/check
 	rm -rf "$C"
 	mkdir -p "$C/src"
-	series_files "$PATCHES" | while read -r f; do
-		[ -e "$TREE/$f" ] || continue
-		mkdir -p "$C/src/$(dirname "$f")"
-		cp -p "$TREE/$f" "$C/src/$f"
-	done
-	cp -a "$TREE/net/smc/." "$C/src/net/smc/"
-	rm -f "$C/src/net/smc/"*.o "$C/src/net/smc/"*.ko "$C/src/net/smc/".*.cmd "$C/src/net/smc/"*.mod* "$C/src/net/smc/modules.order"
+	copy_series_base "$C/src"
 	mkdir -p "$C/src/scripts"
 	cp "$TREE/scripts/checkpatch.pl" "$TREE/scripts/spelling.txt" "$TREE/scripts/const_structs.checkpatch" "$C/src/scripts/"
 	g() { git -C "$C/src" -c user.name=smctrace-lab -c user.email=lab@smctrace.invalid "$@"; }
@@ -259,13 +266,7 @@ if [ "$MODE" = smc-modules ]; then
 	W=/build/smc-series
 	rm -rf "$ROOT$W"
 	mkdir -p "$ROOT$W/src"
-	# the files the series touches, copied from the stock tree (new files need no copy)
-	series_files "$PATCHES" | while read -r f; do
-		[ -e "$TREE/$f" ] || continue
-		mkdir -p "$ROOT$W/src/$(dirname "$f")"
-		cp -p "$TREE/$f" "$ROOT$W/src/$f"
-	done
-	cp -a "$TREE/net/smc/." "$ROOT$W/src/net/smc/"
+	copy_series_base "$ROOT$W/src"
 	for p in "$PATCHES"/[0-9]*.patch; do
 		case "$p" in *0000-cover-letter.patch) continue ;; esac
 		patch -d "$ROOT$W/src" -p1 --forward --quiet <"$p" || die "$(basename "$p") does not apply to $SOURCE_VER"
@@ -277,7 +278,21 @@ if [ "$MODE" = smc-modules ]; then
 		in_root strip --strip-debug "$W/m/$(basename "$ko")"
 		cp "$ko" "$OUT/"
 	done
-	say "the series' net/smc for $KVER: $(cd "$OUT" && echo *.ko)"
+	# the series' kselftest, if it has one: built with the HOST compiler, since the guests run
+	# the host's userland (Debian 12's glibc), against the series' uapi headers
+	ST=$ROOT$W/src/tools/testing/selftests
+	if [ -e "$ST/net/smc/Makefile" ]; then
+		cp "$TREE/tools/testing/selftests/lib.mk" "$TREE/tools/testing/selftests/"kselftest*.h "$ST/"
+		make -s -C "$ST/net/smc" CC=gcc OUTPUT="$ST/net/smc/out" \
+			KHDR_INCLUDES="-isystem $ROOT$W/m/include/uapi" >"$ROOT$W/selftest.log" 2>&1 ||
+			{ tail -20 "$ROOT$W/selftest.log" >&2; die "building the series' kselftest failed (log: $ROOT$W/selftest.log)"; }
+		if grep -E "warning:" "$ROOT$W/selftest.log" >&2; then
+			die "warnings building the series' kselftest (log: $ROOT$W/selftest.log)"
+		fi
+		mkdir -p "$OUT/selftest"
+		cp "$ST/net/smc/out/"* "$OUT/selftest/"
+	fi
+	say "the series' net/smc for $KVER: $(cd "$OUT" && echo *.ko) $(cd "$OUT" && find selftest -type f 2>/dev/null)"
 	exit 0
 fi
 case "$MODE" in
@@ -346,7 +361,7 @@ in_root sh -ec "cd $BUILD/linux-source-$SERIES
 # the options the lab cannot do without must have survived
 for opt in CONFIG_SMC=m CONFIG_SMC_DIAG=m CONFIG_DIBS=m CONFIG_DIBS_LO=y CONFIG_RDMA_RXE=m \
 	CONFIG_DEBUG_INFO_BTF=y CONFIG_DEBUG_INFO_BTF_MODULES=y CONFIG_KPROBES=y CONFIG_PVH=y \
-	CONFIG_NET_SCH_NETEM=m; do
+	CONFIG_NET_SCH_NETEM=m CONFIG_KUNIT=m; do
 	grep -qx "$opt" "$TREE/.config" || die "the kernel config lost $opt (see $TREE/.config)"
 done
 grep -qx '# CONFIG_SMC_HS_CTRL_BPF is not set' "$TREE/.config" ||
