@@ -180,6 +180,11 @@ fn lab_cases() -> Vec<LabCase> {
             kernel: Series::V7_3,
             record: false,
         },
+        LabCase {
+            scenario: Scenario::KernelTests,
+            kernel: Series::V7_3,
+            record: false,
+        },
     ]
 }
 

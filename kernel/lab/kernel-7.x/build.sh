@@ -283,6 +283,7 @@ if [ "$MODE" = smc-modules ]; then
 	ST=$ROOT$W/src/tools/testing/selftests
 	if [ -e "$ST/net/smc/Makefile" ]; then
 		cp "$TREE/tools/testing/selftests/lib.mk" "$TREE/tools/testing/selftests/"kselftest*.h "$ST/"
+		mkdir -p "$ST/net/smc/out"
 		make -s -C "$ST/net/smc" CC=gcc OUTPUT="$ST/net/smc/out" \
 			KHDR_INCLUDES="-isystem $ROOT$W/m/include/uapi" >"$ROOT$W/selftest.log" 2>&1 ||
 			{ tail -20 "$ROOT$W/selftest.log" >&2; die "building the series' kselftest failed (log: $ROOT$W/selftest.log)"; }
